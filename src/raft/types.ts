@@ -131,6 +131,8 @@ export interface Ready {
   messagesAfterPersist: Message[];
   committedEntries: Entry[];
   readStates: ReadState[];
+  /** Reads accepted by `readIndex` that will never be confirmed: leadership was lost. */
+  readsAborted: number[];
   /** The configuration after the conf changes in `committedEntries` (null if unchanged). */
   conf: ConfState | null;
   /** What `persisted` marks stable: last entry handed out (0 if none) and its term. */

@@ -1,0 +1,156 @@
+// What a leader knows about each follower: how far its log matches (`match`), what to send next
+// (`next`), and how replication to it is flowing (probe / replicate / snapshot), with a bounded
+// window of messages in flight.
+import { assert } from './assert.js';
+
+export enum ProgressState {
+  /** Unsure where the follower's log ends: one message at a time until it answers. */
+  Probe = 0,
+  /** The follower is keeping up: stream entries, bounded by the inflight window. */
+  Replicate = 1,
+  /** A snapshot is on its way; nothing else is sent until it is acknowledged or given up. */
+  Snapshot = 2,
+}
+
+/**
+ * The append messages in flight to one follower, as a ring of (last index, bytes). Full when
+ * either bound is reached; freed in order as the follower acknowledges.
+ */
+export class Inflights {
+  private readonly indexes: Float64Array;
+  private readonly sizes: Float64Array;
+  private start = 0;
+  count = 0;
+  bytes = 0;
+
+  constructor(readonly countMax: number, readonly bytesMax: number) {
+    assert(countMax > 0, 'inflight window needs a positive size');
+    this.indexes = new Float64Array(countMax);
+    this.sizes = new Float64Array(countMax);
+  }
+
+  add(index: number, bytes: number): void {
+    assert(this.count < this.countMax, 'inflights overflow');
+    const i = (this.start + this.count) % this.countMax;
+    this.indexes[i] = index;
+    this.sizes[i] = bytes;
+    this.count++;
+    this.bytes += bytes;
+  }
+
+  /** Frees every message whose last index is at most `index`. */
+  freeLE(index: number): void {
+    while (this.count > 0 && this.indexes[this.start]! <= index) {
+      this.bytes -= this.sizes[this.start]!;
+      this.start = (this.start + 1) % this.countMax;
+      this.count--;
+    }
+    if (this.count === 0) { this.start = 0; this.bytes = 0; }
+  }
+
+  full(): boolean {
+    return this.count === this.countMax || this.bytes >= this.bytesMax;
+  }
+
+  reset(): void {
+    this.start = 0;
+    this.count = 0;
+    this.bytes = 0;
+  }
+}
+
+export class Progress {
+  match = 0;
+  next = 1;
+  state = ProgressState.Probe;
+  /** In Probe: a message was sent and we wait for its answer (or the next heartbeat). */
+  probeSent = false;
+  pendingSnapshot = 0;
+  /** Leader ticks spent in Snapshot state; past a bound the snapshot is presumed lost. */
+  ticksInSnapshot = 0;
+  /** Heard from since the last check-quorum round. */
+  recentActive = false;
+  /** The highest heartbeat (read) round this follower acknowledged. */
+  roundAcked = 0;
+  readonly inflights: Inflights;
+
+  constructor(next: number, countMax: number, bytesMax: number) {
+    this.next = next;
+    this.inflights = new Inflights(countMax, bytesMax);
+  }
+
+  becomeProbe(): void {
+    if (this.state === ProgressState.Snapshot) {
+      this.next = Math.max(this.match + 1, this.pendingSnapshot + 1);
+    } else {
+      this.next = this.match + 1;
+    }
+    this.state = ProgressState.Probe;
+    this.probeSent = false;
+    this.pendingSnapshot = 0;
+    this.inflights.reset();
+  }
+
+  becomeReplicate(): void {
+    this.state = ProgressState.Replicate;
+    this.next = this.match + 1;
+    this.probeSent = false;
+    this.inflights.reset();
+  }
+
+  becomeSnapshot(index: number): void {
+    this.state = ProgressState.Snapshot;
+    this.pendingSnapshot = index;
+    this.ticksInSnapshot = 0;
+    this.probeSent = false;
+    this.inflights.reset();
+  }
+
+  /** The follower has everything up to `index`. Returns whether `match` moved. */
+  maybeUpdate(index: number): boolean {
+    let updated = false;
+    if (this.match < index) {
+      this.match = index;
+      updated = true;
+    }
+    this.probeSent = false;
+    if (this.next < index + 1) this.next = index + 1;
+    return updated;
+  }
+
+  /**
+   * The follower rejected an append after `rejected`; `hint` is the highest index at which
+   * the logs may match. Returns false when the rejection is stale and must be ignored.
+   */
+  maybeDecrTo(rejected: number, hint: number): boolean {
+    if (this.state === ProgressState.Replicate) {
+      if (rejected <= this.match) return false;
+      this.next = this.match + 1;
+      return true;
+    }
+    if (this.next - 1 !== rejected) return false;
+    this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1);
+    this.probeSent = false;
+    return true;
+  }
+
+  isPaused(): boolean {
+    switch (this.state) {
+      case ProgressState.Probe: return this.probeSent;
+      case ProgressState.Replicate: return this.inflights.full();
+      case ProgressState.Snapshot: return true;
+    }
+  }
+
+  /** Records an append that carried entries up to `last` (0 entries: last = next - 1). */
+  sentEntries(count: number, last: number, bytes: number): void {
+    if (this.state === ProgressState.Replicate) {
+      if (count > 0) {
+        this.next = last + 1;
+        this.inflights.add(last, bytes);
+      }
+    } else if (this.state === ProgressState.Probe) {
+      this.probeSent = true;
+    }
+  }
+}

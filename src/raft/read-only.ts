@@ -1,0 +1,92 @@
+// Linearizable reads by ReadIndex, batched into heartbeat rounds.
+//
+// A leader numbers each heartbeat broadcast (a "round"). A read that arrives is tagged with the
+// commit index at that moment and the next round; once a quorum has acknowledged a round at
+// least that new, no other leader can have been elected before the read arrived, so the read
+// may be served when the state machine reaches its index. Every read arriving between two
+// broadcasts shares one round: a thousand reads cost one heartbeat per follower.
+//
+// The same rounds give the leader its lease: if a quorum acknowledged round r, sent at tick t,
+// no member will vote for another candidate before t + ticksElection of its own clock
+// (check-quorum makes followers ignore votes while they hear from a leader), so up to
+// t + ticksElection - margin the leader may serve reads without a round at all.
+import { assert } from './assert.js';
+import type { ReadState } from './types.js';
+
+interface PendingRead {
+  requestId: number;
+  index: number;
+  round: number;
+}
+
+const SENT_TICKS_KEPT = 64;
+
+export class ReadOnly {
+  /** Number of the latest broadcast round. */
+  round = 0;
+  /** Reads arrived since the last broadcast: the next round must go out soon. */
+  roundWanted = false;
+  /** Highest round a quorum acknowledged. */
+  roundQuorum = 0;
+  private pending: PendingRead[] = [];
+  private head = 0;
+  /** Tick at which round r was sent, at r % SENT_TICKS_KEPT. */
+  private readonly sentTicks = new Float64Array(SENT_TICKS_KEPT);
+  private readonly sentRounds = new Float64Array(SENT_TICKS_KEPT);
+
+  constructor(readonly readsMax: number) {}
+
+  get size(): number {
+    return this.pending.length - this.head;
+  }
+
+  /** Queues a read to be confirmed by the next round. Returns false when the queue is full. */
+  add(requestId: number, index: number): boolean {
+    if (this.size >= this.readsMax) return false;
+    this.pending.push({ requestId, index, round: this.round + 1 });
+    this.roundWanted = true;
+    return true;
+  }
+
+  /** Starts a new round at `tick`; returns its number. */
+  startRound(tick: number): number {
+    this.round++;
+    this.roundWanted = false;
+    const slot = this.round % SENT_TICKS_KEPT;
+    this.sentTicks[slot] = tick;
+    this.sentRounds[slot] = this.round;
+    return this.round;
+  }
+
+  /** When round r went out, or -1 if it is too old to remember. */
+  sentTick(r: number): number {
+    const slot = r % SENT_TICKS_KEPT;
+    return this.sentRounds[slot] === r ? this.sentTicks[slot]! : -1;
+  }
+
+  /** A quorum acknowledged `r`: moves every read of round ≤ r to `out`. */
+  confirm(r: number, out: ReadState[]): void {
+    if (r <= this.roundQuorum) return;
+    assert(r <= this.round, `round ${r} acknowledged before it was sent (${this.round})`);
+    this.roundQuorum = r;
+    while (this.head < this.pending.length && this.pending[this.head]!.round <= r) {
+      const p = this.pending[this.head++]!;
+      out.push({ requestId: p.requestId, index: p.index });
+    }
+    if (this.head === this.pending.length) {
+      this.pending.length = 0;
+      this.head = 0;
+    }
+  }
+
+  /** Leadership was lost: returns the ids of every read still waiting. */
+  abort(): number[] {
+    const ids: number[] = [];
+    for (let i = this.head; i < this.pending.length; i++) ids.push(this.pending[i]!.requestId);
+    this.pending.length = 0;
+    this.head = 0;
+    this.roundWanted = false;
+    this.roundQuorum = this.round;
+    return ids;
+  }
+}
