@@ -321,7 +321,8 @@ export class RaftNode {
         if (pr.maybeUpdate(m.index)) {
           if (pr.state === ProgressState.Probe) {
             pr.becomeReplicate();
-          } else if (pr.state === ProgressState.Snapshot && pr.match >= pr.pendingSnapshot) {
+          } else if (pr.state === ProgressState.Snapshot && pr.match + 1 >= this.log.firstIndex()) {
+            // The follower has what it needs to continue from the log (usually the snapshot).
             pr.becomeProbe();
             pr.becomeReplicate();
           } else if (pr.state === ProgressState.Replicate) {
