@@ -48,6 +48,11 @@ export class Inflights {
     if (this.count === 0) { this.start = 0; this.bytes = 0; }
   }
 
+  /** Frees the oldest message, lost or not: lets one more out when the window is stuck full. */
+  freeFirstOne(): void {
+    if (this.count > 0) this.freeLE(this.indexes[this.start]!);
+  }
+
   full(): boolean {
     return this.count === this.countMax || this.bytes >= this.bytesMax;
   }

@@ -74,9 +74,11 @@ export class RaftNode {
     assert(cfg.ticksHeartbeat > 0 && cfg.ticksElection > cfg.ticksHeartbeat, 'need 0 < ticksHeartbeat < ticksElection');
     this.id = cfg.id;
     this.cfg = cfg;
-    this.log = new RaftLog(storage, hard.commit, cfg.applied);
-    this.trk = new Tracker(cfg.inflightMsgsMax, cfg.inflightBytesMax);
     const snap = storage.snapshot();
+    // Whatever a snapshot holds was applied, hence committed, even if the hard state that
+    // said so was lost with a torn write.
+    this.log = new RaftLog(storage, Math.max(hard.commit, snap.meta.index), cfg.applied);
+    this.trk = new Tracker(cfg.inflightMsgsMax, cfg.inflightBytesMax);
     this.trk.setConf(snap.meta.conf, this.log.lastIndex() + 1);
     // Conf changes between the snapshot and `applied` were applied by the host before a
     // restart; replay them so that the configuration matches the applied index.
@@ -129,6 +131,8 @@ export class RaftNode {
         for (const [id, pr] of this.trk.progress) pr.recentActive = id === this.id;
       }
       if (this.leadTransferee !== NONE) this.leadTransferee = NONE;
+      if (!this.trk.isVoter(this.id)) this.handOver();
+      if (this.role !== Role.Leader) return;
     }
     const ticksSnapshotMax = this.cfg.ticksElection * TICKS_SNAPSHOT_RESEND_FACTOR;
     for (const id of this.trk.members) {
@@ -227,6 +231,9 @@ export class RaftNode {
 
   private refusal(): { ok: false; code: ErrorCode; leader: NodeId } | null {
     if (this.role !== Role.Leader) return { ok: false, code: 'NOT_LEADER', leader: this.leader };
+    // A leader removed from the configuration only hands over (see handOver): were its log to
+    // grow past the voters', it would refuse their candidates as less up to date.
+    if (!this.trk.isVoter(this.id)) return { ok: false, code: 'NOT_LEADER', leader: this.leadTransferee };
     if (this.leadTransferee !== NONE) return { ok: false, code: 'LEADER_TRANSFERRING', leader: this.leadTransferee };
     return null;
   }
@@ -341,7 +348,11 @@ export class RaftNode {
       case MessageType.HeartbeatResp:
         pr.recentActive = true;
         pr.probeSent = false;
-        if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, false);
+        // Even with nothing new to send: an append whose entries the follower dropped would
+        // otherwise never be resent, and an empty append makes it say where it stands.
+        // A window full of appends that were all lost would block the follower for good.
+        if (pr.state === ProgressState.Replicate && pr.inflights.full()) pr.inflights.freeFirstOne();
+        if (pr.match < this.log.lastIndex()) this.sendAppend(m.from, true);
         if (m.context > pr.roundAcked && m.context <= this.reads.round) {
           pr.roundAcked = m.context;
           this.confirmRounds();
@@ -672,18 +683,39 @@ export class RaftNode {
     this.trk.setConf(next, this.log.lastIndex() + 1);
     this.confChanged = true;
     if (this.role !== Role.Leader) return;
-    if (!this.trk.isVoter(this.id) && !isJoint(next)) {
-      // Removed (or demoted) and the joint configuration is left: step down and let the
-      // remaining voters elect a leader among themselves.
-      this.becomeFollower(this.term, NONE);
-      return;
-    }
     if (this.leadTransferee !== NONE && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = NONE;
+    if (!this.trk.isVoter(this.id) && !isJoint(next)) this.handOver();
     this.forfeitLease(this.reads.round + 1);
     const self = this.trk.progress.get(this.id);
     if (self !== undefined && self.match === 0) self.match = this.log.stableIndex();
     if (this.maybeCommit()) this.appendWanted = true;
     this.confirmRounds();
+  }
+
+  /**
+   * This leader was removed (or demoted) and the joint configuration is left. Stepping down at
+   * once could strand the group: the voters may not know yet that the change committed (so
+   * they still need this member's vote) while this member's log is ahead of theirs. Instead it
+   * keeps replicating, without counting itself, until the most caught-up voter has everything,
+   * and then tells it to campaign. The transfer is retried every election timeout; check-quorum
+   * still deposes it if it is cut off.
+   */
+  private handOver(): void {
+    let best: NodeId = NONE;
+    let bestMatch = -1;
+    for (const id of this.trk.voterIds()) {
+      const pr = this.trk.progress.get(id);
+      if (pr !== undefined && pr.match > bestMatch) { best = id; bestMatch = pr.match; }
+    }
+    if (best === NONE) {
+      this.becomeFollower(this.term, NONE);
+      return;
+    }
+    this.leadTransferee = best;
+    this.leaseVoidForTerm = true;
+    this.forfeitLease(Infinity);
+    this.appendWanted = true;
+    if (bestMatch === this.log.lastIndex()) this.send(message(MessageType.TimeoutNow, this.id, best, this.term));
   }
 
   private replayConfChanges(lo: number, hi: number): void {
