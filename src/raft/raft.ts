@@ -123,16 +123,18 @@ export class RaftNode {
     this.electionElapsed++;
     if (this.electionElapsed >= this.cfg.ticksElection) {
       this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.trk.quorumActive(this.id)) {
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
+      // A transfer not done within an election timeout is abandoned.
+      const failed = this.leadTransferee;
+      this.leadTransferee = NONE;
+      if (!this.trk.isVoter(this.id)) this.handOver(failed);
+      if (this.role !== Role.Leader) return;
       if (this.cfg.checkQuorum) {
-        if (!this.trk.quorumActive(this.id)) {
-          this.becomeFollower(this.term, NONE);
-          return;
-        }
         for (const [id, pr] of this.trk.progress) pr.recentActive = id === this.id;
       }
-      if (this.leadTransferee !== NONE) this.leadTransferee = NONE;
-      if (!this.trk.isVoter(this.id)) this.handOver();
-      if (this.role !== Role.Leader) return;
     }
     const ticksSnapshotMax = this.cfg.ticksElection * TICKS_SNAPSHOT_RESEND_FACTOR;
     for (const id of this.trk.members) {
@@ -254,7 +256,10 @@ export class RaftNode {
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.context === CAMPAIGN_TRANSFER;
-        const inLease = this.cfg.checkQuorum && this.leader !== NONE && this.electionElapsed < this.cfg.ticksElection;
+        // With lease reads, a member that just started may have been in a leader's lease
+        // before it crashed: it keeps out of elections for its first election timeout.
+        const inLease = this.cfg.checkQuorum && this.electionElapsed < this.cfg.ticksElection &&
+          (this.leader !== NONE || (this.cfg.leaseRead && this.ticks < this.cfg.ticksElection));
         // A member that hears from a live leader ignores campaigns: this is what keeps a
         // partitioned or removed member from disrupting the group, and what makes leases sound.
         if (!force && inLease) return;
@@ -684,7 +689,7 @@ export class RaftNode {
     this.confChanged = true;
     if (this.role !== Role.Leader) return;
     if (this.leadTransferee !== NONE && !this.trk.isVoter(this.leadTransferee)) this.leadTransferee = NONE;
-    if (!this.trk.isVoter(this.id) && !isJoint(next)) this.handOver();
+    if (!this.trk.isVoter(this.id) && !isJoint(next)) this.handOver(NONE);
     this.forfeitLease(this.reads.round + 1);
     const self = this.trk.progress.get(this.id);
     if (self !== undefined && self.match === 0) self.match = this.log.stableIndex();
@@ -697,16 +702,23 @@ export class RaftNode {
    * once could strand the group: the voters may not know yet that the change committed (so
    * they still need this member's vote) while this member's log is ahead of theirs. Instead it
    * keeps replicating, without counting itself, until the most caught-up voter has everything,
-   * and then tells it to campaign. The transfer is retried every election timeout; check-quorum
-   * still deposes it if it is cut off.
+   * and then tells it to campaign. The target is the most caught-up voter heard from lately,
+   * other than `failed` (the previous target, which did not take over in time), so retries
+   * every election timeout rotate past a dead voter; check-quorum still deposes it if it is
+   * cut off.
    */
-  private handOver(): void {
+  private handOver(failed: NodeId): void {
     let best: NodeId = NONE;
-    let bestMatch = -1;
+    let bestScore = -Infinity;
     for (const id of this.trk.voterIds()) {
       const pr = this.trk.progress.get(id);
-      if (pr !== undefined && pr.match > bestMatch) { best = id; bestMatch = pr.match; }
+      if (pr === undefined || id === this.id) continue;
+      // Liveness first, then progress; the failed target only as a last resort.
+      const score = (id === failed ? 0 : 2) + (pr.recentActive ? 1 : 0);
+      const s = score * 1e15 + pr.match;
+      if (s > bestScore) { best = id; bestScore = s; }
     }
+    const bestMatch = best === NONE ? -1 : this.trk.progress.get(best)!.match;
     if (best === NONE) {
       this.becomeFollower(this.term, NONE);
       return;
