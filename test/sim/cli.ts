@@ -1,0 +1,123 @@
+// The simulator's command line:
+//   npm run sim -- --seeds N [--seed-start B] [--steps K] [--nodes N] [--groups G] [--clients C] [--jobs J]
+//   npm run sim -- --seed S [--trace] [--steps K] ...      (replay one seed, with details)
+// A step is one simulated millisecond of the chaos phase (default 10000, i.e. 10 s); the heal
+// and settle phases that follow are bounded separately (ten election timeouts each).
+// Prints one line per failing seed and a summary; exits 1 if any seed failed.
+import { defaultJobs, runSeeds, type SeedResult } from './pool.js';
+import { defaultOptions, type BugKind, type SimOptions } from './profile.js';
+
+interface Args {
+  seeds: number[];
+  replay: boolean;
+  base: Partial<Omit<SimOptions, 'seed'>>;
+  jobs: number;
+  verbose: boolean;
+}
+
+const USAGE = `usage: sim --seeds N [--seed-start B] | --seed S
+  [--steps K] [--nodes N] [--groups G] [--replicas R] [--clients C] [--keys K]
+  [--jobs J] [--trace] [--verbose] [--bug apply-twice|stale-read|forge-ack]`;
+
+function parseArgs(argv: string[]): Args {
+  const base: Partial<Omit<SimOptions, 'seed'>> = {};
+  let count = 100;
+  let start = 1;
+  let single: number | null = null;
+  let jobs = defaultJobs();
+  let verbose = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const num = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 0) throw new Error(`${a} needs a non-negative integer\n${USAGE}`);
+      return v;
+    };
+    switch (a) {
+      case '--seeds': count = num(); break;
+      case '--seed-start': start = num(); break;
+      case '--seed': single = num(); break;
+      case '--steps': base.steps = num(); break;
+      case '--nodes': base.nodes = num(); break;
+      case '--groups': base.groups = num(); break;
+      case '--replicas': base.replicasPerGroup = num(); break;
+      case '--clients': base.clients = num(); break;
+      case '--keys': base.keysPerGroup = num(); break;
+      case '--jobs': jobs = Math.max(1, num()); break;
+      case '--trace': base.trace = true; break;
+      case '--verbose': verbose = true; break;
+      case '--bug': base.bug = argv[++i] as BugKind; break;
+      case '--help': case '-h': console.log(USAGE); process.exit(0); break;
+      default: throw new Error(`unknown argument ${a}\n${USAGE}`);
+    }
+  }
+  if ((base.nodes ?? defaultOptions.nodes) < 1 || (base.groups ?? defaultOptions.groups) < 1) throw new Error(`need at least one node and one group\n${USAGE}`);
+  if (single !== null) return { seeds: [single], replay: true, base, jobs: 1, verbose: true };
+  return { seeds: Array.from({ length: count }, (_, i) => start + i), replay: false, base, jobs, verbose };
+}
+
+function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return i < 0 ? s : s.slice(0, i);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const t0 = performance.now();
+  let failures = 0;
+  let undecided = 0;
+  let ops = 0;
+  let indeterminate = 0;
+  const totals: Record<string, number> = {};
+  const onResult = (r: SeedResult): void => {
+    ops += r.ops;
+    indeterminate += r.opsIndeterminate;
+    for (const [k, v] of Object.entries(r.stats)) totals[k] = (totals[k] ?? 0) + v;
+    if (r.outcome === 'undecided') {
+      undecided++;
+      if (args.verbose) console.log(`UNDECIDED ${firstLine(r.failure ?? '')}`);
+    }
+    if (r.outcome === 'failed' || r.outcome === 'violation') {
+      failures++;
+      console.log(`FAIL ${args.verbose ? r.failure : firstLine(r.failure ?? '')}`);
+      if (!args.replay) console.log(`  replay: npm run sim -- --seed ${r.seed}${argsForReplay(args)} --trace`);
+    }
+    if (args.replay) {
+      console.log(`seed ${r.seed}: ${r.outcome}; ${r.ops} ops (${r.opsIndeterminate} indeterminate), ${r.simMs.toFixed(0)} simulated ms, ${r.events} events, trace ${r.traceHash}`);
+      console.log(`  profile: ${r.profile}`);
+      console.log(`  stats: ${JSON.stringify(r.stats)}`);
+      if (r.trace.length > 0) {
+        console.log(`  last ${r.trace.length} trace lines:`);
+        for (const l of r.trace) console.log(`  ${l}`);
+      }
+    }
+  };
+  await runSeeds({ seeds: args.seeds, base: args.base, jobs: args.jobs, onResult });
+  const wallS = (performance.now() - t0) / 1000;
+  console.log(
+    `seeds ${args.seeds.length}, failures ${failures}, undecided ${undecided}, ops checked ${ops}, ` +
+      `wall ${wallS.toFixed(1)}s (${args.jobs} job${args.jobs === 1 ? '' : 's'})`,
+  );
+  if (args.verbose || args.seeds.length > 1) {
+    console.log(`  ${indeterminate} ops indeterminate; faults and events: ${Object.entries(totals).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  }
+  process.exitCode = failures > 0 ? 1 : 0;
+}
+
+function argsForReplay(a: Args): string {
+  const b = a.base;
+  let s = '';
+  if (b.steps !== undefined) s += ` --steps ${b.steps}`;
+  if (b.nodes !== undefined) s += ` --nodes ${b.nodes}`;
+  if (b.groups !== undefined) s += ` --groups ${b.groups}`;
+  if (b.replicasPerGroup !== undefined) s += ` --replicas ${b.replicasPerGroup}`;
+  if (b.clients !== undefined) s += ` --clients ${b.clients}`;
+  if (b.keysPerGroup !== undefined) s += ` --keys ${b.keysPerGroup}`;
+  if (b.bug !== undefined && b.bug !== null) s += ` --bug ${b.bug}`;
+  return s;
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exitCode = 2;
+});
