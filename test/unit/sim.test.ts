@@ -98,3 +98,15 @@ for (const { bug, caughtBy, pattern } of BUGS) {
     assert.ok(bad.some((r) => pattern.test(r.failure!)), `bug ${bug} was never caught by ${caughtBy}: ${bad.map((r) => r.failure!.split('\n')[0]).join(' | ')}`);
   });
 }
+
+// Seeds that once exposed core bugs in longer runs (test/sim/FINDINGS.md), kept at their full
+// length as regression tests: F1 snapshot ahead of the durable commit (31), F2 a removed leader
+// stranding the group (429, 1073, 3155), F3 dropped appends never resent (619, 1993, 2041,
+// 3329, 3996).
+const REGRESSION_SEEDS = [31, 429, 619, 1073, 1993, 2041, 3155, 3329, 3996];
+
+test('seeds that once found core bugs pass at full length', async () => {
+  const results = await runSeeds({ seeds: REGRESSION_SEEDS, base: {} });
+  const bad = failures(results);
+  assert.deepEqual(bad.map((r) => r.failure!.split('\n')[0]), [], 'replay with npm run sim -- --seed S --trace');
+});
