@@ -2,14 +2,12 @@
 // the leases that keep a partitioned member from disrupting a healthy group.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, msg } from './harness.js';
+import { Cluster, msg, ledByOne } from './harness.js';
 import { MessageType, Role } from '../../src/raft/types.js';
 
 /** A three-member group where 1 leads at term 2 and every member has applied the bootstrap. */
-function ledByOne(overrides = {}): Cluster {
-  const c = new Cluster([1, 2, 3], overrides);
-  c.settle();
-  assert.ok(c.elect(1));
+function ledByOneAtTerm2(overrides = {}): Cluster {
+  const c = ledByOne(overrides);
   assert.equal(c.get(1).term, 2);
   return c;
 }
@@ -93,7 +91,7 @@ test('two candidates in one term cannot both win: the vote each member gave hold
 });
 
 test('vote restriction: a candidate whose log is less up-to-date is refused', () => {
-  const c = ledByOne({ preVote: false, checkQuorum: false });
+  const c = ledByOneAtTerm2({ preVote: false, checkQuorum: false });
   assert.ok(c.propose(1, 'a').ok);
   // 2's log: 1:1, 2:2, 3:2.
   assert.deepEqual(c.logTerms(2), ['1:1', '2:2', '3:2']);
@@ -148,7 +146,7 @@ test('a candidate needs a majority: one that reaches only a minority never leads
 });
 
 test('a leader that hears of a higher term steps down, and its uncommitted entries are replaced', () => {
-  const c = ledByOne();
+  const c = ledByOneAtTerm2();
   c.isolate(1);
   // 1 still believes it leads and accepts a proposal nobody will see.
   assert.ok(c.propose(1, 'lost').ok);
@@ -171,7 +169,7 @@ test('a leader that hears of a higher term steps down, and its uncommitted entri
 });
 
 test('a leader steps down when a member answers with a higher term', () => {
-  const c = ledByOne();
+  const c = ledByOneAtTerm2();
   // 2 saw a term-7 election that 1 missed; 1's next heartbeat reaches it and it answers.
   c.inject(msg(MessageType.AppResp, 2, 1, 7));
   assert.equal(c.get(1).role, Role.Follower);
@@ -215,7 +213,7 @@ test('randomized election timeout: every new attempt draws a new timeout in [tic
 });
 
 test('pre-vote: a partitioned member that rejoins does not bump the term or depose the leader', () => {
-  const c = ledByOne();
+  const c = ledByOneAtTerm2();
   c.isolate(3);
   c.tickAll(100);
   assert.ok(c.sentWhere(MessageType.PreVote, 3).length > 0, '3 tried to campaign');
@@ -231,7 +229,7 @@ test('pre-vote: a partitioned member that rejoins does not bump the term or depo
 });
 
 test('without pre-vote, the same rejoining member does depose the leader (what pre-vote prevents)', () => {
-  const c = ledByOne({ preVote: false });
+  const c = ledByOneAtTerm2({ preVote: false });
   c.isolate(3);
   c.tickAll(100);
   assert.ok(c.get(3).term > 2);
@@ -241,7 +239,7 @@ test('without pre-vote, the same rejoining member does depose the leader (what p
 });
 
 test('check-quorum: a leader cut off from a quorum steps down within 2·ticksElection ticks', () => {
-  const c = ledByOne();
+  const c = ledByOneAtTerm2();
   c.isolate(1);
   let t = 0;
   while (c.get(1).role === Role.Leader && t < 100) {
@@ -257,7 +255,7 @@ test('check-quorum: a leader cut off from a quorum steps down within 2·ticksEle
 });
 
 test('check-quorum: a leader that hears from a quorum keeps leading', () => {
-  const c = ledByOne();
+  const c = ledByOneAtTerm2();
   c.isolate(3);
   c.tickAll(100);
   assert.equal(c.get(1).role, Role.Leader);
@@ -265,14 +263,14 @@ test('check-quorum: a leader that hears from a quorum keeps leading', () => {
 });
 
 test('check-quorum off: an isolated leader keeps believing it leads', () => {
-  const c = ledByOne({ checkQuorum: false });
+  const c = ledByOneAtTerm2({ checkQuorum: false });
   c.isolate(1);
   c.tick(1, 100);
   assert.equal(c.get(1).role, Role.Leader);
 });
 
 test('lease: followers that hear from a live leader ignore Vote and PreVote of a higher term', () => {
-  const c = ledByOne();
+  const c = ledByOneAtTerm2();
   c.tickAll(2);
   for (const type of [MessageType.PreVote, MessageType.Vote]) {
     const out = c.answer(msg(type, 3, 2, 9, { index: 100, logTerm: 9 }));
@@ -288,7 +286,7 @@ test('lease: followers that hear from a live leader ignore Vote and PreVote of a
 });
 
 test('lease: once a follower has not heard from the leader for ticksElection ticks, it votes again', () => {
-  const c = ledByOne({ random: () => 0.99 });
+  const c = ledByOneAtTerm2({ random: () => 0.99 });
   c.isolate(2);
   // 2's election timeout is 19 ticks: after 10 silent ticks it is out of the lease but has not campaigned.
   for (let i = 0; i < 10; i++) c.get(2).tick();
@@ -300,7 +298,7 @@ test('lease: once a follower has not heard from the leader for ticksElection tic
 });
 
 test('a leader-transfer campaign cuts through the lease', () => {
-  const c = ledByOne();
+  const c = ledByOneAtTerm2();
   const out = c.answer(msg(MessageType.Vote, 3, 2, 3, { index: 2, logTerm: 2, context: 1 }));
   assert.deepEqual(out.map((m) => [m.type, m.reject, m.term]), [[MessageType.VoteResp, false, 3]]);
 });

@@ -284,3 +284,22 @@ export const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 export function msg(type: MessageType, from: NodeId, to: NodeId, term: number, fields: Partial<Message> = {}): Message {
   return { ...message(type, from, to, term), ...fields };
 }
+
+/**
+ * A 3-member group led by member 1. With lease reads, freshly started members stay out of
+ * elections for a timeout (they may have been in a lease before a crash): that passes first,
+ * with the network silent.
+ */
+export function ledByOne(overrides: Partial<RaftConfig> = {}): Cluster {
+  const c = new Cluster([1, 2, 3], overrides);
+  c.settle();
+  if (overrides.leaseRead === true) {
+    c.filter = () => false;
+    c.tickAll(10);
+    c.filter = () => true;
+  }
+  if (!c.elect(1)) throw new Error('member 1 did not win the first election');
+  return c;
+}
+
+export const entry = (index: number, term: number, data = ''): Entry => ({ index, term, type: EntryType.Normal, data: text(data) });

@@ -2,16 +2,9 @@
 // configuration's double majorities, and removing the leader itself.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, text } from './harness.js';
+import { Cluster, text, ledByOne } from './harness.js';
 import { ChangeType, decodeConfChange, isJoint, type Change } from '../../src/raft/conf-change.js';
 import { EntryType, MessageType, Role, type ConfState } from '../../src/raft/types.js';
-
-function ledByOne(overrides = {}): Cluster {
-  const c = new Cluster([1, 2, 3], overrides);
-  c.settle();
-  assert.ok(c.elect(1));
-  return c;
-}
 
 const conf = (voters: number[], votersOutgoing: number[] = [], learners: number[] = [], learnersNext: number[] = []): ConfState =>
   ({ voters, votersOutgoing, learners, learnersNext });

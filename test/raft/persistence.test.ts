@@ -2,17 +2,8 @@
 // without harm, and Readys may be in flight (pipelined) while earlier ones are being written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, msg, text } from './harness.js';
+import { Cluster, msg, text, ledByOne, entry } from './harness.js';
 import { EntryType, MessageType, Role, type Entry, type Message } from '../../src/raft/types.js';
-
-function ledByOne(overrides = {}): Cluster {
-  const c = new Cluster([1, 2, 3], overrides);
-  c.settle();
-  assert.ok(c.elect(1));
-  return c;
-}
-
-const entry = (index: number, term: number, data = ''): Entry => ({ index, term, type: EntryType.Normal, data: text(data) });
 
 
 test('a restart keeps term and vote: a member that voted in term T does not vote for another candidate in T', () => {

@@ -1,23 +1,9 @@
 // Linearizable reads: ReadIndex rounds batched on heartbeats, and leader leases.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, msg } from './harness.js';
+import { Cluster, msg, ledByOne } from './harness.js';
 import { ChangeType } from '../../src/raft/conf-change.js';
 import { MessageType, Role } from '../../src/raft/types.js';
-
-function ledByOne(overrides: { leaseRead?: boolean; checkQuorum?: boolean } = {}): Cluster {
-  const c = new Cluster([1, 2, 3], overrides);
-  c.settle();
-  if (overrides.leaseRead === true) {
-    // With lease reads, freshly started members stay out of elections for a timeout (they may
-    // have been in a lease before a crash): let that pass, with the network silent.
-    c.filter = () => false;
-    c.tickAll(10);
-    c.filter = () => true;
-  }
-  assert.ok(c.elect(1));
-  return c;
-}
 
 const heartbeatsFrom = (c: Cluster, id: number): number => c.sentWhere(MessageType.Heartbeat, id).length;
 

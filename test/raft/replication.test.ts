@@ -2,17 +2,8 @@
 // message bounds), durability before acknowledgement, and the limits on what a leader accepts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, msg, text } from './harness.js';
+import { Cluster, msg, text, ledByOne, entry } from './harness.js';
 import { EntryType, MessageType, Role, type Entry } from '../../src/raft/types.js';
-
-function ledByOne(overrides = {}): Cluster {
-  const c = new Cluster([1, 2, 3], overrides);
-  c.settle();
-  assert.ok(c.elect(1));
-  return c;
-}
-
-const entry = (index: number, term: number, data = ''): Entry => ({ index, term, type: EntryType.Normal, data: text(data) });
 
 
 test('log matching: a follower rejects an append whose previous entry does not match, and keeps its log', () => {

@@ -2,16 +2,9 @@
 // once (TimeoutNow), and refuses proposals meanwhile.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, text } from './harness.js';
+import { Cluster, text, ledByOne } from './harness.js';
 import { ChangeType } from '../../src/raft/conf-change.js';
 import { MessageType, Role } from '../../src/raft/types.js';
-
-function ledByOne(overrides = {}): Cluster {
-  const c = new Cluster([1, 2, 3], overrides);
-  c.settle();
-  assert.ok(c.elect(1));
-  return c;
-}
 
 test('transfer to an up-to-date follower: it leads the next term at once, without an election timeout', () => {
   const c = ledByOne();
