@@ -1,0 +1,298 @@
+// One group's view of the shared write-ahead log: its hard state, its latest snapshot marker,
+// and an index from log index to where each live entry sits (segment, offset, length), with
+// the payloads of recent entries cached in memory. It implements the Raft core's LogStorage,
+// so the core reads entries from here: from memory in the common case, from the segment file
+// for laggards.
+import { assert } from '../raft/assert.js';
+import { emptyConf } from '../raft/conf-change.js';
+import type { Entry, EntryType, HardState, LogStorage, Snapshot, SnapshotMeta } from '../raft/types.js';
+
+export type SegmentReader = (seg: number, offset: number, bytes: number) => Uint8Array;
+export type SnapshotDataSource = (group: number, meta: SnapshotMeta) => Uint8Array;
+
+const EMPTY = new Uint8Array(0);
+const CAPACITY_MIN = 16;
+const ENTRIES_CACHED_MAX = 1 << 20;
+
+export class GroupLog implements LogStorage {
+  hardState: HardState = { term: 0, vote: 0, commit: 0 };
+  snap: SnapshotMeta = { index: 0, term: 0, conf: emptyConf() };
+  /** Segments holding this group's newest hard state, snapshot marker and compact marker (-1: none). */
+  hardStateSeg = -1;
+  snapSeg = -1;
+  compactSeg = -1;
+
+  /** Live entries are (prevIndex, lastIdx]; prevTerm is the term of prevIndex. */
+  private prevIndex = 0;
+  private prevTerm = 0;
+  private lastIdx = 0;
+  // Slot s holds index slotBase + s.
+  private slotBase = 1;
+  private terms = new Float64Array(CAPACITY_MIN);
+  private types = new Uint8Array(CAPACITY_MIN);
+  private segs = new Float64Array(CAPACITY_MIN);
+  private offs = new Float64Array(CAPACITY_MIN);
+  private lens = new Uint32Array(CAPACITY_MIN);
+  private cached: (Uint8Array | undefined)[] = [];
+  /** Bytes of live entry payloads, for deciding whether rewriting this group is cheap. */
+  liveBytes = 0;
+
+  constructor(
+    readonly id: number,
+    private readonly read: SegmentReader,
+    private readonly snapshotData: SnapshotDataSource,
+    private readonly cache: EntryCache,
+  ) {}
+
+  // --- LogStorage ---
+
+  firstIndex(): number { return this.prevIndex + 1; }
+  lastIndex(): number { return this.lastIdx; }
+
+  term(index: number): number {
+    if (index === this.prevIndex) return this.prevTerm;
+    assert(index > this.prevIndex && index <= this.lastIdx, `group ${this.id}: term(${index}) outside [${this.prevIndex}, ${this.lastIdx}]`);
+    return this.terms[index - this.slotBase]!;
+  }
+
+  entries(lo: number, hi: number, bytesMax: number): Entry[] {
+    assert(lo > this.prevIndex && hi <= this.lastIdx + 1 && lo <= hi, `group ${this.id}: entries(${lo}, ${hi}) outside (${this.prevIndex}, ${this.lastIdx}]`);
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let i = lo; i < hi; i++) {
+      const s = i - this.slotBase;
+      bytes += this.lens[s]!;
+      if (out.length > 0 && bytes > bytesMax) break;
+      out.push({ index: i, term: this.terms[s]!, type: this.types[s]! as EntryType, data: this.payload(s) });
+    }
+    return out;
+  }
+
+  snapshot(): Snapshot {
+    return { meta: this.snap, data: this.snap.index === 0 ? EMPTY : this.snapshotData(this.id, this.snap) };
+  }
+
+  // --- Positions of live entries, for the log ---
+
+  /** Segment of the oldest record this group still needs, or Infinity if none. */
+  oldestSegmentNeeded(): number {
+    let s = Infinity;
+    if (this.hardStateSeg >= 0) s = Math.min(s, this.hardStateSeg);
+    if (this.snapSeg >= 0) s = Math.min(s, this.snapSeg);
+    if (this.compactSeg >= 0) s = Math.min(s, this.compactSeg);
+    if (this.lastIdx > this.prevIndex) s = Math.min(s, this.segs[this.prevIndex + 1 - this.slotBase]!);
+    return s;
+  }
+
+  /** Live entries with their payloads (for rewriting them into a newer segment). */
+  liveEntries(): Entry[] {
+    return this.lastIdx > this.prevIndex ? this.entries(this.prevIndex + 1, this.lastIdx + 1, Infinity) : [];
+  }
+
+  get compactedTerm(): number { return this.prevTerm; }
+  get compactedIndex(): number { return this.prevIndex; }
+
+  // --- Applying records (as written, and again during recovery) ---
+
+  /**
+   * Entries starting at `first` replace the log from there on, unless `rewrite` (then they are
+   * the same entries, moved). During recovery a start beyond the end is a gap left by deleted
+   * segments; `checkRecovered` verifies a compaction covers it.
+   */
+  placeEntries(first: number, count: number, rewrite: boolean, at: (k: number) => { term: number; type: number; seg: number; off: number; len: number; data: Uint8Array | undefined }): void {
+    if (count === 0) return;
+    if (first > this.lastIdx + 1) {
+      // A gap: everything before `first` is gone from the log.
+      this.resetSlots(first - 1, 0);
+      this.prevIndex = first - 1;
+      this.prevTerm = 0; // unknown until a compact or snapshot marker says
+    } else if (!rewrite && first <= this.lastIdx) {
+      this.truncateFrom(first);
+    }
+    this.ensureCapacity(first + count - 1);
+    for (let k = 0; k < count; k++) {
+      const i = first + k;
+      if (i <= this.prevIndex) continue;
+      const s = i - this.slotBase;
+      const e = at(k);
+      if (i <= this.lastIdx) {
+        // A rewrite of an entry we already hold: only its position moves.
+        this.liveBytes -= this.lens[s]!;
+        this.dropCached(s);
+      }
+      this.terms[s] = e.term;
+      this.types[s] = e.type;
+      this.segs[s] = e.seg;
+      this.offs[s] = e.off;
+      this.lens[s] = e.len;
+      this.liveBytes += e.len;
+      if (e.data !== undefined) {
+        this.cached[s] = e.data;
+        this.cache.add(this, i, e.data);
+      }
+      if (i > this.lastIdx) this.lastIdx = i;
+    }
+  }
+
+  /** A leader's snapshot was installed (reset) or the host took one (no reset). */
+  placeSnapshot(meta: SnapshotMeta, reset: boolean, seg: number): void {
+    this.snap = meta;
+    this.snapSeg = seg;
+    if (reset) {
+      this.resetSlots(meta.index, meta.term);
+    } else if (meta.index > this.lastIdx && meta.index > this.prevIndex) {
+      // Only during recovery from a log whose entries were all compacted and deleted.
+      this.resetSlots(meta.index, meta.term);
+    }
+  }
+
+  /** Entries up to `index` (whose term is `term`) are no longer needed. */
+  placeCompact(index: number, term: number, seg: number): void {
+    this.compactSeg = seg;
+    if (index <= this.prevIndex) return;
+    if (index >= this.lastIdx) {
+      this.resetSlots(index, term);
+      return;
+    }
+    for (let i = this.prevIndex + 1; i <= index; i++) {
+      const s = i - this.slotBase;
+      this.liveBytes -= this.lens[s]!;
+      this.dropCached(s);
+    }
+    this.prevIndex = index;
+    this.prevTerm = term;
+    // Reclaim the slots in front once they are the larger part.
+    const dead = index + 1 - this.slotBase;
+    if (dead > CAPACITY_MIN && dead * 2 > this.terms.length) this.shiftSlots(dead);
+  }
+
+  placeHardState(hs: HardState, seg: number): void {
+    this.hardState = hs;
+    this.hardStateSeg = seg;
+  }
+
+  /** After recovery: a gap left by deleted segments must be covered by a marker. */
+  checkRecovered(): string | null {
+    const floor = Math.max(this.snap.index, this.compactSeg >= 0 ? this.prevIndex : 0);
+    if (this.prevIndex > floor && this.prevTerm === 0) {
+      return `group ${this.id}: entries ${floor + 1}..${this.prevIndex} are missing from the log`;
+    }
+    return null;
+  }
+
+  private payload(s: number): Uint8Array {
+    const c = this.cached[s];
+    if (c !== undefined) return c;
+    const len = this.lens[s]!;
+    return len === 0 ? EMPTY : this.read(this.segs[s]!, this.offs[s]!, len);
+  }
+
+  private truncateFrom(first: number): void {
+    for (let i = first; i <= this.lastIdx; i++) {
+      const s = i - this.slotBase;
+      this.liveBytes -= this.lens[s]!;
+      this.dropCached(s);
+    }
+    this.lastIdx = first - 1;
+  }
+
+  private resetSlots(prevIndex: number, prevTerm: number): void {
+    for (let i = this.prevIndex + 1; i <= this.lastIdx; i++) this.dropCached(i - this.slotBase);
+    this.prevIndex = prevIndex;
+    this.prevTerm = prevTerm;
+    this.lastIdx = prevIndex;
+    this.slotBase = prevIndex + 1;
+    this.liveBytes = 0;
+    this.cached = [];
+    if (this.terms.length > CAPACITY_MIN * 4) this.allocate(CAPACITY_MIN);
+  }
+
+  private dropCached(s: number): void {
+    const c = this.cached[s];
+    if (c !== undefined) {
+      this.cached[s] = undefined;
+      this.cache.released(c.length);
+    }
+  }
+
+  /** Called by the cache when it evicts the payload of `index` (if still the same). */
+  evict(index: number, data: Uint8Array): boolean {
+    if (index <= this.prevIndex || index > this.lastIdx) return false;
+    const s = index - this.slotBase;
+    if (this.cached[s] !== data) return false;
+    this.cached[s] = undefined;
+    return true;
+  }
+
+  private ensureCapacity(lastIndex: number): void {
+    const need = lastIndex - this.slotBase + 1;
+    if (need <= this.terms.length) return;
+    let cap = this.terms.length;
+    while (cap < need) cap *= 2;
+    this.allocate(cap);
+  }
+
+  private allocate(cap: number): void {
+    const n = Math.min(this.lastIdx - this.slotBase + 1, cap);
+    const grow = <T extends Float64Array | Uint8Array | Uint32Array>(old: T, make: (n: number) => T): T => {
+      const a = make(cap);
+      if (n > 0) a.set(old.subarray(0, n) as never);
+      return a;
+    };
+    this.terms = grow(this.terms, (k) => new Float64Array(k));
+    this.types = grow(this.types, (k) => new Uint8Array(k));
+    this.segs = grow(this.segs, (k) => new Float64Array(k));
+    this.offs = grow(this.offs, (k) => new Float64Array(k));
+    this.lens = grow(this.lens, (k) => new Uint32Array(k));
+  }
+
+  private shiftSlots(dead: number): void {
+    const n = this.lastIdx - this.slotBase + 1;
+    this.terms.copyWithin(0, dead, n);
+    this.types.copyWithin(0, dead, n);
+    this.segs.copyWithin(0, dead, n);
+    this.offs.copyWithin(0, dead, n);
+    this.lens.copyWithin(0, dead, n);
+    this.cached = this.cached.slice(dead);
+    this.slotBase += dead;
+  }
+}
+
+/**
+ * A byte budget for the payloads of recent entries across all groups of a worker. Oldest
+ * first out; an entry that left its group's log by other means (compaction, truncation) is
+ * simply skipped when its turn comes.
+ */
+export class EntryCache {
+  bytes = 0;
+  private groups: GroupLog[] = [];
+  private indexes: number[] = [];
+  private datas: Uint8Array[] = [];
+  private head = 0;
+
+  constructor(readonly bytesMax: number) {}
+
+  add(group: GroupLog, index: number, data: Uint8Array): void {
+    this.groups.push(group);
+    this.indexes.push(index);
+    this.datas.push(data);
+    this.bytes += data.length;
+    // The count bound matters when entries leave by compaction faster than bytes accumulate.
+    while ((this.bytes > this.bytesMax || this.groups.length - this.head > ENTRIES_CACHED_MAX) && this.head < this.groups.length) {
+      const g = this.groups[this.head]!;
+      const d = this.datas[this.head]!;
+      if (g.evict(this.indexes[this.head]!, d)) this.bytes -= d.length;
+      this.head++;
+    }
+    if (this.head > 4096 && this.head * 2 > this.groups.length) {
+      this.groups = this.groups.slice(this.head);
+      this.indexes = this.indexes.slice(this.head);
+      this.datas = this.datas.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  released(bytes: number): void {
+    this.bytes -= bytes;
+  }
+}

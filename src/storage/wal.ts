@@ -1,0 +1,668 @@
+// The write-ahead log of one shard worker: one append-only sequence of segment files for all
+// of its groups, written in batches with one write and one fdatasync per batch (group commit).
+//
+// Appends made while a batch is being written and synced gather into the next batch, so the
+// disk is never idle while work waits and never synced more than once per batch. With
+// `syncForce: false` a batch counts as done once the OS has it (a process crash loses nothing;
+// a power loss may lose what the OS had not written back), optionally bounded by a background
+// fdatasync every `flushIntervalMs`.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { assert } from '../raft/assert.js';
+import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
+import { crc32 } from './checksum.js';
+import { EntryCache, GroupLog, type SnapshotDataSource } from './group-log.js';
+import {
+  confBytes, ENTRY_HEADER_BYTES, FRAME_HEADER_BYTES, FRAME_MAGIC, parseSegmentName, readConf,
+  RECORD_HEADER_BYTES, RecordKind, segmentName, writeConf,
+} from './wal-format.js';
+
+export interface WalOptions {
+  /** `<dataDir>/wal/shard-<k>`; created if missing. */
+  dir: string;
+  segmentBytes?: number;
+  syncForce?: boolean;
+  /** With syncForce off: fdatasync in the background this often (0: never). */
+  flushIntervalMs?: number;
+  /** Budget for payloads of recent entries kept in memory, across all groups. */
+  cacheBytesMax?: number;
+  /** A group whose live entries are at most this many bytes is rewritten to free an old segment. */
+  rewriteBytesMax?: number;
+  /** Where a group's snapshot data comes from, when the core sends a snapshot. */
+  snapshotData?: SnapshotDataSource;
+}
+
+export const walDefaults = {
+  segmentBytes: 64 << 20,
+  syncForce: true,
+  flushIntervalMs: 0,
+  cacheBytesMax: 64 << 20,
+  rewriteBytesMax: 1 << 20,
+};
+
+export type WalErrorCode = 'WAL_CORRUPT' | 'WAL_NO_SPACE' | 'WAL_IO' | 'WAL_FAILED' | 'WAL_CLOSED';
+
+export class WalError extends Error {
+  constructor(readonly code: WalErrorCode, message: string, readonly file?: string, readonly offset?: number, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** What one group hands the log in one turn: the parts of a Ready to make durable, in order. */
+export interface GroupWrite {
+  group: number;
+  /** A snapshot installed from a leader: the group's log restarts after it. */
+  snapshot?: SnapshotMeta | null;
+  entries?: Entry[];
+  hardState?: HardState | null;
+}
+
+export interface WalStats {
+  batches: number;
+  bytes: number;
+  fsyncs: number;
+  segments: number;
+  segmentsDeleted: number;
+  groupsRewritten: number;
+  failures: number;
+  lastError: string | null;
+  /** Sum and count of fdatasync durations (ms), for a mean; the engine keeps histograms. */
+  fsyncMsTotal: number;
+}
+
+interface Segment {
+  seq: number;
+  file: string;
+  fd: number;
+  /** Bytes assigned to frames so far (written or pending). */
+  assigned: number;
+  /** Bytes known to be written. */
+  written: number;
+}
+
+interface PendingFrame {
+  seg: Segment;
+  start: number;
+  buf: Buffer;
+  len: number;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+const BUFFER_BYTES_MIN = 64 << 10;
+
+export class Wal {
+  readonly opts: Required<Omit<WalOptions, 'snapshotData'>> & { snapshotData: SnapshotDataSource };
+  readonly stats: WalStats = {
+    batches: 0, bytes: 0, fsyncs: 0, segments: 0, segmentsDeleted: 0, groupsRewritten: 0,
+    failures: 0, lastError: null, fsyncMsTotal: 0,
+  };
+  private readonly groups = new Map<number, GroupLog>();
+  private readonly cache: EntryCache;
+  private readonly segments = new Map<number, Segment>();
+  private current!: Segment;
+  private nextSeq = 1;
+  private frameSeq = 0;
+  /** Frames of the batch being gathered. */
+  private pending: PendingFrame[] = [];
+  private waiters: Waiter[] = [];
+  private flushing = false;
+  private failed: WalError | null = null;
+  private closed = false;
+  private dirNeedsSync = false;
+  private purging = false;
+  private timer: NodeJS.Timeout | null = null;
+  /** Reused frame buffers (one batch writes while the next gathers: two are enough). */
+  private spare: Buffer[] = [];
+
+  private constructor(opts: WalOptions) {
+    this.opts = {
+      ...walDefaults,
+      ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+      dir: opts.dir,
+      snapshotData: opts.snapshotData ?? (() => new Uint8Array(0)),
+    } as Wal['opts'];
+    assert(this.opts.segmentBytes >= 4096, 'segmentBytes must be at least 4 KiB');
+    this.cache = new EntryCache(this.opts.cacheBytesMax);
+  }
+
+  /** Opens (and recovers) the log in `opts.dir`. Throws WalError WAL_CORRUPT on damage that is not a torn tail. */
+  static open(opts: WalOptions): Wal {
+    const wal = new Wal(opts);
+    wal.recover();
+    if (!wal.opts.syncForce && wal.opts.flushIntervalMs > 0) {
+      wal.timer = setInterval(() => wal.backgroundSync(), wal.opts.flushIntervalMs);
+      wal.timer.unref();
+    }
+    return wal;
+  }
+
+  group(id: number): GroupLog {
+    let g = this.groups.get(id);
+    if (g === undefined) {
+      g = new GroupLog(id, (seg, off, len) => this.readAt(seg, off, len), this.opts.snapshotData, this.cache);
+      this.groups.set(id, g);
+    }
+    return g;
+  }
+
+  groupIds(): number[] {
+    return [...this.groups.keys()].sort((a, b) => a - b);
+  }
+
+  get cachedBytes(): number { return this.cache.bytes; }
+  get segmentCount(): number { return this.segments.size; }
+  get error(): WalError | null { return this.failed; }
+
+  /**
+   * Adds everything of one turn to the current batch; resolves when that batch is durable
+   * (written, with syncForce off). The in-memory index reflects the writes at once.
+   */
+  append(writes: GroupWrite[]): Promise<void> {
+    const refused = this.refusal();
+    if (refused !== null) return Promise.reject(refused);
+    for (const w of writes) this.encodeWrite(w);
+    return this.commit();
+  }
+
+  /** Records that the host snapshotted `group` at `meta.index` (the log is kept). */
+  recordSnapshot(group: number, meta: SnapshotMeta): Promise<void> {
+    const refused = this.refusal();
+    if (refused !== null) return Promise.reject(refused);
+    this.encodeSnapshot(this.group(group), meta, false);
+    return this.commit();
+  }
+
+  /** Drops `group`'s entries up to `index`, which a snapshot must cover. */
+  compact(group: number, index: number): Promise<void> {
+    const refused = this.refusal();
+    if (refused !== null) return Promise.reject(refused);
+    const g = this.group(group);
+    assert(index <= g.snap.index, `compact(${index}) beyond group ${group}'s snapshot ${g.snap.index}`);
+    if (index > g.compactedIndex && index <= g.lastIndex()) this.encodeCompact(g, index, g.term(index));
+    this.purge();
+    return this.commit();
+  }
+
+  /** Forgets `group` (it left this shard); its records are freed with their segments. */
+  removeGroup(group: number): Promise<void> {
+    const refused = this.refusal();
+    if (refused !== null) return Promise.reject(refused);
+    const g = this.groups.get(group);
+    if (g === undefined) return Promise.resolve();
+    const at = this.reserve(RECORD_HEADER_BYTES);
+    this.writeRecordHeader(at, RecordKind.Remove, group);
+    this.groups.delete(group);
+    return this.commit();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.failed === null) {
+      try { await this.commitIfPending(); } catch { /* reported to the appenders */ }
+    }
+    while (this.flushing) await new Promise((r) => setTimeout(r, 1));
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    for (const s of this.segments.values()) fs.closeSync(s.fd);
+  }
+
+  // --- Encoding ---
+
+  private refusal(): WalError | null {
+    if (this.closed) return new WalError('WAL_CLOSED', 'the log is closed');
+    if (this.failed !== null) return new WalError('WAL_FAILED', `the log stopped after an I/O error: ${this.failed.message}`, undefined, undefined, { cause: this.failed });
+    return null;
+  }
+
+  private encodeWrite(w: GroupWrite): void {
+    const g = this.group(w.group);
+    if (w.snapshot !== undefined && w.snapshot !== null) this.encodeSnapshot(g, w.snapshot, true);
+    if (w.entries !== undefined && w.entries.length > 0) this.encodeEntries(g, w.entries, RecordKind.Entries);
+    if (w.hardState !== undefined && w.hardState !== null) {
+      const at = this.reserve(RECORD_HEADER_BYTES + 20);
+      const v = this.view(at);
+      this.writeRecordHeader(at, RecordKind.HardState, g.id);
+      v.view.setFloat64(v.at + 5, w.hardState.term, true);
+      v.view.setUint32(v.at + 13, w.hardState.vote, true);
+      v.view.setFloat64(v.at + 17, w.hardState.commit, true);
+      g.placeHardState({ ...w.hardState }, at.frame.seg.seq);
+    }
+  }
+
+  private encodeSnapshot(g: GroupLog, meta: SnapshotMeta, reset: boolean): void {
+    const at = this.reserve(RECORD_HEADER_BYTES + 17 + confBytes(meta.conf));
+    const v = this.view(at);
+    this.writeRecordHeader(at, RecordKind.Snapshot, g.id);
+    v.view.setFloat64(v.at + 5, meta.index, true);
+    v.view.setFloat64(v.at + 13, meta.term, true);
+    v.view.setUint8(v.at + 21, reset ? 1 : 0);
+    writeConf(v.view, v.at + 22, meta.conf);
+    g.placeSnapshot(meta, reset, at.frame.seg.seq);
+  }
+
+  private encodeCompact(g: GroupLog, index: number, term: number): void {
+    const at = this.reserve(RECORD_HEADER_BYTES + 16);
+    const v = this.view(at);
+    this.writeRecordHeader(at, RecordKind.Compact, g.id);
+    v.view.setFloat64(v.at + 5, index, true);
+    v.view.setFloat64(v.at + 13, term, true);
+    g.placeCompact(index, term, at.frame.seg.seq);
+  }
+
+  /**
+   * Entries of one group, split into records that each fit a segment. Positions are known as
+   * the bytes are laid out, so the group's index is updated here.
+   */
+  private encodeEntries(g: GroupLog, entries: Entry[], kind: RecordKind): void {
+    let k = 0;
+    while (k < entries.length) {
+      // As many entries as fit the room left in the segment (at least one: a fresh segment
+      // takes an oversized entry on its own).
+      const room = this.roomInSegment() - RECORD_HEADER_BYTES - 12;
+      let bytes = 0;
+      let n = 0;
+      while (k + n < entries.length) {
+        const add = ENTRY_HEADER_BYTES + entries[k + n]!.data.length;
+        if (n > 0 && bytes + add > room) break;
+        if (n === 0 && add > room && this.current.assigned > 0) break;
+        bytes += add;
+        n++;
+      }
+      if (n === 0) {
+        this.roll();
+        continue;
+      }
+      const at = this.reserve(RECORD_HEADER_BYTES + 12 + bytes);
+      const v = this.view(at);
+      this.writeRecordHeader(at, kind, g.id);
+      const first = entries[k]!.index;
+      v.view.setFloat64(v.at + 5, first, true);
+      v.view.setUint32(v.at + 13, n, true);
+      let p = v.at + 17;
+      const seg = at.frame.seg.seq;
+      const frameFileStart = at.frame.start;
+      const positions: { term: number; type: number; seg: number; off: number; len: number; data: Uint8Array | undefined }[] = new Array(n);
+      for (let j = 0; j < n; j++) {
+        const e = entries[k + j]!;
+        assert(e.index === first + j, `group ${g.id}: entries are not contiguous at ${e.index}`);
+        v.view.setFloat64(p, e.term, true);
+        v.view.setUint8(p + 8, e.type);
+        v.view.setUint32(p + 9, e.data.length, true);
+        p += ENTRY_HEADER_BYTES;
+        at.frame.buf.set(e.data, p);
+        positions[j] = { term: e.term, type: e.type, seg, off: frameFileStart + p, len: e.data.length, data: e.data };
+        p += e.data.length;
+      }
+      g.placeEntries(first, n, kind === RecordKind.Rewrite, (j) => positions[j]!);
+      k += n;
+    }
+  }
+
+  private writeRecordHeader(at: { frame: PendingFrame; pos: number }, kind: RecordKind, group: number): void {
+    at.frame.buf[at.pos] = kind;
+    at.frame.buf.writeUInt32LE(group, at.pos + 1);
+  }
+
+  private view(at: { frame: PendingFrame; pos: number }): { view: DataView; at: number } {
+    const b = at.frame.buf;
+    return { view: new DataView(b.buffer, b.byteOffset, b.byteLength), at: at.pos };
+  }
+
+  private roomInSegment(): number {
+    const f = this.openFrame();
+    const used = f === null ? this.current.assigned + FRAME_HEADER_BYTES : f.start + f.len;
+    return this.opts.segmentBytes - used;
+  }
+
+  private openFrame(): PendingFrame | null {
+    const f = this.pending[this.pending.length - 1];
+    return f !== undefined && f.seg === this.current ? f : null;
+  }
+
+  /** Space for a record of `bytes` in the batch's frame, rolling the segment if it would not fit. */
+  private reserve(bytes: number): { frame: PendingFrame; pos: number } {
+    let f = this.openFrame();
+    const end = f === null ? this.current.assigned + FRAME_HEADER_BYTES + bytes : f.start + f.len + bytes;
+    if (end > this.opts.segmentBytes && (this.current.assigned > 0 || (f !== null && f.len > FRAME_HEADER_BYTES))) {
+      this.roll();
+      f = null;
+    }
+    if (f === null) {
+      f = { seg: this.current, start: this.current.assigned, buf: this.takeBuffer(FRAME_HEADER_BYTES + bytes), len: FRAME_HEADER_BYTES };
+      this.current.assigned += FRAME_HEADER_BYTES;
+      this.pending.push(f);
+    }
+    if (f.len + bytes > f.buf.length) {
+      let cap = f.buf.length * 2;
+      while (cap < f.len + bytes) cap *= 2;
+      const nb = Buffer.allocUnsafe(cap);
+      f.buf.copy(nb, 0, 0, f.len);
+      f.buf = nb;
+    }
+    const pos = f.len;
+    f.len += bytes;
+    this.current.assigned += bytes;
+    return { frame: f, pos };
+  }
+
+  private takeBuffer(bytes: number): Buffer {
+    const b = this.spare.pop();
+    if (b !== undefined && b.length >= bytes) return b;
+    return Buffer.allocUnsafe(Math.max(BUFFER_BYTES_MIN, bytes));
+  }
+
+  // --- Segments ---
+
+  private roll(): void {
+    const seq = this.nextSeq++;
+    const file = path.join(this.opts.dir, segmentName(seq));
+    const fd = fs.openSync(file, 'wx+');
+    const s: Segment = { seq, file, fd, assigned: 0, written: 0 };
+    this.segments.set(seq, s);
+    this.current = s;
+    this.stats.segments++;
+    this.dirNeedsSync = true;
+    this.purge();
+  }
+
+  /**
+   * Deletes every closed segment that no group needs, and rewrites small groups that hold the
+   * oldest segment back, so that an idle group cannot pin disk forever. (A group with more live
+   * data than `rewriteBytesMax` should be snapshotted by its host: see `groupsPinning`.)
+   */
+  private purge(): void {
+    if (this.purging) return;
+    this.purging = true;
+    try {
+      this.purgeSegments();
+    } finally {
+      this.purging = false;
+    }
+  }
+
+  private purgeSegments(): void {
+    const oldest = Math.min(...this.segments.keys());
+    if (this.segments.size > 2) {
+      for (const g of this.groups.values()) {
+        if (g.oldestSegmentNeeded() === oldest && g.liveBytes <= this.opts.rewriteBytesMax) this.rewriteGroup(g);
+      }
+    }
+    let needed = this.current.seq;
+    for (const g of this.groups.values()) needed = Math.min(needed, g.oldestSegmentNeeded());
+    for (const s of [...this.segments.values()]) {
+      // A segment is deleted only once its frames are written and nothing needs them.
+      if (s.seq < needed && s !== this.current && s.written === s.assigned && !this.pending.some((f) => f.seg === s)) {
+        fs.closeSync(s.fd);
+        fs.unlinkSync(s.file);
+        this.segments.delete(s.seq);
+        this.stats.segmentsDeleted++;
+        this.dirNeedsSync = true;
+      }
+    }
+  }
+
+  /** Groups holding the oldest segment back that are too large to rewrite: snapshot them. */
+  groupsPinning(): number[] {
+    if (this.segments.size <= 2) return [];
+    const oldest = Math.min(...this.segments.keys());
+    return [...this.groups.values()].filter((g) => g.oldestSegmentNeeded() === oldest).map((g) => g.id);
+  }
+
+  private rewriteGroup(g: GroupLog): void {
+    this.stats.groupsRewritten++;
+    if (g.snap.index > 0) this.encodeSnapshot(g, g.snap, false);
+    if (g.compactedIndex > 0) this.encodeCompact(g, g.compactedIndex, g.compactedTerm);
+    const live = g.liveEntries();
+    if (live.length > 0) this.encodeEntries(g, live, RecordKind.Rewrite);
+    if (g.hardStateSeg >= 0) this.encodeWrite({ group: g.id, hardState: g.hardState });
+  }
+
+  private readAt(seg: number, off: number, len: number): Uint8Array {
+    const s = this.segments.get(seg);
+    assert(s !== undefined, `segment ${seg} was deleted while still needed`);
+    const out = Buffer.allocUnsafe(len);
+    const n = fs.readSync(s.fd, out, 0, len, off);
+    if (n !== len) throw new WalError('WAL_IO', `short read at ${s.file}:${off} (${n} of ${len} bytes)`, s.file, off);
+    return out;
+  }
+
+  // --- Writing batches ---
+
+  private commit(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private commitIfPending(): Promise<void> {
+    return this.pending.length > 0 || this.flushing ? this.commit() : Promise.resolve();
+  }
+
+  /** Writes and syncs batches until nothing is pending: one write and one sync per segment touched. */
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.pending.length > 0 || this.waiters.length > 0) {
+        const frames = this.pending;
+        const waiters = this.waiters;
+        this.pending = [];
+        this.waiters = [];
+        try {
+          await this.writeBatch(frames);
+          for (const w of waiters) w.resolve();
+        } catch (e) {
+          this.fail(e, frames);
+          for (const w of [...waiters, ...this.waiters]) w.reject(this.refusal()!);
+          this.waiters = [];
+          this.pending = [];
+          return;
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async writeBatch(frames: PendingFrame[]): Promise<void> {
+    const touched = new Set<Segment>();
+    for (const f of frames) {
+      const body = f.buf.subarray(FRAME_HEADER_BYTES, f.len);
+      f.buf.writeUInt32LE(FRAME_MAGIC, 0);
+      f.buf.writeUInt32LE(f.len - FRAME_HEADER_BYTES, 4);
+      f.buf.writeUInt32LE(crc32(body), 8);
+      f.buf.writeUInt32LE(0, 12);
+      f.buf.writeDoubleLE(++this.frameSeq, 16);
+      await writeFully(f.seg.fd, f.buf, f.len, f.start);
+      f.seg.written = f.start + f.len;
+      touched.add(f.seg);
+      this.stats.bytes += f.len;
+    }
+    if (this.opts.syncForce) {
+      const t0 = performance.now();
+      for (const s of touched) await fdatasync(s.fd);
+      if (this.dirNeedsSync) {
+        this.dirNeedsSync = false;
+        await syncDir(this.opts.dir);
+      }
+      this.stats.fsyncMsTotal += performance.now() - t0;
+      this.stats.fsyncs++;
+    }
+    this.stats.batches++;
+    for (const f of frames) if (f.buf.length <= 4 * BUFFER_BYTES_MIN * 16 && this.spare.length < 2) this.spare.push(f.buf);
+  }
+
+  /**
+   * A write or sync failed: the log stops taking writes (the node stops acknowledging) and cuts
+   * each segment back to what was written before the batch, so a restart finds a clean log.
+   */
+  private fail(e: unknown, frames: PendingFrame[]): void {
+    const err = e as NodeJS.ErrnoException;
+    const code: WalErrorCode = err.code === 'ENOSPC' ? 'WAL_NO_SPACE' : 'WAL_IO';
+    this.failed = new WalError(code, `${err.code ?? 'error'} writing ${this.opts.dir}: ${err.message}`, undefined, undefined, { cause: e });
+    this.stats.failures++;
+    this.stats.lastError = this.failed.message;
+    for (const f of frames) {
+      try { fs.ftruncateSync(f.seg.fd, Math.min(f.start, f.seg.written)); } catch { /* best effort: recovery cuts a torn tail anyway */ }
+    }
+  }
+
+  private backgroundSync(): void {
+    if (this.closed || this.failed !== null) return;
+    fs.fdatasync(this.current.fd, (e) => {
+      if (e !== null) {
+        this.stats.failures++;
+        this.stats.lastError = `background fdatasync: ${e.message}`;
+      }
+    });
+  }
+
+  // --- Recovery ---
+
+  private recover(): void {
+    fs.mkdirSync(this.opts.dir, { recursive: true });
+    const seqs = fs.readdirSync(this.opts.dir).map(parseSegmentName).filter((s): s is number => s !== null).sort((a, b) => a - b);
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i]!;
+      const file = path.join(this.opts.dir, segmentName(seq));
+      const data = fs.readFileSync(file);
+      const end = this.replaySegment(seq, file, data, i === seqs.length - 1);
+      if (end < data.length) fs.truncateSync(file, end);
+      const fd = fs.openSync(file, 'r+');
+      this.segments.set(seq, { seq, file, fd, assigned: end, written: end });
+      this.nextSeq = seq + 1;
+    }
+    for (const g of this.groups.values()) {
+      const problem = g.checkRecovered();
+      if (problem !== null) throw new WalError('WAL_CORRUPT', `${this.opts.dir}: ${problem}`);
+    }
+    const last = this.segments.get(this.nextSeq - 1);
+    if (last !== undefined && last.assigned < this.opts.segmentBytes / 2) this.current = last;
+    else this.roll();
+  }
+
+  /** Replays one segment; returns where its valid frames end. */
+  private replaySegment(seq: number, file: string, data: Buffer, isLast: boolean): number {
+    let off = 0;
+    while (off < data.length) {
+      const bad = this.checkFrame(data, off);
+      if (bad !== null) {
+        // A damaged frame is a torn tail only if it is in the last segment and no good frame
+        // follows it; anything else is corruption, and serving a shorter log would be wrong.
+        if (isLast && !this.goodFrameAfter(data, off + 1)) return off;
+        throw new WalError('WAL_CORRUPT', `corrupt log record at ${file}:${off} (${bad})`, file, off);
+      }
+      const bodyBytes = data.readUInt32LE(off + 4);
+      this.frameSeq = data.readDoubleLE(off + 16);
+      this.replayFrame(seq, file, data, off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes);
+      off += FRAME_HEADER_BYTES + bodyBytes;
+    }
+    return off;
+  }
+
+  private checkFrame(data: Buffer, off: number): string | null {
+    if (off + FRAME_HEADER_BYTES > data.length) return 'truncated frame header';
+    if (data.readUInt32LE(off) !== FRAME_MAGIC) return 'bad magic';
+    const bodyBytes = data.readUInt32LE(off + 4);
+    if (off + FRAME_HEADER_BYTES + bodyBytes > data.length) return 'truncated frame';
+    const seq = data.readDoubleLE(off + 16);
+    if (crc32(data.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes)) !== data.readUInt32LE(off + 8)) return 'checksum mismatch';
+    if (seq <= this.frameSeq) return `frame sequence ${seq} after ${this.frameSeq}`;
+    return null;
+  }
+
+  private goodFrameAfter(data: Buffer, from: number): boolean {
+    const magic = Buffer.alloc(4);
+    magic.writeUInt32LE(FRAME_MAGIC, 0);
+    for (let at = data.indexOf(magic, from); at >= 0; at = data.indexOf(magic, at + 1)) {
+      if (this.checkFrame(data, at) === null) return true;
+    }
+    return false;
+  }
+
+  private replayFrame(seq: number, file: string, data: Buffer, start: number, end: number): void {
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    let p = start;
+    const fail = (why: string): never => { throw new WalError('WAL_CORRUPT', `bad record at ${file}:${p} (${why})`, file, p); };
+    while (p < end) {
+      if (p + RECORD_HEADER_BYTES > end) fail('truncated record');
+      const kind = data[p]! as RecordKind;
+      const gid = data.readUInt32LE(p + 1);
+      const at = p + RECORD_HEADER_BYTES;
+      switch (kind) {
+        case RecordKind.Entries:
+        case RecordKind.Rewrite: {
+          const first = view.getFloat64(at, true);
+          const n = view.getUint32(at + 8, true);
+          const positions: { term: number; type: number; seg: number; off: number; len: number; data: undefined }[] = [];
+          let q = at + 12;
+          for (let j = 0; j < n; j++) {
+            if (q + ENTRY_HEADER_BYTES > end) fail('truncated entry');
+            const len = view.getUint32(q + 9, true);
+            positions.push({ term: view.getFloat64(q, true), type: view.getUint8(q + 8), seg: seq, off: q + ENTRY_HEADER_BYTES, len, data: undefined });
+            q += ENTRY_HEADER_BYTES + len;
+          }
+          if (q > end) fail('entry beyond frame');
+          this.group(gid).placeEntries(first, n, kind === RecordKind.Rewrite, (j) => positions[j]!);
+          p = q;
+          break;
+        }
+        case RecordKind.HardState:
+          this.group(gid).placeHardState({ term: view.getFloat64(at, true), vote: view.getUint32(at + 8, true), commit: view.getFloat64(at + 12, true) }, seq);
+          p = at + 20;
+          break;
+        case RecordKind.Snapshot: {
+          const index = view.getFloat64(at, true);
+          const term = view.getFloat64(at + 8, true);
+          const reset = view.getUint8(at + 16) === 1;
+          const c = readConf(view, at + 17);
+          this.group(gid).placeSnapshot({ index, term, conf: c.conf }, reset, seq);
+          p = c.at;
+          break;
+        }
+        case RecordKind.Compact:
+          this.group(gid).placeCompact(view.getFloat64(at, true), view.getFloat64(at + 8, true), seq);
+          p = at + 16;
+          break;
+        case RecordKind.Remove:
+          this.groups.delete(gid);
+          p = at;
+          break;
+        default:
+          fail(`unknown record kind ${String(kind)}`);
+      }
+    }
+  }
+}
+
+function writeFully(fd: number, buf: Buffer, len: number, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let done = 0;
+    const step = (): void => {
+      fs.write(fd, buf, done, len - done, position + done, (e, n) => {
+        if (e !== null) return reject(e);
+        done += n;
+        if (done < len) step();
+        else resolve();
+      });
+    };
+    step();
+  });
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e === null ? resolve() : reject(e))));
+}
+
+function syncDir(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.open(dir, 'r', (e, fd) => {
+      if (e !== null) return reject(e);
+      fs.fsync(fd, (e2) => fs.close(fd, () => (e2 === null ? resolve() : reject(e2))));
+    });
+  });
+}
