@@ -34,7 +34,8 @@ function loadNative(): Crc32Function | null {
   if (typeof fn !== 'function') return null;
   const native = fn as (data: Buffer, initial?: number) => number;
   // The add-on takes Buffers; a Buffer view over the same memory costs no copy.
-  const crc: Crc32Function = (data, initial) =>
+  // It answers 0 for empty input whatever the initial value; the CRC of nothing is the initial value.
+  const crc: Crc32Function = (data, initial) => data.length === 0 ? initial >>> 0 :
     native(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength), initial) >>> 0;
   try {
     const bytes = Buffer.from(vectorInput, 'latin1');
