@@ -24,6 +24,8 @@ function loadZlib(): Crc32Function | null {
 }
 
 function loadNative(): Crc32Function | null {
+  // The native-free run (native-free/README.md) proves everything works without add-ons.
+  if (process.env['FLOTILLA_NATIVE_FREE'] === '1') return null;
   let fn: unknown;
   try {
     const mod: unknown = createRequire(import.meta.url)('@node-rs/crc32');
