@@ -17,14 +17,20 @@ const ENTRIES_CACHED_MAX = 1 << 20;
 export class GroupLog implements LogStorage {
   hardState: HardState = { term: 0, vote: 0, commit: 0 };
   snap: SnapshotMeta = { index: 0, term: 0, conf: emptyConf() };
-  /** Segments holding this group's newest hard state, snapshot marker and compact marker (-1: none). */
+  /**
+   * Segments holding this group's newest hard state, newest snapshot marker, and the record
+   * that set where its log starts (an installed snapshot, a compaction or a rewrite); -1: none.
+   * Together with the segments of its live entries, these are what the group needs kept.
+   */
   hardStateSeg = -1;
   snapSeg = -1;
-  compactSeg = -1;
+  baseSeg = -1;
 
   /** Live entries are (prevIndex, lastIdx]; prevTerm is the term of prevIndex. */
   private prevIndex = 0;
   private prevTerm = 0;
+  /** False while recovery has seen entries after a gap and no record yet saying where the log starts. */
+  private prevKnown = true;
   private lastIdx = 0;
   // Slot s holds index slotBase + s.
   private slotBase = 1;
@@ -79,7 +85,7 @@ export class GroupLog implements LogStorage {
     let s = Infinity;
     if (this.hardStateSeg >= 0) s = Math.min(s, this.hardStateSeg);
     if (this.snapSeg >= 0) s = Math.min(s, this.snapSeg);
-    if (this.compactSeg >= 0) s = Math.min(s, this.compactSeg);
+    if (this.baseSeg >= 0) s = Math.min(s, this.baseSeg);
     if (this.lastIdx > this.prevIndex) s = Math.min(s, this.segs[this.prevIndex + 1 - this.slotBase]!);
     return s;
   }
@@ -95,19 +101,24 @@ export class GroupLog implements LogStorage {
   // --- Applying records (as written, and again during recovery) ---
 
   /**
-   * Entries starting at `first` replace the log from there on, unless `rewrite` (then they are
-   * the same entries, moved). During recovery a start beyond the end is a gap left by deleted
-   * segments; `checkRecovered` verifies a compaction covers it.
+   * Entries starting at `first` replace the log from there on. With `rewritePrevTerm` (a
+   * Rewrite record) they are the group's whole log, after (first - 1, rewritePrevTerm): the
+   * record restates everything, so it also stands alone once older segments are deleted.
+   * During recovery, a start beyond the end is a gap left by deleted segments; a later record
+   * must say where the log starts (see `checkRecovered`).
    */
-  placeEntries(first: number, count: number, rewrite: boolean, at: (k: number) => { term: number; type: number; seg: number; off: number; len: number; data: Uint8Array | undefined }): void {
-    if (count === 0) return;
-    if (first > this.lastIdx + 1) {
-      // A gap: everything before `first` is gone from the log.
+  placeEntries(first: number, count: number, rewritePrevTerm: number | null, seg: number, at: (k: number) => { term: number; type: number; off: number; len: number; data: Uint8Array | undefined }): void {
+    if (rewritePrevTerm !== null) {
+      this.resetSlots(first - 1, rewritePrevTerm);
+      this.prevKnown = true;
+      this.baseSeg = seg;
+    } else if (count === 0) {
+      return;
+    } else if (first > this.lastIdx + 1) {
       this.resetSlots(first - 1, 0);
-      this.prevIndex = first - 1;
-      this.prevTerm = 0; // unknown until a compact or snapshot marker says
-    } else if (!rewrite && first <= this.lastIdx) {
-      this.truncateFrom(first);
+      this.prevKnown = false;
+    } else if (first <= this.lastIdx) {
+      this.truncateFrom(Math.max(first, this.prevIndex + 1));
     }
     this.ensureCapacity(first + count - 1);
     for (let k = 0; k < count; k++) {
@@ -115,22 +126,17 @@ export class GroupLog implements LogStorage {
       if (i <= this.prevIndex) continue;
       const s = i - this.slotBase;
       const e = at(k);
-      if (i <= this.lastIdx) {
-        // A rewrite of an entry we already hold: only its position moves.
-        this.liveBytes -= this.lens[s]!;
-        this.dropCached(s);
-      }
       this.terms[s] = e.term;
       this.types[s] = e.type;
-      this.segs[s] = e.seg;
+      this.segs[s] = seg;
       this.offs[s] = e.off;
       this.lens[s] = e.len;
       this.liveBytes += e.len;
+      this.lastIdx = i;
       if (e.data !== undefined) {
         this.cached[s] = e.data;
-        this.cache.add(this, i, e.data);
+        this.cache.add(this, i, e.term, e.data.length);
       }
-      if (i > this.lastIdx) this.lastIdx = i;
     }
   }
 
@@ -140,16 +146,24 @@ export class GroupLog implements LogStorage {
     this.snapSeg = seg;
     if (reset) {
       this.resetSlots(meta.index, meta.term);
-    } else if (meta.index > this.lastIdx && meta.index > this.prevIndex) {
-      // Only during recovery from a log whose entries were all compacted and deleted.
-      this.resetSlots(meta.index, meta.term);
+      this.prevKnown = true;
+      this.baseSeg = seg;
     }
   }
 
-  /** Entries up to `index` (whose term is `term`) are no longer needed. */
+  /**
+   * Entries up to `index` (whose term is `term`) are no longer needed. The record also states
+   * where the log starts; restating the current start (a rewrite of a group with no live
+   * entries) moves only the record the group needs.
+   */
   placeCompact(index: number, term: number, seg: number): void {
-    this.compactSeg = seg;
-    if (index <= this.prevIndex) return;
+    if (index < this.prevIndex) return;
+    this.baseSeg = seg;
+    this.prevKnown = true;
+    if (index === this.prevIndex) {
+      this.prevTerm = term;
+      return;
+    }
     if (index >= this.lastIdx) {
       this.resetSlots(index, term);
       return;
@@ -171,13 +185,9 @@ export class GroupLog implements LogStorage {
     this.hardStateSeg = seg;
   }
 
-  /** After recovery: a gap left by deleted segments must be covered by a marker. */
+  /** After recovery: a gap left by deleted segments must have been followed by a record saying where the log starts. */
   checkRecovered(): string | null {
-    const floor = Math.max(this.snap.index, this.compactSeg >= 0 ? this.prevIndex : 0);
-    if (this.prevIndex > floor && this.prevTerm === 0) {
-      return `group ${this.id}: entries ${floor + 1}..${this.prevIndex} are missing from the log`;
-    }
-    return null;
+    return this.prevKnown ? null : `group ${this.id}: entries up to ${this.prevIndex} are missing from the log`;
   }
 
   private payload(s: number): Uint8Array {
@@ -215,13 +225,14 @@ export class GroupLog implements LogStorage {
     }
   }
 
-  /** Called by the cache when it evicts the payload of `index` (if still the same). */
-  evict(index: number, data: Uint8Array): boolean {
-    if (index <= this.prevIndex || index > this.lastIdx) return false;
+  /** Called by the cache: drops the payload of (index, term) if still cached; returns its bytes. */
+  evict(index: number, term: number): number {
+    if (index <= this.prevIndex || index > this.lastIdx) return 0;
     const s = index - this.slotBase;
-    if (this.cached[s] !== data) return false;
+    const c = this.cached[s];
+    if (c === undefined || this.terms[s] !== term) return 0;
     this.cached[s] = undefined;
-    return true;
+    return c.length;
   }
 
   private ensureCapacity(lastIndex: number): void {
@@ -260,34 +271,33 @@ export class GroupLog implements LogStorage {
 
 /**
  * A byte budget for the payloads of recent entries across all groups of a worker. Oldest
- * first out; an entry that left its group's log by other means (compaction, truncation) is
- * simply skipped when its turn comes.
+ * first out. The queue holds only (group, index, term), never the payload, so an entry that
+ * left its group's log by other means (compaction, truncation) costs nothing until its turn
+ * comes, when it is skipped.
  */
 export class EntryCache {
   bytes = 0;
   private groups: GroupLog[] = [];
   private indexes: number[] = [];
-  private datas: Uint8Array[] = [];
+  private terms: number[] = [];
   private head = 0;
 
   constructor(readonly bytesMax: number) {}
 
-  add(group: GroupLog, index: number, data: Uint8Array): void {
+  add(group: GroupLog, index: number, term: number, bytes: number): void {
     this.groups.push(group);
     this.indexes.push(index);
-    this.datas.push(data);
-    this.bytes += data.length;
+    this.terms.push(term);
+    this.bytes += bytes;
     // The count bound matters when entries leave by compaction faster than bytes accumulate.
     while ((this.bytes > this.bytesMax || this.groups.length - this.head > ENTRIES_CACHED_MAX) && this.head < this.groups.length) {
-      const g = this.groups[this.head]!;
-      const d = this.datas[this.head]!;
-      if (g.evict(this.indexes[this.head]!, d)) this.bytes -= d.length;
+      this.bytes -= this.groups[this.head]!.evict(this.indexes[this.head]!, this.terms[this.head]!);
       this.head++;
     }
     if (this.head > 4096 && this.head * 2 > this.groups.length) {
       this.groups = this.groups.slice(this.head);
       this.indexes = this.indexes.slice(this.head);
-      this.datas = this.datas.slice(this.head);
+      this.terms = this.terms.slice(this.head);
       this.head = 0;
     }
   }

@@ -4,12 +4,13 @@
 // every group it touched) wrote with one write; a torn write can only damage the last frame.
 //
 //   frame  := header(24) body
-//   header := magic u32 | bodyBytes u32 | crc32(body) u32 | reserved u32 | seq f64
+//   header := magic u32 | bodyBytes u32 | crc32 u32 | reserved u32 | seq f64
+//             (the CRC-32 covers bodyBytes, reserved, seq and the body)
 //   body   := record*
 //   record := kind u8 | group u32 | payload
 //
 // All integers are little-endian; indexes and terms are f64 (exact up to 2^53). The frame's
-// CRC-32 covers every record in it, so a record carries only its length (implied by its kind and
+// CRC-32 covers its header fields and every record in it, so a record carries only its length (implied by its kind and
 // counts); `seq` numbers frames across segments and lets recovery tell a torn tail from a
 // damaged record that is followed by good frames.
 //
@@ -21,8 +22,9 @@
 //               — reset 1: a leader's snapshot was installed, the log restarts after it;
 //                 reset 0: the host snapshotted its state machine, the log is kept
 //   Compact     index f64 — entries up to index are no longer needed (covered by a snapshot)
-//   Rewrite     firstIndex f64 | count u32 | entries as in Entries
-//               — the same entries written again to free an old segment; truncates nothing
+//   Rewrite     firstIndex f64 | count u32 | prevTerm f64 | entries as in Entries
+//               — the group's whole live log written again to free an old segment: the log is
+//                 exactly these entries, after (firstIndex - 1, prevTerm)
 //   Remove      (nothing) — the group left this shard
 //   conf := 4 lists (voters, outgoing, learners, learnersNext), each count u16 | id u32*
 import type { ConfState } from '../raft/types.js';

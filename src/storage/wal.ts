@@ -8,7 +8,7 @@
 // fdatasync every `flushIntervalMs`.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { assert } from '../raft/assert.js';
+import { assert, AssertionError } from '../raft/assert.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { crc32 } from './checksum.js';
 import { EntryCache, GroupLog, type SnapshotDataSource } from './group-log.js';
@@ -114,6 +114,9 @@ export class Wal {
   private closed = false;
   private dirNeedsSync = false;
   private purging = false;
+  private closing: Promise<void> | null = null;
+  /** Frames being written by the batch in flight (readable until written). */
+  private inflight: PendingFrame[] = [];
   private timer: NodeJS.Timeout | null = null;
   /** Reused frame buffers (one batch writes while the next gathers: two are enough). */
   private spare: Buffer[] = [];
@@ -132,7 +135,12 @@ export class Wal {
   /** Opens (and recovers) the log in `opts.dir`. Throws WalError WAL_CORRUPT on damage that is not a torn tail. */
   static open(opts: WalOptions): Wal {
     const wal = new Wal(opts);
-    wal.recover();
+    try {
+      wal.recover();
+    } catch (e) {
+      for (const s of wal.segments.values()) fs.closeSync(s.fd);
+      throw e;
+    }
     if (!wal.opts.syncForce && wal.opts.flushIntervalMs > 0) {
       wal.timer = setInterval(() => wal.backgroundSync(), wal.opts.flushIntervalMs);
       wal.timer.unref();
@@ -164,15 +172,34 @@ export class Wal {
   append(writes: GroupWrite[]): Promise<void> {
     const refused = this.refusal();
     if (refused !== null) return Promise.reject(refused);
-    for (const w of writes) this.encodeWrite(w);
+    try {
+      for (const w of writes) this.encodeWrite(w);
+    } catch (e) {
+      return this.failNow(e);
+    }
     return this.commit();
+  }
+
+  /** An error while laying out a batch (e.g. creating the next segment): the log stops. */
+  private failNow(e: unknown): Promise<never> {
+    if (e instanceof AssertionError) throw e;
+    this.fail(e, []);
+    const err = this.refusal()!;
+    for (const w of this.waiters) w.reject(err);
+    this.waiters = [];
+    this.pending = [];
+    return Promise.reject(err);
   }
 
   /** Records that the host snapshotted `group` at `meta.index` (the log is kept). */
   recordSnapshot(group: number, meta: SnapshotMeta): Promise<void> {
     const refused = this.refusal();
     if (refused !== null) return Promise.reject(refused);
-    this.encodeSnapshot(this.group(group), meta, false);
+    try {
+      this.encodeSnapshot(this.group(group), meta, false);
+    } catch (e) {
+      return this.failNow(e);
+    }
     return this.commit();
   }
 
@@ -182,8 +209,11 @@ export class Wal {
     if (refused !== null) return Promise.reject(refused);
     const g = this.group(group);
     assert(index <= g.snap.index, `compact(${index}) beyond group ${group}'s snapshot ${g.snap.index}`);
-    if (index > g.compactedIndex && index <= g.lastIndex()) this.encodeCompact(g, index, g.term(index));
-    this.purge();
+    try {
+      if (index > g.compactedIndex && index <= g.lastIndex()) this.encodeCompact(g, index, g.term(index));
+    } catch (e) {
+      return this.failNow(e);
+    }
     return this.commit();
   }
 
@@ -193,14 +223,22 @@ export class Wal {
     if (refused !== null) return Promise.reject(refused);
     const g = this.groups.get(group);
     if (g === undefined) return Promise.resolve();
-    const at = this.reserve(RECORD_HEADER_BYTES);
-    this.writeRecordHeader(at, RecordKind.Remove, group);
+    try {
+      const at = this.reserve(RECORD_HEADER_BYTES);
+      this.writeRecordHeader(at, RecordKind.Remove, group);
+    } catch (e) {
+      return this.failNow(e);
+    }
     this.groups.delete(group);
     return this.commit();
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     if (this.failed === null) {
       try { await this.commitIfPending(); } catch { /* reported to the appenders */ }
     }
@@ -258,11 +296,19 @@ export class Wal {
    * the bytes are laid out, so the group's index is updated here.
    */
   private encodeEntries(g: GroupLog, entries: Entry[], kind: RecordKind): void {
+    const head = kind === RecordKind.Rewrite ? 20 : 12;
+    if (kind === RecordKind.Rewrite) {
+      // A rewrite restates the whole log in one record, so it must fit one segment: start a
+      // fresh one if needed (rewrites are bounded by rewriteBytesMax, well below a segment).
+      let bytes = RECORD_HEADER_BYTES + head;
+      for (const e of entries) bytes += ENTRY_HEADER_BYTES + e.data.length;
+      if (bytes > this.roomInSegment() && this.current.assigned > 0) this.roll();
+    }
     let k = 0;
     while (k < entries.length) {
       // As many entries as fit the room left in the segment (at least one: a fresh segment
       // takes an oversized entry on its own).
-      const room = this.roomInSegment() - RECORD_HEADER_BYTES - 12;
+      const room = kind === RecordKind.Rewrite ? Infinity : this.roomInSegment() - RECORD_HEADER_BYTES - head;
       let bytes = 0;
       let n = 0;
       while (k + n < entries.length) {
@@ -276,16 +322,18 @@ export class Wal {
         this.roll();
         continue;
       }
-      const at = this.reserve(RECORD_HEADER_BYTES + 12 + bytes);
+      const at = this.reserve(RECORD_HEADER_BYTES + head + bytes);
       const v = this.view(at);
       this.writeRecordHeader(at, kind, g.id);
       const first = entries[k]!.index;
+      const prevTerm = kind === RecordKind.Rewrite ? g.compactedTerm : null;
       v.view.setFloat64(v.at + 5, first, true);
       v.view.setUint32(v.at + 13, n, true);
-      let p = v.at + 17;
+      if (prevTerm !== null) v.view.setFloat64(v.at + 17, prevTerm, true);
+      let p = v.at + 5 + head;
       const seg = at.frame.seg.seq;
       const frameFileStart = at.frame.start;
-      const positions: { term: number; type: number; seg: number; off: number; len: number; data: Uint8Array | undefined }[] = new Array(n);
+      const positions: { term: number; type: number; off: number; len: number; data: Uint8Array | undefined }[] = new Array(n);
       for (let j = 0; j < n; j++) {
         const e = entries[k + j]!;
         assert(e.index === first + j, `group ${g.id}: entries are not contiguous at ${e.index}`);
@@ -294,10 +342,10 @@ export class Wal {
         v.view.setUint32(p + 9, e.data.length, true);
         p += ENTRY_HEADER_BYTES;
         at.frame.buf.set(e.data, p);
-        positions[j] = { term: e.term, type: e.type, seg, off: frameFileStart + p, len: e.data.length, data: e.data };
+        positions[j] = { term: e.term, type: e.type, off: frameFileStart + p, len: e.data.length, data: e.data };
         p += e.data.length;
       }
-      g.placeEntries(first, n, kind === RecordKind.Rewrite, (j) => positions[j]!);
+      g.placeEntries(first, n, prevTerm, seg, (j) => positions[j]!);
       k += n;
     }
   }
@@ -370,38 +418,46 @@ export class Wal {
   }
 
   /**
-   * Deletes every closed segment that no group needs, and rewrites small groups that hold the
-   * oldest segment back, so that an idle group cannot pin disk forever. (A group with more live
-   * data than `rewriteBytesMax` should be snapshotted by its host: see `groupsPinning`.)
+   * Rewrites small groups that hold the oldest segment back, so that an idle group cannot pin
+   * disk forever. (A group with more live data than `rewriteBytesMax` should be snapshotted by
+   * its host: see `groupsPinning`.) Segments are deleted only once a batch that made them
+   * unneeded is durable: see `deleteUnneeded`.
    */
   private purge(): void {
-    if (this.purging) return;
+    if (this.purging || this.segments.size <= 2) return;
     this.purging = true;
     try {
-      this.purgeSegments();
+      const oldest = Math.min(...this.segments.keys());
+      for (const g of this.groups.values()) {
+        if (g.oldestSegmentNeeded() === oldest && g.liveBytes <= this.opts.rewriteBytesMax) this.rewriteGroup(g);
+      }
     } finally {
       this.purging = false;
     }
   }
 
-  private purgeSegments(): void {
-    const oldest = Math.min(...this.segments.keys());
-    if (this.segments.size > 2) {
-      for (const g of this.groups.values()) {
-        if (g.oldestSegmentNeeded() === oldest && g.liveBytes <= this.opts.rewriteBytesMax) this.rewriteGroup(g);
-      }
-    }
+  /** The oldest segment any group needs, given every record laid out so far. */
+  private segmentNeeded(): number {
     let needed = this.current.seq;
+    if (this.segments.size <= 1) return needed;
     for (const g of this.groups.values()) needed = Math.min(needed, g.oldestSegmentNeeded());
+    return needed;
+  }
+
+  /**
+   * Deletes segments older than `needed`, computed when the batch just made durable was sealed:
+   * the records that made them unneeded are on disk now, and no later record can need an
+   * older segment again (records only ever go to the current one).
+   */
+  private deleteUnneeded(needed: number): void {
     for (const s of [...this.segments.values()]) {
-      // A segment is deleted only once its frames are written and nothing needs them.
-      if (s.seq < needed && s !== this.current && s.written === s.assigned && !this.pending.some((f) => f.seg === s)) {
-        fs.closeSync(s.fd);
-        fs.unlinkSync(s.file);
-        this.segments.delete(s.seq);
-        this.stats.segmentsDeleted++;
-        this.dirNeedsSync = true;
-      }
+      if (s.seq >= needed || s === this.current) continue;
+      if (this.pending.some((f) => f.seg === s)) continue;
+      fs.closeSync(s.fd);
+      fs.unlinkSync(s.file);
+      this.segments.delete(s.seq);
+      this.stats.segmentsDeleted++;
+      this.dirNeedsSync = true;
     }
   }
 
@@ -415,15 +471,23 @@ export class Wal {
   private rewriteGroup(g: GroupLog): void {
     this.stats.groupsRewritten++;
     if (g.snap.index > 0) this.encodeSnapshot(g, g.snap, false);
-    if (g.compactedIndex > 0) this.encodeCompact(g, g.compactedIndex, g.compactedTerm);
     const live = g.liveEntries();
     if (live.length > 0) this.encodeEntries(g, live, RecordKind.Rewrite);
+    else if (g.compactedIndex > 0) this.encodeCompact(g, g.compactedIndex, g.compactedTerm);
     if (g.hardStateSeg >= 0) this.encodeWrite({ group: g.id, hardState: g.hardState });
   }
 
   private readAt(seg: number, off: number, len: number): Uint8Array {
     const s = this.segments.get(seg);
     assert(s !== undefined, `segment ${seg} was deleted while still needed`);
+    if (off + len > s.written) {
+      // Not on disk yet: still in a frame being written or gathered.
+      for (const f of [...this.inflight, ...this.pending]) {
+        if (f.seg === s && off >= f.start && off + len <= f.start + f.len) {
+          return Buffer.from(f.buf.subarray(off - f.start, off - f.start + len));
+        }
+      }
+    }
     const out = Buffer.allocUnsafe(len);
     const n = fs.readSync(s.fd, out, 0, len, off);
     if (n !== len) throw new WalError('WAL_IO', `short read at ${s.file}:${off} (${n} of ${len} bytes)`, s.file, off);
@@ -450,12 +514,17 @@ export class Wal {
       while (this.pending.length > 0 || this.waiters.length > 0) {
         const frames = this.pending;
         const waiters = this.waiters;
+        const needed = this.segmentNeeded();
         this.pending = [];
         this.waiters = [];
+        this.inflight = frames;
         try {
           await this.writeBatch(frames);
+          this.inflight = [];
+          this.deleteUnneeded(needed);
           for (const w of waiters) w.resolve();
         } catch (e) {
+          this.inflight = [];
           this.fail(e, frames);
           for (const w of [...waiters, ...this.waiters]) w.reject(this.refusal()!);
           this.waiters = [];
@@ -470,13 +539,19 @@ export class Wal {
 
   private async writeBatch(frames: PendingFrame[]): Promise<void> {
     const touched = new Set<Segment>();
+    let prev: Segment | null = null;
     for (const f of frames) {
-      const body = f.buf.subarray(FRAME_HEADER_BYTES, f.len);
+      if (prev !== null && prev !== f.seg && this.opts.syncForce) {
+        // A batch that spans a roll: the older segment is synced before the newer one is
+        // written, so a torn frame is never followed by a good one (recovery relies on it).
+        await fdatasync(prev.fd);
+      }
+      prev = f.seg;
       f.buf.writeUInt32LE(FRAME_MAGIC, 0);
       f.buf.writeUInt32LE(f.len - FRAME_HEADER_BYTES, 4);
-      f.buf.writeUInt32LE(crc32(body), 8);
       f.buf.writeUInt32LE(0, 12);
       f.buf.writeDoubleLE(++this.frameSeq, 16);
+      f.buf.writeUInt32LE(frameCrc(f.buf, 0, f.len - FRAME_HEADER_BYTES), 8);
       await writeFully(f.seg.fd, f.buf, f.len, f.start);
       f.seg.written = f.start + f.len;
       touched.add(f.seg);
@@ -506,8 +581,10 @@ export class Wal {
     this.failed = new WalError(code, `${err.code ?? 'error'} writing ${this.opts.dir}: ${err.message}`, undefined, undefined, { cause: e });
     this.stats.failures++;
     this.stats.lastError = this.failed.message;
-    for (const f of frames) {
-      try { fs.ftruncateSync(f.seg.fd, Math.min(f.start, f.seg.written)); } catch { /* best effort: recovery cuts a torn tail anyway */ }
+    const cut = new Map<Segment, number>();
+    for (const f of frames) cut.set(f.seg, Math.min(cut.get(f.seg) ?? Infinity, f.start, f.seg.written));
+    for (const [seg, size] of cut) {
+      try { fs.ftruncateSync(seg.fd, size); } catch { /* best effort: recovery cuts a torn tail anyway */ }
     }
   }
 
@@ -526,15 +603,26 @@ export class Wal {
   private recover(): void {
     fs.mkdirSync(this.opts.dir, { recursive: true });
     const seqs = fs.readdirSync(this.opts.dir).map(parseSegmentName).filter((s): s is number => s !== null).sort((a, b) => a - b);
+    const fileOf = (seq: number): string => path.join(this.opts.dir, segmentName(seq));
+    for (let i = 1; i < seqs.length; i++) {
+      // Segments are only ever deleted oldest first, so a hole means a file went missing.
+      if (seqs[i] !== seqs[i - 1]! + 1) throw new WalError('WAL_CORRUPT', `segment ${fileOf(seqs[i - 1]! + 1)} is missing`, fileOf(seqs[i - 1]! + 1), 0);
+    }
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i]!;
-      const file = path.join(this.opts.dir, segmentName(seq));
+      const file = fileOf(seq);
       const data = fs.readFileSync(file);
-      const end = this.replaySegment(seq, file, data, i === seqs.length - 1);
+      const laterFiles = seqs.slice(i + 1).map(fileOf);
+      const end = this.replaySegment(seq, file, data, laterFiles);
       if (end < data.length) fs.truncateSync(file, end);
       const fd = fs.openSync(file, 'r+');
       this.segments.set(seq, { seq, file, fd, assigned: end, written: end });
       this.nextSeq = seq + 1;
+      if (end < data.length) {
+        // A torn tail: the later segments hold no intact frame (checked); they go.
+        for (const f of laterFiles) fs.unlinkSync(f);
+        break;
+      }
     }
     for (const g of this.groups.values()) {
       const problem = g.checkRecovered();
@@ -546,14 +634,16 @@ export class Wal {
   }
 
   /** Replays one segment; returns where its valid frames end. */
-  private replaySegment(seq: number, file: string, data: Buffer, isLast: boolean): number {
+  private replaySegment(seq: number, file: string, data: Buffer, laterFiles: string[]): number {
     let off = 0;
     while (off < data.length) {
       const bad = this.checkFrame(data, off);
       if (bad !== null) {
-        // A damaged frame is a torn tail only if it is in the last segment and no good frame
-        // follows it; anything else is corruption, and serving a shorter log would be wrong.
-        if (isLast && !this.goodFrameAfter(data, off + 1)) return off;
+        // A damaged frame is a torn tail only if no intact frame follows it, in this segment
+        // or a later one (a batch syncs a segment before writing the next); anything else is
+        // corruption, and serving a shorter log would be wrong.
+        const goodLater = this.goodFrameAfter(data, off + 1) || laterFiles.some((f) => this.goodFrameAfter(fs.readFileSync(f), 0));
+        if (!goodLater) return off;
         throw new WalError('WAL_CORRUPT', `corrupt log record at ${file}:${off} (${bad})`, file, off);
       }
       const bodyBytes = data.readUInt32LE(off + 4);
@@ -570,7 +660,7 @@ export class Wal {
     const bodyBytes = data.readUInt32LE(off + 4);
     if (off + FRAME_HEADER_BYTES + bodyBytes > data.length) return 'truncated frame';
     const seq = data.readDoubleLE(off + 16);
-    if (crc32(data.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes)) !== data.readUInt32LE(off + 8)) return 'checksum mismatch';
+    if (frameCrc(data, off, bodyBytes) !== data.readUInt32LE(off + 8)) return 'checksum mismatch';
     if (seq <= this.frameSeq) return `frame sequence ${seq} after ${this.frameSeq}`;
     return null;
   }
@@ -598,16 +688,17 @@ export class Wal {
         case RecordKind.Rewrite: {
           const first = view.getFloat64(at, true);
           const n = view.getUint32(at + 8, true);
-          const positions: { term: number; type: number; seg: number; off: number; len: number; data: undefined }[] = [];
-          let q = at + 12;
+          const prevTerm = kind === RecordKind.Rewrite ? view.getFloat64(at + 12, true) : null;
+          const positions: { term: number; type: number; off: number; len: number; data: undefined }[] = [];
+          let q = at + (prevTerm === null ? 12 : 20);
           for (let j = 0; j < n; j++) {
             if (q + ENTRY_HEADER_BYTES > end) fail('truncated entry');
             const len = view.getUint32(q + 9, true);
-            positions.push({ term: view.getFloat64(q, true), type: view.getUint8(q + 8), seg: seq, off: q + ENTRY_HEADER_BYTES, len, data: undefined });
+            positions.push({ term: view.getFloat64(q, true), type: view.getUint8(q + 8), off: q + ENTRY_HEADER_BYTES, len, data: undefined });
             q += ENTRY_HEADER_BYTES + len;
           }
           if (q > end) fail('entry beyond frame');
-          this.group(gid).placeEntries(first, n, kind === RecordKind.Rewrite, (j) => positions[j]!);
+          this.group(gid).placeEntries(first, n, prevTerm, seq, (j) => positions[j]!);
           p = q;
           break;
         }
@@ -637,6 +728,13 @@ export class Wal {
       }
     }
   }
+}
+
+/** The frame's CRC covers its length, sequence number and body: every field but magic and itself. */
+function frameCrc(buf: Buffer, off: number, bodyBytes: number): number {
+  let c = crc32(buf.subarray(off + 4, off + 8));
+  c = crc32(buf.subarray(off + 12, off + FRAME_HEADER_BYTES), c);
+  return crc32(buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes), c);
 }
 
 function writeFully(fd: number, buf: Buffer, len: number, position: number): Promise<void> {

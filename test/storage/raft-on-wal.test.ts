@@ -39,11 +39,13 @@ function boot(id: number, dir: string, fresh: boolean): Node {
   return { id, wal, rafts, applied };
 }
 
-async function run(nodes: Node[], turns: number, propose: (turn: number) => void): Promise<void> {
+/** Runs turns until `done` (checked every 10 turns) or `turns` have passed: fsyncs take real time. */
+async function run(nodes: Node[], turns: number, propose: (turn: number) => void, done: () => boolean = () => false): Promise<void> {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   let inbox: { group: number; m: Message }[] = [];
   const inflight: Promise<void>[] = [];
   for (let turn = 0; turn < turns; turn++) {
+    if (turn % 10 === 0 && done()) break;
     propose(turn);
     const deliver = inbox;
     inbox = [];
@@ -80,14 +82,15 @@ test('many groups of the Raft core replicate over the shared log and recover fro
   let nodes = MEMBERS.map((id) => boot(id, path.join(root, `n${id}`), true));
   const enc = new TextEncoder();
   let proposed = 0;
-  await run(nodes, 400, (turn) => {
+  const leaderCount = (): number => nodes.reduce((k, n) => k + [...n.rafts.values()].filter((r) => r.role === Role.Leader).length, 0);
+  await run(nodes, 5000, (turn) => {
     if (turn < 60) return;
     for (const n of nodes) {
       for (const r of n.rafts.values()) {
         if (r.role === Role.Leader && r.propose(enc.encode(`v${turn}`)).ok) proposed++;
       }
     }
-  });
+  }, () => proposed > GROUPS * 60 && leaderCount() === GROUPS);
   assert.ok(proposed > GROUPS * 50, `only ${proposed} proposals accepted`);
   const leaders = nodes.flatMap((n) => [...n.rafts.values()].filter((r) => r.role === Role.Leader));
   assert.equal(leaders.length, GROUPS, 'every group has a leader');
@@ -107,10 +110,12 @@ test('many groups of the Raft core replicate over the shared log and recover fro
     for (const l of logs) assert.deepEqual(l.slice(0, shortest), logs[0]!.slice(0, shortest), `group ${g}: committed prefixes match`);
   }
   // The rebuilt members elect again and keep committing.
-  await run(nodes, 200, (turn) => {
+  const committedAgain = (): boolean => Array.from({ length: GROUPS }, (_, i) => i + 1)
+    .every((g) => Math.max(...nodes.map((n) => n.rafts.get(g)!.commit)) > before[0]![g - 1]![1]);
+  await run(nodes, 5000, (turn) => {
     if (turn < 80) return;
     for (const n of nodes) for (const r of n.rafts.values()) if (r.role === Role.Leader) r.propose(enc.encode(`w${turn}`));
-  });
+  }, committedAgain);
   for (let g = 1; g <= GROUPS; g++) {
     const commit = Math.max(...nodes.map((n) => n.rafts.get(g)!.commit));
     assert.ok(commit > before[0]![g - 1]![1], `group ${g} committed after the restart`);
