@@ -31,6 +31,9 @@ export class GroupLog implements LogStorage {
   private prevTerm = 0;
   /** False while recovery has seen entries after a gap and no record yet saying where the log starts. */
   private prevKnown = true;
+  /** While the start is unknown: the newest compaction seen below the gap, which may turn out to be the start. */
+  private hintIndex = -1;
+  private hintTerm = 0;
   private lastIdx = 0;
   // Slot s holds index slotBase + s.
   private slotBase = 1;
@@ -114,9 +117,12 @@ export class GroupLog implements LogStorage {
       this.baseSeg = seg;
     } else if (count === 0) {
       return;
-    } else if (first > this.lastIdx + 1) {
-      this.resetSlots(first - 1, 0);
-      this.prevKnown = false;
+    } else if (first > this.lastIdx + 1 || (!this.prevKnown && first <= this.prevIndex + 1)) {
+      // A gap, or (while the start is unknown) entries from before the gap's start: either
+      // way the log now runs from `first`, and where it starts is still to be told.
+      const known = first === 1 || this.hintIndex === first - 1;
+      this.resetSlots(first - 1, known && first > 1 ? this.hintTerm : 0);
+      this.prevKnown = known;
     } else if (first <= this.lastIdx) {
       this.truncateFrom(Math.max(first, this.prevIndex + 1));
     }
@@ -157,7 +163,14 @@ export class GroupLog implements LogStorage {
    * entries) moves only the record the group needs.
    */
   placeCompact(index: number, term: number, seg: number): void {
-    if (index < this.prevIndex) return;
+    if (index < this.prevIndex) {
+      if (!this.prevKnown) {
+        this.hintIndex = index;
+        this.hintTerm = term;
+        this.baseSeg = seg;
+      }
+      return;
+    }
     this.baseSeg = seg;
     this.prevKnown = true;
     if (index === this.prevIndex) {
