@@ -45,7 +45,7 @@ export function crashCopy(dir: string): string {
   return to;
 }
 
-type FsName = 'write' | 'fdatasync' | 'openSync';
+type FsName = 'write' | 'writeSync' | 'fdatasync' | 'openSync';
 
 /** Replaces a function of node:fs for the code under test (ESM namespace included). */
 export function patchFs<K extends FsName>(name: K, make: (orig: (typeof fsCjs)[K]) => (typeof fsCjs)[K]): () => void {

@@ -48,9 +48,9 @@ test('a crash right after a roll that rewrote an idle group loses that group (ol
 test('ENOSPC on the batch that carries a rewrite loses the rewritten group for good', async () => {
   const dir = tmpdir();
   const wal = await setup(dir);
-  const restore = patchFs('write', () => ((...args: unknown[]) => {
-    const cb = args[args.length - 1] as (e: Error | null, n?: number) => void;
-    process.nextTick(() => cb(errno('ENOSPC')));
+  // The log writes frames with writeSync (only the fdatasync is asynchronous).
+  const restore = patchFs('writeSync', () => (() => {
+    throw errno('ENOSPC');
   }) as never);
   try {
     await assert.rejects(wal.append([{ group: 2, entries: [big(3, 1, 3000)] }]), (e: unknown) => e instanceof WalError && e.code === 'WAL_FAILED');
