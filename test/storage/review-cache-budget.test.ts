@@ -7,7 +7,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Wal } from '../../src/storage/wal.js';
-import { big, cleanup, tmpdir } from './review-helpers.js';
+import { big, cleanup, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Wal } from '../../src/storage/wal.js';
-import { big, cleanup, hold, range, segmentFiles, texts, tmpdir } from './review-helpers.js';
+import { big, cleanup, hold, range, segmentFiles, texts, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 

@@ -5,7 +5,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Wal } from '../../src/storage/wal.js';
-import { cleanup, range, tmpdir } from './review-helpers.js';
+import { cleanup, range, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Wal, WalError } from '../../src/storage/wal.js';
-import { cleanup, conf, range, segmentFiles, tmpdir } from './review-helpers.js';
+import { cleanup, conf, range, segmentFiles, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 

@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Wal, WalError } from '../../src/storage/wal.js';
-import { big, cleanup, conf, crashCopy, errno, hold, patchFs, range, segmentFiles, texts, tmpdir } from './review-helpers.js';
+import { big, cleanup, conf, crashCopy, errno, hold, patchFs, range, segmentFiles, texts, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { Wal } from '../../src/storage/wal.js';
 import { RaftNode } from '../../src/raft/raft.js';
 import { configDefaults } from '../../src/raft/types.js';
-import { big, cleanup, conf, range, segmentFiles, texts, tmpdir } from './review-helpers.js';
+import { big, cleanup, conf, range, segmentFiles, texts, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Wal, WalError } from '../../src/storage/wal.js';
-import { big, cleanup, errno, patchFs, range, texts, tmpdir } from './review-helpers.js';
+import { big, cleanup, errno, patchFs, range, texts, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 

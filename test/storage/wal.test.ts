@@ -3,24 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { Wal, WalError } from '../../src/storage/wal.js';
-import { EntryType, type Entry } from '../../src/raft/types.js';
+import { after } from 'node:test';
+import { cleanup, conf, ent, range, texts, tmpdir } from './wal-helpers.js';
 
-function tmpdir(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'flotilla-wal-'));
-}
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const ent = (index: number, term: number, text = `e${index}t${term}`): Entry => ({ index, term, type: EntryType.Normal, data: enc.encode(text) });
-const range = (a: number, b: number, term: number): Entry[] => Array.from({ length: b - a + 1 }, (_, k) => ent(a + k, term));
-const texts = (wal: Wal, g: number): string[] => {
-  const s = wal.group(g);
-  return s.lastIndex() < s.firstIndex() ? [] : s.entries(s.firstIndex(), s.lastIndex() + 1, Infinity).map((e) => `${e.index}/${e.term}:${dec.decode(e.data)}`);
-};
-const conf = { voters: [1, 2, 3], votersOutgoing: [], learners: [], learnersNext: [] };
+after(cleanup);
 
 test('entries and hard states of many groups survive a reopen', async () => {
   const dir = tmpdir();
