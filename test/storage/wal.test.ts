@@ -105,13 +105,19 @@ test('an installed snapshot restarts the group\'s log after it', async () => {
   await again.close();
 });
 
-test('a torn tail is cut off; what came before it survives', async () => {
+/** A log holding two batches of group 1 (entries 1..3, then 4..6) in one segment file. */
+async function twoBatches(): Promise<{ dir: string; file: string }> {
   const dir = tmpdir();
   const wal = Wal.open({ dir });
   await wal.append([{ group: 1, entries: range(1, 3, 1) }]);
   await wal.append([{ group: 1, entries: range(4, 6, 1) }]);
   await wal.close();
   const file = path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.wal'))!);
+  return { dir, file };
+}
+
+test('a torn tail is cut off; what came before it survives', async () => {
+  const { dir, file } = await twoBatches();
   const size = fs.statSync(file).size;
   fs.truncateSync(file, size - 7);
   const again = Wal.open({ dir });
@@ -124,12 +130,7 @@ test('a torn tail is cut off; what came before it survives', async () => {
 });
 
 test('a flipped bit that is not at the tail stops recovery with the file and offset', async () => {
-  const dir = tmpdir();
-  const wal = Wal.open({ dir });
-  await wal.append([{ group: 1, entries: range(1, 3, 1) }]);
-  await wal.append([{ group: 1, entries: range(4, 6, 1) }]);
-  await wal.close();
-  const file = path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('.wal'))!);
+  const { dir, file } = await twoBatches();
   const bytes = fs.readFileSync(file);
   bytes[40] = bytes[40]! ^ 0x10; // inside the first frame
   fs.writeFileSync(file, bytes);
