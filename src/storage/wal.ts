@@ -84,6 +84,8 @@ interface PendingFrame {
   seg: Segment;
   start: number;
   buf: Buffer;
+  /** A view over `buf`, made once per buffer rather than once per record. */
+  dv: DataView;
   len: number;
 }
 
@@ -356,8 +358,7 @@ export class Wal {
   }
 
   private view(at: { frame: PendingFrame; pos: number }): { view: DataView; at: number } {
-    const b = at.frame.buf;
-    return { view: new DataView(b.buffer, b.byteOffset, b.byteLength), at: at.pos };
+    return { view: at.frame.dv, at: at.pos };
   }
 
   private roomInSegment(): number {
@@ -380,7 +381,8 @@ export class Wal {
       f = null;
     }
     if (f === null) {
-      f = { seg: this.current, start: this.current.assigned, buf: this.takeBuffer(FRAME_HEADER_BYTES + bytes), len: FRAME_HEADER_BYTES };
+      const buf = this.takeBuffer(FRAME_HEADER_BYTES + bytes);
+      f = { seg: this.current, start: this.current.assigned, buf, dv: dataView(buf), len: FRAME_HEADER_BYTES };
       this.current.assigned += FRAME_HEADER_BYTES;
       this.pending.push(f);
     }
@@ -390,6 +392,7 @@ export class Wal {
       const nb = Buffer.allocUnsafe(cap);
       f.buf.copy(nb, 0, 0, f.len);
       f.buf = nb;
+      f.dv = dataView(nb);
     }
     const pos = f.len;
     f.len += bytes;
@@ -728,6 +731,10 @@ export class Wal {
       }
     }
   }
+}
+
+function dataView(b: Buffer): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** The frame's CRC covers its length, sequence number and body: every field but magic and itself. */
