@@ -1,0 +1,120 @@
+// The client protocol's frame: a fixed 16-byte header and a body. The same bytes travel over
+// plain TCP (frames back to back) and over WebSocket (one binary message per frame). The main
+// thread reads only this header; the shard that owns `group` reads the body. See docs/protocol.md.
+//
+// Header, little-endian:
+//   0  u32 frameBytes   whole frame, header included (16 ≤ frameBytes ≤ the server's frameBytesMax)
+//   4  u8  kind         a FrameKind
+//   5  u8  flags        FrameFlag bits; unknown bits are a BAD_FRAME
+//   6  u16 reserved     0
+//   8  u32 requestId    chosen by the client, echoed in the response
+//  12  u32 group        the Raft group the request is for (0 for node-level kinds)
+
+export const FRAME_HEADER_BYTES = 16;
+
+export enum FrameKind {
+  /** A command for the group's state machine: proposed, or read when a read flag is set. */
+  Command = 0x01,
+  /** Liveness probe; answered by the main thread with Pong. */
+  Ping = 0x02,
+  /** A group-level admin request; body is msgpack (docs/protocol.md). */
+  Admin = 0x03,
+  /** Response to Command: the state machine's result bytes. */
+  Result = 0x81,
+  /** Response to anything: body is msgpack `{ code, message, leader? }`. */
+  Error = 0x82,
+  Pong = 0x83,
+  AdminResult = 0x84,
+}
+
+export const FrameFlag = {
+  /** Command is a read: served after a ReadIndex round confirms leadership (linearizable). */
+  Read: 1,
+  /** With Read: served from the local replica at once, possibly stale, on any member. */
+  Stale: 2,
+} as const;
+const FLAGS_KNOWN = FrameFlag.Read | FrameFlag.Stale;
+
+/** Stable error codes carried by Error frames; clients act on these. */
+export type ProtocolErrorCode =
+  | 'BAD_FRAME'        // malformed frame: the connection is closed after this error
+  | 'BAD_REQUEST'      // a well-formed frame the state machine or admin rejects
+  | 'TOO_LARGE'        // a value or frame above a configured bound
+  | 'NOT_LEADER'       // this member is not the group's leader; `leader` says who is, if known
+  | 'OVERLOADED'       // a bound on queued work was hit; retry later
+  | 'NO_GROUP'         // this node does not host the group
+  | 'LEADER_TRANSFERRING'
+  | 'OUTCOME_UNKNOWN'  // a write was proposed but leadership was lost before it was known to commit
+  | 'TIMEOUT'          // no outcome within requestTimeoutMs
+  | 'UNAVAILABLE'      // the shard is stopping or has failed
+  | 'STORAGE_FAILED';  // the shard's log failed; the node is stopping
+
+/** Where to find a leader: what NOT_LEADER carries when the leader is known. */
+export interface LeaderHint {
+  id: number;
+  host: string;
+  clientPort: number;
+  wsPort: number;
+}
+
+export interface ErrorBody {
+  code: ProtocolErrorCode;
+  message: string;
+  leader?: LeaderHint;
+}
+
+export interface FrameHeader {
+  frameBytes: number;
+  kind: number;
+  flags: number;
+  requestId: number;
+  group: number;
+}
+
+export function writeHeader(buf: Uint8Array, at: number, h: FrameHeader): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset + at, FRAME_HEADER_BYTES);
+  dv.setUint32(0, h.frameBytes, true);
+  dv.setUint8(4, h.kind);
+  dv.setUint8(5, h.flags);
+  dv.setUint16(6, 0, true);
+  dv.setUint32(8, h.requestId, true);
+  dv.setUint32(12, h.group, true);
+}
+
+/** A whole frame: header then body. */
+export function encodeFrame(kind: FrameKind, flags: number, requestId: number, group: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + body.length);
+  writeHeader(out, 0, { frameBytes: out.length, kind, flags, requestId, group });
+  out.set(body, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Checks a header that a peer sent; returns why it is malformed, or null. `requestKinds`
+ * says which side is reading: a server accepts request kinds, a client response kinds.
+ */
+export function headerProblem(buf: Uint8Array, at: number, frameBytesMax: number, requestKinds: boolean): string | null {
+  const dv = new DataView(buf.buffer, buf.byteOffset + at, FRAME_HEADER_BYTES);
+  const n = dv.getUint32(0, true);
+  if (n < FRAME_HEADER_BYTES) return `frame of ${n} bytes is shorter than its header`;
+  if (n > frameBytesMax) return `frame of ${n} bytes exceeds the limit of ${frameBytesMax}`;
+  const kind = dv.getUint8(4);
+  const ok = requestKinds
+    ? kind === FrameKind.Command || kind === FrameKind.Ping || kind === FrameKind.Admin
+    : kind === FrameKind.Result || kind === FrameKind.Error || kind === FrameKind.Pong || kind === FrameKind.AdminResult;
+  if (!ok) return `unknown frame kind 0x${kind.toString(16)}`;
+  if ((dv.getUint8(5) & ~FLAGS_KNOWN) !== 0) return `unknown flags 0x${dv.getUint8(5).toString(16)}`;
+  if (dv.getUint16(6, true) !== 0) return 'reserved header bytes are not zero';
+  return null;
+}
+
+export function readHeader(buf: Uint8Array, at: number): FrameHeader {
+  const dv = new DataView(buf.buffer, buf.byteOffset + at, FRAME_HEADER_BYTES);
+  return {
+    frameBytes: dv.getUint32(0, true),
+    kind: dv.getUint8(4),
+    flags: dv.getUint8(5),
+    requestId: dv.getUint32(8, true),
+    group: dv.getUint32(12, true),
+  };
+}

@@ -1,0 +1,22 @@
+// What a group's replicated state machine offers its shard. The built-in one is the key-value
+// store (src/kv/kv-service.ts); programs that embed Flotilla supply their own through a module
+// the shard worker imports (ShardTask.stateMachine), since state machines run in the workers.
+
+export interface StateMachine {
+  /**
+   * Applies one committed command and returns the result sent to the client that proposed it.
+   * Must be deterministic: every replica applies the same commands in the same order and must
+   * reach the same state. Bad input is a result, never an exception (a replica must not crash
+   * on what its peers accepted). `command` is only valid during the call.
+   */
+  apply(command: Uint8Array, index: number): Uint8Array;
+  /** Answers a read-only command from the current state. May throw on bad input. */
+  query(command: Uint8Array): Uint8Array;
+  /** An image of the whole state, for a snapshot. */
+  snapshot(): Uint8Array;
+  /** Replaces the state with a snapshot image. */
+  restore(image: Uint8Array): void;
+}
+
+/** Makes the state machine of one group; called when a group is created or recovered. */
+export type StateMachineFactory = (group: number) => StateMachine;

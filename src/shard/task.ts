@@ -1,0 +1,97 @@
+// What the main thread hands each shard task when it starts it (through piscina), and the
+// admin requests it may send afterwards. Plain data: it crosses threads by structured clone,
+// except the SharedArrayBuffers, which are shared.
+
+/** A member of the cluster and where it listens. */
+export interface PeerInfo {
+  id: number;
+  host: string;
+  raftPort: number;
+  clientPort: number;
+  wsPort: number;
+  adminPort: number;
+}
+
+/** Where a user-supplied state machine comes from: a module a worker can import. */
+export interface StateMachineModule {
+  /** A file URL or a package specifier, resolvable from the worker. */
+  module: string;
+  /** Name of the exported factory `(group: number) => StateMachine`; default `createStateMachine`. */
+  export?: string;
+}
+
+export interface ShardTask {
+  shard: number;
+  shards: number;
+  nodeId: number;
+  peers: PeerInfo[];
+  inRing: SharedArrayBuffer;
+  outRing: SharedArrayBuffer;
+  /** Float64Array of `ShardCounter` slots (counters.ts), written by the shard, read by main. */
+  counters: SharedArrayBuffer;
+  /** `<dataDir>/shard-<k>`: the shard's `wal/` and `snapshots/` live under it. */
+  dir: string;
+  /** Groups of this shard to create at start if the log does not have them; members: every peer. */
+  bootstrapGroups: number[];
+  syncForce: boolean;
+  /** With syncForce off: background fdatasync interval (0: never). */
+  flushIntervalMs: number;
+  segmentBytes: number;
+  tickMs: number;
+  ticksElection: number;
+  ticksHeartbeat: number;
+  /** Take a snapshot of a group after this many entries applied since its last one. */
+  snapshotEntries: number;
+  /** Entries kept behind a snapshot for followers that lag a little. */
+  snapshotKeepEntries: number;
+  /** Writes and reads waiting in one group before new ones get OVERLOADED. */
+  pendingPerGroupMax: number;
+  /** A request with no outcome after this long gets TIMEOUT. */
+  requestTimeoutMs: number;
+  /** Most in-ring records handled in one turn, so a flood cannot starve ticks and the log. */
+  turnRecordsMax: number;
+  /** Largest piece of a snapshot sent in one sub-record. */
+  snapChunkBytes: number;
+  /** Largest snapshot a follower accepts. */
+  snapshotBytesMax: number;
+  stateMachine: StateMachineModule | null;
+  logLevel: string;
+}
+
+/** Admin requests (msgpack payload of InKind.Admin) and what each replies. */
+export type AdminRequest =
+  /** Creates the group here with these voters (idempotent when it exists with them). */
+  | { op: 'addGroup'; group: number; members: number[] }
+  /** Forgets the group here: its log records, snapshots and state machine. */
+  | { op: 'removeGroup'; group: number }
+  | { op: 'transferLeader'; group: number; to: number }
+  /** Per-group status of every group on the shard. */
+  | { op: 'status' }
+  /** Latency summaries (hdr-histogram) since start. */
+  | { op: 'metrics' };
+
+export interface GroupStatus {
+  group: number;
+  role: 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+  leader: number;
+  term: number;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  snapshotIndex: number;
+  voters: number[];
+  learners: number[];
+}
+
+export interface LatencySummary {
+  count: number;
+  /** Microseconds. */
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+export type AdminReply =
+  | { ok: true; groups?: GroupStatus[]; latency?: Record<string, LatencySummary> }
+  | { ok: false; code: string; message: string };
