@@ -89,32 +89,41 @@ export function encodeFrame(kind: FrameKind, flags: number, requestId: number, g
   return out;
 }
 
+/** Little-endian u32 at buf[at]; byte reads, so no DataView is made per frame on the hot path. */
+function u32(buf: Uint8Array, at: number): number {
+  return (buf[at]! | (buf[at + 1]! << 8) | (buf[at + 2]! << 16) | (buf[at + 3]! << 24)) >>> 0;
+}
+
 /**
  * Checks a header that a peer sent; returns why it is malformed, or null. `requestKinds`
  * says which side is reading: a server accepts request kinds, a client response kinds.
  */
 export function headerProblem(buf: Uint8Array, at: number, frameBytesMax: number, requestKinds: boolean): string | null {
-  const dv = new DataView(buf.buffer, buf.byteOffset + at, FRAME_HEADER_BYTES);
-  const n = dv.getUint32(0, true);
+  const n = u32(buf, at);
   if (n < FRAME_HEADER_BYTES) return `frame of ${n} bytes is shorter than its header`;
   if (n > frameBytesMax) return `frame of ${n} bytes exceeds the limit of ${frameBytesMax}`;
-  const kind = dv.getUint8(4);
+  const kind = buf[at + 4]!;
   const ok = requestKinds
     ? kind === FrameKind.Command || kind === FrameKind.Ping || kind === FrameKind.Admin
     : kind === FrameKind.Result || kind === FrameKind.Error || kind === FrameKind.Pong || kind === FrameKind.AdminResult;
   if (!ok) return `unknown frame kind 0x${kind.toString(16)}`;
-  if ((dv.getUint8(5) & ~FLAGS_KNOWN) !== 0) return `unknown flags 0x${dv.getUint8(5).toString(16)}`;
-  if (dv.getUint16(6, true) !== 0) return 'reserved header bytes are not zero';
+  const flags = buf[at + 5]!;
+  if ((flags & ~FLAGS_KNOWN) !== 0) return `unknown flags 0x${flags.toString(16)}`;
+  if (buf[at + 6] !== 0 || buf[at + 7] !== 0) return 'reserved header bytes are not zero';
   return null;
 }
 
 export function readHeader(buf: Uint8Array, at: number): FrameHeader {
-  const dv = new DataView(buf.buffer, buf.byteOffset + at, FRAME_HEADER_BYTES);
   return {
-    frameBytes: dv.getUint32(0, true),
-    kind: dv.getUint8(4),
-    flags: dv.getUint8(5),
-    requestId: dv.getUint32(8, true),
-    group: dv.getUint32(12, true),
+    frameBytes: u32(buf, at),
+    kind: buf[at + 4]!,
+    flags: buf[at + 5]!,
+    requestId: u32(buf, at + 8),
+    group: u32(buf, at + 12),
   };
+}
+
+/** Total bytes of the frame at buf[at] (its header's first field). */
+export function frameBytesOf(buf: Uint8Array, at: number): number {
+  return u32(buf, at);
 }
