@@ -1,0 +1,280 @@
+// The operator's HTTP endpoint (node:http): health for load balancers and supervisors, metrics
+// for Prometheus, status, and group administration.
+//
+//   GET    /health                       200 when serving, 503 otherwise; JSON either way
+//   GET    /metrics                      Prometheus text exposition 0.0.4
+//   GET    /status                       { nodeId, groups: GroupStatus[] }
+//   POST   /groups                       body { group, members }        → add a group here
+//   DELETE /groups/:id                                                    → remove it here
+//   POST   /groups/:id/transfer-leader   body { to }                     → move its leadership
+//
+// Admin answers are `{ ok: true, ... }` (200) or `{ ok: false, code, message }` with a status
+// that follows the code: BAD_REQUEST 400, NOT_FOUND/NO_GROUP 404, METHOD_NOT_ALLOWED 405,
+// TOO_LARGE 413, OVERLOADED 429, INTERNAL 500, UNAVAILABLE/STORAGE_FAILED 503, TIMEOUT 504, and
+// 409 for the rest (the request conflicts with the group's state: NOT_LEADER, exists, ...).
+//
+// Bounded: request bodies (bodyBytesMax), headers (Node's 16 KiB), time to receive a request,
+// and connections. Nothing a client sends, and nothing the backend throws, ends the process.
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AdminReply, GroupStatus } from '../shard/task.js';
+import type { Logger } from './log.js';
+
+export interface AdminBackend {
+  health(): { serving: boolean; nodeId: number; shards: { shard: number; state: 'starting' | 'ready' | 'failed' | 'stopped'; message?: string }[] };
+  status(): Promise<{ nodeId: number; groups: GroupStatus[] }>;
+  /** Prometheus text exposition. */
+  metrics(): Promise<string>;
+  addGroup(group: number, members: number[]): Promise<AdminReply>;
+  removeGroup(group: number): Promise<AdminReply>;
+  transferLeader(group: number, to: number): Promise<AdminReply>;
+}
+
+export interface AdminServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export const ADMIN_BODY_BYTES_MAX = 64 * 1024;
+/** Concurrent connections; an admin port serves operators and scrapers, not clients. */
+const CONNECTIONS_MAX = 256;
+/** Time to receive a whole request (headers and body). */
+const REQUEST_MS_MAX = 10_000;
+/** On close, how long requests in progress may finish before their connections are cut. */
+const CLOSE_GRACE_MS = 2_000;
+const MEMBERS_MAX = 1024;
+const GROUP_ID_MAX = 0xffff_fffe;
+const NODE_ID_MAX = 0xffff_ffff;
+
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** An answer that is not 200 before the backend is even asked. */
+class HttpError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly headers: Record<string, string> = {}) {
+    super(message);
+  }
+}
+
+export function startAdminHttp(
+  opts: { host: string; port: number; log: Logger; bodyBytesMax?: number },
+  backend: AdminBackend,
+): Promise<AdminServer> {
+  const log = opts.log;
+  const bodyBytesMax = opts.bodyBytesMax ?? ADMIN_BODY_BYTES_MAX;
+  const server = http.createServer({ requestTimeout: REQUEST_MS_MAX, headersTimeout: REQUEST_MS_MAX }, (req, res) => {
+    res.on('error', (err) => log.debug({ err: err.message }, 'admin http: response error'));
+    handle(req, res, backend, bodyBytesMax).catch((err: unknown) => {
+      // handle() answers its own errors; reaching here means answering failed too.
+      log.error({ err: errText(err), method: req.method, url: req.url }, 'admin http: request failed');
+      if (!res.headersSent) send(res, 500, { ok: false, code: 'INTERNAL', message: 'internal error' });
+      else res.destroy();
+    });
+  });
+  server.maxConnections = CONNECTIONS_MAX;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  });
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, b: AdminBackend, max: number): Promise<void> {
+    try {
+      await route(req, res, b, max);
+    } catch (e) {
+      if (e instanceof HttpError) {
+        for (const [k, v] of Object.entries(e.headers)) res.setHeader(k, v);
+        send(res, e.status, { ok: false, code: e.code, message: e.message });
+        return;
+      }
+      log.error({ err: errText(e), method: req.method, url: req.url }, 'admin http: backend failed');
+      send(res, 500, { ok: false, code: 'INTERNAL', message: `internal error: ${errText(e)}` });
+    }
+  }
+
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onError);
+      server.on('error', (err) => log.error({ err: err.message }, 'admin http: server error'));
+      const port = (server.address() as AddressInfo).port;
+      let closing: Promise<void> | null = null;
+      resolve({
+        port,
+        close: () => {
+          closing ??= new Promise<void>((done) => {
+            const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+            cut.unref();
+            server.close(() => {
+              clearTimeout(cut);
+              done();
+            });
+            server.closeIdleConnections();
+          });
+          return closing;
+        },
+      });
+    });
+  });
+}
+
+async function route(req: http.IncomingMessage, res: http.ServerResponse, b: AdminBackend, bodyBytesMax: number): Promise<void> {
+  const method = req.method ?? 'GET';
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const parts = (q < 0 ? url : url.slice(0, q)).split('/').filter((s) => s.length > 0);
+  const [a, id, action] = parts;
+
+  if (parts.length === 1 && a === 'health') {
+    allow(method, ['GET', 'HEAD']);
+    const h = b.health();
+    send(res, h.serving ? 200 : 503, h);
+    return;
+  }
+  if (parts.length === 1 && a === 'metrics') {
+    allow(method, ['GET', 'HEAD']);
+    const text = await b.metrics();
+    res.writeHead(200, { 'Content-Type': METRICS_CONTENT_TYPE, 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+    res.end(text);
+    return;
+  }
+  if (parts.length === 1 && a === 'status') {
+    allow(method, ['GET', 'HEAD']);
+    send(res, 200, await b.status());
+    return;
+  }
+  if (a === 'groups' && parts.length === 1) {
+    allow(method, ['POST']);
+    const body = await readJson(req, res, bodyBytesMax);
+    const group = groupId(body['group'], 'group');
+    const members = body['members'];
+    if (!Array.isArray(members) || members.length === 0 || members.length > MEMBERS_MAX) {
+      throw new HttpError(400, 'BAD_REQUEST', `members must be a non-empty array of node ids (at most ${MEMBERS_MAX})`);
+    }
+    const seen = new Set<number>();
+    for (const m of members) {
+      if (!isIntIn(m, 1, NODE_ID_MAX)) throw new HttpError(400, 'BAD_REQUEST', `member ${JSON.stringify(m)} is not a node id`);
+      if (seen.has(m)) throw new HttpError(400, 'BAD_REQUEST', `member ${m} is listed twice`);
+      seen.add(m);
+    }
+    reply(res, await b.addGroup(group, members as number[]));
+    return;
+  }
+  if (a === 'groups' && parts.length === 2) {
+    allow(method, ['DELETE']);
+    reply(res, await b.removeGroup(groupId(id, 'group id in the path')));
+    return;
+  }
+  if (a === 'groups' && parts.length === 3 && action === 'transfer-leader') {
+    allow(method, ['POST']);
+    const group = groupId(id, 'group id in the path');
+    const body = await readJson(req, res, bodyBytesMax);
+    const to = body['to'];
+    if (!isIntIn(to, 1, NODE_ID_MAX)) throw new HttpError(400, 'BAD_REQUEST', `to must be a node id, got ${JSON.stringify(to) ?? 'nothing'}`);
+    reply(res, await b.transferLeader(group, to));
+    return;
+  }
+  throw new HttpError(404, 'NOT_FOUND', `no route ${method} ${url.slice(0, 200)}`);
+}
+
+function allow(method: string, methods: string[]): void {
+  if (!methods.includes(method)) {
+    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `use ${methods.join(' or ')}`, { Allow: methods.join(', ') });
+  }
+}
+
+/** A group id from a body field (number) or a path segment (decimal text). */
+function groupId(v: unknown, what: string): number {
+  const n = typeof v === 'string' && /^\d{1,10}$/.test(v) ? Number(v) : v;
+  if (!isIntIn(n, 1, GROUP_ID_MAX)) throw new HttpError(400, 'BAD_REQUEST', `${what} must be a group id 1..${GROUP_ID_MAX}, got ${JSON.stringify(v) ?? 'nothing'}`);
+  return n;
+}
+
+function isIntIn(v: unknown, min: number, max: number): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max;
+}
+
+/** Reads a JSON object body of at most `max` bytes. */
+function readJson(req: http.IncomingMessage, res: http.ServerResponse, max: number): Promise<Record<string, unknown>> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > max) {
+    tooLarge(req, res);
+    return Promise.reject(new HttpError(413, 'TOO_LARGE', `the body may have at most ${max} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let done = false;
+    const finish = (err: Error | null, value?: Record<string, unknown>): void => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      if (err !== null) reject(err);
+      else resolve(value!);
+    };
+    const onData = (chunk: Buffer): void => {
+      bytes += chunk.length;
+      if (bytes > max) {
+        tooLarge(req, res);
+        finish(new HttpError(413, 'TOO_LARGE', `the body may have at most ${max} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('error', (err) => finish(new HttpError(400, 'BAD_REQUEST', `reading the body failed: ${err.message}`)));
+    req.on('close', () => finish(new HttpError(400, 'BAD_REQUEST', 'the connection closed before the body ended')));
+    req.on('end', () => {
+      let v: unknown;
+      try {
+        v = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch (e) {
+        finish(new HttpError(400, 'BAD_REQUEST', `the body is not valid JSON: ${(e as Error).message}`));
+        return;
+      }
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+        finish(new HttpError(400, 'BAD_REQUEST', 'the body must be a JSON object'));
+        return;
+      }
+      finish(null, v as Record<string, unknown>);
+    });
+  });
+}
+
+/** The rest of an oversized body is not worth reading: answer, then close the connection. */
+function tooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
+  req.pause();
+  res.shouldKeepAlive = false;
+  res.setHeader('Connection', 'close');
+}
+
+const STATUS_BY_CODE: Record<string, number> = {
+  BAD_REQUEST: 400,
+  NOT_FOUND: 404,
+  NO_GROUP: 404,
+  TOO_LARGE: 413,
+  OVERLOADED: 429,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+  STORAGE_FAILED: 503,
+  TIMEOUT: 504,
+};
+
+function reply(res: http.ServerResponse, r: AdminReply): void {
+  if (r.ok) send(res, 200, r);
+  else send(res, STATUS_BY_CODE[r.code] ?? 409, { ok: false, code: r.code, message: r.message });
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body) + '\n';
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text), 'Cache-Control': 'no-store' });
+  res.end(text);
+}
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
