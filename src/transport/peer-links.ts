@@ -1,0 +1,647 @@
+// The main thread's replication links (docs/internals.md "Peer links"): one TCP connection per
+// pair of nodes, over which both sides send link frames of sub-records for many groups.
+//
+// - The node with the lower id dials, the higher one accepts. A dialer that loses its link, or
+//   cannot reach its peer, redials after a delay that starts at backoffMsMin and doubles up to
+//   backoffMsMax, with jitter (so that nodes restarted together do not redial in step). A peer
+//   that is down costs one timer.
+// - Handshake: the dialer sends its hello as it connects; the acceptor learns who dialed from
+//   that hello, checks it, and answers with its own. A connection is up on the dialer when the
+//   answer is read and checked, on the acceptor when it has answered. A hello that does not
+//   check out closes the connection with a warning, and so does a handshake that takes longer
+//   than timeoutMsHandshake.
+// - A valid connection from a node that already has one replaces the old one: the dialer
+//   restarted and its old connection is a dead half the kernel has not noticed yet.
+// - Nothing here decodes a payload: each link frame's sub-record chain is checked with
+//   payloadProblem and handed over as it lies in the chunk. A bad frame closes that link only.
+// - Output is copied into one buffer per link and written once per event-loop turn: however
+//   many frames a turn sends to a node, that costs one write (one syscall when the kernel takes
+//   it all). What the kernel has not taken is bounded by sendQueueBytesMax; beyond it a frame is
+//   dropped, which Raft tolerates (it retransmits), and counted.
+// - pause/resume stop and restart delivery from one node (the main thread pauses a link while
+//   a shard's ring is full). The socket stops reading; frames already read from the chunk in
+//   hand are copied and held, and delivered on resume, in order, in a later turn.
+//
+// Handler calls: onState(node, up) once per handshake (true) and once per loss of an up link
+// (false), never after close() has begun; onPayload only for an up link. A handler that throws
+// from onPayload closes that link with a warning; nothing throws out of a socket callback.
+
+import * as net from 'node:net';
+import {
+  encodeHello, HelloReader, helloProblem, LINK_FRAME_HEADER_BYTES, LinkFrameReader, payloadProblem, type Hello,
+} from '../protocol/peer-wire.js';
+import type { PeerInfo } from '../shard/task.js';
+
+export interface PeerLinksLog {
+  info(o: object, m: string): void;
+  warn(o: object, m: string): void;
+  debug?(o: object, m: string): void;
+}
+
+export interface PeerLinksOptions {
+  self: PeerInfo;
+  /** Every member, self included (self is ignored). */
+  peers: PeerInfo[];
+  /** Where to listen; default self.host. */
+  listenHost?: string;
+  /** Largest link-frame payload sent or accepted. */
+  linkFrameBytesMax: number;
+  /** Redial delay: the first, doubling up to the largest, with jitter. */
+  backoffMsMin: number;
+  backoffMsMax: number;
+  /** Bytes queued for a link and not yet taken by the kernel; beyond, send() drops the frame. */
+  sendQueueBytesMax: number;
+  /** Longest a connection may take from connect (or accept) to a checked hello; default 5 s. */
+  timeoutMsHandshake?: number;
+  log: PeerLinksLog;
+}
+
+export interface PeerLinksHandler {
+  /** One validated link-frame payload (payloadProblem === null) from `from`: buf[at, end). Valid only during the call. */
+  onPayload(from: number, buf: Uint8Array, at: number, end: number): void;
+  /** A link to `node` became usable (handshake done) or was lost. */
+  onState(node: number, up: boolean): void;
+}
+
+export interface PeerLinkStats {
+  node: number;
+  up: boolean;
+  /** Link frames read and sent (queued), and their bytes, length headers included. */
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Frames send() refused: link down, queue over sendQueueBytesMax, or payload over linkFrameBytesMax. */
+  drops: number;
+  /** Handshakes after the first one. */
+  reconnects: number;
+}
+
+export const TIMEOUT_MS_HANDSHAKE_DEFAULT = 5_000;
+/** How long close() lets a link write what was queued before destroying it. */
+export const CLOSE_LINGER_MS = 1_000;
+/** Connections accepted and not yet through their handshake; more are turned away (a flood on the raft port). */
+export const PENDING_HANDSHAKES_MAX = 64;
+/** First size of a link's output buffer; it doubles as needed, up to sendQueueBytesMax. */
+const OUT_BYTES_INITIAL = 64 * 1024;
+/** A written output buffer up to this size is kept for the next turn; a larger one is let go. */
+const SPARE_BYTES_MAX = 1024 * 1024;
+/**
+ * Held payloads (read while paused) beyond linkFrameBytesMax. A paused socket stops reading, so
+ * what is held is the rest of one chunk (≤ 64 KiB from node:net) plus at most one reassembled
+ * frame; more means reading did not stop, and the link is closed rather than grow without bound.
+ */
+const HELD_SLACK_BYTES = 1024 * 1024;
+
+const enum ConnState { Handshake, Up, Closed }
+
+const EMPTY = new Uint8Array(0);
+
+/** What is kept about one peer across its connections. */
+class Peer {
+  /** Current connection: for a dialer from the dial on; for an acceptor once its hello checked out. */
+  conn: Conn | null = null;
+  paused = false;
+  backoffMs: number;
+  redialTimer: NodeJS.Timeout | null = null;
+  everUp = false;
+  framesIn = 0;
+  framesOut = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  drops = 0;
+  reconnects = 0;
+  /** Dropping because the queue is full; reset by the next accepted send (one warning per episode). */
+  overflowing = false;
+
+  constructor(readonly info: PeerInfo, readonly dialer: boolean, backoffMs: number) {
+    this.backoffMs = backoffMs;
+  }
+
+  get id(): number {
+    return this.info.id;
+  }
+}
+
+/** One TCP connection, from connect (or accept) to close. */
+class Conn {
+  state = ConnState.Handshake;
+  /** Null on an accepted connection until its hello names the peer. */
+  peer: Peer | null;
+  readonly remote: string;
+  readonly helloReader = new HelloReader();
+  readonly frameReader: LinkFrameReader;
+  timer: NodeJS.Timeout | null = null;
+  lastError: string | null = null;
+  /** Output of this turn: link frames back to back in out[0, outLen). */
+  out: Buffer | null = null;
+  outLen = 0;
+  dirty = false;
+  /** Buffers handed to socket.write, oldest first; each comes back as `spare` once written. */
+  readonly inFlight: Buffer[] = [];
+  spare: Buffer | null = null;
+  /** Payloads read while paused, copied, delivered from heldAt on. */
+  held: Uint8Array[] = [];
+  heldAt = 0;
+  heldBytes = 0;
+  redeliverScheduled = false;
+  /** Set by PeerLinks: the frame reader's callback, bound to this connection. */
+  onFrame: (buf: Uint8Array, at: number, end: number) => void = () => undefined;
+
+  constructor(readonly socket: net.Socket, peer: Peer | null, frameBytesMax: number) {
+    this.peer = peer;
+    this.remote = `${socket.remoteAddress ?? peer?.info.host ?? '?'}:${socket.remotePort ?? peer?.info.raftPort ?? 0}`;
+    this.frameReader = new LinkFrameReader(frameBytesMax);
+  }
+
+  readonly afterWrite = (err?: Error | null): void => {
+    const b = this.inFlight.shift();
+    // The kernel has the bytes: the buffer may be filled again.
+    if (err == null && b !== undefined && this.spare === null && b.length <= SPARE_BYTES_MAX) this.spare = b;
+  };
+
+  /** Writes this turn's output (the per-turn flush, and before closing). */
+  flush(): void {
+    this.dirty = false;
+    const out = this.out;
+    if (out === null || this.outLen === 0 || this.socket.destroyed) return;
+    const view = out.subarray(0, this.outLen);
+    this.out = null;
+    this.outLen = 0;
+    this.inFlight.push(out);
+    this.socket.write(view, this.afterWrite);
+  }
+
+  /** Room for `need` bytes of output in `out`, keeping what is there; need ≤ bytesMax. */
+  reserve(need: number, bytesMax: number): Buffer {
+    const out = this.out;
+    if (out !== null && need <= out.length) return out;
+    let grown: Buffer;
+    if (out === null && this.spare !== null && this.spare.length >= need) {
+      grown = this.spare;
+      this.spare = null;
+    } else {
+      const size = Math.min(bytesMax, Math.max(need, out === null ? OUT_BYTES_INITIAL : 2 * out.length));
+      grown = Buffer.allocUnsafe(size);
+      if (out !== null) out.copy(grown, 0, 0, this.outLen);
+    }
+    this.out = grown;
+    return grown;
+  }
+}
+
+function checkWhole(name: string, v: unknown, min: number, max: number): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    throw new RangeError(`peer links option ${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
+  }
+}
+
+export class PeerLinks {
+  private readonly selfId: number;
+  private readonly peers = new Map<number, Peer>();
+  private readonly log: PeerLinksLog;
+  private readonly timeoutMsHandshake: number;
+  private server: net.Server | null = null;
+  private started = false;
+  private closing = false;
+  private closedPromise: Promise<void> | null = null;
+  /** Accepted connections whose hello has not been read yet. */
+  private readonly pending = new Set<Conn>();
+  /** Every socket not yet closed, dialed or accepted; close() waits for them. */
+  private readonly live = new Set<Conn>();
+  private liveEmpty: Array<() => void> = [];
+  private dirty: Conn[] = [];
+  private flushing: Conn[] = [];
+  private flushScheduled = false;
+  private listenPort = 0;
+
+  constructor(private readonly opts: PeerLinksOptions, private readonly handler: PeerLinksHandler) {
+    checkWhole('self.id', opts.self.id, 1, 0xffffffff);
+    checkWhole('self.raftPort', opts.self.raftPort, 0, 65535);
+    checkWhole('linkFrameBytesMax', opts.linkFrameBytesMax, 0, 0xffffffff);
+    checkWhole('backoffMsMin', opts.backoffMsMin, 1, 0x7fffffff);
+    checkWhole('backoffMsMax', opts.backoffMsMax, opts.backoffMsMin, 0x7fffffff);
+    checkWhole('sendQueueBytesMax', opts.sendQueueBytesMax, LINK_FRAME_HEADER_BYTES, Number.MAX_SAFE_INTEGER);
+    this.timeoutMsHandshake = opts.timeoutMsHandshake ?? TIMEOUT_MS_HANDSHAKE_DEFAULT;
+    checkWhole('timeoutMsHandshake', this.timeoutMsHandshake, 1, 0x7fffffff);
+    this.selfId = opts.self.id;
+    this.log = opts.log;
+    for (const info of opts.peers) {
+      if (info.id === this.selfId) continue;
+      checkWhole('peer id', info.id, 1, 0xffffffff);
+      if (this.peers.has(info.id)) throw new RangeError(`peer links: node ${info.id} is listed twice`);
+      const dialer = this.selfId < info.id;
+      if (dialer) checkWhole(`raftPort of node ${info.id}`, info.raftPort, 1, 65535);
+      this.peers.set(info.id, new Peer(info, dialer, opts.backoffMsMin));
+    }
+  }
+
+  /** The port listened on (self.raftPort, or the one the kernel chose for 0); 0 before start(). */
+  get port(): number {
+    return this.listenPort;
+  }
+
+  /** Listens on self.raftPort (0 allowed: then `port` tells which) and starts dialing peers with higher ids. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('PeerLinks.start() called twice');
+    if (this.closing) throw new Error('PeerLinks.start() after close()');
+    this.started = true;
+    const server = net.createServer({ noDelay: true }, (socket) => this.accepted(socket));
+    this.server = server;
+    const host = this.opts.listenHost ?? this.opts.self.host;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      server.once('error', onError);
+      server.listen(this.opts.self.raftPort, host, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      this.log.warn({ err: err.message, code: err.code }, 'peer link listener error');
+    });
+    const addr = server.address();
+    this.listenPort = typeof addr === 'object' && addr !== null ? addr.port : this.opts.self.raftPort;
+    this.log.info({ node: this.selfId, host, port: this.listenPort }, 'peer links listening');
+    for (const peer of this.peers.values()) if (peer.dialer) this.dial(peer);
+  }
+
+  /**
+   * Queues one link frame carrying `payload` to `to` (the length header is added here); the bytes
+   * are copied before this returns. Written once per event-loop turn. False when the link is
+   * down, when its queue would pass sendQueueBytesMax, or when the payload is over
+   * linkFrameBytesMax: the frame is dropped and counted.
+   */
+  send(to: number, payload: Uint8Array): boolean {
+    const peer = this.peers.get(to);
+    if (peer === undefined) return false;
+    const conn = peer.conn;
+    if (conn === null || conn.state !== ConnState.Up) {
+      peer.drops++;
+      return false;
+    }
+    const len = payload.length;
+    if (len > this.opts.linkFrameBytesMax) {
+      peer.drops++;
+      this.log.warn({ peer: to, bytes: len, linkFrameBytesMax: this.opts.linkFrameBytesMax },
+        'dropped a link frame over linkFrameBytesMax: the peer would close the link');
+      return false;
+    }
+    const frameBytes = LINK_FRAME_HEADER_BYTES + len;
+    const need = conn.outLen + frameBytes;
+    const queued = conn.socket.writableLength + need;
+    if (queued > this.opts.sendQueueBytesMax) {
+      peer.drops++;
+      if (!peer.overflowing) {
+        peer.overflowing = true;
+        this.log.warn({ peer: to, queuedBytes: queued - frameBytes, sendQueueBytesMax: this.opts.sendQueueBytesMax },
+          'peer link send queue full: dropping frames until it drains');
+      }
+      return false;
+    }
+    peer.overflowing = false;
+    const out = conn.reserve(need, this.opts.sendQueueBytesMax);
+    const p = conn.outLen;
+    out[p] = len;
+    out[p + 1] = len >>> 8;
+    out[p + 2] = len >>> 16;
+    out[p + 3] = len >>> 24;
+    out.set(payload, p + LINK_FRAME_HEADER_BYTES);
+    conn.outLen = need;
+    peer.framesOut++;
+    peer.bytesOut += frameBytes;
+    if (!conn.dirty) {
+      conn.dirty = true;
+      this.dirty.push(conn);
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(this.flushAll);
+      }
+    }
+    return true;
+  }
+
+  isUp(node: number): boolean {
+    const conn = this.peers.get(node)?.conn;
+    return conn !== undefined && conn !== null && conn.state === ConnState.Up;
+  }
+
+  /** Stops delivering payloads from `node` (idempotent; a flag, not a count). Lasts across reconnects. */
+  pause(node: number): void {
+    const peer = this.peers.get(node);
+    if (peer === undefined || peer.paused) return;
+    peer.paused = true;
+    const conn = peer.conn;
+    if (conn !== null && conn.state === ConnState.Up) conn.socket.pause();
+  }
+
+  /** Restarts delivery from `node`: what was held comes first, in a later turn. */
+  resume(node: number): void {
+    const peer = this.peers.get(node);
+    if (peer === undefined || !peer.paused) return;
+    peer.paused = false;
+    const conn = peer.conn;
+    if (conn === null || conn.state !== ConnState.Up) return;
+    if (conn.heldAt < conn.held.length) this.scheduleRedeliver(conn);
+    else conn.socket.resume();
+  }
+
+  stats(): PeerLinkStats[] {
+    const out: PeerLinkStats[] = [];
+    for (const peer of this.peers.values()) {
+      out.push({
+        node: peer.id,
+        up: this.isUp(peer.id),
+        framesIn: peer.framesIn,
+        framesOut: peer.framesOut,
+        bytesIn: peer.bytesIn,
+        bytesOut: peer.bytesOut,
+        drops: peer.drops,
+        reconnects: peer.reconnects,
+      });
+    }
+    out.sort((a, b) => a.node - b.node);
+    return out;
+  }
+
+  /** Stops dialing, closes the listener and every link (each writes what it had queued, for a bounded time). */
+  close(): Promise<void> {
+    if (this.closedPromise !== null) return this.closedPromise;
+    this.closing = true;
+    for (const peer of this.peers.values()) {
+      if (peer.redialTimer !== null) clearTimeout(peer.redialTimer);
+      peer.redialTimer = null;
+      peer.conn = null;
+    }
+    const server = this.server;
+    const serverClosed = server === null || !server.listening
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => server.close(() => resolve()));
+    const socketsClosed = new Promise<void>((resolve) => {
+      if (this.live.size === 0) resolve();
+      else this.liveEmpty.push(resolve);
+    });
+    for (const conn of [...this.live]) this.shutdown(conn);
+    this.closedPromise = Promise.all([serverClosed, socketsClosed]).then(() => {
+      this.log.info({ node: this.selfId }, 'peer links closed');
+    });
+    return this.closedPromise;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connections
+
+  private dial(peer: Peer): void {
+    peer.redialTimer = null;
+    if (this.closing) return;
+    const socket = net.connect({ host: peer.info.host, port: peer.info.raftPort, noDelay: true });
+    const conn = new Conn(socket, peer, this.opts.linkFrameBytesMax);
+    peer.conn = conn;
+    this.track(conn);
+    // Written once connected; the acceptor answers only after reading it.
+    socket.write(encodeHello(this.selfId, peer.id));
+    this.log.debug?.({ peer: peer.id, remote: conn.remote }, 'dialing peer');
+  }
+
+  private accepted(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.pending.size >= PENDING_HANDSHAKES_MAX) {
+      this.log.warn({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, pending: this.pending.size },
+        'peer link refused: too many connections in handshake');
+      socket.destroy();
+      return;
+    }
+    const conn = new Conn(socket, null, this.opts.linkFrameBytesMax);
+    this.pending.add(conn);
+    this.track(conn);
+  }
+
+  /** Wires a new socket's events and starts its handshake clock. */
+  private track(conn: Conn): void {
+    const socket = conn.socket;
+    this.live.add(conn);
+    socket.setNoDelay(true);
+    conn.onFrame = (buf, at, end) => this.frame(conn, buf, at, end);
+    conn.timer = setTimeout(() => {
+      conn.timer = null;
+      if (conn.state === ConnState.Handshake) {
+        this.drop(conn, 'warn', `no handshake within ${this.timeoutMsHandshake} ms`);
+      }
+    }, this.timeoutMsHandshake);
+    socket.on('data', (chunk: Buffer) => this.data(conn, chunk));
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      conn.lastError = err.code ?? err.message;
+    });
+    socket.on('close', () => {
+      this.drop(conn, conn.state === ConnState.Up ? 'info' : 'debug', conn.lastError ?? 'closed by the other side');
+      this.live.delete(conn);
+      if (this.live.size === 0 && this.liveEmpty.length > 0) {
+        const waiters = this.liveEmpty;
+        this.liveEmpty = [];
+        for (const w of waiters) w();
+      }
+    });
+  }
+
+  private data(conn: Conn, chunk: Buffer): void {
+    if (conn.state === ConnState.Closed) return;
+    try {
+      let bytes: Uint8Array = chunk;
+      if (conn.state === ConnState.Handshake) {
+        const taken = conn.helloReader.push(chunk);
+        const hello = conn.helloReader.hello;
+        if (hello === null) return;
+        if (!this.handshake(conn, hello) || taken === chunk.length) return;
+        bytes = chunk.subarray(taken);
+      }
+      const problem = conn.frameReader.push(bytes, conn.onFrame);
+      if (problem !== null) this.drop(conn, 'warn', `bad link frame: ${problem}`);
+    } catch (err) {
+      this.drop(conn, 'warn', `failed on input: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    }
+  }
+
+  /** The other side's hello is in: check it, answer it (acceptor), and bring the link up. True: up. */
+  private handshake(conn: Conn, hello: Hello): boolean {
+    let peer = conn.peer;
+    if (peer !== null) {
+      // Dialer: the acceptor must be the node dialed, answering this node.
+      const problem = helloProblem(hello, this.selfId, peer.id);
+      if (problem !== null) {
+        this.drop(conn, 'warn', `bad hello: ${problem}`);
+        return false;
+      }
+    } else {
+      const problem = helloProblem(hello, this.selfId);
+      if (problem !== null) {
+        this.drop(conn, 'warn', `bad hello: ${problem}`);
+        return false;
+      }
+      peer = this.peers.get(hello.fromNode) ?? null;
+      if (peer === null) {
+        this.drop(conn, 'warn', `bad hello: node ${hello.fromNode} is not a member`);
+        return false;
+      }
+      if (peer.dialer) {
+        this.drop(conn, 'warn', `bad hello: node ${hello.fromNode} has a higher id than ${this.selfId}, so this node dials it`);
+        return false;
+      }
+      this.pending.delete(conn);
+      const old = peer.conn;
+      if (old !== null) this.drop(old, 'info', 'replaced by a new connection from the same node (it restarted)');
+      conn.peer = peer;
+      peer.conn = conn;
+      conn.socket.write(encodeHello(this.selfId, peer.id));
+    }
+    conn.state = ConnState.Up;
+    if (conn.timer !== null) clearTimeout(conn.timer);
+    conn.timer = null;
+    peer.backoffMs = this.opts.backoffMsMin;
+    if (peer.everUp) peer.reconnects++;
+    peer.everUp = true;
+    if (peer.paused) conn.socket.pause();
+    this.log.info({ peer: peer.id, remote: conn.remote, dialer: peer.dialer }, 'peer link up');
+    this.state(peer.id, true);
+    return conn.state === ConnState.Up;
+  }
+
+  /** One link frame's payload from an up link. */
+  private frame(conn: Conn, buf: Uint8Array, at: number, end: number): void {
+    // A link closed earlier in the same chunk: the rest of the chunk is dropped.
+    if (conn.state !== ConnState.Up) return;
+    const peer = conn.peer!;
+    peer.framesIn++;
+    peer.bytesIn += LINK_FRAME_HEADER_BYTES + end - at;
+    const problem = payloadProblem(buf, at, end);
+    if (problem !== null) {
+      this.drop(conn, 'warn', `bad link frame: ${problem}`);
+      return;
+    }
+    if (peer.paused || conn.heldAt < conn.held.length) {
+      conn.held.push(buf.slice(at, end));
+      conn.heldBytes += end - at;
+      if (conn.heldBytes > this.opts.linkFrameBytesMax + HELD_SLACK_BYTES) {
+        this.drop(conn, 'warn', `${conn.heldBytes} bytes held while paused: reading did not stop`);
+      }
+      return;
+    }
+    this.handler.onPayload(peer.id, buf, at, end);
+  }
+
+  private scheduleRedeliver(conn: Conn): void {
+    if (conn.redeliverScheduled) return;
+    conn.redeliverScheduled = true;
+    setImmediate(() => this.redeliver(conn));
+  }
+
+  private redeliver(conn: Conn): void {
+    conn.redeliverScheduled = false;
+    const peer = conn.peer!;
+    while (conn.heldAt < conn.held.length) {
+      // Paused again by the handler: a later resume() schedules the rest.
+      if (conn.state !== ConnState.Up || peer.paused) return;
+      const b = conn.held[conn.heldAt]!;
+      conn.held[conn.heldAt++] = EMPTY;
+      conn.heldBytes -= b.length;
+      try {
+        this.handler.onPayload(peer.id, b, 0, b.length);
+      } catch (err) {
+        this.drop(conn, 'warn', `failed on input: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+        return;
+      }
+    }
+    conn.held.length = 0;
+    conn.heldAt = 0;
+    if (conn.state === ConnState.Up && !peer.paused) conn.socket.resume();
+  }
+
+  /**
+   * Ends a connection at once (idempotent), whatever the cause: reports the loss of an up link
+   * and schedules the redial of a dialed one. Unsent output and held input are dropped.
+   */
+  private drop(conn: Conn, level: 'warn' | 'info' | 'debug', reason: string): void {
+    if (conn.state === ConnState.Closed) return;
+    const wasUp = conn.state === ConnState.Up;
+    conn.state = ConnState.Closed;
+    if (conn.timer !== null) clearTimeout(conn.timer);
+    conn.timer = null;
+    conn.out = null;
+    conn.outLen = 0;
+    conn.spare = null;
+    conn.held = [];
+    conn.heldAt = 0;
+    conn.heldBytes = 0;
+    this.pending.delete(conn);
+    conn.socket.destroy();
+    const peer = conn.peer;
+    const fields = { peer: peer?.id ?? null, remote: conn.remote, wasUp, reason };
+    const msg = wasUp ? 'peer link lost' : peer !== null && peer.dialer ? 'peer link dial failed' : 'peer link refused';
+    if (level === 'warn') this.log.warn(fields, msg);
+    else if (level === 'info') this.log.info(fields, msg);
+    else this.log.debug?.(fields, msg);
+    if (peer === null || peer.conn !== conn) return;
+    peer.conn = null;
+    if (this.closing) return;
+    if (wasUp) this.state(peer.id, false);
+    if (peer.dialer) this.scheduleRedial(peer);
+  }
+
+  /** Part of close(): write what is queued, end, and destroy after a bounded linger. */
+  private shutdown(conn: Conn): void {
+    if (conn.state === ConnState.Closed) return;
+    const wasUp = conn.state === ConnState.Up;
+    conn.state = ConnState.Closed;
+    if (conn.timer !== null) clearTimeout(conn.timer);
+    conn.held = [];
+    conn.heldAt = 0;
+    conn.heldBytes = 0;
+    this.pending.delete(conn);
+    if (wasUp) conn.flush();
+    conn.out = null;
+    conn.outLen = 0;
+    if (!wasUp) {
+      conn.socket.destroy();
+      return;
+    }
+    conn.socket.end();
+    conn.timer = setTimeout(() => conn.socket.destroy(), CLOSE_LINGER_MS);
+    conn.timer.unref();
+    conn.socket.once('close', () => {
+      if (conn.timer !== null) clearTimeout(conn.timer);
+    });
+  }
+
+  private scheduleRedial(peer: Peer): void {
+    if (this.closing || peer.redialTimer !== null) return;
+    // Jitter: anywhere in the upper half of the current delay.
+    const delayMs = Math.max(1, Math.round(peer.backoffMs * (0.5 + 0.5 * Math.random())));
+    peer.backoffMs = Math.min(this.opts.backoffMsMax, 2 * peer.backoffMs);
+    peer.redialTimer = setTimeout(() => this.dial(peer), delayMs);
+  }
+
+  private state(node: number, up: boolean): void {
+    try {
+      this.handler.onState(node, up);
+    } catch (err) {
+      this.log.warn({ peer: node, up, err: err instanceof Error ? err.stack ?? err.message : String(err) },
+        'peer link state handler threw');
+    }
+  }
+
+  private readonly flushAll = (): void => {
+    this.flushScheduled = false;
+    // Swap the lists: sends made during the flush go to the next turn.
+    const list = this.dirty;
+    this.dirty = this.flushing;
+    this.flushing = list;
+    for (let i = 0; i < list.length; i++) {
+      const conn = list[i]!;
+      if (conn.state === ConnState.Up) conn.flush();
+      else conn.dirty = false;
+    }
+    list.length = 0;
+  };
+}
