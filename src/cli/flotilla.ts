@@ -84,7 +84,20 @@ async function start(flags: Record<string, string>): Promise<void> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
   const { startNode } = await import('../node/node.js');
-  const node = await startNode(config);
+  // A failed shard stops the whole node (docs/operations.md): a supervisor restarts it and it
+  // recovers from its log, rather than serving with a hole where the shard's groups were.
+  let stopping = false;
+  let started: { stop(): Promise<void> } | null = null;
+  const node = await startNode(config, {
+    onFatal: (err) => {
+      if (stopping) return;
+      stopping = true;
+      process.stderr.write(`flotilla: ${err.message}; stopping\n`);
+      setTimeout(() => process.exit(1), STOP_MS_MAX).unref();
+      (started?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
+    },
+  });
+  started = node;
   const h = config.host;
   const id = config.nodeId;
   process.stdout.write(`node ${id} raft ${hostPort(h, node.ports.raft)}\n`);
@@ -93,6 +106,8 @@ async function start(flags: Record<string, string>): Promise<void> {
   process.stdout.write(`node ${id} admin http ${hostPort(h, node.ports.admin)}\n`);
 
   stopNode = (signal) => {
+    if (stopping) return;
+    stopping = true;
     process.stdout.write(`node ${id} stopping (${signal})\n`);
     setTimeout(() => {
       process.stderr.write(`flotilla: node ${id} did not stop in ${STOP_MS_MAX / 1000} s\n`);

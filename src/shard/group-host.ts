@@ -1,0 +1,98 @@
+// One group as a shard hosts it: the Raft core, the state machine, what has been applied, and
+// the client requests waiting on this member (proposals by log index, linearizable reads by
+// read id). The shard drives it; this file holds the per-group state and the small steps on it.
+import { emptyConf } from '../raft/conf-change.js';
+import { RaftNode } from '../raft/raft.js';
+import { Role, type ConfState, type NodeId } from '../raft/types.js';
+import type { StateMachine } from './state-machine.js';
+import type { GroupStatus } from './task.js';
+
+/** A write proposed here, answered when its entry is applied (or when leadership is lost). */
+export interface PendingWrite {
+  term: number;
+  conn: number;
+  requestId: number;
+  /** performance.now() when the request was read. */
+  t0: number;
+}
+
+/** A linearizable read, answered once a ReadState confirms it and the state machine has applied its index. */
+export interface PendingRead {
+  conn: number;
+  requestId: number;
+  /** The command (copied out of the ring). */
+  body: Uint8Array;
+  /** Read index from the ReadState; -1 until it arrives. */
+  index: number;
+  t0: number;
+}
+
+const ROLE_NAMES: Record<Role, GroupStatus['role']> = {
+  [Role.Follower]: 'follower',
+  [Role.PreCandidate]: 'pre-candidate',
+  [Role.Candidate]: 'candidate',
+  [Role.Leader]: 'leader',
+};
+
+export function copyConf(c: ConfState): ConfState {
+  return { voters: [...c.voters], votersOutgoing: [...c.votersOutgoing], learners: [...c.learners], learnersNext: [...c.learnersNext] };
+}
+
+export class GroupHost {
+  /** Index and term of the last entry applied to `sm` (or of the snapshot it was restored from). */
+  applied: number;
+  appliedTerm: number;
+  /** Configuration as of `applied`, for snapshots. */
+  conf: ConfState;
+  /** The newest snapshot of this group the log records (taken here or installed). */
+  snapIndex: number;
+  /** Role as of the last soft state handed out (the shard answers waiting requests on changes). */
+  role = Role.Follower;
+  leader: NodeId = 0;
+  term = 0;
+  readonly proposals = new Map<number, PendingWrite>();
+  readonly reads = new Map<number, PendingRead>();
+  /** Reads with a ReadState, waiting for `applied` to reach their index. */
+  readsConfirmed = 0;
+  /** A local snapshot is being written. */
+  snapshotting = false;
+  /** Snapshots from a leader handed out but not yet restored into `sm`. */
+  installing = 0;
+  /** Removed from the shard: late completions for it are ignored. */
+  removed = false;
+  /** Turn in which the group was last put on the shard's touched list. */
+  touchedTurn = -1;
+
+  constructor(
+    readonly id: number,
+    readonly core: RaftNode,
+    public sm: StateMachine,
+    snapshot: { index: number; term: number; conf: ConfState },
+  ) {
+    this.applied = snapshot.index;
+    this.appliedTerm = snapshot.term;
+    this.conf = snapshot.index > 0 ? copyConf(snapshot.conf) : emptyConf();
+    this.snapIndex = snapshot.index;
+    this.term = core.term;
+  }
+
+  get pending(): number {
+    return this.proposals.size + this.reads.size;
+  }
+
+  status(): GroupStatus {
+    const c = this.core;
+    return {
+      group: this.id,
+      role: ROLE_NAMES[c.role],
+      leader: c.leader,
+      term: c.term,
+      commit: c.commit,
+      applied: this.applied,
+      lastIndex: c.lastIndex(),
+      snapshotIndex: this.snapIndex,
+      voters: [...this.conf.voters],
+      learners: [...this.conf.learners],
+    };
+  }
+}

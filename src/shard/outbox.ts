@@ -1,0 +1,204 @@
+// Everything a shard sends to the main thread in one turn, gathered and then written to the out
+// ring in one go: one OutKind.Peer record per destination node (its Raft messages as peer
+// sub-records, heartbeats coalesced), one OutKind.Client record per connection (its response
+// frames back to back), admin replies and events. What does not fit one ring record goes in
+// several, cut between sub-records (or frames), which stand on their own. A full ring is waited out, never
+// dropped: the main thread drains out rings whatever else it does, so the wait ends.
+import { pack } from 'msgpackr';
+import { assert } from '../raft/assert.js';
+import { MessageType, type Message } from '../raft/types.js';
+import { OutKind, RECORD_HEADER_BYTES, writeRecordHeader } from '../ring/records.js';
+import type { SpscRing } from '../ring/spsc-ring.js';
+import { FRAME_HEADER_BYTES, FrameKind, writeHeader, type ErrorBody, type LeaderHint, type ProtocolErrorCode } from '../protocol/client-frame.js';
+import { PayloadBuilder } from '../protocol/peer-wire.js';
+import type { AdminReply } from './task.js';
+
+interface Response {
+  kind: FrameKind;
+  requestId: number;
+  group: number;
+  body: Uint8Array;
+}
+
+/** What goes to one destination node: the payload being built and any already full. */
+interface PeerOut {
+  b: PayloadBuilder;
+  full: Uint8Array[];
+}
+
+interface OtherRecord {
+  kind: OutKind;
+  arg: number;
+  payload: Uint8Array;
+}
+
+export interface ShardEvent {
+  type: 'ready' | 'failed' | 'stopped';
+  shard: number;
+  message?: string;
+}
+
+export class Outbox {
+  /** Largest record payload the ring takes. */
+  readonly payloadBytesMax: number;
+  /** Times a flush found the ring full and waited for room. */
+  ringWaits = 0;
+  private readonly peers = new Map<number, PeerOut>();
+  private clients = new Map<number, Response[]>();
+  private others: OtherRecord[] = [];
+  private committed = false;
+
+  constructor(private readonly ring: SpscRing, private readonly snapChunkBytesMax: number) {
+    this.payloadBytesMax = ring.recordBytesMax - RECORD_HEADER_BYTES;
+    assert(snapChunkBytesMax > 0, 'snapChunkBytes must be positive');
+  }
+
+  // --- Gathering ---
+
+  /** A Raft message of `group` for node `m.to`. */
+  raft(group: number, m: Message): void {
+    let p = this.peers.get(m.to);
+    if (p === undefined) {
+      // Each payload is exactly one ring record; a message that would pass the bound starts the next.
+      p = { b: new PayloadBuilder(this.payloadBytesMax), full: [] };
+      this.peers.set(m.to, p);
+    }
+    switch (m.type) {
+      case MessageType.Heartbeat:
+      case MessageType.HeartbeatResp:
+        this.room(p, p.b.appendBytes(m));
+        p.b.appendHeartbeat(group, m);
+        break;
+      case MessageType.Snap:
+        this.snapChunks(p, group, m);
+        break;
+      default:
+        this.room(p, p.b.appendBytes(m));
+        p.b.appendRaft(group, m);
+    }
+  }
+
+  /** Cuts a snapshot into chunks of at most snapChunkBytes, each small enough for one ring record. */
+  private snapChunks(p: PeerOut, group: number, m: Message): void {
+    const total = m.snapshot!.data.length;
+    const overhead = p.b.appendBytes(m, 0);
+    const len = Math.min(this.snapChunkBytesMax, this.payloadBytesMax - overhead);
+    assert(len > 0, `a snapshot chunk's header (${overhead} bytes) does not fit a ring record`);
+    let off = 0;
+    do {
+      const n = Math.min(len, total - off);
+      this.room(p, overhead + n);
+      p.b.appendSnapChunk(group, m, off, n);
+      off += n;
+    } while (off < total);
+  }
+
+  /** Starts a new payload for the destination when `bytes` more would not fit the current one. */
+  private room(p: PeerOut, bytes: number): void {
+    assert(bytes <= this.payloadBytesMax, `a peer sub-record of ${bytes} bytes does not fit a ring record of ${this.payloadBytesMax}`);
+    if (p.b.bytes() + bytes <= this.payloadBytesMax) return;
+    const payload = p.b.finish();
+    if (payload !== null) p.full.push(payload);
+  }
+
+  respond(conn: number, kind: FrameKind, requestId: number, group: number, body: Uint8Array): void {
+    let list = this.clients.get(conn);
+    if (list === undefined) {
+      list = [];
+      this.clients.set(conn, list);
+    }
+    list.push({ kind, requestId, group, body });
+  }
+
+  error(conn: number, requestId: number, group: number, code: ProtocolErrorCode, message: string, leader?: LeaderHint): void {
+    const e: ErrorBody = leader === undefined ? { code, message } : { code, message, leader };
+    this.respond(conn, FrameKind.Error, requestId, group, pack(e) as Uint8Array);
+  }
+
+  adminReply(id: number, reply: AdminReply): void {
+    this.others.push({ kind: OutKind.AdminReply, arg: id, payload: pack(reply) as Uint8Array });
+  }
+
+  event(ev: ShardEvent): void {
+    this.others.push({ kind: OutKind.Event, arg: 0, payload: pack(ev) as Uint8Array });
+  }
+
+  get empty(): boolean {
+    if (this.clients.size > 0 || this.others.length > 0) return false;
+    for (const p of this.peers.values()) if (p.full.length > 0 || p.b.bytes() > 0) return false;
+    return true;
+  }
+
+  // --- Writing ---
+
+  /** Writes everything gathered to the ring and rings the doorbell; waits only when the ring is full. */
+  async flush(): Promise<void> {
+    for (const [to, p] of this.peers) {
+      while (p.full.length > 0) {
+        const payload = p.full.shift()!;
+        await this.put(OutKind.Peer, to, payload.length, (buf, at) => buf.set(payload, at));
+      }
+      // Nothing appends while a flush runs (the turn waits for it), so the view stays valid.
+      const last = p.b.finishView();
+      if (last !== null) await this.put(OutKind.Peer, to, last.length, (buf, at) => buf.set(last, at));
+    }
+    const clients = this.clients;
+    this.clients = new Map();
+    for (const [conn, list] of clients) await this.responses(conn, list);
+    while (this.others.length > 0) {
+      const others = this.others;
+      this.others = [];
+      for (const r of others) await this.put(r.kind, r.arg, r.payload.length, (buf, at) => buf.set(r.payload, at));
+    }
+    if (this.committed) {
+      this.committed = false;
+      this.ring.notify();
+    }
+  }
+
+  private async responses(conn: number, list: Response[]): Promise<void> {
+    const max = this.payloadBytesMax;
+    let i = 0;
+    while (i < list.length) {
+      let bytes = 0;
+      let j = i;
+      while (j < list.length && bytes + FRAME_HEADER_BYTES + list[j]!.body.length <= max) bytes += FRAME_HEADER_BYTES + list[j++]!.body.length;
+      if (j === i) {
+        // One result too large for any record: the request still gets its one response.
+        const r = list[i]!;
+        const e: ErrorBody = { code: 'TOO_LARGE', message: `response of ${r.body.length} bytes exceeds what a ring record carries` };
+        list[i] = { kind: FrameKind.Error, requestId: r.requestId, group: r.group, body: pack(e) as Uint8Array };
+        continue;
+      }
+      const from = i;
+      await this.put(OutKind.Client, conn, bytes, (buf, at) => {
+        for (let k = from; k < j; k++) {
+          const r = list[k]!;
+          const frameBytes = FRAME_HEADER_BYTES + r.body.length;
+          writeHeader(buf, at, { frameBytes, kind: r.kind, flags: 0, requestId: r.requestId, group: r.group });
+          buf.set(r.body, at + FRAME_HEADER_BYTES);
+          at += frameBytes;
+        }
+      });
+      i = j;
+    }
+  }
+
+  private async put(kind: OutKind, arg: number, payloadBytes: number, fill: (buf: Uint8Array, at: number) => void): Promise<void> {
+    const ring = this.ring;
+    const bytes = RECORD_HEADER_BYTES + payloadBytes;
+    let at = ring.reserve(bytes);
+    while (at < 0) {
+      // Announce what is already in the ring, or the main thread may sleep while we wait for it.
+      this.ringWaits++;
+      ring.notify();
+      this.committed = false;
+      await ring.waitRoom(bytes);
+      at = ring.reserve(bytes);
+    }
+    writeRecordHeader(ring.data, at, kind, arg);
+    fill(ring.data, at + RECORD_HEADER_BYTES);
+    ring.commit();
+    this.committed = true;
+  }
+}

@@ -1,0 +1,457 @@
+// The client against scripted fake servers: KV calls, leader redirects, which failures are
+// retried (reads) and which surface (writes whose outcome is unknown), malformed responses,
+// deadlines, bounds and admin requests.
+import { afterEach, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pack, unpack } from 'msgpackr';
+import { FlotillaClient, FlotillaError, type ClientOptions } from '../../src/client/index.js';
+import { createKvStateMachine } from '../../src/kv/kv-service.js';
+import { decodeCommand, encodeCommand } from '../../src/kv/kv-state-machine.js';
+import { encodeFrame, FrameFlag, FrameKind } from '../../src/protocol/client-frame.js';
+import { closeAllServers, deadAddress, FakeServer, kvScript, sleep, waitFor, type FakeRequest } from './fake-server.js';
+
+const T = { timeout: 15_000 };
+
+// Whatever a test leaves open when it fails is closed here, so the file still ends.
+const clients = new Set<FlotillaClient>();
+afterEach(async () => {
+  await Promise.all([...clients].map((c) => c.close()));
+  clients.clear();
+  await closeAllServers();
+});
+
+async function rejection(p: Promise<unknown>): Promise<FlotillaError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof FlotillaError, `expected a FlotillaError, got ${String(e)}`);
+    return e;
+  }
+  assert.fail('expected the call to fail');
+}
+
+async function client(servers: FakeServer[] | string[], opts: Partial<ClientOptions> = {}): Promise<FlotillaClient> {
+  const addrs = servers.map((s) => (typeof s === 'string' ? s : s.address));
+  const c = await FlotillaClient.connect({ servers: addrs, requestTimeoutMs: 3000, ...opts });
+  clients.add(c);
+  return c;
+}
+
+function commandsOf(s: FakeServer): string[] {
+  return s.requests.filter((r) => r.kind === FrameKind.Command).map((r) => decodeCommand(r.body).op);
+}
+
+test('put, get, delete, cas and batch round-trip through the KV service', T, async () => {
+  const server = await FakeServer.start(kvScript());
+  const c = await client([server]);
+  await c.put('a', '1');
+  assert.equal(await c.get('a'), '1');
+  assert.equal(await c.get('missing'), null);
+  assert.deepEqual(await c.cas('a', '1', '2'), { ok: true, value: '1' });
+  assert.deepEqual(await c.cas('a', '1', '3'), { ok: false, value: '2' });
+  assert.deepEqual(await c.cas('new', null, 'x'), { ok: true, value: null });
+  assert.equal(await c.delete('a'), true);
+  assert.equal(await c.delete('a'), false);
+  assert.equal(await c.get('a', { stale: true }), null);
+  await c.put('ключ', '値 🚣');
+  assert.equal(await c.get('ключ'), '値 🚣');
+
+  // Headers: the key's group, Read on reads, Read|Stale on stale reads, nothing on writes.
+  const r = server.requests;
+  assert.equal(r[0]!.group, c.groupOf('a'));
+  assert.equal(r[0]!.flags, 0);
+  assert.equal(r[1]!.flags, FrameFlag.Read);
+  const stale = r.find((x) => x.flags === (FrameFlag.Read | FrameFlag.Stale));
+  assert.ok(stale !== undefined);
+  assert.deepEqual(decodeCommand(stale.body), { op: 'get', key: 'a' });
+  assert.deepEqual(server.problems, []);
+  await c.close();
+  await server.close();
+});
+
+test('the worked example of docs/protocol.md is what goes over the wire', T, async () => {
+  const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+  const sm = createKvStateMachine(3);
+  const responses: string[] = [];
+  const server = await FakeServer.start((req) => {
+    const body = (req.flags & FrameFlag.Read) !== 0 ? sm.query(req.body) : sm.apply(req.body, 1);
+    const frame = encodeFrame(FrameKind.Result, 0, req.requestId, req.group, body);
+    responses.push(hex(frame));
+    req.socket.write(frame);
+  });
+  const c = await client([server], { groups: 64 });
+  assert.equal(c.groupOf('user:42'), 3);
+  await c.put('user:42', 'hello');
+  assert.equal(await c.get('user:42'), 'hello');
+  assert.equal(
+    hex(Buffer.concat(server.received[0]!)),
+    '23000000010000000100000003000000010007757365723a34320000000568656c6c6f' +
+      '1a000000010100000200000003000000020007757365723a3432',
+  );
+  assert.deepEqual(responses, [
+    '1a0000008100000001000000030000' + '00de0001a26f70a3707574',
+    '260000008100000002000000030000' + '00de0002a26f70a3676574a576616c7565a568656c6c6f',
+  ]);
+});
+
+test('a batch is one group: keys of two groups are refused before sending, unless the group is given', T, async () => {
+  const server = await FakeServer.start(kvScript());
+  const c = await client([server], { groups: 64 });
+  let k2 = 'b';
+  for (let i = 0; c.groupOf(k2) === c.groupOf('a'); i++) k2 = `b${i}`;
+  const e = await rejection(c.batch([{ op: 'put', key: 'a', value: '1' }, { op: 'put', key: k2, value: '2' }]));
+  assert.equal(e.code, 'BAD_REQUEST');
+  assert.equal(server.requests.length, 0);
+  assert.equal((await rejection(c.batch([]))).code, 'BAD_REQUEST');
+
+  const res = await c.batch([{ op: 'put', key: 'a', value: '1' }, { op: 'put', key: k2, value: '2' }], 7);
+  assert.deepEqual(res, { ok: true, results: [{ op: 'put' }, { op: 'put' }] });
+  assert.equal(server.requests[0]!.group, 7);
+  assert.equal(server.requests[0]!.flags, 0);
+  const cas = await c.batch([{ op: 'cas', key: 'a', expect: 'nope', value: '9' }, { op: 'put', key: k2, value: '3' }], 7);
+  assert.equal(cas.ok, false);
+  // A batch of only gets goes as a read.
+  const reads = await c.batch([{ op: 'get', key: 'a' }, { op: 'get', key: k2 }], 7);
+  assert.deepEqual(reads, { ok: true, results: [{ op: 'get', value: '1' }, { op: 'get', value: '2' }] });
+  assert.equal(server.requests.at(-1)!.flags, FrameFlag.Read);
+  await c.close();
+  await server.close();
+});
+
+test('command sends raw bytes and returns the raw result; bad arguments fail locally', T, async () => {
+  const server = await FakeServer.start((req, s) => s.result(req, Uint8Array.from([...req.body].reverse())));
+  const c = await client([server]);
+  assert.deepEqual([...(await c.command(12, new Uint8Array([1, 2, 3])))], [3, 2, 1]);
+  await c.command(12, new Uint8Array([0]), { read: true });
+  await c.command(12, new Uint8Array([0]), { stale: true });
+  assert.deepEqual(server.requests.map((r) => [r.group, r.flags]), [[12, 0], [12, 1], [12, 3]]);
+  assert.equal((await rejection(c.command(0, new Uint8Array(0)))).code, 'BAD_REQUEST');
+  assert.equal((await rejection(c.put('k'.repeat(1025), 'v'))).code, 'TOO_LARGE');
+  assert.equal(server.requests.length, 3);
+  await c.close();
+  await server.close();
+});
+
+test('pipelined requests are answered out of order and each caller gets its own answer', T, async () => {
+  const held: FakeRequest[] = [];
+  const sm = createKvStateMachine(1);
+  const server = await FakeServer.start((req, s) => {
+    held.push(req);
+    if (held.length < 200) return;
+    // Answer all 200 at once, last first.
+    for (const r of held.slice().reverse()) s.result(r, sm.query(r.body));
+  });
+  for (let i = 0; i < 200; i++) sm.apply(encodeCommand({ op: 'put', key: `k${i}`, value: `v${i}` }), i + 1);
+  const c = await client([server]);
+  const values = await Promise.all(Array.from({ length: 200 }, (_, i) => c.get(`k${i}`)));
+  assert.deepEqual(values, Array.from({ length: 200 }, (_, i) => `v${i}`));
+  assert.equal(server.connections, 1);
+  assert.ok(server.chunks <= 10, `200 requests arrived in ${server.chunks} chunks; expected them coalesced`);
+  await c.close();
+  await server.close();
+});
+
+test('NOT_LEADER with a hint redirects to the leader, and the client then goes there directly', T, async () => {
+  const leader = await FakeServer.start(kvScript());
+  const follower = await FakeServer.start((req, s) => s.error(req, 'NOT_LEADER', 'not me', leader.hint));
+  const c = await client([follower]);
+  await c.put('k', 'v');
+  assert.deepEqual(commandsOf(follower), ['put']);
+  assert.deepEqual(commandsOf(leader), ['put']);
+  assert.equal(await c.get('k'), 'v');
+  await c.delete('k');
+  assert.deepEqual(commandsOf(follower), ['put'], 'the leader cache sent later requests straight to the leader');
+  assert.deepEqual(commandsOf(leader), ['put', 'get', 'delete']);
+  await c.close();
+  await leader.close();
+  await follower.close();
+});
+
+test('NOT_LEADER without a hint tries the next server, and a success there is remembered', T, async () => {
+  const lost = await FakeServer.start((req, s) => s.error(req, 'NOT_LEADER', 'no leader known'));
+  const leader = await FakeServer.start(kvScript());
+  const c = await client([lost, leader]);
+  await c.put('k', 'v');
+  assert.deepEqual(commandsOf(lost), ['put']);
+  assert.deepEqual(commandsOf(leader), ['put']);
+  // The success taught the client where the group's leader is.
+  assert.equal(await c.get('k'), 'v');
+  assert.deepEqual(commandsOf(lost), ['put']);
+  assert.deepEqual(commandsOf(leader), ['put', 'get']);
+  await c.close();
+  await lost.close();
+  await leader.close();
+});
+
+test('redirects stop after redirectsMax hops and NOT_LEADER surfaces with its hint', T, async () => {
+  const a = await FakeServer.start(() => undefined);
+  const b = await FakeServer.start(() => undefined);
+  a.script = (req, s) => s.error(req, 'NOT_LEADER', 'ask b', b.hint);
+  b.script = (req, s) => s.error(req, 'NOT_LEADER', 'ask a', a.hint);
+  const c = await client([a], { redirectsMax: 3 });
+  const e = await rejection(c.put('k', 'v'));
+  assert.equal(e.code, 'NOT_LEADER');
+  assert.ok(e.leader !== undefined && [a.port, b.port].includes(e.leader.clientPort));
+  assert.equal(a.requests.length + b.requests.length, 4);
+  await c.close();
+  await a.close();
+  await b.close();
+});
+
+test('a read is retried after its connection drops', T, async () => {
+  const sm = createKvStateMachine(1);
+  sm.apply(encodeCommand({ op: 'put', key: 'k', value: 'v' }), 1);
+  const serve = kvScript(sm);
+  const server = await FakeServer.start((req, s) => {
+    if (req.conn === 1) req.socket.destroy();
+    else serve(req, s);
+  });
+  const c = await client([server]);
+  assert.equal(await c.get('k'), 'v');
+  assert.equal(server.connections, 2);
+  assert.deepEqual(commandsOf(server), ['get', 'get']);
+  await c.close();
+  await server.close();
+});
+
+test('a read is retried on TIMEOUT, OUTCOME_UNKNOWN and UNAVAILABLE answers', T, async () => {
+  const sm = createKvStateMachine(1);
+  sm.apply(encodeCommand({ op: 'put', key: 'k', value: 'v' }), 1);
+  const serve = kvScript(sm);
+  const failures = ['TIMEOUT', 'OUTCOME_UNKNOWN', 'UNAVAILABLE'] as const;
+  const server = await FakeServer.start((req, s) => {
+    const n = s.requests.length;
+    if (n <= failures.length) s.error(req, failures[n - 1]!);
+    else serve(req, s);
+  });
+  const c = await client([server]);
+  assert.equal(await c.get('k'), 'v');
+  assert.equal(server.requests.length, 4);
+  await c.close();
+  await server.close();
+});
+
+test('a write is not retried on OUTCOME_UNKNOWN or TIMEOUT: the caller gets the code', T, async () => {
+  for (const code of ['OUTCOME_UNKNOWN', 'TIMEOUT', 'UNAVAILABLE'] as const) {
+    const server = await FakeServer.start((req, s) => s.error(req, code, 'leadership lost'));
+    const other = await FakeServer.start(kvScript());
+    const c = await client([server, other]);
+    const e = await rejection(c.put('k', 'v'));
+    assert.equal(e.code, code);
+    await sleep(100);
+    assert.equal(server.requests.length, 1, code);
+    assert.equal(other.requests.length, 0, code);
+    await c.close();
+    await server.close();
+    await other.close();
+  }
+});
+
+test('a write is not retried when its connection drops after it was sent', T, async () => {
+  const server = await FakeServer.start((req) => req.socket.destroy());
+  const c = await client([server]);
+  const e = await rejection(c.put('k', 'v'));
+  assert.equal(e.code, 'OUTCOME_UNKNOWN');
+  await sleep(100);
+  assert.equal(server.requests.length, 1);
+  await c.close();
+  await server.close();
+});
+
+test('a write is retried when the server certainly did not take it (OVERLOADED, LEADER_TRANSFERRING, NO_GROUP)', T, async () => {
+  const serve = kvScript();
+  const busy = await FakeServer.start((req, s) => {
+    const n = s.requests.length;
+    if (n === 1) s.error(req, 'OVERLOADED');
+    else if (n === 2) s.error(req, 'LEADER_TRANSFERRING');
+    else if (n === 3) s.error(req, 'NO_GROUP');
+    else serve(req, s);
+  });
+  const other = await FakeServer.start(serve);
+  const c = await client([busy, other]);
+  await c.put('k', 'v');
+  assert.deepEqual(commandsOf(busy), ['put', 'put', 'put']);
+  assert.deepEqual(commandsOf(other), ['put'], 'NO_GROUP moved the write to the next server');
+  await c.close();
+  await busy.close();
+  await other.close();
+});
+
+test('a write is retried on the next server when the connection failed before it was written', T, async () => {
+  const first = await FakeServer.start(kvScript());
+  const second = await FakeServer.start(kvScript());
+  const c = await client([first, second]);
+  await c.put('k', 'v'); // the client now takes `first` for the leader of k's group
+  await first.close(); // and it refuses connections from now on
+  await sleep(20);
+  await c.put('k', 'w');
+  assert.deepEqual(commandsOf(first), ['put']);
+  assert.deepEqual(commandsOf(second), ['put'], 'the refused connection sent the write to the next server');
+  await c.close();
+  await second.close();
+});
+
+test('connect fails with UNAVAILABLE when no server is reachable, and succeeds on the first one that is', T, async () => {
+  const dead1 = await deadAddress();
+  const dead2 = await deadAddress();
+  const e = await rejection(FlotillaClient.connect({ servers: [dead1, dead2], connectTimeoutMs: 1000 }));
+  assert.equal(e.code, 'UNAVAILABLE');
+  const live = await FakeServer.start(kvScript());
+  const c = await FlotillaClient.connect({ servers: [dead1, live.address] });
+  clients.add(c);
+  await c.put('k', 'v');
+  assert.equal(live.requests.length, 1);
+  await c.close();
+  await live.close();
+  assert.equal((await rejection(FlotillaClient.connect({ servers: ['nonsense'] }))).code, 'BAD_REQUEST');
+});
+
+test('a malformed response closes the connection and fails its requests with BAD_FRAME', T, async () => {
+  const held: FakeRequest[] = [];
+  const server = await FakeServer.start((req, s) => {
+    if (req.conn > 1) return kvScript()(req, s);
+    held.push(req);
+    if (held.length === 2) {
+      // A frame of a request kind, which no server may send.
+      req.socket.write(encodeFrame(FrameKind.Command, 0, req.requestId, req.group, new Uint8Array(0)));
+    }
+  });
+  const c = await client([server]);
+  const closed = new Promise<void>((resolve) => server.sockets.values().next().value!.once('close', () => resolve()));
+  const [e1, e2] = await Promise.all([rejection(c.get('a')), rejection(c.put('b', '1'))]);
+  assert.equal(e1.code, 'BAD_FRAME');
+  assert.equal(e2.code, 'BAD_FRAME');
+  await closed;
+  // The next request opens a new connection.
+  await c.put('b', '2');
+  assert.equal(server.connections, 2);
+  await c.close();
+  await server.close();
+});
+
+test('a response frame longer than frameBytesMax is malformed', T, async () => {
+  const server = await FakeServer.start((req) => {
+    const f = Buffer.from(encodeFrame(FrameKind.Result, 0, req.requestId, req.group, new Uint8Array(0)));
+    f.writeUInt32LE(0x7fffffff, 0);
+    req.socket.write(f);
+  });
+  const c = await client([server], { frameBytesMax: 1 << 20 });
+  assert.equal((await rejection(c.get('a'))).code, 'BAD_FRAME');
+  await c.close();
+  await server.close();
+});
+
+test('an error with request id 0 from the server fails the connection with its code', T, async () => {
+  const server = await FakeServer.start((req) => {
+    req.socket.end(encodeFrame(FrameKind.Error, 0, 0, 0, pack({ code: 'BAD_FRAME', message: 'bad!' }) as Uint8Array));
+  });
+  const c = await client([server]);
+  const e = await rejection(c.put('a', '1'));
+  assert.equal(e.code, 'BAD_FRAME');
+  assert.match(e.message, /bad!/);
+  await c.close();
+  await server.close();
+});
+
+test('a request with no answer fails with TIMEOUT after requestTimeoutMs', T, async () => {
+  const server = await FakeServer.start(() => undefined);
+  const c = await client([server], { requestTimeoutMs: 300 });
+  const t0 = Date.now();
+  const [w, r] = await Promise.all([rejection(c.put('a', '1')), rejection(c.get('a'))]);
+  const ms = Date.now() - t0;
+  assert.equal(w.code, 'TIMEOUT');
+  assert.equal(r.code, 'TIMEOUT');
+  assert.ok(ms >= 280 && ms < 2000, `timed out after ${ms} ms`);
+  assert.equal(server.requests.length, 2);
+  await c.close();
+  await server.close();
+});
+
+test('retries stop at the deadline: a server that is always OVERLOADED yields OVERLOADED in time', T, async () => {
+  const server = await FakeServer.start((req, s) => s.error(req, 'OVERLOADED', 'busy'));
+  const c = await client([server], { requestTimeoutMs: 400, retriesMax: 1000 });
+  const t0 = Date.now();
+  const e = await rejection(c.put('a', '1'));
+  assert.ok(['OVERLOADED', 'TIMEOUT'].includes(e.code), e.code);
+  assert.ok(Date.now() - t0 < 1500);
+  const n = server.requests.length;
+  assert.ok(n > 1 && n < 200, `${n} attempts`);
+  await c.close();
+  await server.close();
+});
+
+test('beyond inflightMax and queuedMax a call is refused with OVERLOADED at once', T, async () => {
+  const held: FakeRequest[] = [];
+  const server = await FakeServer.start((req) => held.push(req));
+  const c = await client([server], { inflightMax: 2, queuedMax: 2 });
+  const calls = Array.from({ length: 4 }, (_, i) => c.put(`k${i}`, 'v'));
+  const e = await rejection(c.put('k4', 'v'));
+  assert.equal(e.code, 'OVERLOADED');
+  await waitFor(() => held.length === 2);
+  await sleep(30);
+  assert.equal(held.length, 2);
+  const serve = kvScript();
+  server.script = serve;
+  for (const r of held.splice(0)) serve(r, server);
+  await Promise.all(calls);
+  assert.equal(server.requests.length, 4);
+  await c.close();
+  await server.close();
+});
+
+test('close fails the calls in progress with UNAVAILABLE, and later calls too', T, async () => {
+  const server = await FakeServer.start(() => undefined);
+  const c = await client([server]);
+  const pending = rejection(c.put('a', '1'));
+  await waitFor(() => server.requests.length === 1);
+  await c.close();
+  assert.equal((await pending).code, 'UNAVAILABLE');
+  assert.equal((await rejection(c.get('a'))).code, 'UNAVAILABLE');
+  await server.close();
+});
+
+test('admin: addGroup and removeGroup go to every server; one failure fails the call', T, async () => {
+  const a = await FakeServer.start((req, s) => s.adminResult(req, { ok: true }));
+  const b = await FakeServer.start((req, s) => s.adminResult(req, { ok: true }));
+  const c = await client([a, b]);
+  await c.admin.addGroup(77, [1, 2, 3]);
+  await c.admin.removeGroup(78);
+  for (const s of [a, b]) {
+    assert.deepEqual(s.requests.map((r) => [r.kind, r.group, unpack(r.body)]), [
+      [FrameKind.Admin, 77, { op: 'addGroup', members: [1, 2, 3] }],
+      [FrameKind.Admin, 78, { op: 'removeGroup' }],
+    ]);
+  }
+  b.script = (req, s) => s.adminResult(req, { ok: false, code: 'BAD_REQUEST', message: 'members differ' });
+  const e = await rejection(c.admin.addGroup(77, [1, 2]));
+  assert.equal(e.code, 'BAD_REQUEST');
+  assert.match(e.message, new RegExp(`${b.address}.*members differ`));
+  assert.equal((await rejection(c.admin.addGroup(77, []))).code, 'BAD_REQUEST');
+  await c.close();
+  await a.close();
+  await b.close();
+});
+
+test('admin: transferLeader follows NOT_LEADER to the leader; status asks the server named', T, async () => {
+  const leader = await FakeServer.start((req, s) => {
+    const body = unpack(req.body) as { op: string };
+    if (body.op === 'status') s.adminResult(req, { ok: true, groups: [{ group: req.group, role: 'leader' }] });
+    else s.adminResult(req, { ok: true });
+  });
+  const follower = await FakeServer.start((req, s) => {
+    const body = unpack(req.body) as { op: string };
+    if (body.op === 'status') s.adminResult(req, { ok: true, groups: [{ group: req.group, role: 'follower' }] });
+    else s.error(req, 'NOT_LEADER', 'not me', leader.hint);
+  });
+  const c = await client([follower, leader]);
+  await c.admin.transferLeader(5, 3);
+  assert.deepEqual(unpack(leader.requests[0]!.body), { op: 'transferLeader', to: 3 });
+  assert.equal(leader.requests[0]!.group, 5);
+  const st = (await c.admin.status(5, follower.address)) as { groups: { role: string }[] };
+  assert.equal(st.groups[0]!.role, 'follower');
+  const st2 = (await c.admin.status(5, leader.address)) as { groups: { role: string }[] };
+  assert.equal(st2.groups[0]!.role, 'leader');
+  await c.close();
+  await leader.close();
+  await follower.close();
+});
