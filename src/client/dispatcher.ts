@@ -58,6 +58,8 @@ class Op implements Exchange {
   cursor = -1;
   redirects = 0;
   retries = 0;
+  /** Every retry so far, counted or not: drives the backoff. */
+  attempts = 0;
   noGroupAnswers = 0;
   /** A retry that waits for its backoff. */
   timer: NodeJS.Timeout | null = null;
@@ -270,7 +272,8 @@ export class Dispatcher {
           this.setLeader(op.group, hint);
           return this.dispatch(op);
         }
-        return this.retry(op, 'next', err);
+        // No leader known (an election is running): wait it out until the deadline, not a count.
+        return this.retry(op, 'next', err, false);
       }
       case 'OVERLOADED':
       case 'LEADER_TRANSFERRING':
@@ -307,15 +310,17 @@ export class Dispatcher {
     );
   }
 
-  private retry(op: Op, where: 'same' | 'next', err: FlotillaError): void {
-    if (this.closed || op.retries >= this.opts.retriesMax) return this.settle(op, err, null);
+  /** `counted`: whether this attempt uses up one of `retriesMax`; the deadline bounds all of them. */
+  private retry(op: Op, where: 'same' | 'next', err: FlotillaError, counted = true): void {
+    if (this.closed || (counted && op.retries >= this.opts.retriesMax)) return this.settle(op, err, null);
     // A pinned request has one server: 'next' is that server again.
     if (where === 'next' && op.mode.pinned === null) {
       if (op.cursor < 0) op.cursor = this.preferred;
       op.cursor = (op.cursor + 1) % this.opts.servers.length;
     }
-    op.retries++;
-    const delayMs = backoffMs(op.retries);
+    if (counted) op.retries++;
+    op.attempts++;
+    const delayMs = backoffMs(op.attempts);
     // Better the server's own error than a TIMEOUT that says less.
     if (Date.now() + delayMs >= op.deadline) return this.settle(op, err, null);
     op.timer = setTimeout(() => this.dispatch(op), delayMs);
