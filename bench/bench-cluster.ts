@@ -1,0 +1,325 @@
+// Real node processes on 127.0.0.1 for benchmarks: a cluster started by `flotilla cluster` (the
+// project's own command) on config files written beforehand, and what a benchmark reads from the
+// outside: /status, /metrics, and /proc/<pid> (CPU time of every thread, resident memory).
+//
+// Every node this module starts is stopped by stop(), and also, should the benchmark die first,
+// by a synchronous SIGKILL of each node's PID on process exit. A PID is signalled only while
+// /proc/<pid>/cmdline still names that node's config file, so a recycled PID is left alone.
+// Everything that waits is bounded in time.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { GroupStatus } from '../src/shard/task.js';
+
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/flotilla.js');
+
+/** `flotilla cluster` gives up on health after 120 s (src/cli/cluster.ts); we wait a little longer. */
+const READY_MS_MAX = 150_000;
+/** After SIGTERM to `flotilla cluster` (which stops its nodes within 10 s), then SIGKILL. */
+const STOP_MS_MAX = 20_000;
+/** Output of the cluster kept for error reports. */
+const OUTPUT_KEEP_CHARS = 16_384;
+const HTTP_MS_MAX = 30_000;
+
+export interface BenchClusterOptions {
+  nodes: number;
+  groups: number;
+  shards?: number;
+  syncForce?: boolean;
+  tickMs?: number;
+  ticksElection?: number;
+  /** Extra keys for every node's config file. */
+  extra?: Record<string, unknown>;
+  /** Extra environment for the nodes (e.g. NODE_OPTIONS for --cpu-prof). */
+  env?: Record<string, string>;
+}
+
+export interface BenchNode {
+  id: number;
+  pid: number;
+  adminPort: number;
+  clientPort: number;
+  raftPort: number;
+  configFile: string;
+}
+
+/** CPU time of a process in clock ticks, all threads and split: the main thread (tid = pid) and the rest. */
+export interface CpuTicks {
+  total: number;
+  main: number;
+  others: number;
+  /** Ticks per thread name (comm), summed over threads of that name. */
+  byName: Map<string, number>;
+}
+
+let clockTicksPerSecond = 0;
+/** Clock ticks per second of /proc's utime and stime (`getconf CLK_TCK`, 100 almost everywhere). */
+export function clockTicks(): number {
+  if (clockTicksPerSecond === 0) {
+    try {
+      clockTicksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicksPerSecond = 100;
+    }
+  }
+  return clockTicksPerSecond;
+}
+
+/** utime + stime of /proc/<pid>[/task/<tid>]/stat, in clock ticks; fields after the command name, which may hold spaces. */
+function statTicks(file: string): { comm: string; ticks: number } {
+  const text = fs.readFileSync(file, 'utf8');
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  const rest = text.slice(close + 2).split(' ');
+  // rest[0] is field 3 (state); utime is field 14, stime field 15.
+  return { comm: text.slice(open + 1, close), ticks: Number(rest[11]) + Number(rest[12]) };
+}
+
+export function cpuTicks(pid: number): CpuTicks {
+  const total = statTicks(`/proc/${pid}/stat`).ticks;
+  let main = 0;
+  let sum = 0;
+  const byName = new Map<string, number>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    let s: { comm: string; ticks: number };
+    try {
+      s = statTicks(`/proc/${pid}/task/${tid}/stat`);
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    if (Number(tid) === pid) main = s.ticks;
+    sum += s.ticks;
+    byName.set(s.comm, (byName.get(s.comm) ?? 0) + s.ticks);
+  }
+  // The process total also counts threads that have ended; "others" is everything but main.
+  return { total, main, others: Math.max(total, sum) - main, byName };
+}
+
+/** VmRSS of the process in bytes. */
+export function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (m === null) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) * 1024;
+}
+
+/** Sum of the samples of a Prometheus metric whose labels include `match` (text exposition 0.0.4). */
+export function metricSum(text: string, name: string, match: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const c = line.charCodeAt(name.length);
+    if (c !== 123 /* { */ && c !== 32 /* space */) continue;
+    const labels: Record<string, string> = {};
+    let valueText: string;
+    if (c === 123) {
+      const close = line.indexOf('}');
+      for (const m of line.slice(name.length + 1, close).matchAll(/(\w+)="([^"]*)"/g)) labels[m[1]!] = m[2]!;
+      valueText = line.slice(close + 1).trim();
+    } else {
+      valueText = line.slice(name.length + 1).trim();
+    }
+    if (Object.entries(match).some(([k, v]) => labels[k] !== v)) continue;
+    sum += Number(valueText.split(' ')[0]);
+  }
+  return sum;
+}
+
+export class BenchCluster {
+  readonly nodes = new Map<number, BenchNode>();
+  /** The last OUTPUT_KEEP_CHARS characters of what the cluster and its nodes printed. */
+  output = '';
+  /** Lines printed by the nodes (each prefixed "[node i]" by the cluster): warnings, errors. */
+  nodeLines = 0;
+  private stopped = false;
+  private readonly onExit = (): void => this.killNodesNow();
+
+  constructor(readonly dir: string, readonly basePort: number, private readonly proc: ChildProcess) {
+    process.on('exit', this.onExit);
+  }
+
+  node(id: number): BenchNode {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  async status(id: number): Promise<GroupStatus[]> {
+    const res = await fetch(`http://127.0.0.1:${this.node(id).adminPort}/status`, { signal: AbortSignal.timeout(HTTP_MS_MAX) });
+    if (res.status !== 200) throw new Error(`node ${id} /status answered ${res.status}`);
+    return ((await res.json()) as { groups: GroupStatus[] }).groups;
+  }
+
+  async metrics(id: number): Promise<string> {
+    const res = await fetch(`http://127.0.0.1:${this.node(id).adminPort}/metrics`, { signal: AbortSignal.timeout(HTTP_MS_MAX) });
+    if (res.status !== 200) throw new Error(`node ${id} /metrics answered ${res.status}`);
+    return res.text();
+  }
+
+  /** True while the node's process is there and still runs that node's config. */
+  alive(id: number): boolean {
+    const n = this.node(id);
+    try {
+      return fs.readFileSync(`/proc/${n.pid}/cmdline`, 'utf8').includes(n.configFile);
+    } catch {
+      return false;
+    }
+  }
+
+  /** SIGTERM to `flotilla cluster` (it stops its nodes), then SIGKILL to any node still there. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const deadline = Date.now() + STOP_MS_MAX;
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
+      this.proc.kill('SIGTERM');
+      await Promise.race([exited, sleep(STOP_MS_MAX)]);
+    }
+    while ([...this.nodes.keys()].some((id) => this.alive(id)) && Date.now() < deadline) await sleep(100);
+    this.killNodesNow();
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+    process.off('exit', this.onExit);
+  }
+
+  /** Synchronous last resort (also run on process exit): SIGKILL every node still running its config. */
+  private killNodesNow(): void {
+    for (const [id, n] of this.nodes) {
+      if (!this.alive(id)) continue;
+      try {
+        process.kill(n.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+
+  removeData(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Starts `flotilla cluster` in a fresh directory with pre-written configs and waits for "cluster ready". */
+export async function startBenchCluster(opts: BenchClusterOptions): Promise<BenchCluster> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flotilla-bench-'));
+  const basePort = await freeBase(opts.nodes);
+  const peers = Array.from({ length: opts.nodes }, (_, i) => {
+    const p = basePort + 10 * i;
+    return { id: i + 1, host: '127.0.0.1', raftPort: p, clientPort: p + 1, adminPort: p + 2, wsPort: p + 3 };
+  });
+  for (const peer of peers) {
+    const nodeDir = path.join(dir, `node-${peer.id}`);
+    fs.mkdirSync(nodeDir, { recursive: true });
+    const config = {
+      nodeId: peer.id,
+      host: '127.0.0.1',
+      raftPort: peer.raftPort,
+      clientPort: peer.clientPort,
+      adminPort: peer.adminPort,
+      wsPort: peer.wsPort,
+      peers,
+      dataDir: path.join(nodeDir, 'data'),
+      shards: opts.shards ?? 1,
+      groups: opts.groups,
+      syncForce: opts.syncForce ?? true,
+      tickMs: opts.tickMs ?? 100,
+      ticksElection: opts.ticksElection ?? 10,
+      logLevel: 'warn',
+      ...opts.extra,
+    };
+    fs.writeFileSync(path.join(nodeDir, 'flotilla.json'), JSON.stringify(config, null, 2));
+  }
+  const proc = spawn(process.execPath, [CLI, 'cluster', '--nodes', String(opts.nodes), '--dir', dir, '--base-port', String(basePort)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...opts.env },
+  });
+  const cluster = new BenchCluster(dir, basePort, proc);
+  const keep = (text: string): void => {
+    cluster.output = (cluster.output + text).slice(-OUTPUT_KEEP_CHARS);
+  };
+  let lines = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`cluster not ready in ${READY_MS_MAX / 1000} s; output:\n${cluster.output}`)), READY_MS_MAX);
+    proc.stdout!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      keep(text);
+      lines += text;
+      for (;;) {
+        const nl = lines.indexOf('\n');
+        if (nl < 0) break;
+        const line = lines.slice(0, nl);
+        lines = lines.slice(nl + 1);
+        if (line.startsWith('[node ')) cluster.nodeLines++;
+        const m = /^node (\d+) pid (\d+) raft [\d.]+:(\d+) client [\d.]+:(\d+) admin [\d.]+:(\d+)/.exec(line);
+        if (m !== null) {
+          const id = Number(m[1]);
+          cluster.nodes.set(id, {
+            id, pid: Number(m[2]), raftPort: Number(m[3]), clientPort: Number(m[4]), adminPort: Number(m[5]),
+            configFile: path.join(dir, `node-${id}`, 'flotilla.json'),
+          });
+        }
+        if (line.startsWith('cluster ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+        if (line.startsWith('cluster not ready')) {
+          clearTimeout(timer);
+          reject(new Error(`${line}; output:\n${cluster.output}`));
+        }
+      }
+    });
+    proc.stderr!.on('data', (d: Buffer) => {
+      const text = d.toString();
+      keep(text);
+      for (const l of text.split('\n')) if (l.startsWith('[node ')) cluster.nodeLines++;
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`flotilla cluster exited with ${code}; output:\n${cluster.output}`));
+    });
+  });
+  try {
+    await ready;
+  } catch (e) {
+    await cluster.stop();
+    cluster.removeData();
+    throw e;
+  }
+  return cluster;
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string, pollMs = 50): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(pollMs);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A base port with `nodes` × 4 free ports at base + 10i + 0..3. */
+async function freeBase(nodes: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + 10 * Math.floor(Math.random() * 3000);
+    let ok = true;
+    for (let i = 0; i < nodes && ok; i++) {
+      for (let k = 0; k < 4 && ok; k++) ok = await portFree(base + 10 * i + k);
+    }
+    if (ok) return base;
+  }
+  throw new Error('no free port range found');
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
