@@ -2,6 +2,7 @@
 // The `flotilla` command: run a node, run a local cluster, and talk to one (kv, admin).
 // Parsing lives in args.ts (pure, tested); this file does the I/O. Exit codes: 0 done, 1 the
 // operation failed (the message carries the server's code), 2 a usage or configuration error.
+import '../native-free-env.js';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, configDefaults, loadConfig } from '../node/config.js';
 import { UsageError, onlyFlags, parseArgv, parseMembers, parsePositiveInt, parseServers } from './args.js';

@@ -11,6 +11,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { PeerInfo } from '../shard/task.js';
 
+
+/** Bytes a ring record needs around a client frame's body: record, sub-record, message and entry headers. */
+const FRAME_RECORD_OVERHEAD_BYTES = 1024;
 export interface NodeConfig {
   /** This node's id (≥ 1): its identity in every group it is a member of. */
   nodeId: number;
@@ -201,7 +204,9 @@ const byFlag = new Map(configKeys.map((k) => [flagName(k), k]));
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-type Source = { kind: 'default' } | { kind: 'file'; file: string } | { kind: 'env'; name: string } | { kind: 'flag'; name: string };
+type Source =
+  | { kind: 'default' } | { kind: 'file'; file: string } | { kind: 'env'; name: string } | { kind: 'flag'; name: string }
+  | { kind: 'option' };
 
 function describe(key: string, src: Source): string {
   switch (src.kind) {
@@ -209,6 +214,7 @@ function describe(key: string, src: Source): string {
     case 'file': return `${key} (file ${src.file})`;
     case 'env': return `${key} (env ${src.name})`;
     case 'flag': return `${key} (flag --${src.name})`;
+    case 'option': return `${key} (option)`;
   }
 }
 
@@ -237,7 +243,7 @@ export function loadConfig(opts: { file?: string; env?: Record<string, string | 
     const src: Source = { kind: 'file', file: opts.file };
     const obj = readConfigFile(opts.file);
     for (const [name, raw] of Object.entries(obj)) {
-      if (!(name in configSchema)) {
+      if (!Object.hasOwn(configSchema, name)) {
         problems.push(`${name} (file ${opts.file}): not a configuration key${suggest(name, configKeys)}`);
         continue;
       }
@@ -283,6 +289,43 @@ export function loadConfig(opts: { file?: string; env?: Record<string, string | 
 
   const src = (k: ConfigKey): Source => sources.get(k) ?? { kind: 'default' };
   checkRelations(c, (keys, text) => problems.push(`${keys.map((k) => describe(k, src(k))).join(', ')}: ${text}`));
+  if (problems.length > 0) throw new ConfigError(problems);
+  return c;
+}
+
+/**
+ * Builds a node's configuration from the defaults and `given`, the options of a program that
+ * embeds a node (src/index.ts): values are JSON types, as in a config file, and pass the same
+ * checks as loadConfig's. A key given as undefined counts as absent; `peers` absent means this
+ * node alone. Throws ConfigError listing every problem found.
+ */
+export function resolveConfig(given: Partial<NodeConfig>): NodeConfig {
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) {
+    throw new ConfigError(`options: expected an object of configuration keys, got ${show(given)}`);
+  }
+  const values = new Map<ConfigKey, unknown>();
+  const problems: string[] = [];
+  const src: Source = { kind: 'option' };
+  for (const [name, raw] of Object.entries(given)) {
+    if (raw === undefined) continue;
+    if (!Object.hasOwn(configSchema, name)) {
+      problems.push(`${name} (option): not a configuration key${suggest(name, configKeys)}`);
+      continue;
+    }
+    const key = name as ConfigKey;
+    const r = fromJson(key, raw);
+    if (typeof r === 'string') problems.push(`${describe(key, src)}: ${r}`);
+    else values.set(key, r.value);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const config = { ...configDefaults } as unknown as Record<ConfigKey, unknown>;
+  for (const [k, v] of values) config[k] = v;
+  const c = config as unknown as NodeConfig;
+  if (!values.has('peers')) {
+    c.peers = [{ id: c.nodeId, host: c.host, raftPort: c.raftPort, clientPort: c.clientPort, adminPort: c.adminPort, wsPort: c.wsPort }];
+  }
+  checkRelations(c, (keys, text) => problems.push(`${keys.map((k) => describe(k, values.has(k) ? src : { kind: 'default' })).join(', ')}: ${text}`));
   if (problems.length > 0) throw new ConfigError(problems);
   return c;
 }
@@ -500,10 +543,10 @@ function checkRelations(c: NodeConfig, fail: (keys: ConfigKey[], text: string) =
   if (c.linkBackoffMsMin > c.linkBackoffMsMax) {
     fail(['linkBackoffMsMin', 'linkBackoffMsMax'], `the first redial delay ${c.linkBackoffMsMin} ms exceeds the largest ${c.linkBackoffMsMax} ms`);
   }
-  // A client frame becomes one ring record (and later one log entry in a link frame); a
-  // snapshot chunk likewise. Half a ring leaves room for the records around it.
-  if (c.frameBytesMax > c.ringBytes / 2) {
-    fail(['frameBytesMax', 'ringBytes'], `a frame of ${c.frameBytesMax} bytes must fit in half a ring (${c.ringBytes / 2} bytes)`);
+  // A client frame becomes one ring record (at most a quarter of the ring), and its body later
+  // one entry of a Raft message in an out-ring record: leave 1 KiB for the headers around it.
+  if (c.frameBytesMax > c.ringBytes / 4 - FRAME_RECORD_OVERHEAD_BYTES) {
+    fail(['frameBytesMax', 'ringBytes'], `a frame of ${c.frameBytesMax} bytes must fit in one ring record with its headers (at most ${c.ringBytes / 4 - FRAME_RECORD_OVERHEAD_BYTES} bytes for ringBytes ${c.ringBytes})`);
   }
   if (c.frameBytesMax >= c.linkFrameBytesMax) {
     fail(['frameBytesMax', 'linkFrameBytesMax'], 'a client frame must fit in a link frame with its Raft message around it');

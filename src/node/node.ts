@@ -119,6 +119,8 @@ class Node implements FlotillaNode {
   private running = true;
   private stopping: Promise<void> | null = null;
   private fatal = false;
+  /** Set once start() completed: only then is a shard failure reported through onFatal. */
+  private serving = false;
   private readonly readyWaiters: (() => void)[] = [];
 
   constructor(readonly config: NodeConfig, private readonly opts: NodeOptions) {
@@ -187,6 +189,7 @@ class Node implements FlotillaNode {
     }
     this.adminHttp = await startAdminHttp({ host: c.host, port: c.adminPort, log: this.log }, this.admin);
     this.ports.admin = this.adminHttp.port;
+    this.serving = true;
     this.log.info({ ports: this.ports, ws: this.wsEngine }, 'node serving');
   }
 
@@ -257,6 +260,7 @@ class Node implements FlotillaNode {
     if (this.fatal) return;
     this.fatal = true;
     const fatal = new NodeError('UNAVAILABLE', `shard ${shard.index} failed: ${err.message}`);
+    if (!this.serving) return; // during start: startNode rejects instead
     // Requests still unread in the failed shard's ring will never be answered: settle the
     // in-process ones here (socket clients lose their connections when the node stops).
     for (const p of this.local.values()) p.reject(fatal);
@@ -568,6 +572,10 @@ class Node implements FlotillaNode {
     if (FRAME_HEADER_BYTES + body.length > this.config.frameBytesMax) {
       return Promise.reject(new NodeError('TOO_LARGE', `command of ${body.length} bytes exceeds frameBytesMax`));
     }
+    const shard = this.shards[shardOf(group, this.shards.length)]!;
+    if (RECORD_HEADER_BYTES + FRAME_HEADER_BYTES + body.length > shard.inRing.recordBytesMax) {
+      return Promise.reject(new NodeError('TOO_LARGE', `command of ${body.length} bytes exceeds what a shard ring carries`));
+    }
     let id: number;
     do {
       this.localSeq = (this.localSeq + 1) >>> 0;
@@ -575,7 +583,6 @@ class Node implements FlotillaNode {
     } while (id === 0 || this.local.has(id));
     const flags = (opts.read === true || opts.stale === true ? FrameFlag.Read : 0) | (opts.stale === true ? FrameFlag.Stale : 0);
     const frame = encodeFrame(FrameKind.Command, flags, id, group, body);
-    const shard = this.shards[shardOf(group, this.shards.length)]!;
     return new Promise((resolve, reject) => {
       this.local.set(id, { resolve, reject });
       if (shard.blocked.length === 0 && this.writeIn(shard, InKind.Client, CONN_IN_PROCESS, frame)) return;

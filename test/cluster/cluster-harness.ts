@@ -98,6 +98,7 @@ export class TestCluster {
     for (const n of this.nodes.values()) if (n.proc !== null) exits.push(terminate(n.proc));
     exits.push(terminate(this.proc));
     await Promise.all(exits);
+    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
@@ -127,7 +128,6 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
       tickMs: opts.tickMs ?? 50,
       snapshotEntries: opts.snapshotEntries ?? 10_000,
       snapshotKeepEntries: opts.snapshotKeepEntries ?? 100,
-      ringBytes: 4 << 20,
       logLevel: 'warn',
       ...opts.extra,
     };
