@@ -134,7 +134,7 @@ test('relations between keys are checked, naming every key involved and its sour
   assert.match(configError(() => loadConfig({ env: { FLOTILLA_ADMIN_PORT: '7002' }, flags: { peers: '1@127.0.0.1:7001:7002:7002:7004' } })),
     /clientPort \(default\), adminPort \(env FLOTILLA_ADMIN_PORT\): both are 7002/);
   assert.match(configError(() => loadConfig({ flags: { 'ticks-heartbeat': '10' } })), /ticksHeartbeat \(flag --ticks-heartbeat\), ticksElection \(default\): the heartbeat \(10 ticks\) must be shorter/);
-  assert.match(configError(() => loadConfig({ flags: { 'ring-bytes': '1MiB', 'frame-bytes-max': '1MiB' } })), /frameBytesMax .*, ringBytes .*: a frame of 1048576 bytes must fit in half a ring/);
+  assert.match(configError(() => loadConfig({ flags: { 'ring-bytes': '1MiB', 'frame-bytes-max': '1MiB' } })), /frameBytesMax .*, ringBytes .*: a frame of 1048576 bytes must fit in one ring record with its headers \(at most 261120 bytes/);
   assert.match(configError(() => loadConfig({ flags: { 'link-backoff-ms-min': '5000' } })), /linkBackoffMsMin .*: the first redial delay 5000 ms exceeds the largest 2000 ms/);
   assert.match(configError(() => loadConfig({ flags: { 'link-send-queue-bytes-max': '1MiB' } })), /a link send queue must hold at least one whole link frame/);
 });
