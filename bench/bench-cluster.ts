@@ -3,7 +3,7 @@
 // outside: /status, /metrics, and /proc/<pid> (CPU time of every thread, resident memory).
 //
 // Every node this module starts is stopped by stop(), and also, should the benchmark die first,
-// by a synchronous SIGKILL of each node's PID on process exit. A PID is signalled only while
+// by a synchronous SIGKILL of each node's PID on process exit (which also removes the data). A PID is signalled only while
 // /proc/<pid>/cmdline still names that node's config file, so a recycled PID is left alone.
 // Everything that waits is bounded in time.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -23,6 +23,7 @@ const STOP_MS_MAX = 20_000;
 /** Output of the cluster kept for error reports. */
 const OUTPUT_KEEP_CHARS = 16_384;
 const HTTP_MS_MAX = 30_000;
+const NODE_LINES_KEPT = 100;
 
 export interface BenchClusterOptions {
   nodes: number;
@@ -33,8 +34,12 @@ export interface BenchClusterOptions {
   ticksElection?: number;
   /** Extra keys for every node's config file. */
   extra?: Record<string, unknown>;
-  /** Extra environment for the nodes (e.g. NODE_OPTIONS for --cpu-prof). */
-  env?: Record<string, string>;
+  /**
+   * Node.js flags for every node (e.g. --cpu-prof, which NODE_OPTIONS does not take). Given, the
+   * nodes are spawned here one by one rather than by `flotilla cluster` (same configs, same
+   * `flotilla start`), and "ready" means every node's /health answers 200.
+   */
+  nodeArgs?: string[];
 }
 
 export interface BenchNode {
@@ -131,13 +136,26 @@ export class BenchCluster {
   readonly nodes = new Map<number, BenchNode>();
   /** The last OUTPUT_KEEP_CHARS characters of what the cluster and its nodes printed. */
   output = '';
-  /** Lines printed by the nodes (each prefixed "[node i]" by the cluster): warnings, errors. */
+  /** Lines printed by the nodes (each prefixed "[node i]" by the cluster) but their listener lines: warnings, errors. */
   nodeLines = 0;
+  /** The first NODE_LINES_KEPT of them. */
+  readonly nodeLinesKept: string[] = [];
   private stopped = false;
-  private readonly onExit = (): void => this.killNodesNow();
+  private readonly onExit = (): void => {
+    this.killNodesNow();
+    this.removeData();
+  };
 
-  constructor(readonly dir: string, readonly basePort: number, private readonly proc: ChildProcess) {
+  /** `flotilla cluster`, or the nodes themselves when spawned here (nodeArgs). */
+  constructor(readonly dir: string, readonly basePort: number, private readonly procs: ChildProcess[]) {
     process.on('exit', this.onExit);
+  }
+
+  nodeLine(line: string): void {
+    // The listener lines every node prints at start are not news.
+    if (/^\[node \d+\] node \d+ (raft|client|admin) /.test(line)) return;
+    this.nodeLines++;
+    if (this.nodeLinesKept.length < NODE_LINES_KEPT) this.nodeLinesKept.push(line.slice(0, 2000));
   }
 
   node(id: number): BenchNode {
@@ -168,24 +186,25 @@ export class BenchCluster {
     }
   }
 
-  /** SIGTERM to `flotilla cluster` (it stops its nodes), then SIGKILL to any node still there. */
+  /** SIGTERM to `flotilla cluster` (it stops its nodes) or to each node, then SIGKILL to any still there. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     const deadline = Date.now() + STOP_MS_MAX;
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      const exited = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
-      this.proc.kill('SIGTERM');
-      await Promise.race([exited, sleep(STOP_MS_MAX)]);
-    }
+    const exits = this.procs.filter(running).map((p) => {
+      const exited = new Promise<void>((resolve) => p.once('exit', () => resolve()));
+      p.kill('SIGTERM');
+      return exited;
+    });
+    await Promise.race([Promise.all(exits), sleep(STOP_MS_MAX)]);
     while ([...this.nodes.keys()].some((id) => this.alive(id)) && Date.now() < deadline) await sleep(100);
     this.killNodesNow();
-    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
     process.off('exit', this.onExit);
   }
 
-  /** Synchronous last resort (also run on process exit): SIGKILL every node still running its config. */
+  /** Synchronous last resort (also run on process exit): SIGKILL what we spawned, and every node still running its config. */
   private killNodesNow(): void {
+    for (const p of this.procs) if (running(p)) p.kill('SIGKILL');
     for (const [id, n] of this.nodes) {
       if (!this.alive(id)) continue;
       try {
@@ -231,11 +250,11 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     };
     fs.writeFileSync(path.join(nodeDir, 'flotilla.json'), JSON.stringify(config, null, 2));
   }
+  if (opts.nodeArgs !== undefined) return startNodes(dir, basePort, peers, opts.nodeArgs);
   const proc = spawn(process.execPath, [CLI, 'cluster', '--nodes', String(opts.nodes), '--dir', dir, '--base-port', String(basePort)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...opts.env },
   });
-  const cluster = new BenchCluster(dir, basePort, proc);
+  const cluster = new BenchCluster(dir, basePort, [proc]);
   const keep = (text: string): void => {
     cluster.output = (cluster.output + text).slice(-OUTPUT_KEEP_CHARS);
   };
@@ -251,7 +270,7 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
         if (nl < 0) break;
         const line = lines.slice(0, nl);
         lines = lines.slice(nl + 1);
-        if (line.startsWith('[node ')) cluster.nodeLines++;
+        if (line.startsWith('[node ')) cluster.nodeLine(line);
         const m = /^node (\d+) pid (\d+) raft [\d.]+:(\d+) client [\d.]+:(\d+) admin [\d.]+:(\d+)/.exec(line);
         if (m !== null) {
           const id = Number(m[1]);
@@ -273,7 +292,7 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     proc.stderr!.on('data', (d: Buffer) => {
       const text = d.toString();
       keep(text);
-      for (const l of text.split('\n')) if (l.startsWith('[node ')) cluster.nodeLines++;
+      for (const l of text.split('\n')) if (l.startsWith('[node ')) cluster.nodeLine(l);
     });
     proc.on('exit', (code) => {
       clearTimeout(timer);
@@ -288,6 +307,51 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
     throw e;
   }
   return cluster;
+}
+
+/** Spawns each node with `node ...nodeArgs flotilla start --config FILE` and waits for every /health. */
+async function startNodes(dir: string, basePort: number, peers: { id: number; raftPort: number; clientPort: number; adminPort: number }[], nodeArgs: string[]): Promise<BenchCluster> {
+  const procs: ChildProcess[] = [];
+  const cluster = new BenchCluster(dir, basePort, procs);
+  const exited: string[] = [];
+  try {
+    for (const peer of peers) {
+      const configFile = path.join(dir, `node-${peer.id}`, 'flotilla.json');
+      const p = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
+      procs.push(p);
+      cluster.nodes.set(peer.id, { id: peer.id, pid: p.pid!, raftPort: peer.raftPort, clientPort: peer.clientPort, adminPort: peer.adminPort, configFile });
+      for (const stream of [p.stdout!, p.stderr!]) {
+        stream.setEncoding('utf8');
+        stream.on('data', (text: string) => {
+          cluster.output = (cluster.output + text).slice(-OUTPUT_KEEP_CHARS);
+          for (const l of text.split('\n')) if (l.length > 0) cluster.nodeLine(`[node ${peer.id}] ${l}`);
+        });
+      }
+      p.on('exit', (code, signal) => void exited.push(`node ${peer.id} exited (${signal ?? code})`));
+    }
+    const healthy = async (port: number): Promise<boolean> => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(async () => {
+      if (exited.length > 0) throw new Error(`${exited.join(', ')}; output:\n${cluster.output}`);
+      return (await Promise.all(peers.map((p) => healthy(p.adminPort)))).every(Boolean);
+    }, READY_MS_MAX, 'every node healthy', 250);
+  } catch (e) {
+    await cluster.stop();
+    cluster.removeData();
+    throw e;
+  }
+  return cluster;
+}
+
+function running(p: ChildProcess): boolean {
+  return p.exitCode === null && p.signalCode === null;
 }
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string, pollMs = 50): Promise<void> {
