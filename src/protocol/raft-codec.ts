@@ -9,7 +9,7 @@
 //
 // Message header (MESSAGE_HEADER_BYTES = 60), shared by RaftMessage and SnapChunk bodies:
 //    0  u8  type        MessageType (1..10)
-//    1  u8  flags       bit 0: reject; other bits 0
+//    1  u8  flags       bit 0: reject; bit 1: quiesce (Heartbeat only); other bits 0
 //    2  u16 0
 //    4  u32 from
 //    8  u32 to
@@ -42,7 +42,8 @@
 // Heartbeats body (coalesced Heartbeat or HeartbeatResp messages of many groups):
 //    0  u32 count | 4 u8 type (Heartbeat or HeartbeatResp) | 5 u8 0 | 6 u16 0
 //    8  count × item (HEARTBEAT_ITEM_BYTES = 40):
-//         0  u32 group | 4 u32 from | 8 u32 to | 12 u8 flags (bit 0: reject) | 13 u8 0 | 14 u16 0
+//         0  u32 group | 4 u32 from | 8 u32 to | 12 u8 flags (bit 0: reject; bit 1: quiesce, in a
+//            Heartbeat only) | 13 u8 0 | 14 u16 0
 //        16  u64 term | 24 u64 commit (0 in HeartbeatResp) | 32 u64 context
 import { assert } from '../raft/assert.js';
 import {
@@ -74,6 +75,8 @@ const SNAP_META_BYTES = 32;
 const SNAP_TAIL_BYTES = 20;
 
 const FLAG_REJECT = 1;
+/** The leader's last heartbeat before its group goes quiet (Message.quiesce); Heartbeat only. */
+const FLAG_QUIESCE = 2;
 const TWO_32 = 4294967296;
 /** A u64's high word at most this keeps the value a safe integer (< 2^53). */
 const HI_MAX = 0x1fffff;
@@ -178,6 +181,17 @@ function checkRange(buf: Uint8Array, at: number, end: number): void {
 
 // ---- message header ----
 
+function flagsOf(m: Message): number {
+  if (m.quiesce && m.type !== MessageType.Heartbeat) assert(false, `quiesce flag on a message of type ${m.type}`);
+  return (m.reject ? FLAG_REJECT : 0) | (m.quiesce ? FLAG_QUIESCE : 0);
+}
+
+/** Checks a flags byte of a message of `type`; returns null if it is valid, else why not. */
+function badFlags(flags: number, type: number): string | null {
+  const allowed = type === MessageType.Heartbeat ? FLAG_REJECT | FLAG_QUIESCE : FLAG_REJECT;
+  return (flags & ~allowed) === 0 ? null : `unknown flags 0x${flags.toString(16)} for message type ${type}`;
+}
+
 function writeHeader(m: Message, b: Uint8Array, d: DataView, p: number): void {
   checkU32(m.from, 'from');
   checkU32(m.to, 'to');
@@ -188,7 +202,7 @@ function writeHeader(m: Message, b: Uint8Array, d: DataView, p: number): void {
   checkU64(m.rejectHint, 'rejectHint');
   checkU64(m.context, 'context');
   b[p] = m.type;
-  b[p + 1] = m.reject ? FLAG_REJECT : 0;
+  b[p + 1] = flagsOf(m);
   b[p + 2] = 0;
   b[p + 3] = 0;
   putU32(d, p + 4, m.from);
@@ -206,7 +220,8 @@ function readHeader(b: Uint8Array, d: DataView, p: number): Message {
   const type = b[p]!;
   if (type < MessageType.App || type > MessageType.TimeoutNow) throw bad(`unknown message type ${type}`);
   const flags = b[p + 1]!;
-  if ((flags & ~FLAG_REJECT) !== 0) throw bad(`unknown message flags 0x${flags.toString(16)}`);
+  const flagsProblem = badFlags(flags, type);
+  if (flagsProblem !== null) throw bad(flagsProblem);
   if (b[p + 2] !== 0 || b[p + 3] !== 0) throw bad('reserved message header bytes are not 0');
   // Same property order as message() in types.ts, so decoded messages share its shape.
   return {
@@ -218,10 +233,11 @@ function readHeader(b: Uint8Array, d: DataView, p: number): Message {
     logTerm: getU64(d, p + 28, 'logTerm'),
     entries: [],
     commit: getU64(d, p + 36, 'commit'),
-    reject: flags === FLAG_REJECT,
+    reject: (flags & FLAG_REJECT) !== 0,
     rejectHint: getU64(d, p + 44, 'rejectHint'),
     context: getU64(d, p + 52, 'context'),
     snapshot: null,
+    quiesce: (flags & FLAG_QUIESCE) !== 0,
   };
 }
 
@@ -350,7 +366,7 @@ export function writeHeartbeatItem(buf: Uint8Array, at: number, group: number, m
   putU32(d, at, group);
   putU32(d, at + 4, m.from);
   putU32(d, at + 8, m.to);
-  buf[at + 12] = m.reject ? FLAG_REJECT : 0;
+  buf[at + 12] = flagsOf(m);
   buf[at + 13] = 0;
   buf[at + 14] = 0;
   buf[at + 15] = 0;
@@ -359,7 +375,7 @@ export function writeHeartbeatItem(buf: Uint8Array, at: number, group: number, m
   putU64(d, at + 32, m.context);
 }
 
-/** Encodes `list` (all of type Heartbeat, or all HeartbeatResp) compactly: per item group, from, to, term, commit, context, reject (the fields those two types carry; commit is 0 in a HeartbeatResp). An empty list is encoded as an empty Heartbeat batch. Returns end offset. */
+/** Encodes `list` (all of type Heartbeat, or all HeartbeatResp) compactly: per item group, from, to, term, commit, context, reject, quiesce (the fields those two types carry; commit is 0 in a HeartbeatResp, quiesce is false). An empty list is encoded as an empty Heartbeat batch. Returns end offset. */
 export function encodeHeartbeats(list: GroupMessage[], buf: Uint8Array, at: number): number {
   const count = list.length;
   const type = count === 0 ? MessageType.Heartbeat : list[0]!.m.type;
@@ -405,17 +421,19 @@ export function decodeHeartbeats(
   const m: Message = {
     type: type as MessageType, from: 0, to: 0, term: 0,
     index: 0, logTerm: 0, entries: [], commit: 0,
-    reject: false, rejectHint: 0, context: 0, snapshot: null,
+    reject: false, rejectHint: 0, context: 0, snapshot: null, quiesce: false,
   };
   for (let i = 0, p = at + HEARTBEATS_HEADER_BYTES; i < count; i++, p += HEARTBEAT_ITEM_BYTES) {
     const group = getU32(d, p);
     if (!own(group)) continue;
     const flags = buf[p + 12]!;
-    if ((flags & ~FLAG_REJECT) !== 0) throw bad(`unknown heartbeat flags 0x${flags.toString(16)}`);
+    const flagsProblem = badFlags(flags, type);
+    if (flagsProblem !== null) throw bad(`heartbeat item: ${flagsProblem}`);
     if (buf[p + 13] !== 0 || buf[p + 14] !== 0 || buf[p + 15] !== 0) throw bad('reserved heartbeat bytes are not 0');
     m.from = getU32(d, p + 4);
     m.to = getU32(d, p + 8);
-    m.reject = flags === FLAG_REJECT;
+    m.reject = (flags & FLAG_REJECT) !== 0;
+    m.quiesce = (flags & FLAG_QUIESCE) !== 0;
     m.term = getU64(d, p + 16, 'term');
     m.commit = getU64(d, p + 24, 'commit');
     m.context = getU64(d, p + 32, 'context');

@@ -60,6 +60,20 @@ export class RaftNode {
   private leaseVoidForTerm = false;
   /** Reads that arrived before this leader committed an entry of its term. */
   private readsBeforeCommit: number[] = [];
+  /** The group is idle and this member ignores ticks until something wakes it (see quiesce). */
+  private isQuiesced = false;
+  /** Leader: consecutive ticks with nothing to do (see quiescable). */
+  private ticksIdle = 0;
+  /** Leader: the first heartbeat round sent in the current idle stretch. */
+  private roundIdleFirst = 0;
+  /**
+   * The read round of the quiesce heartbeat this member sent (leader) or followed (follower);
+   * 0: none in this role. Messages about older rounds carry no news and do not wake it (see
+   * staleWhileQuiesced).
+   */
+  private quiesceRound = 0;
+  /** Leader: broadcast a heartbeat at the next Ready (it was just woken). */
+  private heartbeatWanted = false;
 
   private msgs: Message[] = [];
   private msgsAfterPersist: Message[] = [];
@@ -101,10 +115,17 @@ export class RaftNode {
   /** The leader's view of a follower, for status pages and tests. */
   progressOf(id: NodeId): Readonly<Progress> | undefined { return this.trk.progress.get(id); }
   get transferee(): NodeId { return this.leadTransferee; }
+  /**
+   * The group is idle: this member's timers are stopped and `tick()` does nothing, so the host
+   * need not call it. Anything that gives the group work wakes it (docs/raft.md, "Quiescence").
+   */
+  get quiesced(): boolean { return this.isQuiesced; }
 
   // --- Time ---
 
   tick(): void {
+    // Defensive: a host skips quiesced members, and they have no timer running to advance.
+    if (this.isQuiesced) return;
     this.ticks++;
     if (this.role === Role.Leader) this.tickLeader();
     else this.tickElection();
@@ -112,9 +133,19 @@ export class RaftNode {
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.electionTimeoutRandomized) {
+    if (this.electionElapsed < this.electionTimeoutRandomized) return;
+    if (this.promotable()) {
       this.electionElapsed = 0;
       this.hup(false);
+    } else if (this.cfg.ticksQuiesce > 0 && this.role === Role.Follower && this.leader !== NONE && !this.trk.isVoter(this.id) &&
+        (this.electionElapsed - this.electionTimeoutRandomized) % this.cfg.ticksElection === 0) {
+      // A learner never campaigns, so a silent leader would never hear from it: were the leader
+      // quiesced while this learner is awake (woken by its host, or by a message that arrived
+      // out of order), the learner would stay awake for good. It nudges the leader instead,
+      // once per election timeout of silence: a HeartbeatResp of round 0 answers no round, and
+      // wakes a quiesced leader. Its election timer runs on untouched (it decides whether the
+      // member heeds votes, and a learner's view of the configuration may be behind).
+      this.send(message(MessageType.HeartbeatResp, this.id, this.leader, this.term));
     }
   }
 
@@ -141,10 +172,102 @@ export class RaftNode {
       const pr = this.trk.progress.get(id)!;
       if (pr.state === ProgressState.Snapshot && ++pr.ticksInSnapshot >= ticksSnapshotMax) pr.becomeProbe();
     }
+    if (this.cfg.ticksQuiesce > 0) {
+      if (!this.quiescable()) {
+        this.ticksIdle = 0;
+      } else {
+        if (this.ticksIdle++ === 0) this.roundIdleFirst = this.reads.round + 1;
+        // Only a leader that a quorum answered while idle goes quiet: one that is cut off keeps
+        // heartbeating (and with check-quorum steps down) rather than sleep on as leader.
+        if (this.ticksIdle >= this.cfg.ticksQuiesce && this.reads.roundQuorum >= this.roundIdleFirst) {
+          this.quiesce();
+          return;
+        }
+      }
+    }
     if (this.heartbeatElapsed >= this.cfg.ticksHeartbeat) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat();
+      this.broadcastHeartbeat(false);
     }
+  }
+
+  // --- Quiescence ---
+
+  /**
+   * The leader has nothing to do: every member (voters and learners) holds its whole log, all
+   * of it committed and applied here, and no read, configuration change or transfer is under
+   * way. Followers need nothing more from it but its heartbeats.
+   */
+  private quiescable(): boolean {
+    const last = this.log.lastIndex();
+    if (this.log.committed !== last || this.log.applied !== last) return false;
+    if (this.leadTransferee !== NONE || !this.trk.isVoter(this.id)) return false;
+    if (isJoint(this.trk.conf) || this.pendingConfIndex > this.log.applied) return false;
+    if (this.reads.size > 0 || this.reads.roundWanted || this.readsBeforeCommit.length > 0) return false;
+    if (this.appendWanted || this.heartbeatWanted) return false;
+    for (const id of this.trk.members) {
+      const pr = this.trk.progress.get(id)!;
+      if (pr.match !== last || pr.state === ProgressState.Snapshot) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The leader goes quiet: one last heartbeat, flagged, tells every member the commit index
+   * (which is the last index) and that no heartbeat follows; then it ignores ticks. Its lease
+   * goes too: with its clock stopped it could not tell when the lease runs out, and the
+   * followers it relied on may be woken and vote meanwhile. Only a round sent after it wakes
+   * starts a new one.
+   */
+  private quiesce(): void {
+    this.isQuiesced = true;
+    this.ticksIdle = 0;
+    this.heartbeatElapsed = 0;
+    this.broadcastHeartbeat(true);
+    this.quiesceRound = this.reads.round;
+    this.forfeitLease(this.quiesceRound + 1);
+  }
+
+  /**
+   * Wakes a quiesced member. A follower's election timer resumes where it stopped (a message
+   * from the leader restarts it, as always): if the leader stays silent, the follower campaigns
+   * after its election timeout. A leader heartbeats at the next Ready, so that every follower
+   * wakes, and starts its check-quorum window afresh: who answered before the group went quiet
+   * says nothing about who is there now.
+   */
+  private unquiesce(): void {
+    if (!this.isQuiesced) return;
+    this.isQuiesced = false;
+    if (this.role !== Role.Leader) return;
+    this.ticksIdle = 0;
+    this.heartbeatWanted = true;
+    this.electionElapsed = 0;
+    if (this.cfg.checkQuorum) {
+      for (const [id, pr] of this.trk.progress) pr.recentActive = id === this.id;
+    }
+  }
+
+  /**
+   * For the host: wake this member (a no-op unless quiesced). A host calls it when it suspects
+   * the group's leader is gone, e.g. when the link to the leader's node went down; a follower
+   * woken so campaigns after its election timeout unless the leader speaks first.
+   */
+  wake(): void {
+    this.unquiesce();
+  }
+
+  /**
+   * A message to a quiesced member that carries no news, about a heartbeat round older than the
+   * quiesce heartbeat: at the leader, a follower's late answer to such a round (a follower that
+   * quiesced does not answer the quiesce heartbeat itself); at a follower, such a heartbeat from
+   * its leader, overtaken by the quiesce heartbeat. Waking on it would only undo the quiescence
+   * (and a follower woken so would campaign, since its leader stays silent). It is dropped, as
+   * the network might have dropped it. Round 0 is a learner's nudge (tickElection), not stale.
+   */
+  private staleWhileQuiesced(m: Message): boolean {
+    if (m.term !== this.term || m.context >= this.quiesceRound) return false;
+    if (this.role === Role.Leader) return m.type === MessageType.HeartbeatResp && m.context > 0;
+    return m.type === MessageType.Heartbeat && m.from === this.leader;
   }
 
   // --- Requests from the host ---
@@ -180,6 +303,7 @@ export class RaftNode {
    */
   readIndex(requestId: number): ReadResult {
     if (this.role !== Role.Leader) return { ok: false, code: 'NOT_LEADER', leader: this.leader };
+    this.unquiesce();
     if (this.log.term(this.log.committed) !== this.term) {
       // Until an entry of its own term commits, a new leader does not know the commit index;
       // its no-op commits within a round trip, and the read waits for it.
@@ -204,6 +328,7 @@ export class RaftNode {
     if (to === this.id) return { ok: true };
     if (!this.trk.isVoter(to)) return { ok: false, code: 'NOT_VOTER', leader: this.id };
     if (this.leadTransferee === to) return { ok: true };
+    this.unquiesce();
     this.leadTransferee = to;
     // The target will campaign through every follower's lease, so ours is void for the term.
     this.leaseVoidForTerm = true;
@@ -218,7 +343,9 @@ export class RaftNode {
 
   /** Starts an election now, as if the election timeout had passed. */
   campaign(): void {
-    if (this.role !== Role.Leader) this.hup(false);
+    if (this.role === Role.Leader) return;
+    this.unquiesce();
+    this.hup(false);
   }
 
   /** The host delivered (ok) or gave up on (not ok) a snapshot sent to `to`. */
@@ -241,6 +368,8 @@ export class RaftNode {
   }
 
   private appendLocal(type: EntryType, data: Uint8Array): { ok: true; index: number; term: number } {
+    // New entries (a proposal, a configuration change) wake the group.
+    this.unquiesce();
     const index = this.log.lastIndex() + 1;
     this.log.append([{ term: this.term, index, type, data }]);
     this.uncommittedEntries++;
@@ -253,6 +382,11 @@ export class RaftNode {
 
   step(m: Message): void {
     if (m.to !== this.id || m.term === 0) return;
+    if (this.isQuiesced && !m.quiesce) {
+      // Any message but a quiesce heartbeat wakes a quiesced member; those are handled below.
+      if (this.staleWhileQuiesced(m)) return;
+      this.unquiesce();
+    }
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         const force = m.context === CAMPAIGN_TRANSFER;
@@ -379,6 +513,15 @@ export class RaftNode {
         this.electionElapsed = 0;
         this.leader = m.from;
         this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+        // The leader goes quiet. Follow it only with a log equal to the leader's: it ends at the
+        // commit index, with an entry of the leader's term (a leader's last entry always is),
+        // hence the same entries before it (log matching). Otherwise answer, which wakes it.
+        this.isQuiesced = m.quiesce && this.log.lastIndex() === m.commit && this.log.committed === m.commit &&
+          this.log.term(m.commit) === m.term;
+        if (this.isQuiesced) {
+          this.quiesceRound = m.context;
+          return;
+        }
         {
           const r = message(MessageType.HeartbeatResp, this.id, m.from, this.term);
           r.context = m.context;
@@ -570,6 +713,10 @@ export class RaftNode {
     }
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
+    this.isQuiesced = false;
+    this.ticksIdle = 0;
+    this.quiesceRound = 0;
+    this.heartbeatWanted = false;
     this.electionTimeoutRandomized = this.cfg.ticksElection + Math.floor(this.cfg.random() * this.cfg.ticksElection);
     this.leadTransferee = NONE;
     this.appendWanted = false;
@@ -627,7 +774,7 @@ export class RaftNode {
     return true;
   }
 
-  private broadcastHeartbeat(): void {
+  private broadcastHeartbeat(quiesce: boolean): void {
     const round = this.reads.startRound(this.ticks);
     for (const id of this.trk.members) {
       if (id === this.id) continue;
@@ -636,6 +783,7 @@ export class RaftNode {
       // A follower may not have the leader's commit index yet: never tell it more than it has.
       m.commit = Math.min(pr.match, this.log.committed);
       m.context = round;
+      m.quiesce = quiesce;
       this.send(m);
     }
     this.confirmRounds();
@@ -660,7 +808,7 @@ export class RaftNode {
   }
 
   private leaseValid(): boolean {
-    return this.cfg.leaseRead && this.cfg.checkQuorum && this.role === Role.Leader && !this.leaseVoidForTerm &&
+    return this.cfg.leaseRead && this.cfg.checkQuorum && this.role === Role.Leader && !this.leaseVoidForTerm && !this.isQuiesced &&
       this.ticks < this.leaseStartTick + this.cfg.ticksElection - this.cfg.ticksLeaseMargin;
   }
 
@@ -744,7 +892,7 @@ export class RaftNode {
   hasReady(): boolean {
     if (this.msgs.length > 0 || this.msgsAfterPersist.length > 0 || this.readStates.length > 0 || this.readsAborted.length > 0) return true;
     if (this.log.hasUnhandedEntries() || this.log.unhandedSnapshot() !== null) return true;
-    if (this.appendWanted || this.reads.roundWanted || this.confChanged) return true;
+    if (this.appendWanted || this.reads.roundWanted || this.heartbeatWanted || this.confChanged) return true;
     if (this.log.unhandedSnapshot() === null && this.log.hasApplicable()) return true;
     const h = this.handedHard;
     if (h.term !== this.term || h.vote !== this.vote || h.commit !== this.log.committed) return true;
@@ -764,9 +912,10 @@ export class RaftNode {
         this.appendWanted = false;
         this.broadcastAppend();
       }
-      if (this.reads.roundWanted) {
+      if (this.reads.roundWanted || this.heartbeatWanted) {
+        this.heartbeatWanted = false;
         this.heartbeatElapsed = 0;
-        this.broadcastHeartbeat();
+        this.broadcastHeartbeat(false);
       }
     }
 

@@ -88,13 +88,16 @@ export interface Message {
    *  the campaign is a leader transfer, which lets it through leases. */
   context: number;
   snapshot: Snapshot | null;
+  /** Heartbeat only: the leader's last word before it goes quiet (docs/raft.md, "Quiescence").
+   *  A follower whose log matches the leader's up to `commit` stops its election timer. */
+  quiesce: boolean;
 }
 
 export function message(type: MessageType, from: NodeId, to: NodeId, term: number): Message {
   return {
     type, from, to, term,
     index: 0, logTerm: 0, entries: [], commit: 0,
-    reject: false, rejectHint: 0, context: 0, snapshot: null,
+    reject: false, rejectHint: 0, context: 0, snapshot: null, quiesce: false,
   };
 }
 
@@ -178,6 +181,12 @@ export interface RaftConfig {
   inflightBytesMax: number;
   uncommittedEntriesMax: number;
   uncommittedBytesMax: number;
+  /**
+   * Ticks a leader must have nothing to do before it quiesces its group (0: never). A quiesced
+   * group sends nothing and its members ignore ticks until a request, a message or the host's
+   * `wake()` wakes them (docs/raft.md, "Quiescence").
+   */
+  ticksQuiesce: number;
   /** Index already applied by the host's state machine (at least the snapshot index). */
   applied: number;
 }
@@ -195,6 +204,7 @@ export const configDefaults: Omit<RaftConfig, 'id' | 'random' | 'applied'> = {
   inflightBytesMax: 32 << 20,
   uncommittedEntriesMax: 1 << 16,
   uncommittedBytesMax: 64 << 20,
+  ticksQuiesce: 0,
 };
 
 export type ErrorCode =

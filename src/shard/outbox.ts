@@ -116,7 +116,14 @@ export class Outbox {
   }
 
   adminReply(id: number, reply: AdminReply): void {
-    this.others.push({ kind: OutKind.AdminReply, arg: id, payload: pack(reply) as Uint8Array });
+    let payload = pack(reply) as Uint8Array;
+    if (payload.length > this.payloadBytesMax) {
+      // A status of very many groups can outgrow one ring record: refuse it rather than fail
+      // the shard (paging it is future work; docs/operations.md).
+      const refusal: AdminReply = { ok: false, code: 'TOO_LARGE', message: `admin reply of ${payload.length} bytes exceeds a ring record (${this.payloadBytesMax}); raise ringBytes` };
+      payload = pack(refusal) as Uint8Array;
+    }
+    this.others.push({ kind: OutKind.AdminReply, arg: id, payload });
   }
 
   event(ev: ShardEvent): void {

@@ -3,7 +3,8 @@
 // (docs/internals.md, "The shard turn"). One turn:
 //   1. report finished appends: persisted() each Ready in order, send messagesAfterPersist;
 //   2. drain the in ring (at most turnRecordsMax records): propose, read, step, admin;
-//   3. tick every group if the shard's timer fired; time out old requests once in a while;
+//   3. tick every awake group if the shard's timer fired (quiesced ones are skipped, see
+//      `awake`); time out old requests once in a while;
 //   4. ready() every touched group: send messages, gather every group's entries and hard state
 //      into ONE Wal.append (not awaited: the next turn gathers while this one syncs), apply
 //      committed entries, answer reads, take snapshots;
@@ -53,6 +54,9 @@ const SNAP_ASSEMBLY_FACTOR = 2;
 /** Peer input problems (unknown groups, undecodable sub-records) are logged once per this many. */
 const PEER_PROBLEMS_LOG_EVERY = 1000;
 
+/** An idle group quiesces after this many election timeouts unless the task says otherwise. */
+const TICKS_QUIESCE_ELECTIONS = 2;
+
 const noop = (): void => {};
 
 /** One turn's Readys, what they make durable, and what waits for it. */
@@ -93,6 +97,12 @@ export class Shard {
   private readonly sweepIntervalMs: number;
 
   private touched = new Set<GroupHost>();
+  /**
+   * Groups whose core is not quiesced: the only ones ticked, so that an idle shard with
+   * thousands of groups does next to nothing per tick. Kept up to date as groups are handled
+   * (collectReadies): whatever can wake a core also touches its group.
+   */
+  private readonly awake = new Set<GroupHost>();
   private leaders = 0;
   private readSeq = 0;
   private lastSweep = performance.now();
@@ -149,6 +159,8 @@ export class Shard {
       ticksHeartbeat: task.ticksHeartbeat,
       entriesPerMsgMax,
       bytesPerMsgMax,
+      // Not in ShardTask yet: read as an optional field (0 turns quiescence off).
+      ticksQuiesce: (task as ShardTask & { ticksQuiesce?: number }).ticksQuiesce ?? TICKS_QUIESCE_ELECTIONS * task.ticksElection,
       // The host may use Math.random; only the core must not (it gets it injected).
       random: Math.random,
     };
@@ -315,7 +327,8 @@ export class Shard {
     this.drainIn();
     if (this.tickDue) {
       this.tickDue = false;
-      for (const h of this.groups.values()) {
+      // A group woken during this turn joins `awake` in collectReadies: it misses this tick at most.
+      for (const h of this.awake) {
         h.core.tick();
         this.touched.add(h);
       }
@@ -481,12 +494,22 @@ export class Shard {
   /**
    * A link went down: snapshots in flight to that node are reported failed, so that its
    * groups' leaders probe again (and resend) once it is back instead of waiting for the
-   * resend timeout; snapshots coming from it are abandoned. A link coming up needs nothing.
+   * resend timeout; snapshots coming from it are abandoned. Quiesced groups led from that node
+   * are woken: their followers here hear nothing more, and campaign after an election timeout
+   * unless the leader speaks first. A link coming up needs nothing (docs/raft.md, "Quiescence").
    */
   private peerState(node: number, up: boolean): void {
     if (up) return;
     this.assembler.dropFrom(node);
-    for (const h of this.groups.values()) if (h.core.role === Role.Leader) h.core.reportSnapshot(node, false);
+    for (const h of this.groups.values()) {
+      const core = h.core;
+      if (core.role === Role.Leader) {
+        core.reportSnapshot(node, false);
+      } else if (core.quiesced && core.leader === node) {
+        core.wake();
+        this.touched.add(h);
+      }
+    }
   }
 
   private send(h: GroupHost, m: Message): void {
@@ -663,7 +686,10 @@ export class Shard {
     const touched = this.touched;
     this.touched = new Set();
     for (const h of touched) {
-      if (h.removed || !h.core.hasReady()) continue;
+      if (h.removed) continue;
+      if (h.core.quiesced) this.awake.delete(h);
+      else this.awake.add(h);
+      if (!h.core.hasReady()) continue;
       this.handleReady(h, h.core.ready(), batch);
       if (h.core.hasReady()) {
         // More than one Ready's worth (a large apply backlog): the next turn comes at once.
@@ -1024,6 +1050,7 @@ export class Shard {
     h.removed = true;
     this.groups.delete(group);
     this.touched.delete(h);
+    this.awake.delete(h);
     this.founding.delete(group);
     if (h.role === Role.Leader) this.leaders--;
     this.counters[ShardCounter.Groups] = this.groups.size;

@@ -53,6 +53,7 @@ function full(type: MessageType, entries: Entry[] = []): Message {
   m.rejectHint = 123_456_789_012;
   m.context = 2 ** 40 + 3;
   m.entries = entries;
+  m.quiesce = type === MessageType.Heartbeat;
   return m;
 }
 
@@ -74,10 +75,13 @@ test('every message type but Snap round-trips with all its fields', T, () => {
   ];
   for (const type of types) {
     for (const reject of [false, true]) {
-      const m = full(type);
-      m.reject = reject;
-      const { buf, at, end } = encode(m, 5, 3);
-      assert.deepEqual(decodeRaftMessage(buf, at, end), m, `type ${type} reject ${reject}`);
+      for (const quiesce of type === MessageType.Heartbeat ? [false, true] : [false]) {
+        const m = full(type);
+        m.reject = reject;
+        m.quiesce = quiesce;
+        const { buf, at, end } = encode(m, 5, 3);
+        assert.deepEqual(decodeRaftMessage(buf, at, end), m, `type ${type} reject ${reject} quiesce ${quiesce}`);
+      }
     }
     const zero = message(type, 1, 2, 0);
     const z = encode(zero);
@@ -152,6 +156,7 @@ test('encoding refuses a Snap message and fields that are not safe integers or u
     (m) => (m.from = 2 ** 32),
     (m) => (m.to = -1),
     (m) => (m.entries = [entry(2 ** 53, 1, new Uint8Array(0))]),
+    (m) => (m.quiesce = true), // only a Heartbeat carries it
   ];
   for (const f of bad) {
     const m = full(MessageType.App);
@@ -184,7 +189,8 @@ test('unknown types, flags, reserved bytes, oversized counts and unsafe u64s are
   corrupt(0, MessageType.Snap, 'Snap outside a chunk');
   corrupt(0, 11, 'message type 11');
   corrupt(0, 255, 'message type 255');
-  corrupt(1, 2, 'unknown flag');
+  corrupt(1, 2, 'quiesce flag on an App');
+  corrupt(1, 4, 'unknown flag');
   corrupt(2, 1, 'reserved byte');
   // term's high word: bytes 16..19; 0x00200000 is 2^21, the first unsafe value.
   const b = buf.slice();
@@ -235,6 +241,7 @@ function heartbeat(type: MessageType, group: number): GroupMessage {
   if (type === MessageType.Heartbeat) m.commit = 2 ** 33 + group;
   m.context = group * 7;
   m.reject = group % 5 === 0;
+  m.quiesce = type === MessageType.Heartbeat && group % 3 === 0;
   return { group, m };
 }
 
@@ -289,6 +296,11 @@ test('malformed heartbeat bodies are a BAD_MESSAGE', T, () => {
   corrupt(4, MessageType.App, 'type App');
   corrupt(5, 1, 'reserved header byte');
   corrupt(8 + 12, 4, 'unknown item flag');
+  const resps = [heartbeat(MessageType.HeartbeatResp, 1)];
+  const rb = new Uint8Array(heartbeatsBytes(1));
+  const rend = encodeHeartbeats(resps, rb, 0);
+  rb[8 + 12] = 2;
+  assertThrowsCodec(() => decodeHeartbeats(rb, 0, rend, () => true, () => {}), 'quiesce flag in a HeartbeatResp');
   corrupt(8 + 16 + 7, 0x01, 'term not safe');
 });
 

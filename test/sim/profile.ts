@@ -72,6 +72,14 @@ export interface FaultProfile {
   clientThinkMsMax: number;
   /** Op mix weights: put, get (ReadIndex), get through the log, delete, cas. */
   opWeights: [number, number, number, number, number];
+  /**
+   * Quiescence (when raft.ticksQuiesce > 0): a group goes cold (clients leave it alone, so it
+   * can go idle and quiesce) this often, for up to coldMsMax; and each tick, every quiesced
+   * replica is woken at random with this probability, besides the failure detector's wakes.
+   */
+  coldEveryMs: number;
+  coldMsMax: number;
+  wakeRandomP: number;
   /** The core's configuration: defaults, with options and small limits varied by seed. */
   raft: Omit<RaftConfig, 'id' | 'random' | 'applied'>;
 }
@@ -121,11 +129,21 @@ export function faultProfile(seed: number): FaultProfile {
   const raft = raftConfig(r);
   const pauseEveryMs = level === 0 ? Infinity : scale(pick([Infinity, 4000, 2000, 1000]));
   const pauseMsMax = r.real(50, 1500);
+  // Quiescence, drawn last for the same reason: on in most seeds, after an idle time from one
+  // tick (quiesce and wake all the time) to two election timeouts (the shard's default).
+  if (r.chance(0.6)) raft.ticksQuiesce = r.chance(0.5) ? r.int(1, 5) : r.int(6, 2 * raft.ticksElection);
+  const quiesce = raft.ticksQuiesce > 0;
+  const coldEveryMs = quiesce ? r.real(100, 1500) : Infinity;
+  const coldMsMax = r.real(100, 2500);
+  const wakeRandomP = r.chance(0.5) ? 0 : r.real(0, 0.02);
   return {
     ...p,
     raft,
     pauseEveryMs: raft.leaseRead ? Infinity : pauseEveryMs,
     pauseMsMax,
+    coldEveryMs,
+    coldMsMax,
+    wakeRandomP,
   };
 }
 
@@ -152,7 +170,8 @@ export function describeProfile(p: FaultProfile): string {
     `level ${p.level}; delay ${n.delayMsMin.toFixed(1)}–${n.delayMsMax.toFixed(1)}ms drop ${n.dropP.toFixed(3)} ` +
     `dup ${n.duplicateP.toFixed(3)} straggler ${n.stragglerP.toFixed(3)}; crash every ${f(p.crashEveryMs)} ` +
     `(down ≤ ${f(p.downMsMax)}), pause every ${f(p.pauseEveryMs)} (≤ ${f(p.pauseMsMax)}), partition every ${f(p.partitionEveryMs)}, link failure every ${f(p.linkFailEveryMs)}, ` +
-    `membership every ${f(p.membershipEveryMs)}, transfer every ${f(p.transferEveryMs)}; snapshot every ` +
+    `membership every ${f(p.membershipEveryMs)}, transfer every ${f(p.transferEveryMs)}, ` +
+    `${p.raft.ticksQuiesce > 0 ? `cold group every ${f(p.coldEveryMs)} (≤ ${f(p.coldMsMax)}), random wake p ${p.wakeRandomP.toFixed(3)}` : 'no quiescence'}; snapshot every ` +
     `${p.snapshotEvery} keep ${p.snapshotKeep}; disk ${p.disk.latencyMsMin.toFixed(2)}–${p.disk.latencyMsMax.toFixed(1)}ms` +
     `${p.disk.tornWrites ? ' torn writes' : ''}; skew ±${(p.clockSkew * 100).toFixed(1)}%; raft ${describeRaft(p.raft)}`
   );

@@ -44,6 +44,8 @@ export class Replica {
   private readonly proposals = new Map<number, PendingWrite[]>();
   private readonly reads = new Map<number, PendingRead>();
   private snapWritesPending = 0;
+  /** Whether the core was quiesced when last looked at (to count transitions). */
+  private quiescedSeen = false;
   /** The 'apply-twice' bug: an entry to apply once more. */
   private applyAgain: Uint8Array | null = null;
 
@@ -70,6 +72,7 @@ export class Replica {
     this.boots++;
     this.lastCommit = this.raft.commit;
     this.lastTerm = this.raft.term;
+    this.quiescedSeen = false;
     this.sim.trace(`boot g${this.group.id} r${this.id}@n${this.node.index} term ${hard.term} vote ${hard.vote} commit ${hard.commit} applied ${this.applied} log [${this.storage.firstIndex()}, ${this.storage.lastIndex()}]`);
     this.drain();
   }
@@ -86,8 +89,17 @@ export class Replica {
   tick(): void {
     const raft = this.raft;
     if (raft === null) return;
-    raft.tick();
-    this.drain();
+    if (raft.quiesced) {
+      // The host's side of quiescence: a quiesced member is not ticked. Now and then tick it
+      // anyway, to check that the core ignores it as it says.
+      if (this.rng.chance(0.01)) {
+        raft.tick();
+        if (!raft.quiesced || raft.hasReady()) this.fail('a tick changed a quiesced member');
+      }
+    } else {
+      raft.tick();
+      this.drain();
+    }
     // Reads whose round never completed and was never aborted: the client gave up long ago.
     if (this.reads.size > 0) {
       const old = this.sim.now - 4 * this.sim.profile.clientTimeoutMs;
@@ -99,6 +111,15 @@ export class Replica {
     const raft = this.raft;
     if (raft === null) return;
     raft.step(m);
+    this.drain();
+  }
+
+  /** The host's failure detector (or chance) wakes this replica if it is quiesced. */
+  wake(why: string): void {
+    const raft = this.raft;
+    if (raft === null || !raft.quiesced) return;
+    this.sim.trace(`wake g${this.group.id} r${this.id} ${Role[raft.role]} term ${raft.term}: ${why}`);
+    raft.wake();
     this.drain();
   }
 
@@ -151,6 +172,16 @@ export class Replica {
     }
     if (this.raft === raft) this.observeCommit(raft);
     if (this.raft !== raft) return;
+    if (raft.quiesced !== this.quiescedSeen) {
+      this.quiescedSeen = raft.quiesced;
+      if (raft.quiesced) {
+        this.sim.stats.quiesces++;
+        this.sim.trace(`quiesced g${this.group.id} r${this.id} ${Role[raft.role]} term ${raft.term} commit ${raft.commit}`);
+      } else {
+        this.sim.stats.wakes++;
+        this.sim.trace(`awake g${this.group.id} r${this.id} ${Role[raft.role]} term ${raft.term}`);
+      }
+    }
     if (raft.term < this.lastTerm) this.fail(`term went back from ${this.lastTerm} to ${raft.term}`);
     this.lastTerm = raft.term;
   }
@@ -318,7 +349,7 @@ export class Replica {
   describe(): string {
     const r = this.raft;
     if (r === null) return `r${this.id}@n${this.node.index} down (log [${this.storage.firstIndex()}, ${this.storage.lastIndex()}])`;
-    let s = `r${this.id}@n${this.node.index} ${Role[r.role]} term ${r.term} leader ${r.leader} commit ${r.commit} applied ${this.applied} log [${r.firstIndex()}, ${r.lastIndex()}]`;
+    let s = `r${this.id}@n${this.node.index} ${Role[r.role]}${r.quiesced ? ' (quiesced)' : ''} term ${r.term} leader ${r.leader} commit ${r.commit} applied ${this.applied} log [${r.firstIndex()}, ${r.lastIndex()}]`;
     if (r.role === Role.Leader) {
       const prs: string[] = [];
       for (const id of this.group.replicas.keys()) {

@@ -37,8 +37,21 @@ export interface SimResult {
   traceHash: string;
   simMs: number;
   events: number;
-  stats: { crashes: number; pauses: number; partitions: number; confChanges: number; transfers: number; snapshotsSent: number; elections: number };
+  stats: SimStats;
   profile: string;
+}
+
+export interface SimStats {
+  crashes: number;
+  pauses: number;
+  partitions: number;
+  confChanges: number;
+  transfers: number;
+  snapshotsSent: number;
+  elections: number;
+  /** Replicas that went quiescent, and that were woken (by a message, a request or the host). */
+  quiesces: number;
+  wakes: number;
 }
 
 export class SimNode {
@@ -49,6 +62,8 @@ export class SimNode {
   readonly replicas = new Map<number, Replica>();
   /** While now < pausedUntilMs the process is frozen (a long GC pause, a stopped VM). */
   pausedUntilMs = 0;
+  /** Work put off by a pause, still to run. */
+  deferred = 0;
   constructor(readonly queue: EventQueue, readonly index: number, readonly disk: Disk, readonly tickMs: number) {}
 
   /**
@@ -56,8 +71,15 @@ export class SimNode {
    * meanwhile (messages, disk completions, the late timer) is handled in order when it thaws.
    */
   run(fn: () => void): void {
-    if (this.queue.now < this.pausedUntilMs) this.queue.at(this.pausedUntilMs, () => this.run(fn));
-    else fn();
+    if (this.queue.now < this.pausedUntilMs) {
+      this.deferred++;
+      this.queue.at(this.pausedUntilMs, () => {
+        this.deferred--;
+        this.run(fn);
+      });
+    } else {
+      fn();
+    }
   }
 }
 
@@ -134,16 +156,22 @@ export class Simulation {
   private traceHash = hashSeed;
   private readonly traceLines: string[] = [];
   private traceNext = 0;
-  readonly stats = { crashes: 0, pauses: 0, partitions: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, elections: 0 };
+  readonly stats: SimStats = { crashes: 0, pauses: 0, partitions: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, elections: 0, quiesces: 0, wakes: 0 };
   /** Random streams per concern, so that adding draws to one does not reshuffle the others. */
   private readonly rngChaos: Prng;
   private readonly rngNet: Prng;
+  /** Quiescence's draws (cold groups, random wakes): seeded apart, so seeds without it run as before. */
+  private readonly rngQuiet: Prng;
+  /** Per group: clients leave it alone until this time (it may go idle and quiesce). */
+  private readonly coldUntilMs: number[];
 
   constructor(readonly opts: SimOptions) {
     this.rng = new Prng(opts.seed);
     this.profile = faultProfile(opts.seed);
     this.rngChaos = this.rng.fork();
     this.rngNet = this.rng.fork();
+    this.rngQuiet = new Prng(opts.seed ^ 0x0c1e7c0d);
+    this.coldUntilMs = new Array<number>(opts.groups).fill(0);
     const p = this.profile;
     this.net = new Network(this.queue, this.rngNet, opts.nodes, p.network, 100_000);
     for (let i = 0; i < opts.nodes; i++) {
@@ -299,9 +327,56 @@ export class Simulation {
     const inc = node.incarnation;
     this.queue.after(delayMs, () => node.run(() => {
       if (!node.up || node.incarnation !== inc) return;
+      this.detectFailures(node, true);
       for (const r of [...node.replicas.values()]) r.tick();
       this.scheduleTick(node, node.tickMs);
     }));
+  }
+
+  // --- Quiescence: the host's failure detector ---
+
+  /**
+   * Whether replica `r` can no longer hear from the leader it knows: the leader's node is down
+   * or cut off from r's node (either way: a real link is a TCP connection, down as a whole), or
+   * the leader replica leads no more (it restarted: its link went down and came back). An
+   * oracle standing in for the link-down events a real node gets.
+   */
+  private leaderLost(r: Replica): boolean {
+    const raft = r.raft!;
+    const l = r.group.replicas.get(raft.leader);
+    if (l === undefined || l.raft === null || !l.node.up) return true;
+    if (!this.net.connected(l.node.index, r.node.index) || !this.net.connected(r.node.index, l.node.index)) return true;
+    return l.raft.role !== Role.Leader || l.raft.term !== raft.term;
+  }
+
+  /**
+   * Wakes the quiesced replicas of `node` that lost their leader; with `atRandom`, wakes any
+   * other quiesced replica with a small probability too, to exercise the wake paths.
+   */
+  private detectFailures(node: SimNode, atRandom: boolean): void {
+    if (this.profile.raft.ticksQuiesce === 0 || !node.up) return;
+    for (const r of [...node.replicas.values()]) {
+      if (r.raft === null || !r.raft.quiesced) continue;
+      if (this.leaderLost(r)) r.wake('leader unreachable');
+      else if (atRandom && this.chaos && this.profile.wakeRandomP > 0 && this.rngQuiet.chance(this.profile.wakeRandomP)) r.wake('at random');
+    }
+  }
+
+  /** A fault just happened: every node's detector looks at once (it also looks every tick). */
+  private detectFailuresEverywhere(): void {
+    if (this.profile.raft.ticksQuiesce === 0) return;
+    for (const n of this.nodes) n.run(() => this.detectFailures(n, false));
+  }
+
+  /** Whether clients leave `group` alone for now. */
+  isCold(group: number): boolean {
+    return this.now < this.coldUntilMs[group]!;
+  }
+
+  private chaosCold(): void {
+    const g = this.rngQuiet.int(0, this.groups.length - 1);
+    this.coldUntilMs[g] = this.now + this.rngQuiet.real(50, this.profile.coldMsMax);
+    this.trace(`cold g${g} until ${this.coldUntilMs[g]!.toFixed(3)}`);
   }
 
   /** Runs `fn` again and again, at random intervals of mean `meanMs`, while chaos is on. */
@@ -329,6 +404,7 @@ export class Simulation {
     for (const r of node.replicas.values()) r.stop();
     this.trace(`crash n${node.index}: ${d.kept} pending writes kept, ${d.lost} lost${d.torn ? ', one torn' : ''}`);
     this.mix(3, this.now, node.index, d.kept, d.lost);
+    this.detectFailuresEverywhere();
   }
 
   private restart(node: SimNode): void {
@@ -355,6 +431,7 @@ export class Simulation {
     this.net.partition(side);
     this.stats.partitions++;
     this.trace(`partition [${side.join(',')}]`);
+    this.detectFailuresEverywhere();
     this.queue.after(this.rngChaos.real(20, this.profile.partitionMsMax), () => {
       this.net.healPartition();
       this.trace('partition healed');
@@ -377,6 +454,7 @@ export class Simulation {
     const b = (a + this.rngChaos.int(1, n - 1)) % n;
     this.net.linkDown(a, b);
     this.trace(`link ${a}→${b} down`);
+    this.detectFailuresEverywhere();
     this.queue.after(this.rngChaos.real(20, this.profile.linkFailMsMax), () => this.net.linkUp(a, b));
   }
 
@@ -505,6 +583,7 @@ export class Simulation {
     this.every(p.pauseEveryMs, () => this.chaosPause());
     this.every(p.membershipEveryMs, () => this.chaosMembership());
     this.every(p.transferEveryMs, () => this.chaosTransfer());
+    this.every(p.coldEveryMs, () => this.chaosCold());
     const periodic = (everyMs: number, fn: () => void): void => {
       this.queue.after(everyMs, () => {
         fn();
@@ -522,6 +601,8 @@ export class Simulation {
     this.net.healAll();
     for (const n of this.nodes) n.pausedUntilMs = 0;
     for (const n of this.nodes) this.restart(n);
+    // Whatever the detector missed, the heal wakes: every group must show it is live.
+    for (const n of this.nodes) for (const r of [...n.replicas.values()]) r.wake('heal');
     for (const c of this.clients) c.stopped = true;
     this.trace('--- healed ---');
     const tickMsMax = Math.max(...this.nodes.map((n) => n.tickMs));
@@ -551,6 +632,26 @@ export class Simulation {
     }
     for (const c of this.clients) c.abandon();
 
+    // Phase 4, with quiescence: left alone, every group goes quiet (every member of it) within
+    // a bound, and then the cluster sends nothing at all: no wake loop survives the chaos.
+    if (p.raft.ticksQuiesce > 0) {
+      const quietBoundMs = (p.raft.ticksQuiesce + LIVENESS_ELECTION_TIMEOUTS * 2 * p.raft.ticksElection) * tickMsMax +
+        p.network.stragglerDelayMsMax;
+      // A message in flight, a write on a disk (its acknowledgement follows) or work put off by
+      // a pause may still wake whoever it reaches: quiet means none of them is left either.
+      const quiet = (): boolean => this.net.messagesInFlight === 0 &&
+        this.nodes.every((n) => n.deferred === 0 && n.disk.pendingCount === 0) && this.groups.every((g) => this.groupQuiet(g));
+      this.queue.runUntil(this.now + quietBoundMs, () => guard() || quiet());
+      for (const g of this.groups) {
+        if (!this.groupQuiet(g)) this.fail(g.id, `quiescence: the group did not go quiet within ${quietBoundMs.toFixed(0)}ms of idling; ${this.describeGroup(g)}`);
+      }
+      if (!quiet()) this.fail(null, `quiescence: messages, writes or deferred work still pending ${quietBoundMs.toFixed(0)}ms after idling`);
+      const sent = this.net.stats.sent;
+      const quietMs = 4 * 2 * p.raft.ticksElection * tickMsMax;
+      this.queue.runUntil(this.now + quietMs, guard);
+      if (this.net.stats.sent !== sent) this.fail(null, `quiescence: quiet groups sent ${this.net.stats.sent - sent} messages in ${quietMs.toFixed(0)}ms`);
+    }
+
     // Linearizability of everything the clients saw.
     const report = checkHistory(this.history, { stepsMaxPerKey: opts.checkStepsMaxPerKey });
     const indeterminate = this.history.filter((h) => h.complete === null).length;
@@ -572,6 +673,14 @@ export class Simulation {
       result.failure = `seed ${opts.seed}: linearizability undecided on key ${report.failedKey}: ${report.detail ?? ''}`;
     }
     return result;
+  }
+
+  /** Every member of the group is quiesced. */
+  private groupQuiet(g: SimGroup): boolean {
+    for (const r of g.replicas.values()) {
+      if (g.isMember(r.id) && (r.raft === null || !r.raft.quiesced)) return false;
+    }
+    return true;
   }
 
   private groupSettled(g: SimGroup): boolean {

@@ -84,6 +84,16 @@ export class Client {
       op = { kind: 'put', key: sim.groups[group]!.keys[0]!, value };
     } else {
       group = this.rng.int(0, sim.groups.length - 1);
+      if (sim.isCold(group)) {
+        // Clients leave cold groups alone (so that they can go idle); with all cold, wait.
+        const warm = sim.groups.filter((g) => !sim.isCold(g.id));
+        if (warm.length === 0) {
+          this.opsStarted--;
+          this.sim.queue.after(this.rng.real(1, 20), () => this.nextOp());
+          return;
+        }
+        group = this.rng.pick(warm).id;
+      }
       const key = this.rng.pick(sim.groups[group]!.keys);
       const w = sim.profile.opWeights;
       let x = this.rng.next() * (w[0] + w[1] + w[2] + w[3] + w[4]);
