@@ -14,7 +14,7 @@ function segments(dir: string): number {
 }
 
 test('groups that pin old log segments are snapshotted and compacted, so segments are freed', async () => {
-  const c = new ShardCluster([1], { segmentBytes: 256 << 10, requestTimeoutMs: 2000, bootstrapGroups: [1, 2] });
+  const c = new ShardCluster([1], { segmentBytes: 256 << 10, requestTimeoutMs: 15_000, bootstrapGroups: [1, 2] });
   try {
     const n = await c.start(1);
     await c.leaderOf(1);
@@ -24,14 +24,14 @@ test('groups that pin old log segments are snapshotted and compacted, so segment
     // Group 2 keeps writing: new segments keep coming.
     for (let i = 0; i < 400; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => c.put(1, 2, `b${i + k}`, VALUE)));
     // Both groups hold the oldest segment with more than the log rewrites: they get snapshotted.
-    await c.until(async () => (await c.status(1)).every((s) => s.snapshotIndex >= s.applied - 1), 5000, 'snapshots of the pinning groups');
+    await c.until(async () => (await c.status(1)).every((s) => s.snapshotIndex >= s.applied - 1), 20_000, 'snapshots of the pinning groups');
     assert.ok((await c.status(1)).find((s) => s.group === 1)!.snapshotIndex >= 150, 'the quiet group was snapshotted');
     const before = segments(n.dir);
     assert.ok(before >= 15, `${before} segments before any is freed`);
     // Segments are freed as the log moves on to new ones (group 2 keeps writing): without the
     // snapshots about 24 would stay.
     for (let i = 0; i < 100; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => c.put(1, 2, `c${i + k}`, VALUE)));
-    await c.until(() => segments(n.dir) <= 6, 5000, `log segments to be freed (now ${segments(n.dir)})`);
+    await c.until(() => segments(n.dir) <= 6, 20_000, `log segments to be freed (now ${segments(n.dir)})`);
     await c.stop(1);
     await c.start(1);
     await c.leaderOf(1);
