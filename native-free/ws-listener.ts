@@ -11,7 +11,7 @@ import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
 import {
-  checkListenerOptions, frameBytesAt, ListenerCore, MessageConnection,
+  checkListenerOptions, frameBytesAt, ListenerCore, listenServer, MessageConnection,
   type ClientHandler, type ClientListener, type ListenerOptions,
 } from '../src/transport/client-listener.js';
 
@@ -131,33 +131,11 @@ export async function listenWs(opts: ListenerOptions, handler: ClientHandler): P
     });
   });
 
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', onError);
-      server.on('error', (err) => core.log.warn({ err: err.message }, 'client listener error'));
-      const port = (server.address() as net.AddressInfo).port;
-      resolve({
-        port,
-        engine: 'ws',
-        connections: () => core.conns.size,
-        close: () => {
-          closing ??= new Promise<void>((done) => {
-            let left = 2;
-            const one = (): void => {
-              if (--left === 0) done();
-            };
-            server.close(() => one());
-            server.closeIdleConnections();
-            void core.closeAll().then(() => {
-              wss.close();
-              one();
-            });
-          });
-          return closing;
-        },
-      });
+  return listenServer(server, opts, core, 'ws', () => {
+    server.closeIdleConnections();
+    closing = core.closeAll().then(() => {
+      wss.close();
     });
+    return closing;
   });
 }

@@ -768,6 +768,24 @@ export function listenTcp(opts: ListenerOptions, handler: ClientHandler): Promis
     core.opened(new TcpConnection(core, socket));
   });
 
+  return listenServer(server, opts, core, 'net', () => {
+    closing = core.closeAll();
+    return closing;
+  });
+}
+
+/**
+ * Starts `server` listening and resolves with its ClientListener. `closeConnections` ends every
+ * connection (and whatever else the engine holds); close() waits for it and for the server.
+ */
+export function listenServer(
+  server: net.Server,
+  opts: ListenerOptions,
+  core: ListenerCore,
+  engine: ClientListener['engine'],
+  closeConnections: () => Promise<void>,
+): Promise<ClientListener> {
+  let closing: Promise<void> | null = null;
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
@@ -777,17 +795,13 @@ export function listenTcp(opts: ListenerOptions, handler: ClientHandler): Promis
       const port = (server.address() as net.AddressInfo).port;
       resolve({
         port,
-        engine: 'net',
+        engine,
         connections: () => core.conns.size,
         close: () => {
-          closing ??= new Promise<void>((done) => {
-            let left = 2;
-            const one = (): void => {
-              if (--left === 0) done();
-            };
-            server.close(() => one());
-            void core.closeAll().then(one);
-          });
+          closing ??= Promise.all([
+            new Promise<void>((done) => server.close(() => done())),
+            closeConnections(),
+          ]).then(() => undefined);
           return closing;
         },
       });
