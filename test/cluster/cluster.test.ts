@@ -60,7 +60,11 @@ test('a 3-node cluster survives SIGKILL of a leader without losing acknowledged 
     const target = new Map((await cluster.status(live[0]!)).map((g) => [g.group, g.commit]));
     await waitFor(async () => (await cluster.status(victim)).every((g) => g.applied >= (target.get(g.group) ?? Infinity)), 30_000, `node ${victim} applied what the others had committed`);
     const restarted = await cluster.status(victim);
-    assert.ok(restarted.some((g) => g.snapshotIndex > 0), 'the restarted node installed or took snapshots');
+    assert.ok(restarted.some((g) => g.snapshotIndex > 0), 'the restarted node holds snapshots');
+    const metrics = await (await fetch(`http://127.0.0.1:${cluster.node(victim).adminPort}/metrics`)).text();
+    const installed = metrics.split('\n').filter((l) => l.startsWith('flotilla_snapshots_total{') && l.includes('kind="installed"'))
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+    assert.ok(installed > 0, `the restarted node caught up by installing snapshots from leaders (installed ${installed})`);
     const direct = await FlotillaClient.connect({ servers: [`127.0.0.1:${cluster.node(victim).clientPort}`], groups: GROUPS });
     clients.push(direct);
     for (const [key, value] of acked) assert.equal(await direct.get(key, { stale: true }), value, `${key} on the restarted node`);
