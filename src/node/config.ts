@@ -36,6 +36,8 @@ export interface NodeConfig {
   tickMs: number;
   ticksElection: number;
   ticksHeartbeat: number;
+  /** Idle ticks after which a group's leader quiesces it (0: never); docs/raft.md "Quiescence". */
+  ticksQuiesce: number;
   snapshotEntries: number;
   snapshotKeepEntries: number;
   /** Bytes of each ring (main → shard and shard → main) per shard; a power of two. */
@@ -105,6 +107,7 @@ export const configDefaults: NodeConfig = deepFreeze({
   tickMs: 100,
   ticksElection: 10,
   ticksHeartbeat: 1,
+  ticksQuiesce: 20,
   snapshotEntries: 10_000,
   snapshotKeepEntries: 1_000,
   ringBytes: 8 * MiB,
@@ -163,6 +166,7 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   tickMs: { kind: 'int', min: 1, max: 60_000 },
   ticksElection: { kind: 'int', min: 2, max: 10_000 },
   ticksHeartbeat: { kind: 'int', min: 1, max: 10_000 },
+  ticksQuiesce: { kind: 'int', min: 0, max: 1_000_000 },
   snapshotEntries: { kind: 'int', min: 1, max: 1_000_000_000 },
   snapshotKeepEntries: { kind: 'int', min: 0, max: 1_000_000_000 },
   ringBytes: { kind: 'int', min: 64 * KiB, max: 1 * GiB, bytes: true, pow2: true },

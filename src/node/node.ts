@@ -221,6 +221,7 @@ class Node implements FlotillaNode {
       tickMs: c.tickMs,
       ticksElection: c.ticksElection,
       ticksHeartbeat: c.ticksHeartbeat,
+      ticksQuiesce: c.ticksQuiesce,
       snapshotEntries: c.snapshotEntries,
       snapshotKeepEntries: c.snapshotKeepEntries,
       pendingPerGroupMax: c.pendingPerGroupMax,

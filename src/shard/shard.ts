@@ -160,7 +160,7 @@ export class Shard {
       entriesPerMsgMax,
       bytesPerMsgMax,
       // Not in ShardTask yet: read as an optional field (0 turns quiescence off).
-      ticksQuiesce: (task as ShardTask & { ticksQuiesce?: number }).ticksQuiesce ?? TICKS_QUIESCE_ELECTIONS * task.ticksElection,
+      ticksQuiesce: task.ticksQuiesce ?? TICKS_QUIESCE_ELECTIONS * task.ticksElection,
       // The host may use Math.random; only the core must not (it gets it injected).
       random: Math.random,
     };

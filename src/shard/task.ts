@@ -40,6 +40,8 @@ export interface ShardTask {
   tickMs: number;
   ticksElection: number;
   ticksHeartbeat: number;
+  /** Idle ticks before a leader quiesces its group (0: never; absent: 2 × ticksElection). */
+  ticksQuiesce?: number;
   /** Take a snapshot of a group after this many entries applied since its last one. */
   snapshotEntries: number;
   /** Entries kept behind a snapshot for followers that lag a little. */
