@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { planCluster } from '../../src/cli/cluster.js';
 import type { GroupStatus } from '../../src/shard/task.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/flotilla.js');
@@ -106,32 +107,20 @@ export class TestCluster {
 export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flotilla-cluster-'));
   const basePort = await freeBase(opts.nodes);
-  const peers = Array.from({ length: opts.nodes }, (_, i) => {
-    const p = basePort + 10 * i;
-    return { id: i + 1, host: '127.0.0.1', raftPort: p, clientPort: p + 1, adminPort: p + 2, wsPort: p + 3 };
+  const plans = planCluster({
+    nodes: opts.nodes, dir, basePort, host: '127.0.0.1', groups: opts.groups, shards: opts.shards ?? 1,
+    syncForce: opts.syncForce ?? true, tickMs: opts.tickMs ?? 50,
   });
-  for (const peer of peers) {
-    const nodeDir = path.join(dir, `node-${peer.id}`);
-    fs.mkdirSync(nodeDir, { recursive: true });
+  for (const plan of plans) {
     const config = {
-      nodeId: peer.id,
-      host: '127.0.0.1',
-      raftPort: peer.raftPort,
-      clientPort: peer.clientPort,
-      adminPort: peer.adminPort,
-      wsPort: peer.wsPort,
-      peers,
-      dataDir: path.join(nodeDir, 'data'),
-      shards: opts.shards ?? 1,
-      groups: opts.groups,
-      syncForce: opts.syncForce ?? true,
-      tickMs: opts.tickMs ?? 50,
+      ...plan.config,
       snapshotEntries: opts.snapshotEntries ?? 10_000,
       snapshotKeepEntries: opts.snapshotKeepEntries ?? 100,
       logLevel: 'warn',
       ...opts.extra,
     };
-    fs.writeFileSync(path.join(nodeDir, 'flotilla.json'), JSON.stringify(config, null, 2));
+    fs.mkdirSync(path.dirname(plan.configFile), { recursive: true });
+    fs.writeFileSync(plan.configFile, JSON.stringify(config, null, 2));
   }
   const proc = spawn(process.execPath, [
     CLI, 'cluster', '--nodes', String(opts.nodes), '--dir', dir, '--base-port', String(basePort),
