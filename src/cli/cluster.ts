@@ -4,6 +4,7 @@
 // them all on SIGINT/SIGTERM.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { configDefaults, loadConfig, type NodeConfig } from '../node/config.js';
 import type { PeerInfo } from '../shard/task.js';
@@ -74,6 +75,30 @@ export function planCluster(o: ClusterOptions): ClusterNodePlan[] {
     };
     if (o.tickMs !== undefined) config['tickMs'] = o.tickMs;
     return { id: self.id, configFile: path.join(nodeDir, 'flotilla.json'), config };
+  });
+}
+
+/**
+ * A base port for `nodes` nodes on `host` whose ports (base + PORT_STRIDE·i + 0..3) are all free
+ * now, picked at random in [20000, 50000): for tests and benchmarks that start clusters.
+ */
+export async function freePortBase(nodes: number, host: string): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + PORT_STRIDE * Math.floor(Math.random() * 3000);
+    let ok = true;
+    for (let i = 0; i < nodes && ok; i++) {
+      for (let k = 0; k < 4 && ok; k++) ok = await portFree(base + PORT_STRIDE * i + k, host);
+    }
+    if (ok) return base;
+  }
+  throw new Error(`no free range of ports found for ${nodes} nodes`);
+}
+
+function portFree(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
   });
 }
 

@@ -3,11 +3,10 @@
 // small helpers to read /status and wait for conditions. Everything is bounded in time.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { planCluster } from '../../src/cli/cluster.js';
+import { freePortBase, planCluster } from '../../src/cli/cluster.js';
 import type { GroupStatus } from '../../src/shard/task.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/flotilla.js');
@@ -106,7 +105,7 @@ export class TestCluster {
 /** Starts `flotilla cluster` in a fresh directory with pre-written configs and waits for "cluster ready". */
 export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flotilla-cluster-'));
-  const basePort = await freeBase(opts.nodes);
+  const basePort = await freePortBase(opts.nodes, '127.0.0.1');
   const plans = planCluster({
     nodes: opts.nodes, dir, basePort, host: '127.0.0.1', groups: opts.groups, shards: opts.shards ?? 1,
     syncForce: opts.syncForce ?? true, tickMs: opts.tickMs ?? 50,
@@ -185,26 +184,5 @@ function terminate(proc: ChildProcess): Promise<void> {
       resolve();
     });
     proc.kill('SIGTERM');
-  });
-}
-
-/** A base port with `nodes` × 4 free ports at base + 10i + 0..3. */
-async function freeBase(nodes: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + 10 * Math.floor(Math.random() * 3000);
-    let ok = true;
-    for (let i = 0; i < nodes && ok; i++) {
-      for (let k = 0; k < 4 && ok; k++) ok = await portFree(base + 10 * i + k);
-    }
-    if (ok) return base;
-  }
-  throw new Error('no free port range found');
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
