@@ -52,6 +52,7 @@ const COUNTER_SLOTS: [ShardCounter, string, string, number][] = [
   [ShardCounter.Applied, 'flotilla_applied_total', 'Entries applied to state machines.', 1],
   [ShardCounter.Appends, 'flotilla_wal_appends_total', 'Write-ahead log appends (batches, one write and at most one fdatasync each).', 1],
   [ShardCounter.AppendMsTotal, 'flotilla_wal_append_seconds_total', 'Time spent in write-ahead log appends, seconds.', 1 / 1000],
+  [ShardCounter.TicksMissed, 'flotilla_ticks_missed_total', 'Tick timer firings lost while the shard was busy (its groups\' clocks ran slow).', 1],
 ];
 
 export class NodeMetrics {

@@ -31,6 +31,8 @@ export enum ShardCounter {
   SnapshotsInstalled,
   /** Nonzero once the shard failed. */
   Failed,
+  /** Timer ticks that fired while the previous one was still waiting for a turn: Raft time lost to a busy shard. */
+  TicksMissed,
 }
 
 export const SHARD_COUNTER_SLOTS = 32;
