@@ -114,6 +114,8 @@ class Node implements FlotillaNode {
   private localSeq = 0;
   private readonly admins = new Map<number, Pending<AdminReply>>();
   private adminSeq = 0;
+  /** Bytes per shard of the peer payload being routed (reused). */
+  private peerSizes: number[] = [];
   /** Per peer: payloads held back for a full ring; its link is paused while any are. */
   private readonly linkHolds = new Map<number, number>();
   private running = true;
@@ -488,7 +490,7 @@ class Node implements FlotillaNode {
       this.sendPeerRecord(this.shards[0]!, from, buf.subarray(at, end));
       return;
     }
-    const sizes = new Array<number>(n).fill(0);
+    const sizes = this.peerSizes.length === n ? this.peerSizes.fill(0) : (this.peerSizes = new Array<number>(n).fill(0));
     for (let p = at; p < end; p += subBytes(buf, p)) {
       const g = subGroup(buf, p);
       const bytes = subBytes(buf, p);
@@ -496,17 +498,29 @@ class Node implements FlotillaNode {
       else sizes[shardOf(g, n)]! += bytes;
     }
     for (let k = 0; k < n; k++) {
-      if (sizes[k] === 0) continue;
-      const part = new Uint8Array(sizes[k]!);
-      let w = 0;
-      for (let p = at; p < end; p += subBytes(buf, p)) {
-        const g = subGroup(buf, p);
-        if (g !== GROUP_BROADCAST && shardOf(g, n) !== k) continue;
-        const bytes = subBytes(buf, p);
-        part.set(buf.subarray(p, p + bytes), w);
-        w += bytes;
+      const size = sizes[k]!;
+      if (size === 0) continue;
+      const shard = this.shards[k]!;
+      if (size === end - at) {
+        // Every sub-record is for this shard: the payload goes as it is.
+        this.sendPeerRecord(shard, from, buf.subarray(at, end));
+        continue;
       }
-      this.sendPeerRecord(this.shards[k]!, from, part);
+      // The common case: gather this shard's sub-records straight into its ring (one copy).
+      const ring = shard.inRing;
+      if (shard.blocked.length === 0 && RECORD_HEADER_BYTES + size <= ring.recordBytesMax) {
+        const r = ring.reserve(RECORD_HEADER_BYTES + size);
+        if (r >= 0) {
+          writeRecordHeader(ring.data, r, InKind.Peer, from);
+          gatherSubRecords(buf, at, end, k, n, ring.data, r + RECORD_HEADER_BYTES);
+          ring.commit();
+          ring.notify();
+          continue;
+        }
+      }
+      const part = new Uint8Array(size);
+      gatherSubRecords(buf, at, end, k, n, part, 0);
+      this.sendPeerRecord(shard, from, part);
     }
   }
 
@@ -717,6 +731,20 @@ class Node implements FlotillaNode {
     for (const p of this.admins.values()) p.resolve({ ok: false, code: 'UNAVAILABLE', message: 'the node stopped' });
     this.admins.clear();
     this.log.info({}, 'node stopped');
+  }
+}
+
+/** Copies the sub-records of buf[at, end) that shard `k` of `n` owns (broadcasts included) to dst[dstAt..]. */
+function gatherSubRecords(buf: Uint8Array, at: number, end: number, k: number, n: number, dst: Uint8Array, dstAt: number): void {
+  let w = dstAt;
+  for (let p = at; p < end;) {
+    const bytes = subBytes(buf, p);
+    const g = subGroup(buf, p);
+    if (g === GROUP_BROADCAST || shardOf(g, n) === k) {
+      dst.set(buf.subarray(p, p + bytes), w);
+      w += bytes;
+    }
+    p += bytes;
   }
 }
 
