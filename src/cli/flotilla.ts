@@ -33,6 +33,14 @@ usage:
   flotilla admin add-group G --members 1,2,3 | remove-group G [--servers H:P,...] [--groups G]
       Create group G with these voters, or remove it. Each node changes only itself: list
       the client address of every member in --servers.
+  flotilla bench [--mode raft|echo] [--nodes 1|3] [--groups G] [--clients C] [--pipeline P]
+                 [--value-bytes B] [--keys K] [--op put|get|mixed] [--duration S] [--warmup S]
+                 [--sync-force true|false] [--transport tcp|ws] [--shards S] [--servers H:P,...]
+                 [--echo-baseline S] [--json FILE] [--cpu-prof DIR]
+      Benchmark: starts N nodes on 127.0.0.1 (or drives --servers), keeps C connections with
+      P requests in flight each, prints ops/s and latency each second and a summary.
+      Defaults: raft, 3 nodes, 1 group, 8 x 128, 256-byte values, 100,000 keys, put, 30 s after
+      5 s of warm-up, syncForce true, tcp; then 10 s of echo mode for the ceiling (docs/benchmarks.md).
   flotilla help
 
 exit codes: 0 ok, 1 the operation failed (prints "flotilla: CODE: message"), 2 bad usage or config.
@@ -61,6 +69,13 @@ async function main(argv: string[]): Promise<Outcome> {
       return kv(operands, flags);
     case 'admin':
       return admin(operands, flags);
+    case 'bench': {
+      if (operands.length > 0) throw new UsageError(`bench takes no operand ${JSON.stringify(operands[0])}`);
+      // The benchmark lives in bench/ (compiled beside src/); loaded only for this command.
+      const { parseBenchFlags, runFlotillaBench } = await import('../../bench/flotilla-bench.js');
+      const result = await runFlotillaBench(parseBenchFlags(flags));
+      return result.errors > 0 && result.ops === result.errors ? 1 : 0;
+    }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }

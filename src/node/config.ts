@@ -58,6 +58,11 @@ export interface NodeConfig {
   linkBackoffMsMax: number;
   linkSendQueueBytesMax: number;
   websocket: 'auto' | 'uws' | 'ws' | 'off';
+  /**
+   * raft: the engine. echo: a benchmark mode in which shards answer every client command at
+   * once with an empty Result, without Raft or the log (docs/benchmarks.md, "echo").
+   */
+  mode: 'raft' | 'echo';
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -127,6 +132,7 @@ export const configDefaults: NodeConfig = deepFreeze({
   linkBackoffMsMax: 2_000,
   linkSendQueueBytesMax: 64 * MiB,
   websocket: 'auto',
+  mode: 'raft',
   logLevel: 'info',
 });
 
@@ -186,6 +192,7 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   linkBackoffMsMax: { kind: 'int', min: 1, max: 600_000 },
   linkSendQueueBytesMax: { kind: 'int', min: 64 * KiB, max: 16 * GiB, bytes: true },
   websocket: { kind: 'enum', values: ['auto', 'uws', 'ws', 'off'] },
+  mode: { kind: 'enum', values: ['raft', 'echo'] },
   logLevel: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
 };
 

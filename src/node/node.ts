@@ -232,6 +232,7 @@ class Node implements FlotillaNode {
       snapChunkBytes: c.snapChunkBytes,
       snapshotBytesMax: c.snapshotBytesMax,
       stateMachine: this.opts.stateMachine ?? null,
+      echo: c.mode === 'echo',
       logLevel: c.logLevel,
     };
     const shard: Shard = {

@@ -58,6 +58,8 @@ const PEER_PROBLEMS_LOG_EVERY = 1000;
 const TICKS_QUIESCE_ELECTIONS = 2;
 
 const noop = (): void => {};
+/** The body of every echo-mode Result. */
+const EMPTY = new Uint8Array(0);
 
 /** One turn's Readys, what they make durable, and what waits for it. */
 interface Batch {
@@ -535,7 +537,8 @@ export class Shard {
       return;
     }
     const body = buf.subarray(at + FRAME_HEADER_BYTES, end);
-    if (f.kind === FrameKind.Command) this.command(conn, f, body, t0);
+    if (f.kind === FrameKind.Command && this.task.echo === true) this.answer(conn, f.requestId, f.group, EMPTY, t0);
+    else if (f.kind === FrameKind.Command) this.command(conn, f, body, t0);
     else if (f.kind === FrameKind.Admin) this.groupAdmin(conn, f, body, t0);
     else this.reject(conn, f.requestId, f.group, 'BAD_REQUEST', `frame kind 0x${f.kind.toString(16)} is not served by a shard`, t0);
   }

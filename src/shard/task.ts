@@ -57,6 +57,8 @@ export interface ShardTask {
   /** Largest snapshot a follower accepts. */
   snapshotBytesMax: number;
   stateMachine: StateMachineModule | null;
+  /** Benchmark mode: every client command is answered at once with an empty Result (no Raft, no log). */
+  echo?: boolean;
   logLevel: string;
 }
 

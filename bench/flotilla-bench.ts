@@ -1,0 +1,292 @@
+// `flotilla bench`: starts a cluster of real node processes on 127.0.0.1 (as `flotilla cluster`
+// does) or targets a running one (--servers), drives it with the closed-loop load generator of
+// load.ts, and reports throughput, latency (hdr-histogram) and the CPU of every process. In
+// raft mode it also measures the echo ceiling (the same load against a node in `mode: echo`,
+// where shards answer without Raft or the log) and reports the raft figure as a fraction of it.
+import * as fs from 'node:fs';
+import { UsageError, onlyFlags, parseBool, parsePositiveInt, parseServers } from '../src/cli/args.js';
+import { clockTicks, cpuTicks, startBenchCluster, waitFor, type BenchCluster } from './bench-cluster.js';
+import { FlotillaDriver } from './flotilla-driver.js';
+import { runLoad, type LoadResult, type SecondReport } from './load.js';
+import type { BenchResult, ProcessCpu } from './result.js';
+
+export interface FlotillaBenchOptions {
+  mode: 'raft' | 'echo';
+  nodes: number;
+  groups: number;
+  shards: number;
+  clients: number;
+  pipeline: number;
+  valueBytes: number;
+  keys: number;
+  op: 'put' | 'get' | 'mixed';
+  durationS: number;
+  warmupS: number;
+  syncForce: boolean;
+  transport: 'tcp' | 'ws';
+  /** Client addresses of a running cluster; absent: start one. */
+  servers: string[] | null;
+  /** Raft mode: seconds of the echo run that gives the ceiling (0: none). */
+  echoS: number;
+  json: string | null;
+  /** Write the nodes' V8 CPU profiles (--cpu-prof) into this directory. */
+  cpuProfDir: string | null;
+}
+
+export const BENCH_FLAGS = [
+  'mode', 'nodes', 'groups', 'shards', 'clients', 'pipeline', 'value-bytes', 'keys', 'op', 'duration', 'warmup',
+  'sync-force', 'transport', 'servers', 'echo-baseline', 'json', 'cpu-prof',
+];
+
+export function parseBenchFlags(flags: Record<string, string>): FlotillaBenchOptions {
+  onlyFlags(flags, BENCH_FLAGS, 'bench');
+  const oneOf = <T extends string>(name: string, values: readonly T[], dflt: T): T => {
+    const v = flags[name];
+    if (v === undefined) return dflt;
+    if (!(values as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
+    return v as T;
+  };
+  const int = (name: string, dflt: number, max?: number): number => (flags[name] === undefined ? dflt : parsePositiveInt(flags[name], `--${name}`, max));
+  const seconds = (name: string, dflt: number): number => {
+    const v = flags[name];
+    if (v === undefined) return dflt;
+    if (!/^\d+(\.\d+)?$/.test(v)) throw new UsageError(`--${name} must be a number of seconds, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+  const servers = flags['servers'] === undefined ? null : parseServers(flags['servers']);
+  const mode = oneOf('mode', ['raft', 'echo'] as const, 'raft');
+  const o: FlotillaBenchOptions = {
+    mode,
+    nodes: servers?.length ?? int('nodes', 3, 9),
+    groups: int('groups', 1, 100_000),
+    shards: int('shards', 1, 64),
+    clients: int('clients', 8, 10_000),
+    pipeline: int('pipeline', 128, 4096),
+    valueBytes: int('value-bytes', 256, 1024 * 1024),
+    keys: int('keys', 100_000, 10_000_000),
+    op: oneOf('op', ['put', 'get', 'mixed'] as const, 'put'),
+    durationS: seconds('duration', 30),
+    warmupS: seconds('warmup', 5),
+    syncForce: flags['sync-force'] === undefined ? true : parseBool(flags['sync-force'], '--sync-force'),
+    transport: oneOf('transport', ['tcp', 'ws'] as const, 'tcp'),
+    servers,
+    echoS: mode === 'echo' ? 0 : seconds('echo-baseline', 10),
+    json: flags['json'] ?? null,
+    cpuProfDir: flags['cpu-prof'] ?? null,
+  };
+  if (o.durationS < 1) throw new UsageError('--duration must be at least 1 second');
+  if (servers !== null && flags['nodes'] !== undefined && Number(flags['nodes']) !== servers.length) {
+    throw new UsageError(`--nodes ${flags['nodes']} does not match the ${servers.length} --servers given`);
+  }
+  return o;
+}
+
+interface Run {
+  load: LoadResult;
+  cpu: Record<string, ProcessCpu>;
+  driver: FlotillaDriver;
+}
+
+/** Runs the benchmark as the options say and returns its record (written to --json too). */
+export async function runFlotillaBench(o: FlotillaBenchOptions, out: (line: string) => void = (l) => void process.stdout.write(l + '\n')): Promise<BenchResult> {
+  out(`flotilla bench: ${o.mode}, ${o.servers === null ? `${o.nodes} node${o.nodes > 1 ? 's' : ''} started here` : `servers ${o.servers.join(',')}`}, ` +
+    `${o.groups} group${o.groups > 1 ? 's' : ''}, ${o.clients} x ${o.pipeline} in flight, ${o.op} of ${o.valueBytes} B over ${o.keys.toLocaleString('en-US')} keys, ` +
+    `syncForce ${o.syncForce}, ${o.transport}; ${o.warmupS} s warm-up, ${o.durationS} s measured`);
+  const main = await runOnce(o, o.mode, out);
+  let echo: Run | null = null;
+  if (o.mode === 'raft' && o.echoS > 0 && o.servers === null) {
+    out(`echo ceiling: the same load against 1 node in echo mode for ${o.echoS} s`);
+    echo = await runOnce({ ...o, nodes: 1, durationS: o.echoS, warmupS: Math.min(o.warmupS, 2), cpuProfDir: null }, 'echo', out);
+  }
+  const result: BenchResult & { echoOpsPerSec?: number; echoFraction?: number; errorsByCode?: Record<string, number> } = {
+    system: 'flotilla',
+    mode: o.mode,
+    op: o.op,
+    nodes: o.nodes,
+    groups: o.groups,
+    clients: o.clients,
+    pipeline: o.pipeline,
+    valueBytes: o.valueBytes,
+    keys: o.keys,
+    syncForce: o.syncForce,
+    transport: o.transport,
+    durationS: main.load.durationS,
+    ops: main.load.ops,
+    opsPerSec: main.load.opsPerSec,
+    errors: main.load.errors,
+    latencyMs: main.load.latencyMs,
+    cpu: main.cpu,
+    at: new Date().toISOString(),
+  };
+  if (main.driver.counts.errors.size > 0) result.errorsByCode = Object.fromEntries(main.driver.counts.errors);
+  if (echo !== null) {
+    result.echoOpsPerSec = echo.load.opsPerSec;
+    result.echoFraction = Math.round((1000 * main.load.opsPerSec) / Math.max(1, echo.load.opsPerSec)) / 1000;
+  }
+  out(summary(result, main.driver));
+  if (o.json !== null) fs.writeFileSync(o.json, JSON.stringify(result, null, 2) + '\n');
+  return result;
+}
+
+async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (line: string) => void): Promise<Run> {
+  let cluster: BenchCluster | null = null;
+  try {
+    let servers = o.servers;
+    if (servers === null) {
+      if (o.cpuProfDir !== null) fs.mkdirSync(o.cpuProfDir, { recursive: true });
+      cluster = await startBenchCluster({
+        nodes: o.nodes,
+        groups: o.groups,
+        shards: o.shards,
+        syncForce: o.syncForce,
+        extra: { mode, websocket: o.transport === 'ws' ? 'auto' : 'off' },
+        ...(o.cpuProfDir !== null ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] } : {}),
+      });
+      const nodes = [...cluster.nodes.values()].sort((a, b) => a.id - b.id);
+      const ports = await Promise.all(nodes.map(async (n) => (o.transport === 'ws' ? wsPortOf(n.configFile) : n.clientPort)));
+      servers = ports.map((p) => `127.0.0.1:${p}`);
+      if (mode === 'raft') await leadersElected(cluster, o.groups);
+    }
+    const driver = new FlotillaDriver({ servers, transport: o.transport, groups: o.groups, keys: o.keys, valueBytes: o.valueBytes, pipeline: o.pipeline, echo: mode === 'echo' });
+    if (o.op !== 'put' && mode === 'raft') await preload(driver, o, out);
+    const pids = cluster === null ? [] : [...cluster.nodes.values()].map((n) => ({ name: `node ${n.id}`, pid: n.pid }));
+    let cpu0: { total: number; main: number }[] = [];
+    let self0 = process.cpuUsage();
+    let t0 = 0;
+    const cpu: Record<string, ProcessCpu> = {};
+    const progress = new Progress(o.warmupS + o.durationS);
+    const load = await runLoad(driver, {
+      clients: o.clients, pipeline: o.pipeline, keys: o.keys, op: o.op, warmupS: o.warmupS, durationS: o.durationS,
+      onSecond: (s) => {
+        progress.clear();
+        out(secondLine(mode, s));
+        progress.tick(s, o.warmupS);
+      },
+      onMeasureStart: () => {
+        cpu0 = pids.map((p) => cpuTicks(p.pid));
+        self0 = process.cpuUsage();
+        t0 = performance.now();
+      },
+      onMeasureEnd: () => {
+        const wallS = (performance.now() - t0) / 1000;
+        const hz = clockTicks();
+        pids.forEach((p, i) => {
+          const c = cpuTicks(p.pid);
+          cpu[p.name] = {
+            name: p.name, pid: p.pid,
+            percent: round1((100 * (c.total - cpu0[i]!.total)) / hz / wallS),
+            mainPercent: round1((100 * (c.main - cpu0[i]!.main)) / hz / wallS),
+          };
+        });
+        const self = process.cpuUsage(self0);
+        cpu['client'] = { name: 'client', pid: process.pid, percent: round1((self.user + self.system) / 1e4 / wallS) };
+      },
+    });
+    progress.done();
+    return { load, cpu, driver };
+  } finally {
+    if (cluster !== null) {
+      await cluster.stop();
+      cluster.removeData();
+    }
+  }
+}
+
+/** Gets measure reads of keys that are there: every key is written once first (not measured). */
+async function preload(driver: FlotillaDriver, o: FlotillaBenchOptions, out: (line: string) => void): Promise<void> {
+  out(`writing each of the ${o.keys.toLocaleString('en-US')} keys once before reading`);
+  const pipeline = Math.min(o.pipeline, 256);
+  const conn = await driver.open(0, (tag) => next(tag));
+  let key = 0;
+  let answered = 0;
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (finish = r));
+  const next = (tag: number): void => {
+    answered++;
+    if (answered === o.keys) finish();
+    if (key < o.keys) {
+      conn.send(tag, 'put', key++);
+      queueMicrotask(() => conn.flush());
+    }
+  };
+  for (let tag = 0; tag < pipeline && key < o.keys; tag++) conn.send(tag, 'put', key++);
+  conn.flush();
+  const timer = setTimeout(() => finish(), 120_000);
+  await finished;
+  clearTimeout(timer);
+  conn.close();
+  if (answered < o.keys) throw new Error(`preload wrote ${answered} of ${o.keys} keys in 120 s`);
+}
+
+/** Every group 1..groups has a leader on some node, by the nodes' /status. */
+async function leadersElected(cluster: BenchCluster, groups: number): Promise<void> {
+  await waitFor(async () => {
+    const led = new Set<number>();
+    for (const id of cluster.nodes.keys()) {
+      for (const g of await cluster.status(id)) if (g.role === 'leader') led.add(g.group);
+    }
+    return led.size >= groups;
+  }, 120_000, `a leader for each of ${groups} groups`, 200);
+}
+
+function wsPortOf(configFile: string): number {
+  const c = JSON.parse(fs.readFileSync(configFile, 'utf8')) as { wsPort?: number };
+  if (typeof c.wsPort !== 'number') throw new Error(`${configFile} has no wsPort`);
+  return c.wsPort;
+}
+
+function secondLine(mode: string, s: SecondReport): string {
+  const phase = s.warmup ? 'warm-up' : mode;
+  return `  ${phase.padEnd(7)} ${String(s.second).padStart(3)} s  ${s.ops.toLocaleString('en-US').padStart(10)} ops/s  p99 ${s.p99Ms.toFixed(2).padStart(8)} ms` +
+    (s.errors > 0 ? `  errors ${s.errors}` : '');
+}
+
+function summary(r: BenchResult & { echoOpsPerSec?: number; echoFraction?: number; errorsByCode?: Record<string, number> }, driver: FlotillaDriver): string {
+  const l = r.latencyMs;
+  const rows: [string, string][] = [
+    ['mode', r.mode],
+    ['nodes / groups', `${r.nodes} / ${r.groups}`],
+    ['load', `${r.clients} connections x ${r.pipeline} in flight, ${r.op}, ${r.valueBytes} B values, ${r.transport}`],
+    ['syncForce', String(r.syncForce)],
+    ['ops', `${r.ops.toLocaleString('en-US')} in ${r.durationS} s`],
+    ['ops/s', r.opsPerSec.toLocaleString('en-US')],
+    ['latency ms', `p50 ${l.p50}  p90 ${l.p90}  p99 ${l.p99}  p99.9 ${l.p999}  max ${l.max}`],
+    ['errors', r.errors === 0 ? '0' : `${r.errors} (${Object.entries(r.errorsByCode ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')})`],
+    ['resent', `${driver.counts.redirects} to a hinted leader, ${driver.counts.retries} after a pause`],
+    ['CPU % of a core', Object.values(r.cpu).map((c) => `${c.name} ${c.percent}${c.mainPercent !== undefined ? ` (main ${c.mainPercent})` : ''}`).join(', ')],
+  ];
+  if (r.echoOpsPerSec !== undefined) rows.push(['echo ceiling', `${r.echoOpsPerSec.toLocaleString('en-US')} ops/s; this run is ${r.echoFraction} of it`]);
+  rows.push(['latency method', 'closed loop: each request timed from its own send; coordinated omission not corrected']);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return ['', 'summary', ...rows.map(([k, v]) => `  ${k.padEnd(w)}  ${v}`)].join('\n');
+}
+
+function round1(x: number): number {
+  return Math.round(x * 10) / 10;
+}
+
+/** A progress bar on stderr when it is a terminal (the per-second lines go to stdout either way). */
+class Progress {
+  private readonly tty = process.stderr.isTTY === true;
+  private shown = false;
+  constructor(private readonly totalS: number) {}
+
+  tick(s: SecondReport, warmupS: number): void {
+    if (!this.tty) return;
+    const done = s.warmup ? s.second : warmupS + s.second;
+    const width = 30;
+    const fill = Math.min(width, Math.round((width * done) / this.totalS));
+    process.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${done}/${this.totalS} s`);
+    this.shown = true;
+  }
+
+  /** Wipes the bar so that a line can be printed where it was. */
+  clear(): void {
+    if (this.shown) process.stderr.write('\r\x1b[K');
+  }
+
+  done(): void {
+    this.clear();
+    this.shown = false;
+  }
+}
