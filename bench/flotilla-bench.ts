@@ -5,7 +5,7 @@
 // where shards answer without Raft or the log) and reports the raft figure as a fraction of it.
 import * as fs from 'node:fs';
 import { UsageError, onlyFlags, parseBool, parsePositiveInt, parseServers } from '../src/cli/args.js';
-import { clockTicks, cpuTicks, startBenchCluster, waitFor, type BenchCluster } from './bench-cluster.js';
+import { clockTicks, cpuTicks, metricSum, startBenchCluster, waitFor, type BenchCluster } from './bench-cluster.js';
 import { FlotillaDriver } from './flotilla-driver.js';
 import { runLoad, type LoadResult, type SecondReport } from './load.js';
 import type { BenchResult, ProcessCpu } from './result.js';
@@ -85,6 +85,60 @@ interface Run {
   load: LoadResult;
   cpu: Record<string, ProcessCpu>;
   driver: FlotillaDriver;
+  /** Per node, engine counters over the measured phase, per second (own cluster only). */
+  engine: Record<string, EngineRates>;
+}
+
+/** What a node's /metrics says it did each second of the measured phase. */
+export interface EngineRates {
+  turns: number;
+  walAppends: number;
+  /** Mean time of a log append (write and, with syncForce, fdatasync), ms. */
+  walAppendMs: number;
+  raftMsgsOut: number;
+  raftMsgsIn: number;
+  linkFramesOut: number;
+  applied: number;
+}
+
+const ENGINE_SERIES: [keyof EngineRates, string, Record<string, string>][] = [
+  ['turns', 'flotilla_shard_turns_total', {}],
+  ['walAppends', 'flotilla_wal_appends_total', {}],
+  ['walAppendMs', 'flotilla_wal_append_seconds_total', {}],
+  ['raftMsgsOut', 'flotilla_raft_messages_total', { direction: 'out' }],
+  ['raftMsgsIn', 'flotilla_raft_messages_total', { direction: 'in' }],
+  ['linkFramesOut', 'flotilla_link_frames_total', { direction: 'out' }],
+  ['applied', 'flotilla_applied_total', {}],
+];
+
+async function engineSample(cluster: BenchCluster): Promise<Map<number, Record<keyof EngineRates, number>>> {
+  const out = new Map<number, Record<keyof EngineRates, number>>();
+  for (const id of cluster.nodes.keys()) {
+    const text = await cluster.metrics(id);
+    const v = {} as Record<keyof EngineRates, number>;
+    for (const [k, name, match] of ENGINE_SERIES) v[k] = metricSum(text, name, match);
+    out.set(id, v);
+  }
+  return out;
+}
+
+function engineRates(a: Map<number, Record<keyof EngineRates, number>>, b: Map<number, Record<keyof EngineRates, number>>, wallS: number): Record<string, EngineRates> {
+  const out: Record<string, EngineRates> = {};
+  for (const [id, end] of b) {
+    const start = a.get(id)!;
+    const d = (k: keyof EngineRates): number => end[k] - start[k];
+    const appends = d('walAppends');
+    out[`node ${id}`] = {
+      turns: Math.round(d('turns') / wallS),
+      walAppends: Math.round(appends / wallS),
+      walAppendMs: appends === 0 ? 0 : Math.round((1e6 * d('walAppendMs')) / appends) / 1000,
+      raftMsgsOut: Math.round(d('raftMsgsOut') / wallS),
+      raftMsgsIn: Math.round(d('raftMsgsIn') / wallS),
+      linkFramesOut: Math.round(d('linkFramesOut') / wallS),
+      applied: Math.round(d('applied') / wallS),
+    };
+  }
+  return out;
 }
 
 /** Runs the benchmark as the options say and returns its record (written to --json too). */
@@ -98,7 +152,7 @@ export async function runFlotillaBench(o: FlotillaBenchOptions, out: (line: stri
     out(`echo ceiling: the same load against 1 node in echo mode for ${o.echoS} s`);
     echo = await runOnce({ ...o, nodes: 1, durationS: o.echoS, warmupS: Math.min(o.warmupS, 2), cpuProfDir: null }, 'echo', out);
   }
-  const result: BenchResult & { echoOpsPerSec?: number; echoFraction?: number; errorsByCode?: Record<string, number> } = {
+  const result: FlotillaRecord = {
     system: 'flotilla',
     mode: o.mode,
     op: o.op,
@@ -118,6 +172,7 @@ export async function runFlotillaBench(o: FlotillaBenchOptions, out: (line: stri
     cpu: main.cpu,
     at: new Date().toISOString(),
   };
+  result.engine = main.engine;
   if (main.driver.counts.errors.size > 0) result.errorsByCode = Object.fromEntries(main.driver.counts.errors);
   if (echo !== null) {
     result.echoOpsPerSec = echo.load.opsPerSec;
@@ -153,7 +208,10 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
     let cpu0: { total: number; main: number }[] = [];
     let self0 = process.cpuUsage();
     let t0 = 0;
+    let wallS = 1;
     const cpu: Record<string, ProcessCpu> = {};
+    let engine0: Promise<Map<number, Record<keyof EngineRates, number>>> | null = null;
+    let engine1: Promise<Map<number, Record<keyof EngineRates, number>>> | null = null;
     const progress = new Progress(o.warmupS + o.durationS);
     const load = await runLoad(driver, {
       clients: o.clients, pipeline: o.pipeline, keys: o.keys, op: o.op, warmupS: o.warmupS, durationS: o.durationS,
@@ -166,9 +224,11 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
         cpu0 = pids.map((p) => cpuTicks(p.pid));
         self0 = process.cpuUsage();
         t0 = performance.now();
+        if (cluster !== null) engine0 = engineSample(cluster);
       },
       onMeasureEnd: () => {
-        const wallS = (performance.now() - t0) / 1000;
+        wallS = (performance.now() - t0) / 1000;
+        if (cluster !== null) engine1 = engineSample(cluster);
         const hz = clockTicks();
         pids.forEach((p, i) => {
           const c = cpuTicks(p.pid);
@@ -183,7 +243,8 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
       },
     });
     progress.done();
-    return { load, cpu, driver };
+    const engine = engine0 !== null && engine1 !== null ? engineRates(await engine0, await engine1, wallS) : {};
+    return { load, cpu, driver, engine };
   } finally {
     if (cluster !== null) {
       await cluster.stop();
@@ -241,7 +302,9 @@ function secondLine(mode: string, s: SecondReport): string {
     (s.errors > 0 ? `  errors ${s.errors}` : '');
 }
 
-function summary(r: BenchResult & { echoOpsPerSec?: number; echoFraction?: number; errorsByCode?: Record<string, number> }, driver: FlotillaDriver): string {
+type FlotillaRecord = BenchResult & { echoOpsPerSec?: number; echoFraction?: number; errorsByCode?: Record<string, number>; engine?: Record<string, EngineRates> };
+
+function summary(r: FlotillaRecord, driver: FlotillaDriver): string {
   const l = r.latencyMs;
   const rows: [string, string][] = [
     ['mode', r.mode],
@@ -255,6 +318,9 @@ function summary(r: BenchResult & { echoOpsPerSec?: number; echoFraction?: numbe
     ['resent', `${driver.counts.redirects} to a hinted leader, ${driver.counts.retries} after a pause`],
     ['CPU % of a core', Object.values(r.cpu).map((c) => `${c.name} ${c.percent}${c.mainPercent !== undefined ? ` (main ${c.mainPercent})` : ''}`).join(', ')],
   ];
+  for (const [name, e] of Object.entries(r.engine ?? {})) {
+    rows.push([`${name} per s`, `turns ${e.turns}, log appends ${e.walAppends} (${e.walAppendMs} ms each), raft msgs out ${e.raftMsgsOut} in ${e.raftMsgsIn}, link frames out ${e.linkFramesOut}, applied ${e.applied}`]);
+  }
   if (r.echoOpsPerSec !== undefined) rows.push(['echo ceiling', `${r.echoOpsPerSec.toLocaleString('en-US')} ops/s; this run is ${r.echoFraction} of it`]);
   rows.push(['latency method', 'closed loop: each request timed from its own send; coordinated omission not corrected']);
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -54,6 +54,10 @@ export class GroupHost {
   readonly reads = new Map<number, PendingRead>();
   /** Reads with a ReadState, waiting for `applied` to reach their index. */
   readsConfirmed = 0;
+  /** Bytes of the newest snapshot image (taken here, installed, or loaded at start). */
+  imageBytes = 0;
+  /** Bytes of entry data applied since that image was taken. */
+  appliedBytesSinceImage = 0;
   /** A local snapshot is being written. */
   snapshotting = false;
   /** Snapshots from a leader handed out but not yet restored into `sm`. */

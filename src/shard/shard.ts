@@ -253,6 +253,7 @@ export class Shard {
     const gl = this.wal.group(group);
     const core = new RaftNode({ ...this.raftConfig, applied: gl.snap.index }, gl, gl.hardState);
     const host = new GroupHost(group, core, sm, gl.snap);
+    host.imageBytes = this.images.get(group)?.data.length ?? 0;
     this.groups.set(group, host);
     this.counters[ShardCounter.Groups] = this.groups.size;
     this.touched.add(host);
@@ -749,6 +750,7 @@ export class Shard {
         // A state machine must turn bad input into a result (state-machine.ts); an exception
         // here is a bug that would make replicas diverge, so it stops the shard.
         result = h.sm.apply(e.data, e.index);
+        h.appliedBytesSinceImage += e.data.length;
         this.counters[ShardCounter.Applied]!++;
       }
       h.applied = e.index;
@@ -877,6 +879,8 @@ export class Shard {
     h.installing--;
     if (h.removed) return;
     h.sm.restore(snap.data);
+    h.imageBytes = snap.data.length;
+    h.appliedBytesSinceImage = 0;
     h.applied = snap.meta.index;
     h.appliedTerm = snap.meta.term;
     h.conf = copyConf(snap.meta.conf);
@@ -897,9 +901,17 @@ export class Shard {
    */
   private maybeSnapshot(h: GroupHost, keepEntries = this.task.snapshotKeepEntries): void {
     if (h.snapshotting || h.installing > 0 || h.removed) return;
-    if (h.applied - h.snapIndex < (keepEntries === 0 ? 1 : this.task.snapshotEntries)) return;
+    if (keepEntries === 0) {
+      if (h.applied === h.snapIndex) return;
+    } else if (h.applied - h.snapIndex < this.task.snapshotEntries || h.appliedBytesSinceImage < h.imageBytes) {
+      // Imaging costs the size of the state; waiting until the log since the last image is as
+      // large keeps that cost at most the cost of the log itself, however large the state.
+      return;
+    }
     h.snapshotting = true;
     const image = h.sm.snapshot();
+    h.imageBytes = image.length;
+    h.appliedBytesSinceImage = 0;
     const meta: SnapshotMeta = { index: h.applied, term: h.appliedTerm, conf: copyConf(h.conf) };
     this.track(this.serialSnapshotWork(() => this.takeSnapshot(h, meta, image, keepEntries))
       .catch((e: unknown) => this.failWith(e))

@@ -158,6 +158,17 @@ test('serialize and restore give an equal state, with canonical bytes', () => {
   assert.equal(KvStateMachine.restore(new Uint8Array(0)).size, 0);
 });
 
+test('an image holds every key and value as UTF-8, ASCII or not', () => {
+  const kv = new KvStateMachine();
+  const pairs: [string, string][] = [['ascii', 'plain'], ['ké', 'vä'], ['k', 'emoji 😀 and ü'], ['', '']];
+  for (const [key, value] of pairs) run(kv, { op: 'put', key, value });
+  const img = kv.serialize();
+  const utf8 = (x: string): number => new TextEncoder().encode(x).length;
+  assert.equal(img.length, 8 + pairs.reduce((n, [k, v]) => n + 6 + utf8(k) + utf8(v), 0));
+  const back = KvStateMachine.restore(img);
+  for (const [key, value] of pairs) assert.equal(back.get(key), value);
+});
+
 test('restore rejects a damaged image', () => {
   const kv = new KvStateMachine();
   run(kv, { op: 'put', key: 'a', value: '1' });
