@@ -194,7 +194,8 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
         groups: o.groups,
         shards: o.shards,
         syncForce: o.syncForce,
-        extra: { mode, websocket: o.transport === 'ws' ? 'auto' : 'off' },
+        // `mode` is written only for echo, so that raft runs also work against builds older than echo mode.
+        extra: { ...(mode === 'echo' ? { mode } : {}), websocket: o.transport === 'ws' ? 'auto' : 'off' },
         ...(o.cpuProfDir !== null ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] } : {}),
       });
       const nodes = [...cluster.nodes.values()].sort((a, b) => a.id - b.id);
