@@ -13,7 +13,10 @@
 // Keys and values are UTF-8 strings. An empty command is the no-op a new leader appends.
 //
 // Snapshot layout: magic u32 | count u32 | count × (keyLen u16 | key | valueLen u32 | value),
-// keys in ascending order, so that equal states have byte-equal images.
+// keys in the map's order, which is the order they were first put since last deleted. That
+// order is itself replicated state: replicas that applied the same log, or restored an image
+// of it, hold their keys in the same order, so they give byte-equal images. (Sorting would
+// make images canonical across different histories too, at a cost that dominated imaging.)
 import { assert } from '../raft/assert.js';
 
 /** Longest key, in UTF-8 bytes. */
@@ -359,30 +362,31 @@ export class KvStateMachine {
     }
   }
 
-  /** A canonical image of the whole state (equal states give equal bytes). */
+  /** An image of the whole state; replicas with the same history give equal bytes (see the layout above). */
   serialize(): Uint8Array {
-    const keys = [...this.map.keys()].sort();
     // Sized exactly up front and written in place: the image of a large state is made in one
     // pass, without growing, copying or a buffer per string. An ASCII string (UTF-8 length =
     // string length) is written as Latin-1: the same bytes by a much faster path.
-    const values = keys.map((k) => this.map.get(k)!);
-    const lengths = new Uint32Array(2 * keys.length);
+    const n = this.map.size;
+    const lengths = new Uint32Array(2 * n);
     let bytes = 8;
-    for (let i = 0; i < keys.length; i++) {
-      lengths[2 * i] = Buffer.byteLength(keys[i]!, 'utf8');
-      lengths[2 * i + 1] = Buffer.byteLength(values[i]!, 'utf8');
-      bytes += 6 + lengths[2 * i]! + lengths[2 * i + 1]!;
+    let i = 0;
+    for (const [k, v] of this.map) {
+      const kn = Buffer.byteLength(k, 'utf8');
+      const vn = Buffer.byteLength(v, 'utf8');
+      lengths[i++] = kn;
+      lengths[i++] = vn;
+      bytes += 6 + kn + vn;
     }
     const buf = Buffer.allocUnsafeSlow(bytes);
     buf.writeUInt32BE(SNAPSHOT_MAGIC, 0);
-    buf.writeUInt32BE(keys.length, 4);
+    buf.writeUInt32BE(n, 4);
     let at = 8;
-    for (let i = 0; i < keys.length; i++) {
+    i = 0;
+    for (const [k, v] of this.map) {
       // Every key and value got here through a decoded command, so they are within bounds.
-      const k = keys[i]!;
-      const v = values[i]!;
-      const kn = lengths[2 * i]!;
-      const vn = lengths[2 * i + 1]!;
+      const kn = lengths[i++]!;
+      const vn = lengths[i++]!;
       buf.writeUInt16BE(kn, at);
       buf.write(k, at + 2, kn, kn === k.length ? 'latin1' : 'utf8');
       at += 2 + kn;
@@ -402,12 +406,10 @@ export class KvStateMachine {
     const magic = r.u32();
     if (magic !== SNAPSHOT_MAGIC) throw new KvError('BAD_SNAPSHOT', `bad snapshot magic 0x${magic.toString(16)}`);
     const n = r.u32();
-    let prev: string | null = null;
     for (let i = 0; i < n; i++) {
       const k = r.key();
-      if (prev !== null && !(prev < k)) throw new KvError('BAD_SNAPSHOT', 'snapshot keys out of order');
       kv.map.set(k, r.value());
-      prev = k;
+      if (kv.map.size !== i + 1) throw new KvError('BAD_SNAPSHOT', `snapshot holds key ${JSON.stringify(k)} twice`);
     }
     if (!r.done()) throw new KvError('BAD_SNAPSHOT', 'trailing bytes after a snapshot');
     return kv;

@@ -137,23 +137,30 @@ test('sizes are bounded at encode time', () => {
   assert.throws(() => encodeCommand({ op: 'batch', ops }), KvError);
 });
 
-test('serialize and restore give an equal state, with canonical bytes', () => {
+test('serialize and restore give an equal state; the same history gives the same bytes', () => {
+  const history: KvCommand[] = [
+    { op: 'put', key: 'z', value: '1' },
+    { op: 'put', key: 'gone', value: '1' },
+    { op: 'put', key: 'a', value: 'x' },
+    { op: 'delete', key: 'gone' },
+    { op: 'put', key: 'ü', value: '' },
+    { op: 'put', key: 'a', value: '2' },
+    { op: 'put', key: 'gone', value: 'back' },
+  ];
   const a = new KvStateMachine();
   const b = new KvStateMachine();
-  run(a, { op: 'put', key: 'z', value: '1' });
-  run(a, { op: 'put', key: 'a', value: '2' });
-  run(a, { op: 'put', key: 'ü', value: '' });
-  run(b, { op: 'put', key: 'ü', value: '' });
-  run(b, { op: 'put', key: 'a', value: 'x' });
-  run(b, { op: 'put', key: 'z', value: '1' });
-  run(b, { op: 'put', key: 'gone', value: '1' });
-  run(b, { op: 'delete', key: 'gone' });
-  run(b, { op: 'put', key: 'a', value: '2' });
-  assert.deepEqual(a.serialize(), b.serialize(), 'equal states, different histories, equal images');
+  for (const cmd of history.slice(0, 3)) run(a, cmd);
+  for (const cmd of history.slice(0, 3)) run(b, cmd);
+  // b goes on from an image of itself (a replica that installed a snapshot), a from its log.
+  const bRestored = KvStateMachine.restore(b.serialize());
+  for (const cmd of history.slice(3)) run(a, cmd);
+  for (const cmd of history.slice(3)) run(bRestored, cmd);
+  assert.deepEqual(a.serialize(), bRestored.serialize(), 'same history, one through an image: equal images');
   const c = KvStateMachine.restore(a.serialize());
-  assert.equal(c.size, 3);
+  assert.equal(c.size, 4);
   assert.equal(c.get('a'), '2');
   assert.equal(c.get('ü'), '');
+  assert.equal(c.get('gone'), 'back');
   assert.deepEqual(c.serialize(), a.serialize());
   assert.equal(KvStateMachine.restore(new Uint8Array(0)).size, 0);
 });
@@ -177,4 +184,12 @@ test('restore rejects a damaged image', () => {
   const bad = img.slice();
   bad[0] = 0;
   assert.throws(() => KvStateMachine.restore(bad), KvError);
+  // The same key twice: count 2, then "a"="1" twice.
+  const one = img.subarray(8);
+  const twice = new Uint8Array(8 + 2 * one.length);
+  twice.set(img.subarray(0, 8));
+  new DataView(twice.buffer).setUint32(4, 2);
+  twice.set(one, 8);
+  twice.set(one, 8 + one.length);
+  assert.throws(() => KvStateMachine.restore(twice), (e: unknown) => e instanceof KvError && e.code === 'BAD_SNAPSHOT' && /twice/.test(e.message));
 });
