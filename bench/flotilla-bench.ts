@@ -31,11 +31,13 @@ export interface FlotillaBenchOptions {
   json: string | null;
   /** Write the nodes' V8 CPU profiles (--cpu-prof) into this directory. */
   cpuProfDir: string | null;
+  /** More keys for every node's configuration file (--node-config JSON), for tuning runs. */
+  nodeConfig: Record<string, unknown>;
 }
 
 export const BENCH_FLAGS = [
   'mode', 'nodes', 'groups', 'shards', 'clients', 'pipeline', 'value-bytes', 'keys', 'op', 'duration', 'warmup',
-  'sync-force', 'transport', 'servers', 'echo-baseline', 'json', 'cpu-prof',
+  'sync-force', 'transport', 'servers', 'echo-baseline', 'json', 'cpu-prof', 'node-config',
 ];
 
 export function parseBenchFlags(flags: Record<string, string>): FlotillaBenchOptions {
@@ -73,12 +75,25 @@ export function parseBenchFlags(flags: Record<string, string>): FlotillaBenchOpt
     echoS: mode === 'echo' ? 0 : seconds('echo-baseline', 10),
     json: flags['json'] ?? null,
     cpuProfDir: flags['cpu-prof'] ?? null,
+    nodeConfig: parseNodeConfig(flags['node-config']),
   };
   if (o.durationS < 1) throw new UsageError('--duration must be at least 1 second');
   if (servers !== null && flags['nodes'] !== undefined && Number(flags['nodes']) !== servers.length) {
     throw new UsageError(`--nodes ${flags['nodes']} does not match the ${servers.length} --servers given`);
   }
   return o;
+}
+
+function parseNodeConfig(text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`--node-config must be a JSON object: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('--node-config must be a JSON object, e.g. {"turnRecordsMax":256}');
+  return v as Record<string, unknown>;
 }
 
 interface Run {
@@ -195,7 +210,7 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
         shards: o.shards,
         syncForce: o.syncForce,
         // `mode` is written only for echo, so that raft runs also work against builds older than echo mode.
-        extra: { ...(mode === 'echo' ? { mode } : {}), websocket: o.transport === 'ws' ? 'auto' : 'off' },
+        extra: { ...(mode === 'echo' ? { mode } : {}), websocket: o.transport === 'ws' ? 'auto' : 'off', ...o.nodeConfig },
         ...(o.cpuProfDir !== null ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] } : {}),
       });
       const nodes = [...cluster.nodes.values()].sort((a, b) => a.id - b.id);

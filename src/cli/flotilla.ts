@@ -36,7 +36,7 @@ usage:
   flotilla bench [--mode raft|echo] [--nodes 1|3] [--groups G] [--clients C] [--pipeline P]
                  [--value-bytes B] [--keys K] [--op put|get|mixed] [--duration S] [--warmup S]
                  [--sync-force true|false] [--transport tcp|ws] [--shards S] [--servers H:P,...]
-                 [--echo-baseline S] [--json FILE] [--cpu-prof DIR]
+                 [--echo-baseline S] [--json FILE] [--cpu-prof DIR] [--node-config JSON]
       Benchmark: starts N nodes on 127.0.0.1 (or drives --servers), keeps C connections with
       P requests in flight each, prints ops/s and latency each second and a summary.
       Defaults: raft, 3 nodes, 1 group, 8 x 128, 256-byte values, 100,000 keys, put, 30 s after
