@@ -138,6 +138,48 @@ export class Outbox {
 
   // --- Writing ---
 
+  /**
+   * Writes what is gathered for peers to the ring now, as far as the ring has room and without
+   * waiting, and rings the doorbell. A turn calls it before applying committed entries, so that
+   * followers work on an append while the leader applies the previous one. What does not fit
+   * stays, in order, for flush().
+   */
+  sendPeersNow(): void {
+    for (const [to, p] of this.peers) {
+      while (p.full.length > 0) {
+        if (!this.tryPut(OutKind.Peer, to, p.full[0]!)) {
+          this.doorbell();
+          return;
+        }
+        p.full.shift();
+      }
+      const last = p.b.finishView();
+      if (last !== null && !this.tryPut(OutKind.Peer, to, last)) {
+        p.full.push(last.slice());
+        this.doorbell();
+        return;
+      }
+    }
+    this.doorbell();
+  }
+
+  private tryPut(kind: OutKind, arg: number, payload: Uint8Array): boolean {
+    const ring = this.ring;
+    const at = ring.reserve(RECORD_HEADER_BYTES + payload.length);
+    if (at < 0) return false;
+    writeRecordHeader(ring.data, at, kind, arg);
+    ring.data.set(payload, at + RECORD_HEADER_BYTES);
+    ring.commit();
+    this.committed = true;
+    return true;
+  }
+
+  private doorbell(): void {
+    if (!this.committed) return;
+    this.committed = false;
+    this.ring.notify();
+  }
+
   /** Writes everything gathered to the ring and rings the doorbell; waits only when the ring is full. */
   async flush(): Promise<void> {
     for (const [to, p] of this.peers) {

@@ -692,22 +692,34 @@ export class Shard {
     const batch: Batch = { writes: [], writeHosts: [], readies: [], installs: [], done: false };
     const touched = this.touched;
     this.touched = new Set();
+    const readies = this.readies;
     for (const h of touched) {
       if (h.removed) continue;
       if (h.core.quiesced) this.awake.delete(h);
       else this.awake.add(h);
       if (!h.core.hasReady()) continue;
-      this.handleReady(h, h.core.ready(), batch);
+      const rd = h.core.ready();
+      this.handleReadyIo(h, rd, batch);
+      readies.push(h, rd);
       if (h.core.hasReady()) {
         // More than one Ready's worth (a large apply backlog): the next turn comes at once.
         this.touched.add(h);
         this.woken = true;
       }
     }
+    // Log and messages first, applying after: the log's write (and fdatasync) and the peers'
+    // work on these messages overlap with applying, instead of waiting for it.
     if (batch.writes.length > 0 || batch.readies.length > 0) this.submit(batch);
+    this.outbox.sendPeersNow();
+    for (let i = 0; i < readies.length; i += 2) this.handleReadyState(readies[i] as GroupHost, readies[i + 1] as Ready);
+    readies.length = 0;
   }
 
-  private handleReady(h: GroupHost, rd: Ready, batch: Batch): void {
+  /** Hosts and Readys of the turn, in pairs, between the two halves of collectReadies (reused). */
+  private readonly readies: (GroupHost | Ready)[] = [];
+
+  /** What a Ready asks of the log and the network. */
+  private handleReadyIo(h: GroupHost, rd: Ready, batch: Batch): void {
     for (const m of rd.messages) this.send(h, m);
     if (rd.snapshot !== null) {
       h.installing++;
@@ -720,6 +732,10 @@ export class Shard {
     // persisted() matters for a snapshot or entries; messagesAfterPersist wait for this batch
     // (and so for every earlier one) even when the Ready itself wrote nothing.
     if (rd.snapshot !== null || rd.lastIndex > 0 || rd.messagesAfterPersist.length > 0) batch.readies.push({ host: h, rd });
+  }
+
+  /** What a Ready changes in the state machine and the requests waiting on it. */
+  private handleReadyState(h: GroupHost, rd: Ready): void {
     if (rd.committedEntries.length > 0) this.apply(h, rd.committedEntries);
     // A snapshot's configuration takes effect here when the snapshot is restored (install).
     if (rd.conf !== null && rd.snapshot === null) h.conf = copyConf(rd.conf);
