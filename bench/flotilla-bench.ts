@@ -7,21 +7,14 @@ import * as fs from 'node:fs';
 import { UsageError, onlyFlags, parseBool, parsePositiveInt, parseServers } from '../src/cli/args.js';
 import { clockTicks, cpuTicks, metricSum, startBenchCluster, waitFor, type BenchCluster } from './bench-cluster.js';
 import { FlotillaDriver } from './flotilla-driver.js';
-import { runLoad, type LoadResult, type SecondReport } from './load.js';
+import { runLoad, type LoadResult, type LoadShape, type SecondReport } from './load.js';
 import type { BenchResult, ProcessCpu } from './result.js';
 
-export interface FlotillaBenchOptions {
+export interface FlotillaBenchOptions extends LoadShape {
   mode: 'raft' | 'echo';
   nodes: number;
   groups: number;
   shards: number;
-  clients: number;
-  pipeline: number;
-  valueBytes: number;
-  keys: number;
-  op: 'put' | 'get' | 'mixed';
-  durationS: number;
-  warmupS: number;
   syncForce: boolean;
   transport: 'tcp' | 'ws';
   /** Client addresses of a running cluster; absent: start one. */

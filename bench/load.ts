@@ -27,6 +27,17 @@ export interface LoadConnection {
 
 export type LoadOp = 'put' | 'get';
 
+/** The load a benchmark row puts on whatever it drives; the same fields for every system. */
+export interface LoadShape {
+  clients: number;
+  pipeline: number;
+  valueBytes: number;
+  keys: number;
+  op: 'put' | 'get' | 'mixed';
+  durationS: number;
+  warmupS: number;
+}
+
 export interface LoadOptions {
   clients: number;
   pipeline: number;

@@ -177,6 +177,8 @@ export interface RowRatios {
   echo?: number;
   /** Row ops/s ÷ the fastest peer's with the same durability, op and clients × pipeline. */
   peer?: { ratio: number; name: string };
+  /** The same, among peers with as many nodes (members) as the row: replication against replication. */
+  peerSameNodes?: { ratio: number; name: string };
 }
 
 const sameLoad = (a: RowSpec, b: RowSpec): boolean => a.clients === b.clients && a.pipeline === b.pipeline;
@@ -192,13 +194,20 @@ export function ratiosOf(outcomes: readonly RowOutcome[]): RowRatios[] {
     if (echo !== undefined && sameLoad(echo.row, o.row)) ratios.echo = ops / okOps(echo)!;
     // Echo stores nothing, so it has no durability to match a peer on.
     if (o.row.config === 'echo') return ratios;
-    let best: RowOutcome | undefined;
-    for (const p of outcomes) {
-      if (p.row.system === 'flotilla' || okOps(p) === undefined) continue;
-      if (p.row.syncForce !== o.row.syncForce || p.row.op !== o.row.op || !sameLoad(p.row, o.row)) continue;
-      if (best === undefined || okOps(p)! > okOps(best)!) best = p;
-    }
+    const bestPeer = (sameNodes: boolean): RowOutcome | undefined => {
+      let best: RowOutcome | undefined;
+      for (const p of outcomes) {
+        if (p.row.system === 'flotilla' || okOps(p) === undefined) continue;
+        if (p.row.syncForce !== o.row.syncForce || p.row.op !== o.row.op || !sameLoad(p.row, o.row)) continue;
+        if (sameNodes && p.row.nodes !== o.row.nodes) continue;
+        if (best === undefined || okOps(p)! > okOps(best)!) best = p;
+      }
+      return best;
+    };
+    const best = bestPeer(false);
     if (best !== undefined) ratios.peer = { ratio: ops / okOps(best)!, name: best.row.name };
+    const same = bestPeer(true);
+    if (same !== undefined) ratios.peerSameNodes = { ratio: ops / okOps(same)!, name: same.row.name };
     return ratios;
   });
 }
@@ -239,8 +248,8 @@ const pct = (x: number | undefined): string => (x === undefined ? DASH : `${Math
 export function buildTable(outcomes: readonly RowOutcome[]): string {
   const ratios = ratiosOf(outcomes);
   const head = ['row', 'system', 'config', 'op', 'nodes', 'groups', 'syncForce', 'clients×pipeline', 'ops/s',
-    'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'CPU servers', 'CPU client', '×echo', '×peer'];
-  const align = ['---', '---', '---', '---', '--:', '--:', '---', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '---'];
+    'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'errors', 'CPU servers', 'CPU client', '×echo', '×peer', '×peer, same nodes'];
+  const align = ['---', '---', '---', '---', '--:', '--:', '---', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '--:', '---', '---'];
   const lines = [`| ${head.join(' | ')} |`, `|${align.join('|')}|`];
   outcomes.forEach((o, i) => {
     const w = o.row;
@@ -248,16 +257,17 @@ export function buildTable(outcomes: readonly RowOutcome[]): string {
       w.config === 'echo' ? DASH : w.syncForce ? 'true' : 'false', `${w.clients}×${w.pipeline}`];
     let figures: string[];
     if (o.result === undefined) {
-      figures = ['**failed**', ...new Array<string>(10).fill(DASH)];
+      figures = ['**failed**', ...new Array<string>(11).fill(DASH)];
     } else {
       const r = o.result;
       const l = r.latencyMs;
       const cpu = cpuSplit(r);
-      const { echo, peer } = ratios[i]!;
+      const { echo, peer, peerSameNodes } = ratios[i]!;
       figures = [formatInt(r.opsPerSec), formatMs(l.p50), formatMs(l.p90), formatMs(l.p99), formatMs(l.p999), formatMs(l.max),
         formatInt(r.errors), pct(cpu.servers), pct(cpu.client),
         echo === undefined ? DASH : formatRatio(echo),
-        peer === undefined ? DASH : `${formatRatio(peer.ratio)} (${peer.name})`];
+        peer === undefined ? DASH : `${formatRatio(peer.ratio)} (${peer.name})`,
+        peerSameNodes === undefined ? DASH : `${formatRatio(peerSameNodes.ratio)} (${peerSameNodes.name})`];
     }
     lines.push(`| ${[...fixed, ...figures].join(' | ')} |`);
   });
@@ -327,6 +337,7 @@ export function buildSection(s: SectionInput): string {
       '- **×peer** = the row\'s ops/s ÷ the fastest peer row\'s (named) with the same durability, the same op and the same clients × pipeline, '
         + 'whatever its replication. Same durability: syncForce true ↔ Redis `appendfsync always` and etcd (which fsyncs its log before it acknowledges); '
         + 'syncForce false ↔ Redis `appendfsync everysec` and `off`. Above 1, Flotilla is faster.',
+      '- **×peer, same nodes** = the same, among the peers run with as many nodes as the row (3 nodes: etcd with 3 members; 1 node: Redis and etcd with 1): replication against replication.',
     ].join('\n'),
   ];
   if (failures !== '') parts.push(failures);

@@ -16,26 +16,19 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError, onlyFlags, parseArgv, parsePositiveInt } from '../../src/cli/args.js';
 import { clockTicks, cpuTicks } from '../bench-cluster.js';
-import { runLoad, type LoadConnection, type LoadDriver, type SecondReport } from '../load.js';
+import { runLoad, type LoadConnection, type LoadDriver, type LoadShape, type SecondReport } from '../load.js';
 import type { BenchResult, ProcessCpu } from '../result.js';
 import { EtcdDriver, startEtcd } from './etcd.js';
 import { ensurePeers } from './install.js';
 import { RedisDriver, startRedis, type Appendfsync } from './redis.js';
 import type { ServerProcess } from './server-process.js';
 
-export interface PeerRunOptions {
+export interface PeerRunOptions extends LoadShape {
   system: 'redis' | 'etcd';
   /** Redis only; default always. */
   appendfsync?: Appendfsync;
   /** etcd only; default 1. */
   members?: 1 | 3;
-  clients: number;
-  pipeline: number;
-  valueBytes: number;
-  keys: number;
-  op: 'put' | 'get' | 'mixed';
-  durationS: number;
-  warmupS: number;
   seed?: number;
   /** Where the run's data directory is made; default os.tmpdir(). */
   dirParent?: string;

@@ -126,6 +126,8 @@ test('ratios: to the echo ceiling, and to the fastest peer of the same durabilit
   assert.equal(r[0]!.peer, undefined, 'echo stores nothing: no durability to match');
   assert.equal(r[1]!.echo, 50_000 / 400_000);
   assert.deepEqual(r[1]!.peer, { ratio: 50_000 / 40_000, name: 'redis always' }, 'the faster of redis always and etcd 3m');
+  assert.deepEqual(r[1]!.peerSameNodes, { ratio: 50_000 / 20_000, name: 'etcd 3m' }, 'three nodes against three members');
+  assert.equal(r[2]!.peerSameNodes?.name, 'redis everysec', 'one node against one');
   assert.deepEqual(r[2]!.peer, { ratio: 60_000 / 100_000, name: 'redis everysec' }, 'the failed redis off is skipped');
   assert.deepEqual(r[3]!.peer, { ratio: 30_000 / 60_000, name: 'etcd 3m get' }, 'reads against reads');
   assert.equal(r[4]!.echo, undefined, 'another load has no ceiling here');
