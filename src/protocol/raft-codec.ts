@@ -149,7 +149,7 @@ let slab = new Uint8Array(0);
 let slabUsed = 0;
 
 /** A copy of b[from, to) for entry payloads: from a slab when small, its own memory otherwise. */
-function copyPayloads(b: Uint8Array, from: number, to: number): Uint8Array {
+export function copyPayloads(b: Uint8Array, from: number, to: number): Uint8Array {
   const n = to - from;
   if (n > SLAB_PIECE_BYTES_MAX) return copyOut(b, from, to);
   if (slabUsed + n > slab.length) {

@@ -25,7 +25,7 @@ import {
   FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader,
   type FrameHeader, type LeaderHint, type ProtocolErrorCode,
 } from '../protocol/client-frame.js';
-import { CodecError, decodeHeartbeats, decodeRaftMessage, decodeSnapChunk } from '../protocol/raft-codec.js';
+import { CodecError, copyPayloads, decodeHeartbeats, decodeRaftMessage, decodeSnapChunk } from '../protocol/raft-codec.js';
 import { SUB_HEADER_BYTES, SubKind, subBytes, subGroup, subKind } from '../protocol/peer-wire.js';
 import { SnapshotStore, snapshotStoreDefaults } from '../storage/snapshot-store.js';
 import { Wal, WalError, type GroupWrite } from '../storage/wal.js';
@@ -582,7 +582,9 @@ export class Shard {
         this.reject(conn, f.requestId, f.group, 'TOO_LARGE', `command of ${body.length} bytes exceeds ${this.proposalBytesMax}`, t0);
         return;
       }
-      const r = h.core.propose(body.slice());
+      // A copy out of the ring, carved from a shared slab: a fresh ArrayBuffer per proposal
+      // costs twice the copy (≈ 1.1 against 0.5 µs for 270 bytes) and one more object to track.
+      const r = h.core.propose(copyPayloads(body, 0, body.length));
       if (!r.ok) {
         this.refused(conn, f, r.code, r.leader, t0);
         return;
