@@ -3,7 +3,7 @@
 // read id). The shard drives it; this file holds the per-group state and the small steps on it.
 import { emptyConf } from '../raft/conf-change.js';
 import { RaftNode } from '../raft/raft.js';
-import { Role, type ConfState, type NodeId } from '../raft/types.js';
+import { Role, type ConfState, type HardState, type NodeId } from '../raft/types.js';
 import type { StateMachine } from './state-machine.js';
 import type { GroupStatus } from './task.js';
 
@@ -54,6 +54,8 @@ export class GroupHost {
   readonly reads = new Map<number, PendingRead>();
   /** Reads with a ReadState, waiting for `applied` to reach their index. */
   readsConfirmed = 0;
+  /** The newest hard state whose only change was the commit index, not yet written (see handleReadyIo). */
+  hardPending: HardState | null = null;
   /** Bytes of the newest snapshot image (taken here, installed, or loaded at start). */
   imageBytes = 0;
   /** Bytes of entry data applied since that image was taken. */

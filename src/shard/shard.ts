@@ -357,6 +357,10 @@ export class Shard {
     this.completeBatches();
     this.abortAll('UNAVAILABLE', `shard ${this.task.shard} is stopping`);
     await this.outbox.flush();
+    // Commit indexes not written yet (handleReadyIo): a restart then applies up to them at once.
+    const pending: GroupWrite[] = [];
+    for (const h of this.groups.values()) if (h.hardPending !== null && !h.removed) pending.push({ group: h.id, entries: [], hardState: h.hardPending });
+    if (pending.length > 0) await this.wal.append(pending);
     await this.wal.close();
     this.log.info({ groups: this.groups.size }, 'shard stopped');
   }
@@ -727,8 +731,23 @@ export class Shard {
       h.installing++;
       batch.installs.push({ host: h, snap: rd.snapshot });
     }
-    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
-      batch.writes.push({ group: h.id, snapshot: rd.snapshot?.meta ?? null, entries: rd.entries, hardState: rd.hardState });
+    const writesLog = rd.snapshot !== null || rd.entries.length > 0;
+    let hard = rd.hardState;
+    if (hard !== null && !writesLog) {
+      // Only the commit index moved: Raft needs term and vote durable, never commit (a restart
+      // learns it again from the leader, or from its own next commit). It waits for the group's
+      // next log write instead of costing a record, and a sync, of its own.
+      const written = this.wal.group(h.id).hardState;
+      if (hard.term === written.term && hard.vote === written.vote) {
+        h.hardPending = hard;
+        hard = null;
+      }
+    } else if (hard === null && writesLog) {
+      hard = h.hardPending;
+    }
+    if (hard !== null) h.hardPending = null;
+    if (writesLog || hard !== null) {
+      batch.writes.push({ group: h.id, snapshot: rd.snapshot?.meta ?? null, entries: rd.entries, hardState: hard });
       batch.writeHosts.push(h);
     }
     // persisted() matters for a snapshot or entries; messagesAfterPersist wait for this batch
