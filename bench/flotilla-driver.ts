@@ -111,6 +111,8 @@ class Link {
   private out: Buffer;
   private outBytes = 0;
   private carry: Buffer | null = null;
+  /** WebSocket frames made before the connection opened; at most a pipeline's worth. */
+  private readonly wsPending: Buffer[] = [];
   closed = false;
 
   constructor(private readonly conn: FlotillaConnection, readonly server: number, frameBytesMax: number) {
@@ -121,7 +123,12 @@ class Link {
       ws.binaryType = 'nodebuffer';
       this.ws = ws;
       this.ready = new Promise((resolve, reject) => {
-        ws.once('open', () => resolve());
+        ws.once('open', () => {
+          // Frames made while connecting go first, in order (a TCP socket buffers them itself).
+          for (const m of this.wsPending) ws.send(m, { binary: true });
+          this.wsPending.length = 0;
+          resolve();
+        });
         ws.once('error', reject);
       });
       ws.on('message', (data: Buffer) => this.conn.frame(data, 0, data.length));
@@ -161,9 +168,13 @@ class Link {
     return this.out;
   }
 
-  /** WebSocket: sends the frame just written at 0. */
+  /** WebSocket: sends the frame just written at 0 (held until the connection is open). */
   sendMessage(bytes: number): void {
-    if (this.ws !== null && !this.closed) this.ws.send(Buffer.from(this.out.subarray(0, bytes)), { binary: true });
+    const ws = this.ws;
+    if (ws === null || this.closed) return;
+    const m = Buffer.from(this.out.subarray(0, bytes));
+    if (ws.readyState === WebSocket.CONNECTING) this.wsPending.push(m);
+    else ws.send(m, { binary: true });
   }
 
   flush(): void {

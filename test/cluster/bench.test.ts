@@ -44,6 +44,25 @@ test('flotilla bench runs a raft cluster, then the echo ceiling, and writes its 
   }
 });
 
+test('flotilla bench drives a cluster over WebSocket, in echo mode too', { timeout: 150_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flotilla-bench-test-'));
+  try {
+    for (const mode of ['raft', 'echo']) {
+      const json = path.join(dir, `${mode}.json`);
+      const r = await run(['--mode', mode, '--nodes', '1', '--transport', 'ws', '--clients', '2', '--pipeline', '4', '--keys', '50',
+        '--value-bytes', '32', '--duration', '1', '--warmup', '0', '--echo-baseline', '0', '--json', json]);
+      assert.equal(r.code, 0, `exit ${r.code}\n${r.stdout}\n${r.stderr}`);
+      const rec = JSON.parse(fs.readFileSync(json, 'utf8')) as BenchResult;
+      assert.equal(rec.mode, mode);
+      assert.equal(rec.transport, 'ws');
+      assert.equal(rec.errors, 0, JSON.stringify(rec));
+      assert.ok(rec.ops > 0, `${mode}: ops ${rec.ops}`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('flotilla bench refuses bad flags with a usage error', async () => {
   const r = await run(['--op', 'scan']);
   assert.equal(r.code, 2);
