@@ -329,7 +329,9 @@ export class Shard {
 
   private turn(): void {
     this.counters[ShardCounter.Turns]!++;
-    this.completeBatches();
+    // Acknowledgements of what just became durable leave before this turn takes new input: the
+    // leader's commit waits for them, not for the work that arrived meanwhile.
+    if (this.completeBatches()) this.outbox.sendPeersNow();
     this.drainIn();
     if (this.tickDue) {
       this.tickDue = false;
@@ -888,17 +890,20 @@ export class Shard {
     }, (e: unknown) => this.failWith(e)));
   }
 
-  /** Finished batches, in order: each Ready is persisted() and its messagesAfterPersist sent. */
-  private completeBatches(): void {
+  /** Finished batches, in order: each Ready is persisted() and its messagesAfterPersist sent. True if any message was. */
+  private completeBatches(): boolean {
+    let sent = false;
     while (this.batches.length > 0 && this.batches[0]!.done) {
       const b = this.batches.shift()!;
       for (const { host, rd } of b.readies) {
         if (host.removed) continue;
         host.core.persisted(rd);
         for (const m of rd.messagesAfterPersist) this.send(host, m);
+        if (rd.messagesAfterPersist.length > 0) sent = true;
         this.touched.add(host);
       }
     }
+    return sent;
   }
 
   // --- Snapshots ---
