@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Piscina } from 'piscina';
 import { pack, unpack } from 'msgpackr';
 import { SpscRing } from '../ring/spsc-ring.js';
-import { InKind, OutKind, RECORD_HEADER_BYTES, CONN_IN_PROCESS, recordArg, recordKind, writeRecordHeader } from '../ring/records.js';
+import { InKind, OutKind, RECORD_HEADER_BYTES, CONN_IN_PROCESS, recordArg, recordKind, tryWriteRecord, writeRecordHeader } from '../ring/records.js';
 import {
   encodeFrame, FRAME_HEADER_BYTES, frameBytesOf, FrameFlag, FrameKind, readHeader, type ErrorBody, type ProtocolErrorCode,
 } from '../protocol/client-frame.js';
@@ -386,13 +386,8 @@ class Node implements FlotillaNode {
    * ring has no room now. A record larger than the ring allows is refused by the caller's bounds.
    */
   private writeIn(shard: Shard, kind: InKind, arg: number, payload: Uint8Array): boolean {
-    const ring = shard.inRing;
-    const at = ring.reserve(RECORD_HEADER_BYTES + payload.length);
-    if (at < 0) return false;
-    writeRecordHeader(ring.data, at, kind, arg);
-    ring.data.set(payload, at + RECORD_HEADER_BYTES);
-    ring.commit();
-    ring.notify();
+    if (!tryWriteRecord(shard.inRing, kind, arg, payload)) return false;
+    shard.inRing.notify();
     return true;
   }
 

@@ -1,5 +1,6 @@
 // The kinds and the 8-byte header of records on the main ↔ shard rings (docs/internals.md):
 //   u8 kind | u8 0 | u16 0 | u32 arg, then a payload.
+import type { SpscRing } from './spsc-ring.js';
 
 export const RECORD_HEADER_BYTES = 8;
 
@@ -41,6 +42,16 @@ export function writeRecordHeader(buf: Uint8Array, at: number, kind: number, arg
   buf[at + 5] = (arg >>> 8) & 0xff;
   buf[at + 6] = (arg >>> 16) & 0xff;
   buf[at + 7] = (arg >>> 24) & 0xff;
+}
+
+/** One record of header + `payload` into `ring` and committed (not announced); false when there is no room now. */
+export function tryWriteRecord(ring: SpscRing, kind: number, arg: number, payload: Uint8Array): boolean {
+  const at = ring.reserve(RECORD_HEADER_BYTES + payload.length);
+  if (at < 0) return false;
+  writeRecordHeader(ring.data, at, kind, arg);
+  ring.data.set(payload, at + RECORD_HEADER_BYTES);
+  ring.commit();
+  return true;
 }
 
 export function recordKind(buf: Uint8Array, at: number): number {

@@ -7,7 +7,7 @@
 import { pack } from 'msgpackr';
 import { assert } from '../raft/assert.js';
 import { MessageType, type Message } from '../raft/types.js';
-import { OutKind, RECORD_HEADER_BYTES, writeRecordHeader } from '../ring/records.js';
+import { OutKind, RECORD_HEADER_BYTES, tryWriteRecord, writeRecordHeader } from '../ring/records.js';
 import type { SpscRing } from '../ring/spsc-ring.js';
 import { FRAME_HEADER_BYTES, FrameKind, writeHeader, type ErrorBody, type LeaderHint, type ProtocolErrorCode } from '../protocol/client-frame.js';
 import { PayloadBuilder } from '../protocol/peer-wire.js';
@@ -164,12 +164,7 @@ export class Outbox {
   }
 
   private tryPut(kind: OutKind, arg: number, payload: Uint8Array): boolean {
-    const ring = this.ring;
-    const at = ring.reserve(RECORD_HEADER_BYTES + payload.length);
-    if (at < 0) return false;
-    writeRecordHeader(ring.data, at, kind, arg);
-    ring.data.set(payload, at + RECORD_HEADER_BYTES);
-    ring.commit();
+    if (!tryWriteRecord(this.ring, kind, arg, payload)) return false;
     this.committed = true;
     return true;
   }
