@@ -25,6 +25,17 @@ function tickHost(c: Cluster, n: number, ids: NodeId[] = [...c.members.keys()]):
   }
 }
 
+/** A quiet group led by 1 with learner 4 added, every member quiesced. */
+function quietGroupWithLearner(): Cluster {
+  const c = quietGroup();
+  c.add(4, null);
+  assert.ok(c.get(1).proposeConfChange({ leave: false, changes: [{ type: ChangeType.AddLearner, node: 4 }] }).ok);
+  c.settle();
+  tickHost(c, QUIET + 4);
+  assert.deepEqual(quiesced(c), [1, 2, 3, 4]);
+  return c;
+}
+
 function quiesced(c: Cluster): NodeId[] {
   return [...c.members.keys()].filter((id) => c.get(id).quiesced);
 }
@@ -246,12 +257,7 @@ test('requests wake a quiesced leader (read, transfer, membership); a refused on
 });
 
 test('a learner woken while its leader is quiet nudges the leader after an election timeout, and the group quiets again', () => {
-  const c = quietGroup();
-  c.add(4, null);
-  assert.ok(c.get(1).proposeConfChange({ leave: false, changes: [{ type: ChangeType.AddLearner, node: 4 }] }).ok);
-  c.settle();
-  tickHost(c, QUIET + 4);
-  assert.deepEqual(quiesced(c), [1, 2, 3, 4]);
+  const c = quietGroupWithLearner();
   // Its host wakes it (say its link to the leader went down and came back): a learner never
   // campaigns, so without a nudge it would stay awake, ticking, for good.
   c.get(4).wake();
@@ -270,12 +276,7 @@ test('a learner woken while its leader is quiet nudges the leader after an elect
 });
 
 test('a learner\'s nudges leave its election timer alone: past a timeout without its leader, it heeds votes', () => {
-  const c = quietGroup();
-  c.add(4, null);
-  assert.ok(c.get(1).proposeConfChange({ leave: false, changes: [{ type: ChangeType.AddLearner, node: 4 }] }).ok);
-  c.settle();
-  tickHost(c, QUIET + 4);
-  assert.deepEqual(quiesced(c), [1, 2, 3, 4]);
+  const c = quietGroupWithLearner();
   c.isolate(1);
   c.get(4).wake();
   const before = c.sent.length;
