@@ -271,12 +271,20 @@ async function preload(driver: FlotillaDriver, o: FlotillaBenchOptions, out: (li
   let answered = 0;
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((r) => (finish = r));
+  let flushQueued = false;
+  const flush = (): void => {
+    flushQueued = false;
+    conn.flush();
+  };
   const next = (tag: number): void => {
     answered++;
     if (answered === o.keys) finish();
     if (key < o.keys) {
       conn.send(tag, 'put', key++);
-      queueMicrotask(() => conn.flush());
+      if (!flushQueued) {
+        flushQueued = true;
+        queueMicrotask(flush);
+      }
     }
   };
   for (let tag = 0; tag < pipeline && key < o.keys; tag++) conn.send(tag, 'put', key++);

@@ -179,9 +179,10 @@ class Link {
 
   flush(): void {
     if (this.outBytes === 0 || this.sock === null) return;
-    const chunk = this.out.subarray(0, this.outBytes);
-    // The socket keeps the chunk until written: the next frames go into a fresh buffer.
-    this.out = Buffer.allocUnsafe(this.out.length);
+    // The socket keeps what it is given until written: it gets a copy of just the bytes of this
+    // flush (from Node's pool when small), and the frame buffer is reused.
+    const chunk = Buffer.allocUnsafe(this.outBytes);
+    this.out.copy(chunk, 0, 0, this.outBytes);
     this.outBytes = 0;
     if (!this.closed) this.sock.write(chunk);
   }
