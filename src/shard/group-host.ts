@@ -12,7 +12,7 @@ export interface PendingWrite {
   term: number;
   conn: number;
   requestId: number;
-  /** performance.now() when the request was read. */
+  /** The shard clock (ms) when the request was read. */
   t0: number;
 }
 

@@ -12,6 +12,8 @@
 // A turn starts when the in ring has data, the tick timer fires, or an append finishes.
 import * as path from 'node:path';
 import { pack } from 'msgpackr';
+import { systemClock, systemScheduler, type Cancel, type Clock, type Scheduler } from '../io/clock.js';
+import { nodeFileSystem, type FileSystem } from '../io/file-system.js';
 import { assert } from '../raft/assert.js';
 import { ChangeType, encodeConfChange } from '../raft/conf-change.js';
 import { RaftNode } from '../raft/raft.js';
@@ -78,6 +80,18 @@ export interface ShardIo {
   counters: Float64Array;
   inRing: SpscRing;
   outbox: Outbox;
+  /**
+   * The world outside the thread, as seams: production leaves them out and gets node's own
+   * (performance.now, timers, node:fs, Math.random, the in ring's doorbell); the simulator
+   * passes its deterministic ones and drives the very same shard.
+   */
+  clock?: Clock;
+  scheduler?: Scheduler;
+  fs?: FileSystem;
+  /** Randomness for the Raft cores' election timeouts, in [0, 1). */
+  random?: () => number;
+  /** Resolves once the in ring may hold records (default: the ring's own waitData). */
+  waitInput?: () => Promise<void>;
 }
 
 export class Shard {
@@ -107,7 +121,7 @@ export class Shard {
   private readonly awake = new Set<GroupHost>();
   private leaders = 0;
   private readSeq = 0;
-  private lastSweep = performance.now();
+  private lastSweep: number;
 
   /** Batches handed to the log (or held), in order; completed from the front. */
   private readonly batches: Batch[] = [];
@@ -131,7 +145,10 @@ export class Shard {
   private woken = false;
   private wakeResolve: (() => void) | null = null;
   private dataWaiting = false;
-  private timer: ReturnType<typeof setInterval> | null = null;
+  private stopTimer: Cancel | null = null;
+  private readonly clock: Clock;
+  private readonly scheduler: Scheduler;
+  private readonly waitInput: () => Promise<void>;
 
   private constructor(
     readonly task: ShardTask,
@@ -146,6 +163,10 @@ export class Shard {
     this.counters = io.counters;
     this.inRing = io.inRing;
     this.outbox = io.outbox;
+    this.clock = io.clock ?? systemClock;
+    this.scheduler = io.scheduler ?? systemScheduler;
+    this.waitInput = io.waitInput ?? (() => io.inRing.waitData());
+    this.lastSweep = this.clock.nowMs();
     this.peersById = new Map(task.peers.map((p) => [p.id, p]));
     this.assembler = new SnapshotAssembler(task.snapshotBytesMax, SNAP_ASSEMBLY_FACTOR * task.snapshotBytesMax);
     // Every message must fit one out-ring record (the main thread forwards records as they are).
@@ -164,7 +185,7 @@ export class Shard {
       // Not in ShardTask yet: read as an optional field (0 turns quiescence off).
       ticksQuiesce: task.ticksQuiesce ?? TICKS_QUIESCE_ELECTIONS * task.ticksElection,
       // The host may use Math.random; only the core must not (it gets it injected).
-      random: Math.random,
+      random: io.random ?? Math.random,
     };
     this.sweepIntervalMs = Math.min(SWEEP_INTERVAL_MS_MAX, Math.max(task.tickMs, task.requestTimeoutMs / 4));
   }
@@ -181,7 +202,11 @@ export class Shard {
    */
   static async open(task: ShardTask, io: ShardIo): Promise<Shard> {
     const images = new Map<number, Snapshot>();
+    const fs = io.fs ?? nodeFileSystem;
     const wal = Wal.open({
+      fs,
+      clock: io.clock,
+      scheduler: io.scheduler,
       dir: path.join(task.dir, 'wal'),
       syncForce: task.syncForce,
       segmentBytes: task.segmentBytes,
@@ -195,6 +220,7 @@ export class Shard {
     });
     try {
       const store = await SnapshotStore.open(path.join(task.dir, 'snapshots'), {
+        fs,
         bytesReadAllMax: Math.max(snapshotStoreDefaults.bytesReadAllMax, task.snapshotBytesMax),
       });
       const factory = await loadStateMachineFactory(task.stateMachine);
@@ -264,7 +290,7 @@ export class Shard {
 
   /** Runs turns until an InKind.Stop record, then closes the log. Rejects on a fatal error. */
   async run(): Promise<void> {
-    this.timer = setInterval(this.onTick, this.task.tickMs);
+    this.stopTimer = this.scheduler.every(this.task.tickMs, this.onTick);
     try {
       for (;;) {
         await this.waitForWork();
@@ -282,8 +308,8 @@ export class Shard {
 
   /** Lets go of the timer and this thread's ring waits (they keep the event loop alive). */
   close(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    this.stopTimer?.();
+    this.stopTimer = null;
     this.inRing.close();
   }
 
@@ -314,12 +340,12 @@ export class Shard {
       // Work is waiting; still give the event loop a turn, so that finished fsyncs and timers
       // are seen even while the ring stays busy.
       this.woken = false;
-      await new Promise<void>((r) => setImmediate(r));
+      await new Promise<void>((r) => this.scheduler.soon(r));
       return;
     }
     if (!this.dataWaiting) {
       this.dataWaiting = true;
-      this.inRing.waitData().then(this.onData, noop);
+      this.waitInput().then(this.onData, noop);
     }
     await new Promise<void>((r) => {
       this.wakeResolve = r;
@@ -341,7 +367,7 @@ export class Shard {
         this.touched.add(h);
       }
     }
-    const now = performance.now();
+    const now = this.clock.nowMs();
     if (now - this.lastSweep >= this.sweepIntervalMs) {
       this.lastSweep = now;
       this.sweep(now);
@@ -352,8 +378,8 @@ export class Shard {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    this.stopTimer?.();
+    this.stopTimer = null;
     await this.settle();
     if (this.fatal !== null) throw this.fatal;
     this.completeBatches();
@@ -532,7 +558,7 @@ export class Shard {
   // --- Clients ---
 
   private client(conn: number, buf: Uint8Array, at: number, end: number): void {
-    const t0 = performance.now();
+    const t0 = this.clock.nowMs();
     this.counters[ShardCounter.Requests]!++;
     if (end - at < FRAME_HEADER_BYTES) {
       this.reject(conn, 0, 0, 'BAD_REQUEST', 'record too short for a frame header', t0);
@@ -647,12 +673,12 @@ export class Shard {
 
   private answer(conn: number, requestId: number, group: number, result: Uint8Array, t0: number): void {
     this.outbox.respond(conn, FrameKind.Result, requestId, group, result);
-    this.latency.request.recordMs(performance.now() - t0);
+    this.latency.request.recordMs(this.clock.nowMs() - t0);
   }
 
   private reject(conn: number, requestId: number, group: number, code: ProtocolErrorCode, message: string, t0: number, leader: NodeId = 0): void {
     this.outbox.error(conn, requestId, group, code, message, code === 'NOT_LEADER' || code === 'LEADER_TRANSFERRING' ? this.hint(leader) : undefined);
-    this.latency.request.recordMs(performance.now() - t0);
+    this.latency.request.recordMs(this.clock.nowMs() - t0);
     const c = this.counters;
     c[ShardCounter.Errors]!++;
     if (code === 'NOT_LEADER') c[ShardCounter.ErrorsNotLeader]!++;
@@ -875,12 +901,12 @@ export class Shard {
       // The image becomes the group's snapshot data in the same step as the log's marker.
       if (!ins.host.removed) this.images.set(ins.host.id, ins.snap);
     }
-    const t0 = performance.now();
+    const t0 = this.clock.nowMs();
     const durable = writes.length > 0 ? this.wal.append(writes) : this.lastAppend;
     if (writes.length > 0) this.lastAppend = durable.then(noop, noop);
     this.track(durable.then(() => {
       if (writes.length > 0) {
-        const ms = performance.now() - t0;
+        const ms = this.clock.nowMs() - t0;
         this.latency.walAppend.recordMs(ms);
         this.counters[ShardCounter.Appends]!++;
         this.counters[ShardCounter.AppendMsTotal]! += ms;
@@ -1016,7 +1042,7 @@ export class Shard {
     }
     this.runAdmin(req, f.group, (reply) => {
       this.outbox.respond(conn, FrameKind.AdminResult, f.requestId, f.group, pack(reply) as Uint8Array);
-      this.latency.request.recordMs(performance.now() - t0);
+      this.latency.request.recordMs(this.clock.nowMs() - t0);
     });
   }
 

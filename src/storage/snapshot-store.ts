@@ -42,8 +42,8 @@
 // throw; corrupt data is reported by the reader (`chunks()`, `readAll`). Either way the caller
 // decides (typically: stop, or discard the group's state and fetch a snapshot from the leader).
 
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { nodeFileSystem, type FileHandle, type FileSystem } from '../io/file-system.js';
 import { assert } from '../raft/assert.js';
 import type { ConfState, NodeId, Snapshot, SnapshotMeta } from '../raft/types.js';
 import { crc32 } from './checksum.js';
@@ -72,15 +72,18 @@ export interface SnapshotStoreOptions {
   maxKeepSnapshots: number;
   /** The largest snapshot `readAll` loads into memory; larger ones must be streamed. */
   bytesReadAllMax: number;
-  /** Opens a new file for writing. A seam for fault injection in tests; defaults to `fs.open(file, 'wx')`. */
-  openFileForWrite: (file: string) => Promise<SnapshotWriteFile>;
+  /** The file system (node's own unless a simulator passes its). */
+  fs: FileSystem;
+  /** Opens a new file for writing. A seam for fault injection in tests; defaults to `fs.promises.open(file, 'wx')`. */
+  openFileForWrite: ((file: string) => Promise<SnapshotWriteFile>) | null;
 }
 
 export const snapshotStoreDefaults: Readonly<SnapshotStoreOptions> = {
   bytesPerChunkMax: 1 << 20,
   maxKeepSnapshots: 2,
   bytesReadAllMax: 256 << 20,
-  openFileForWrite: (file) => fs.open(file, 'wx'),
+  fs: nodeFileSystem,
+  openFileForWrite: null,
 };
 
 /** What the writer needs of an open file (a subset of `fs.promises.FileHandle`). */
@@ -153,24 +156,28 @@ export class SnapshotStore {
     checkIntegerIn('maxKeepSnapshots', opts.maxKeepSnapshots, 1, 1 << 20);
     checkIntegerIn('bytesReadAllMax', opts.bytesReadAllMax, 0, Number.MAX_SAFE_INTEGER);
     const store = new SnapshotStore(path.resolve(dir), opts);
-    await mkdirDurable(store.dir);
+    await mkdirDurable(store.fs, store.dir);
     for (const group of await store.groups()) {
       const groupDir = store.groupDir(group);
       let removed = 0;
-      for (const name of await readdirOrEmpty(groupDir)) {
+      for (const name of await readdirOrEmpty(store.fs, groupDir)) {
         if (!name.startsWith(tempPrefix)) continue;
-        await unlinkIfExists(path.join(groupDir, name));
+        await unlinkIfExists(store.fs, path.join(groupDir, name));
         removed++;
       }
-      if (removed > 0) await syncDir(groupDir);
+      if (removed > 0) await store.fs.promises.syncDir(groupDir);
     }
     return store;
+  }
+
+  get fs(): FileSystem {
+    return this.options.fs;
   }
 
   /** Ids of the groups that have a snapshot directory, ascending. */
   async groups(): Promise<number[]> {
     const ids: number[] = [];
-    for (const name of await readdirOrEmpty(this.dir)) {
+    for (const name of await readdirOrEmpty(this.fs, this.dir)) {
       const m = groupPattern.exec(name);
       if (m === null) continue;
       const id = Number(m[1]);
@@ -183,7 +190,7 @@ export class SnapshotStore {
   async list(group: number): Promise<SnapshotFileInfo[]> {
     const groupDir = this.groupDir(group);
     const found: SnapshotFileInfo[] = [];
-    for (const name of await readdirOrEmpty(groupDir)) {
+    for (const name of await readdirOrEmpty(this.fs, groupDir)) {
       const m = namePattern.exec(name);
       if (m === null) continue;
       const index = Number(m[1]);
@@ -210,10 +217,11 @@ export class SnapshotStore {
     const groupDir = this.groupDir(group);
     const header = encodeHeader(meta, this.options.bytesPerChunkMax);
     const own = copyMeta(meta);
-    await mkdirDurable(groupDir);
+    await mkdirDurable(this.fs, groupDir);
     const name = snapshotFileName(own.index, own.term);
     const tempFile = path.join(groupDir, `${tempPrefix}${name}-${process.pid}-${++tempSeq}`);
-    const file = await this.options.openFileForWrite(tempFile);
+    const open = this.options.openFileForWrite;
+    const file = open !== null ? await open(tempFile) : await this.fs.promises.open(tempFile, 'wx');
     const writer = new Writer(this, group, own, file, tempFile, path.join(groupDir, name));
     try {
       await writeAll(file, [header], 0);
@@ -234,7 +242,7 @@ export class SnapshotStore {
     assert(term === undefined || index !== undefined, 'openReader: a term needs an index');
     if (index !== undefined && term !== undefined) {
       try {
-        return await openSnapshotFile(path.join(this.groupDir(group), snapshotFileName(index, term)), index, term);
+        return await openSnapshotFile(this.fs, path.join(this.groupDir(group), snapshotFileName(index, term)), index, term);
       } catch (err) {
         if (errorCode(err) === 'ENOENT') return null;
         throw err;
@@ -246,7 +254,7 @@ export class SnapshotStore {
       const pick = candidates.at(-1);
       if (pick === undefined) return null;
       try {
-        return await openSnapshotFile(pick.file, pick.index, pick.term);
+        return await openSnapshotFile(this.fs, pick.file, pick.index, pick.term);
       } catch (err) {
         // A finish on another writer may have pruned it between the listing and the open.
         if (errorCode(err) !== 'ENOENT' || attempt >= openAttemptsMax) throw err;
@@ -296,8 +304,8 @@ export class SnapshotStore {
 
   /** Deletes every snapshot of the group, finished or not. */
   async removeGroup(group: number): Promise<void> {
-    await fs.rm(this.groupDir(group), { recursive: true, force: true });
-    await syncDir(this.dir);
+    await this.fs.promises.rmTree(this.groupDir(group));
+    await this.fs.promises.syncDir(this.dir);
   }
 
   /**
@@ -307,7 +315,7 @@ export class SnapshotStore {
   async prune(group: number): Promise<void> {
     const all = await this.list(group);
     for (const old of all.slice(0, Math.max(0, all.length - this.options.maxKeepSnapshots))) {
-      await unlinkIfExists(old.file);
+      await unlinkIfExists(this.fs, old.file);
     }
   }
 
@@ -364,8 +372,8 @@ class Writer implements SnapshotWriter {
       await this.file.sync();
       this.fileClosed = true;
       await this.file.close();
-      await fs.rename(this.tempFile, this.finalFile);
-      await syncDir(path.dirname(this.finalFile));
+      await this.store.fs.promises.rename(this.tempFile, this.finalFile);
+      await this.store.fs.promises.syncDir(path.dirname(this.finalFile));
       this.state = 'finished';
       // The snapshot is durable: failing to delete old ones must not make finish look failed.
       // They are retried by the next finish (or an explicit prune).
@@ -410,7 +418,7 @@ class Writer implements SnapshotWriter {
       this.fileClosed = true;
       await this.file.close().catch(noop);
     }
-    await unlinkIfExists(this.tempFile).catch(noop);
+    await unlinkIfExists(this.store.fs, this.tempFile).catch(noop);
     this.buf = null;
   }
 
@@ -468,7 +476,7 @@ class Reader implements SnapshotReader {
     readonly meta: SnapshotMeta,
     readonly file: string,
     readonly fileBytes: number,
-    private readonly fh: fs.FileHandle,
+    private readonly fh: FileHandle,
     private readonly dataStart: number,
     private readonly chunkMax: number,
   ) {}
@@ -536,8 +544,8 @@ class Reader implements SnapshotReader {
   }
 }
 
-async function openSnapshotFile(file: string, index: number, term: number): Promise<Reader> {
-  const fh = await fs.open(file, 'r');
+async function openSnapshotFile(fs: FileSystem, file: string, index: number, term: number): Promise<Reader> {
+  const fh = await fs.promises.open(file, 'r');
   try {
     const fileBytes = (await fh.stat()).size;
     const fixed = Buffer.alloc(headerFixedBytes);
@@ -644,7 +652,7 @@ function readU64(buf: Buffer, at: number): number {
  * reported at `structureAt` (where the structure being read starts).
  */
 async function readAt(
-  fh: fs.FileHandle, file: string, fileBytes: number, into: Uint8Array, length: number,
+  fh: FileHandle, file: string, fileBytes: number, into: Uint8Array, length: number,
   position: number, what: string, structureAt = position,
 ): Promise<void> {
   if (position + length > fileBytes) {
@@ -683,37 +691,28 @@ async function writeAll(file: SnapshotWriteFile, parts: Uint8Array[], position: 
 }
 
 /** Creates `dir` and its missing parents, and makes their directory entries durable. */
-async function mkdirDurable(dir: string): Promise<void> {
-  const first = await fs.mkdir(dir, { recursive: true });
+async function mkdirDurable(fs: FileSystem, dir: string): Promise<void> {
+  const first = await fs.promises.mkdir(dir);
   if (first === undefined) return;
   for (let d = dir; ; d = path.dirname(d)) {
     const parent = path.dirname(d);
-    await syncDir(parent);
+    await fs.promises.syncDir(parent);
     if (d === first || parent === d) break;
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fs.open(dir, 'r');
+async function readdirOrEmpty(fs: FileSystem, dir: string): Promise<string[]> {
   try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function readdirOrEmpty(dir: string): Promise<string[]> {
-  try {
-    return await fs.readdir(dir);
+    return await fs.promises.readdir(dir);
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return [];
     throw err;
   }
 }
 
-async function unlinkIfExists(file: string): Promise<void> {
+async function unlinkIfExists(fs: FileSystem, file: string): Promise<void> {
   try {
-    await fs.unlink(file);
+    await fs.promises.unlink(file);
   } catch (err) {
     if (errorCode(err) !== 'ENOENT') throw err;
   }

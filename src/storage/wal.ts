@@ -6,8 +6,9 @@
 // `syncForce: false` a batch counts as done once the OS has it (a process crash loses nothing;
 // a power loss may lose what the OS had not written back), optionally bounded by a background
 // fdatasync every `flushIntervalMs`.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { systemClock, systemScheduler, type Cancel, type Clock, type Scheduler } from '../io/clock.js';
+import { nodeFileSystem, type FileSystem } from '../io/file-system.js';
 import { assert, AssertionError } from '../raft/assert.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { crc32 } from './checksum.js';
@@ -30,6 +31,10 @@ export interface WalOptions {
   rewriteBytesMax?: number;
   /** Where a group's snapshot data comes from, when the core sends a snapshot. */
   snapshotData?: SnapshotDataSource;
+  /** The file system, clock and timers (node's own unless a simulator passes its). */
+  fs?: FileSystem;
+  clock?: Clock;
+  scheduler?: Scheduler;
 }
 
 export const walDefaults = {
@@ -97,7 +102,10 @@ interface Waiter {
 const BUFFER_BYTES_MIN = 64 << 10;
 
 export class Wal {
-  readonly opts: Required<Omit<WalOptions, 'snapshotData'>> & { snapshotData: SnapshotDataSource };
+  readonly opts: Required<Omit<WalOptions, 'snapshotData' | 'fs' | 'clock' | 'scheduler'>> & { snapshotData: SnapshotDataSource };
+  private readonly fs: FileSystem;
+  private readonly clock: Clock;
+  private readonly scheduler: Scheduler;
   readonly stats: WalStats = {
     batches: 0, bytes: 0, fsyncs: 0, segments: 0, segmentsDeleted: 0, groupsRewritten: 0,
     failures: 0, lastError: null, fsyncMsTotal: 0,
@@ -119,17 +127,21 @@ export class Wal {
   private closing: Promise<void> | null = null;
   /** Frames being written by the batch in flight (readable until written). */
   private inflight: PendingFrame[] = [];
-  private timer: NodeJS.Timeout | null = null;
+  private stopTimer: Cancel | null = null;
   /** Reused frame buffers (one batch writes while the next gathers: two are enough). */
   private spare: Buffer[] = [];
 
   private constructor(opts: WalOptions) {
+    const { fs, clock, scheduler, ...settings } = opts;
     this.opts = {
       ...walDefaults,
-      ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+      ...Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)),
       dir: opts.dir,
       snapshotData: opts.snapshotData ?? (() => new Uint8Array(0)),
     } as Wal['opts'];
+    this.fs = fs ?? nodeFileSystem;
+    this.clock = clock ?? systemClock;
+    this.scheduler = scheduler ?? systemScheduler;
     assert(this.opts.segmentBytes >= 4096, 'segmentBytes must be at least 4 KiB');
     this.cache = new EntryCache(this.opts.cacheBytesMax);
   }
@@ -140,12 +152,11 @@ export class Wal {
     try {
       wal.recover();
     } catch (e) {
-      for (const s of wal.segments.values()) fs.closeSync(s.fd);
+      for (const s of wal.segments.values()) wal.fs.closeSync(s.fd);
       throw e;
     }
     if (!wal.opts.syncForce && wal.opts.flushIntervalMs > 0) {
-      wal.timer = setInterval(() => wal.backgroundSync(), wal.opts.flushIntervalMs);
-      wal.timer.unref();
+      wal.stopTimer = wal.scheduler.every(wal.opts.flushIntervalMs, () => wal.backgroundSync(), false);
     }
     return wal;
   }
@@ -244,10 +255,10 @@ export class Wal {
     if (this.failed === null) {
       try { await this.commitIfPending(); } catch { /* reported to the appenders */ }
     }
-    while (this.flushing) await new Promise((r) => setTimeout(r, 1));
+    while (this.flushing) await new Promise<void>((r) => this.scheduler.after(1, r));
     this.closed = true;
-    if (this.timer !== null) clearInterval(this.timer);
-    for (const s of this.segments.values()) fs.closeSync(s.fd);
+    this.stopTimer?.();
+    for (const s of this.segments.values()) this.fs.closeSync(s.fd);
   }
 
   // --- Encoding ---
@@ -411,7 +422,7 @@ export class Wal {
   private roll(): void {
     const seq = this.nextSeq++;
     const file = path.join(this.opts.dir, segmentName(seq));
-    const fd = fs.openSync(file, 'wx+');
+    const fd = this.fs.openSync(file, 'wx+');
     const s: Segment = { seq, file, fd, assigned: 0, written: 0 };
     this.segments.set(seq, s);
     this.current = s;
@@ -456,8 +467,8 @@ export class Wal {
     for (const s of [...this.segments.values()]) {
       if (s.seq >= needed || s === this.current) continue;
       if (this.pending.some((f) => f.seg === s)) continue;
-      fs.closeSync(s.fd);
-      fs.unlinkSync(s.file);
+      this.fs.closeSync(s.fd);
+      this.fs.unlinkSync(s.file);
       this.segments.delete(s.seq);
       this.stats.segmentsDeleted++;
       this.dirNeedsSync = true;
@@ -492,7 +503,7 @@ export class Wal {
       }
     }
     const out = Buffer.allocUnsafe(len);
-    const n = fs.readSync(s.fd, out, 0, len, off);
+    const n = this.fs.readSync(s.fd, out, 0, len, off);
     if (n !== len) throw new WalError('WAL_IO', `short read at ${s.file}:${off} (${n} of ${len} bytes)`, s.file, off);
     return out;
   }
@@ -547,7 +558,7 @@ export class Wal {
       if (prev !== null && prev !== f.seg && this.opts.syncForce) {
         // A batch that spans a roll: the older segment is synced before the newer one is
         // written, so a torn frame is never followed by a good one (recovery relies on it).
-        await fdatasync(prev.fd);
+        await this.fdatasync(prev.fd);
       }
       prev = f.seg;
       f.buf.writeUInt32LE(FRAME_MAGIC, 0);
@@ -555,19 +566,19 @@ export class Wal {
       f.buf.writeUInt32LE(0, 12);
       f.buf.writeDoubleLE(++this.frameSeq, 16);
       f.buf.writeUInt32LE(frameCrc(f.buf, 0, f.len - FRAME_HEADER_BYTES), 8);
-      writeFully(f.seg.fd, f.buf, f.len, f.start);
+      this.writeFully(f.seg.fd, f.buf, f.len, f.start);
       f.seg.written = f.start + f.len;
       touched.add(f.seg);
       this.stats.bytes += f.len;
     }
     if (this.opts.syncForce) {
-      const t0 = performance.now();
-      for (const s of touched) await fdatasync(s.fd);
+      const t0 = this.clock.nowMs();
+      for (const s of touched) await this.fdatasync(s.fd);
       if (this.dirNeedsSync) {
         this.dirNeedsSync = false;
-        await syncDir(this.opts.dir);
+        await this.syncDir(this.opts.dir);
       }
-      this.stats.fsyncMsTotal += performance.now() - t0;
+      this.stats.fsyncMsTotal += this.clock.nowMs() - t0;
       this.stats.fsyncs++;
     }
     this.stats.batches++;
@@ -587,13 +598,13 @@ export class Wal {
     const cut = new Map<Segment, number>();
     for (const f of frames) cut.set(f.seg, Math.min(cut.get(f.seg) ?? Infinity, f.start, f.seg.written));
     for (const [seg, size] of cut) {
-      try { fs.ftruncateSync(seg.fd, size); } catch { /* best effort: recovery cuts a torn tail anyway */ }
+      try { this.fs.ftruncateSync(seg.fd, size); } catch { /* best effort: recovery cuts a torn tail anyway */ }
     }
   }
 
   private backgroundSync(): void {
     if (this.closed || this.failed !== null) return;
-    fs.fdatasync(this.current.fd, (e) => {
+    this.fs.fdatasync(this.current.fd, (e) => {
       if (e !== null) {
         this.stats.failures++;
         this.stats.lastError = `background fdatasync: ${e.message}`;
@@ -601,11 +612,28 @@ export class Wal {
     });
   }
 
+  /**
+   * Writes the whole frame synchronously: copying a batch into the page cache takes microseconds,
+   * less than a round trip through libuv's thread pool; only the fdatasync goes there.
+   */
+  private writeFully(fd: number, buf: Buffer, len: number, position: number): void {
+    let done = 0;
+    while (done < len) done += this.fs.writeSync(fd, buf, done, len - done, position + done);
+  }
+
+  private fdatasync(fd: number): Promise<void> {
+    return new Promise((resolve, reject) => this.fs.fdatasync(fd, (e) => (e === null ? resolve() : reject(e))));
+  }
+
+  private syncDir(dir: string): Promise<void> {
+    return new Promise((resolve, reject) => this.fs.syncDir(dir, (e) => (e === null ? resolve() : reject(e))));
+  }
+
   // --- Recovery ---
 
   private recover(): void {
-    fs.mkdirSync(this.opts.dir, { recursive: true });
-    const seqs = fs.readdirSync(this.opts.dir).map(parseSegmentName).filter((s): s is number => s !== null).sort((a, b) => a - b);
+    this.fs.mkdirSync(this.opts.dir);
+    const seqs = this.fs.readdirSync(this.opts.dir).map(parseSegmentName).filter((s): s is number => s !== null).sort((a, b) => a - b);
     const fileOf = (seq: number): string => path.join(this.opts.dir, segmentName(seq));
     for (let i = 1; i < seqs.length; i++) {
       // Segments are only ever deleted oldest first, so a hole means a file went missing.
@@ -614,16 +642,16 @@ export class Wal {
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i]!;
       const file = fileOf(seq);
-      const data = fs.readFileSync(file);
+      const data = this.fs.readFileSync(file);
       const laterFiles = seqs.slice(i + 1).map(fileOf);
       const end = this.replaySegment(seq, file, data, laterFiles);
-      if (end < data.length) fs.truncateSync(file, end);
-      const fd = fs.openSync(file, 'r+');
+      if (end < data.length) this.fs.truncateSync(file, end);
+      const fd = this.fs.openSync(file, 'r+');
       this.segments.set(seq, { seq, file, fd, assigned: end, written: end });
       this.nextSeq = seq + 1;
       if (end < data.length) {
         // A torn tail: the later segments hold no intact frame (checked); they go.
-        for (const f of laterFiles) fs.unlinkSync(f);
+        for (const f of laterFiles) this.fs.unlinkSync(f);
         break;
       }
     }
@@ -645,7 +673,7 @@ export class Wal {
         // A damaged frame is a torn tail only if no intact frame follows it, in this segment
         // or a later one (a batch syncs a segment before writing the next); anything else is
         // corruption, and serving a shorter log would be wrong.
-        const goodLater = this.goodFrameAfter(data, off + 1) || laterFiles.some((f) => this.goodFrameAfter(fs.readFileSync(f), 0));
+        const goodLater = this.goodFrameAfter(data, off + 1) || laterFiles.some((f) => this.goodFrameAfter(this.fs.readFileSync(f), 0));
         if (!goodLater) return off;
         throw new WalError('WAL_CORRUPT', `corrupt log record at ${file}:${off} (${bad})`, file, off);
       }
@@ -744,24 +772,3 @@ function frameCrc(buf: Buffer, off: number, bodyBytes: number): number {
   return crc32(buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes), c);
 }
 
-/**
- * Writes the whole frame synchronously: copying a batch into the page cache takes microseconds,
- * less than a round trip through libuv's thread pool; only the fdatasync goes there.
- */
-function writeFully(fd: number, buf: Buffer, len: number, position: number): void {
-  let done = 0;
-  while (done < len) done += fs.writeSync(fd, buf, done, len - done, position + done);
-}
-
-function fdatasync(fd: number): Promise<void> {
-  return new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e === null ? resolve() : reject(e))));
-}
-
-function syncDir(dir: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    fs.open(dir, 'r', (e, fd) => {
-      if (e !== null) return reject(e);
-      fs.fsync(fd, (e2) => fs.close(fd, () => (e2 === null ? resolve() : reject(e2))));
-    });
-  });
-}
