@@ -22,8 +22,8 @@ export interface FileHandle {
 }
 
 export interface FileSystem {
-  /** Creates `dir` and its missing parents. */
-  mkdirSync(dir: string): void;
+  /** Creates `dir` and its missing parents; returns the first directory created, if any. */
+  mkdirSync(dir: string): string | undefined;
   readdirSync(dir: string): string[];
   /** 'wx+': create, failing with EEXIST; 'r+': read and write an existing file. */
   openSync(file: string, flags: 'wx+' | 'r+'): number;
@@ -55,9 +55,7 @@ export interface FileSystem {
 
 /** node:fs. */
 export const nodeFileSystem: FileSystem = {
-  mkdirSync: (dir) => {
-    fs.mkdirSync(dir, { recursive: true });
-  },
+  mkdirSync: (dir) => fs.mkdirSync(dir, { recursive: true }),
   readdirSync: (dir) => fs.readdirSync(dir),
   openSync: (file, flags) => fs.openSync(file, flags),
   closeSync: (fd) => fs.closeSync(fd),

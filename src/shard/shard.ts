@@ -92,6 +92,8 @@ export interface ShardIo {
   random?: () => number;
   /** Resolves once the in ring may hold records (default: the ring's own waitData). */
   waitInput?: () => Promise<void>;
+  /** The groups' state machines, in place of the module `task.stateMachine` names. */
+  stateMachines?: StateMachineFactory;
 }
 
 export class Shard {
@@ -223,7 +225,7 @@ export class Shard {
         fs,
         bytesReadAllMax: Math.max(snapshotStoreDefaults.bytesReadAllMax, task.snapshotBytesMax),
       });
-      const factory = await loadStateMachineFactory(task.stateMachine);
+      const factory = io.stateMachines ?? await loadStateMachineFactory(task.stateMachine);
       const shard = new Shard(task, io, wal, store, images, factory);
       await shard.recover();
       return shard;

@@ -123,6 +123,8 @@ export class Wal {
   private failed: WalError | null = null;
   private closed = false;
   private dirNeedsSync = false;
+  /** Directories whose entries must be made durable with the next batch: the log's own parents, when open created them. */
+  private parentsNeedSync: string[] = [];
   private purging = false;
   private closing: Promise<void> | null = null;
   /** Frames being written by the batch in flight (readable until written). */
@@ -578,6 +580,10 @@ export class Wal {
         this.dirNeedsSync = false;
         await this.syncDir(this.opts.dir);
       }
+      while (this.parentsNeedSync.length > 0) {
+        await this.syncDir(this.parentsNeedSync[0]!);
+        this.parentsNeedSync.shift();
+      }
       this.stats.fsyncMsTotal += this.clock.nowMs() - t0;
       this.stats.fsyncs++;
     }
@@ -632,7 +638,15 @@ export class Wal {
   // --- Recovery ---
 
   private recover(): void {
-    this.fs.mkdirSync(this.opts.dir);
+    const first = this.fs.mkdirSync(this.opts.dir);
+    if (first !== undefined) {
+      // A new directory is durable only once its parent is synced: without that, a power loss
+      // soon after the first acknowledged batch could take the whole log with it.
+      for (let d = this.opts.dir; ; d = path.dirname(d)) {
+        this.parentsNeedSync.push(path.dirname(d));
+        if (d === first || path.dirname(d) === d) break;
+      }
+    }
     const seqs = this.fs.readdirSync(this.opts.dir).map(parseSegmentName).filter((s): s is number => s !== null).sort((a, b) => a - b);
     const fileOf = (seq: number): string => path.join(this.opts.dir, segmentName(seq));
     for (let i = 1; i < seqs.length; i++) {

@@ -1,0 +1,1107 @@
+// The host simulator: N machines, each running the production shard (src/shard/shard.ts) with
+// its real write-ahead log, snapshot store and KV state machine on a simulated file system
+// (sim-fs.ts), its real rings, outbox and codecs, under simulated clocks, timers and network;
+// clients speak the real client protocol to it. One event queue and one seed drive everything,
+// so a run is a pure function of its seed. What stands in for the rest of a node is only the
+// main thread's routing (copy a peer payload into the destination's in ring, a client frame
+// into its node's in ring, tell a shard when a peer link goes down or up), as src/node/node.ts
+// does with sockets.
+//
+// Phases: chaos for `steps` simulated ms (crashes of processes and of machines, pauses,
+// partitions, one-way link failures, lost messages, stragglers, clock drift and jumps, full
+// disks, failing syncs, leader transfers, client traffic); heal (every fault ends, every node
+// up; each group must acknowledge a fresh write within a bound); settle (every member of every
+// group applies the same log and holds byte-equal state); a final read of every key; then the
+// whole history is checked for linearizability.
+//
+// The engine runs its async code (promises, awaits) as in production. The driver runs one
+// event, then lets every promise chain settle (a setImmediate round: nothing else is running
+// in this thread, so that is deterministic), then routes what the shards wrote to their out
+// rings, and repeats.
+import { pack, unpack } from 'msgpackr';
+import { pino } from 'pino';
+import type { Cancel, Clock, Scheduler } from '../../src/io/clock.js';
+import { decodeKvResult } from '../../src/kv/kv-service.js';
+import { encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
+import { createKvStateMachine } from '../../src/kv/kv-service.js';
+import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader, type ErrorBody } from '../../src/protocol/client-frame.js';
+import { Role } from '../../src/raft/types.js';
+import { InKind, OutKind, RECORD_HEADER_BYTES, recordArg, tryWriteRecord } from '../../src/ring/records.js';
+import { SpscRing } from '../../src/ring/spsc-ring.js';
+import { createCounters, ShardCounter } from '../../src/shard/counters.js';
+import { Outbox } from '../../src/shard/outbox.js';
+import { Shard } from '../../src/shard/shard.js';
+import type { StateMachine } from '../../src/shard/state-machine.js';
+import type { ShardTask } from '../../src/shard/task.js';
+import { EventQueue } from './event-queue.js';
+import { hashBytes, hashNumber, hashSeed } from './hash.js';
+import { describeHostProfile, hostProfile, type HostProfile, type HostSimOptions } from './host-profile.js';
+import { GroupInvariants } from './invariants.js';
+import { checkHistory, type HistoryOp, type KvOp, type KvResult } from './linearizability.js';
+import { Network } from './network.js';
+import { Prng } from './prng.js';
+import { SimFs } from './sim-fs.js';
+
+export class HostSimFailure extends Error {
+  readonly code = 'SIM_FAILURE';
+}
+
+export interface HostSimStats {
+  crashesProcess: number;
+  crashesMachine: number;
+  shardFailures: number;
+  restarts: number;
+  pauses: number;
+  partitions: number;
+  linkFailures: number;
+  messagesLost: number;
+  clockJumps: number;
+  diskFulls: number;
+  transfers: number;
+  syncsFailed: number;
+  writesNoSpace: number;
+  filesLostTail: number;
+  filesTorn: number;
+  dirChangesLost: number;
+  snapshotsInstalled: number;
+  snapshotsTaken: number;
+}
+
+export interface HostSimResult {
+  seed: number;
+  outcome: 'ok' | 'undecided' | 'violation' | 'failed';
+  failure: string | null;
+  ops: number;
+  opsIndeterminate: number;
+  traceHash: string;
+  simMs: number;
+  events: number;
+  stats: HostSimStats;
+  profile: string;
+  trace: string[];
+}
+
+const RING_BYTES = 4 << 20;
+const BACKLOG_RECORDS_MAX = 200_000;
+const INVARIANTS_EVERY_MS = 100;
+const LIVENESS_ELECTION_TIMEOUTS = 12;
+const TRACE_LINES_MAX = 20_000;
+const EVENTS_PER_SIM_MS_MAX = 4000;
+const HISTORY_OPS_MAX = 200_000;
+const silentLog = pino({ level: 'silent' });
+
+/** One incarnation of a node process: the main thread's part, and the real shard. */
+class Proc {
+  readonly inRingSab = SpscRing.allocate(RING_BYTES);
+  readonly outRingSab = SpscRing.allocate(RING_BYTES);
+  /** The main thread's ends of the rings, and the shard's. */
+  readonly inProducer = new SpscRing(this.inRingSab);
+  readonly inConsumer = new SpscRing(this.inRingSab);
+  readonly outProducer = new SpscRing(this.outRingSab);
+  readonly outConsumer = new SpscRing(this.outRingSab);
+  readonly counters = new Float64Array(createCounters());
+  shard: Shard | null = null;
+  /** Records the in ring had no room for, in order. */
+  readonly backlog: { kind: InKind; arg: number; payload: Uint8Array }[] = [];
+  dataResolve: (() => void) | null = null;
+  constructor(readonly inc: number) {}
+}
+
+class Machine {
+  up = false;
+  /** Bumped by each crash and restart: timers and completions of older processes never run. */
+  inc = 0;
+  proc: Proc | null = null;
+  pausedUntilMs = 0;
+  deferred = 0;
+  rate: number;
+  offset: number;
+  readonly fs: SimFs;
+  readonly clock: Clock;
+  /** Since the last machine crash (syncForce off): false until its logs are whole again. */
+  caughtUp = true;
+
+  constructor(readonly sim: HostSim, readonly index: number, rng: Prng) {
+    const p = sim.profile;
+    this.rate = 1 + rng.real(-p.clockRateSkew, p.clockRateSkew);
+    this.offset = rng.real(0, 1e6);
+    this.fs = new SimFs((ms, fn) => sim.queue.after(ms, () => this.run(fn)), rng.fork(), p.fs);
+    this.clock = { nowMs: () => this.offset + sim.queue.now * this.rate };
+  }
+
+  get nodeId(): number {
+    return this.index + 1;
+  }
+
+  /** Runs `fn` now, or when a pause ends: a frozen process handles nothing meanwhile. */
+  run(fn: () => void): void {
+    const q = this.sim.queue;
+    if (q.now < this.pausedUntilMs) {
+      this.deferred++;
+      q.at(this.pausedUntilMs, () => {
+        this.deferred--;
+        this.run(fn);
+      });
+    } else {
+      fn();
+    }
+  }
+
+  /** Timers of the process incarnation `inc`, on the machine's clock. */
+  scheduler(inc: number): Scheduler {
+    const q = this.sim.queue;
+    const alive = (): boolean => this.inc === inc && this.up;
+    const turnMs = this.sim.profile.turnMs;
+    return {
+      every: (ms, fn): Cancel => {
+        let on = true;
+        const again = (): void => q.after(ms / this.rate, () => this.run(() => {
+          if (!on || !alive()) return;
+          fn();
+          again();
+        }));
+        again();
+        return () => { on = false; };
+      },
+      after: (ms, fn): Cancel => {
+        let on = true;
+        q.after(ms / this.rate, () => this.run(() => {
+          if (on && alive()) fn();
+        }));
+        return () => { on = false; };
+      },
+      soon: (fn) => q.after(turnMs, () => this.run(() => {
+        if (alive()) fn();
+      })),
+    };
+  }
+}
+
+/** One group as the simulator sees it. */
+class SimGroup {
+  readonly inv: GroupInvariants;
+  readonly keys: string[];
+  /** machine index → commit last seen on that machine's leader core (and its incarnation). */
+  readonly commitSeen = new Map<number, { inc: number; commit: number }>();
+  constructor(readonly sim: HostSim, readonly id: number, keys: number) {
+    this.inv = new GroupInvariants((what) => sim.fail(id, what), 10_000_000);
+    this.keys = Array.from({ length: keys }, (_, i) => `g${id}/k${i}`);
+  }
+}
+
+interface Attempt {
+  requestId: number;
+  node: number;
+}
+
+/** A client: one op at a time, through the real client protocol, retried as workload.ts explains. */
+class SimClient {
+  stopped = false;
+  probeDone = false;
+  private current: { hop: HistoryOp; group: number; viaLog: boolean; attempt: number; sent: Attempt | null } | null = null;
+  private readonly leaderGuess = new Map<number, number>();
+  private readonly seen = new Map<string, string | null>();
+  private opsStarted = 0;
+  /** Keys still to read in the final phase (final readers only). */
+  private finalKeys: { group: number; key: string }[] | null = null;
+
+  constructor(
+    private readonly sim: HostSim,
+    readonly index: number,
+    private readonly rng: Prng,
+    private readonly probeGroup: number | null,
+    private readonly timeoutMs: number,
+  ) {}
+
+  get conn(): number {
+    return this.index + 1;
+  }
+
+  get busy(): boolean {
+    return this.current !== null;
+  }
+
+  readAll(keys: { group: number; key: string }[]): void {
+    this.finalKeys = keys;
+    this.start(0);
+  }
+
+  start(delayMs: number): void {
+    this.sim.queue.after(delayMs, () => this.nextOp());
+  }
+
+  private nextOp(): void {
+    if (this.current !== null) return;
+    const sim = this.sim;
+    let group: number;
+    let op: KvOp;
+    let viaLog = false;
+    if (this.finalKeys !== null) {
+      const next = this.finalKeys.shift();
+      if (next === undefined) return;
+      group = next.group;
+      op = { kind: 'get', key: next.key };
+    } else {
+      if (this.stopped || (this.probeGroup !== null && this.probeDone)) return;
+      const n = this.opsStarted++;
+      const value = `c${this.index}.${n}`;
+      if (this.probeGroup !== null) {
+        group = this.probeGroup;
+        op = { kind: 'put', key: sim.group(group).keys[0]!, value };
+      } else {
+        group = this.rng.int(1, sim.groups.length);
+        const key = this.rng.pick(sim.group(group).keys);
+        const w = sim.profile.opWeights;
+        let x = this.rng.next() * (w[0] + w[1] + w[2] + w[3] + w[4]);
+        if ((x -= w[0]) < 0) op = { kind: 'put', key, value };
+        else if ((x -= w[1]) < 0) op = { kind: 'get', key };
+        else if ((x -= w[2]) < 0) {
+          op = { kind: 'get', key };
+          viaLog = true;
+        } else if ((x -= w[3]) < 0) op = { kind: 'delete', key };
+        else {
+          const last = this.seen.get(key);
+          const expect = last !== undefined && this.rng.chance(0.7) ? last : this.rng.chance(0.5) ? null : `c${this.rng.int(0, 9)}.${this.rng.int(0, n)}`;
+          op = { kind: 'cas', key, expect, value };
+        }
+      }
+    }
+    const hop: HistoryOp = { id: sim.nextOpId++, client: this.index, op, invoke: sim.now, complete: null, result: null };
+    this.current = { hop, group, viaLog, attempt: 0, sent: null };
+    this.send();
+  }
+
+  private send(): void {
+    const cur = this.current!;
+    const sim = this.sim;
+    cur.attempt++;
+    const node = this.leaderGuess.get(cur.group) ?? this.rng.int(0, sim.machines.length - 1);
+    const requestId = sim.nextRequestId++;
+    cur.sent = { requestId, node };
+    const op = cur.hop.op;
+    const cmd: KvCommand = op.kind === 'get' ? { op: 'get', key: op.key }
+      : op.kind === 'put' ? { op: 'put', key: op.key, value: op.value }
+        : op.kind === 'delete' ? { op: 'delete', key: op.key } : { op: 'cas', key: op.key, expect: op.expect, value: op.value };
+    const read = op.kind === 'get' && !cur.viaLog;
+    const frame = encodeFrame(FrameKind.Command, read ? FrameFlag.Read : 0, requestId, cur.group, encodeCommand(cmd));
+    sim.clientSend(this, node, frame);
+    const attempt = cur.attempt;
+    sim.queue.after(this.timeoutMs, () => this.onTimeout(cur.hop.id, attempt));
+  }
+
+  /** A response frame for this client's connection. */
+  onFrame(kind: number, requestId: number, body: Uint8Array): void {
+    const cur = this.current;
+    if (cur === null || cur.sent === null || cur.sent.requestId !== requestId) return; // late
+    cur.sent = null;
+    const isRead = cur.hop.op.kind === 'get' && !cur.viaLog;
+    if (kind === FrameKind.Result) {
+      const r = decodeKvResult(body);
+      let result: KvResult;
+      switch (r.op) {
+        case 'put': result = { kind: 'put' }; break;
+        case 'get': result = { kind: 'get', value: r.value }; break;
+        case 'delete': result = { kind: 'delete' }; break;
+        case 'cas': result = { kind: 'cas', ok: r.ok }; break;
+        default: return this.sim.fail(cur.group, `unexpected KV result ${JSON.stringify(r)}`);
+      }
+      cur.hop.complete = this.sim.now;
+      cur.hop.result = result;
+      this.sim.trace(`client ${this.index} op ${cur.hop.id} ${JSON.stringify(cur.hop.op)} at n${cur.sent === null ? '?' : ''}: ${JSON.stringify(result)}`);
+      this.sim.history.push(cur.hop);
+      this.learn(cur.hop.op, result);
+      if (this.probeGroup !== null) this.probeDone = true;
+      this.finish();
+      return;
+    }
+    const err = unpack(body) as ErrorBody;
+    this.sim.trace(`client ${this.index} op ${cur.hop.id}: ${err.code}${err.leader !== undefined ? ` leader n${err.leader.id}` : ''}`);
+    const leader = err.leader?.id ?? 0;
+    if (leader > 0) this.leaderGuess.set(cur.group, leader - 1);
+    else this.leaderGuess.delete(cur.group);
+    // A read has no effect whatever its answer: always retried. A write is retried only on a
+    // refusal that proves it never took effect; otherwise its outcome is unknown.
+    const definite = isRead || err.code === 'NOT_LEADER' || err.code === 'OVERLOADED' || err.code === 'LEADER_TRANSFERRING' || err.code === 'NO_GROUP';
+    if (!definite) {
+      this.sim.trace(`client ${this.index} op ${cur.hop.id}: ${err.code} (indeterminate)`);
+      this.indeterminate();
+      return;
+    }
+    if (this.rng.chance(0.2)) this.leaderGuess.delete(cur.group);
+    const attempt = cur.attempt;
+    this.sim.queue.after(this.rng.real(1, 20), () => {
+      if (this.current === cur && cur.attempt === attempt) this.send();
+    });
+  }
+
+  private onTimeout(opId: number, attempt: number): void {
+    const cur = this.current;
+    if (cur === null || cur.hop.id !== opId || cur.attempt !== attempt) return;
+    this.leaderGuess.delete(cur.group);
+    this.indeterminate();
+  }
+
+  private indeterminate(): void {
+    const cur = this.current!;
+    this.sim.history.push(cur.hop);
+    this.seen.delete(cur.hop.op.key);
+    if (this.finalKeys !== null) this.finalKeys.push({ group: cur.group, key: cur.hop.op.key });
+    this.finish();
+  }
+
+  private finish(): void {
+    this.current = null;
+    this.sim.queue.after(this.rng.real(0, this.sim.profile.clientThinkMsMax), () => this.nextOp());
+  }
+
+  abandon(): void {
+    if (this.current !== null) this.sim.history.push(this.current.hop);
+    this.current = null;
+    this.stopped = true;
+  }
+
+  private learn(op: KvOp, r: KvResult): void {
+    if (op.kind === 'put') this.seen.set(op.key, op.value);
+    else if (op.kind === 'delete') this.seen.set(op.key, null);
+    else if (op.kind === 'get' && r.kind === 'get') this.seen.set(op.key, r.value);
+    else if (op.kind === 'cas' && r.kind === 'cas' && r.ok) this.seen.set(op.key, op.value);
+  }
+}
+
+export class HostSim {
+  readonly queue = new EventQueue(2_000_000);
+  readonly profile: HostProfile;
+  readonly machines: Machine[] = [];
+  readonly groups: SimGroup[] = [];
+  readonly clients: SimClient[] = [];
+  readonly history: HistoryOp[] = [];
+  readonly stats: HostSimStats = {
+    crashesProcess: 0, crashesMachine: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
+    messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0,
+    filesTorn: 0, dirChangesLost: 0, snapshotsInstalled: 0, snapshotsTaken: 0,
+  };
+  nextOpId = 1;
+  nextRequestId = 1;
+  private readonly net: Network;
+  private readonly rng: Prng;
+  private readonly rngChaos: Prng;
+  private readonly rngNet: Prng;
+  private chaos = true;
+  private traceHashValue = hashSeed;
+  private readonly traceLines: string[] = [];
+  /** Per directed link: when its last message is delivered (a TCP stream keeps its order). */
+  private readonly linkFree: number[];
+  /** Per directed link, as the shards were last told: up or down. */
+  private readonly linkToldUp: boolean[];
+  private adminSeq = 1;
+
+  constructor(readonly opts: HostSimOptions) {
+    this.rng = new Prng(opts.seed);
+    this.profile = hostProfile(opts.seed, opts.syncForce);
+    this.rngChaos = this.rng.fork();
+    this.rngNet = this.rng.fork();
+    this.net = new Network(this.queue, this.rngNet, opts.nodes, this.profile.network, 1_000_000);
+    this.linkFree = new Array<number>(opts.nodes * opts.nodes).fill(0);
+    this.linkToldUp = new Array<boolean>(opts.nodes * opts.nodes).fill(true);
+    for (let i = 0; i < opts.nodes; i++) this.machines.push(new Machine(this, i, this.rng.fork()));
+    // Group ids start at 1, as a node's do.
+    for (let g = 1; g <= opts.groups; g++) this.groups.push(new SimGroup(this, g, opts.keysPerGroup));
+    for (let c = 0; c < opts.clients; c++) this.clients.push(new SimClient(this, c, this.rng.fork(), null, this.profile.clientTimeoutMs));
+  }
+
+  get now(): number {
+    return this.queue.now;
+  }
+
+  group(id: number): SimGroup {
+    return this.groups[id - 1]!;
+  }
+
+  fail(group: number | null, what: string): never {
+    throw new HostSimFailure(`seed ${this.opts.seed} t=${this.now.toFixed(3)}ms${group === null ? '' : ` group ${group}`}: ${what}`);
+  }
+
+  trace(line: string): void {
+    if (!this.opts.trace) return;
+    if (this.traceLines.length >= TRACE_LINES_MAX) this.traceLines.shift();
+    this.traceLines.push(`${this.now.toFixed(3).padStart(10)} ${line}`);
+  }
+
+  private mix(...vs: number[]): void {
+    let h = this.traceHashValue;
+    for (const v of vs) h = hashNumber(h, v);
+    this.traceHashValue = h;
+  }
+
+  // --- Processes ---
+
+  private task(m: Machine, proc: Proc): ShardTask {
+    const p = this.profile;
+    return {
+      shard: 0,
+      shards: 1,
+      nodeId: m.nodeId,
+      peers: this.machines.map((x) => ({ id: x.nodeId, host: '127.0.0.1', raftPort: 1, clientPort: 2, wsPort: 3, adminPort: 4 })),
+      inRing: proc.inRingSab,
+      outRing: proc.outRingSab,
+      counters: proc.counters.buffer as SharedArrayBuffer,
+      dir: `/node-${m.nodeId}/shard-0`,
+      bootstrapGroups: this.groups.map((g) => g.id),
+      syncForce: p.syncForce,
+      flushIntervalMs: 0,
+      segmentBytes: p.segmentBytes,
+      tickMs: p.tickMs,
+      ticksElection: p.ticksElection,
+      ticksHeartbeat: p.ticksHeartbeat,
+      ticksQuiesce: p.ticksQuiesce,
+      snapshotEntries: p.snapshotEntries,
+      snapshotKeepEntries: p.snapshotKeepEntries,
+      pendingPerGroupMax: 64,
+      requestTimeoutMs: p.requestTimeoutMs,
+      turnRecordsMax: p.turnRecordsMax,
+      snapChunkBytes: p.snapChunkBytes,
+      snapshotBytesMax: 64 << 20,
+      stateMachine: null,
+      logLevel: 'silent',
+    };
+  }
+
+  /** The state machines of machine `m`: the real KV service, watched for state-machine safety. */
+  private stateMachines(m: Machine, proc: Proc): (group: number) => StateMachine {
+    return (group) => {
+      const kv = createKvStateMachine(group);
+      const sg = this.group(group);
+      return {
+        apply: (data, index) => {
+          const host = proc.shard?.groups.get(group);
+          const term = host?.core.entryTerm(index) ?? 0;
+          if (term === 0) this.fail(group, `node ${m.nodeId} applies index ${index}, which its log does not hold`);
+          sg.inv.onApply(m.nodeId, index, term, 0, data);
+          this.mix(1, this.now, group, m.nodeId, index, term);
+          return kv.apply(data, index);
+        },
+        query: (data) => kv.query(data),
+        snapshot: () => kv.snapshot(),
+        restore: (image) => kv.restore(image),
+      };
+    };
+  }
+
+  private start(m: Machine): void {
+    m.up = true;
+    m.inc++;
+    const proc = new Proc(m.inc);
+    m.proc = proc;
+    // A new process knows of no link down.
+    for (const other of this.machines) this.linkToldUp[m.index * this.machines.length + other.index] = true;
+    this.stats.restarts++;
+    this.trace(`start n${m.nodeId}`);
+    const io = {
+      log: silentLog,
+      counters: proc.counters,
+      inRing: proc.inConsumer,
+      outbox: new Outbox(proc.outProducer, this.profile.snapChunkBytes),
+      clock: m.clock,
+      scheduler: m.scheduler(m.inc),
+      fs: m.fs,
+      random: (() => {
+        const r = this.rng.fork();
+        return () => r.next();
+      })(),
+      waitInput: (): Promise<void> => {
+        if (proc.inConsumer.usedBytes() > 0) return Promise.resolve();
+        return new Promise<void>((resolve) => {
+          proc.dataResolve = resolve;
+        });
+      },
+      stateMachines: this.stateMachines(m, proc),
+    };
+    const alive = (): boolean => m.proc === proc && m.up;
+    Shard.open(this.task(m, proc), io).then((shard) => {
+      if (!alive()) return;
+      proc.shard = shard;
+      this.trace(`ready n${m.nodeId}: ${shard.groups.size} groups`);
+      this.refreshLinks();
+      shard.run().then(() => {
+        if (alive()) this.fail(null, `node ${m.nodeId}: the shard stopped without being asked`);
+      }, (e: unknown) => {
+        if (alive()) this.shardFailed(m, e);
+      });
+    }, (e: unknown) => {
+      if (alive()) this.shardFailed(m, e);
+    });
+  }
+
+  /**
+   * The shard failed (its log or snapshot store reported an error, or open found the log bad):
+   * the node process exits and its supervisor starts it again. A failed fdatasync leaves the
+   * unsynced data in an unknown state, so the restart sees the disk as after a machine crash.
+   */
+  private shardFailed(m: Machine, e: unknown): void {
+    const err = e as { code?: string; message?: string };
+    const code = err.code ?? '';
+    const expected = code === 'WAL_IO' || code === 'WAL_NO_SPACE' || code === 'WAL_FAILED' || code === 'ENOSPC' || code === 'EIO';
+    if (!expected) this.fail(null, `node ${m.nodeId}: the shard failed: ${code} ${err.message ?? String(e)}\n${(e as Error).stack ?? ''}`);
+    this.stats.shardFailures++;
+    this.trace(`shard failed n${m.nodeId}: ${code} ${err.message ?? ''}`);
+    this.crash(m, code === 'WAL_IO' || code === 'EIO' || /EIO/.test(err.message ?? ''));
+    this.queue.after(this.rngChaos.real(5, 100), () => this.restart(m));
+  }
+
+  /** Adds a process's snapshot counters to the run's, once, when it ends. */
+  private harvest(proc: Proc | null): void {
+    if (proc === null) return;
+    this.stats.snapshotsTaken += proc.counters[ShardCounter.SnapshotsTaken]!;
+    this.stats.snapshotsInstalled += proc.counters[ShardCounter.SnapshotsInstalled]!;
+  }
+
+  private crash(m: Machine, machine: boolean): void {
+    if (!m.up) return;
+    this.harvest(m.proc);
+    m.up = false;
+    m.inc++;
+    m.proc = null;
+    m.pausedUntilMs = 0;
+    if (machine) {
+      m.fs.crashMachine();
+      m.caughtUp = false;
+      this.stats.crashesMachine++;
+    } else {
+      m.fs.crashProcess();
+      this.stats.crashesProcess++;
+    }
+    this.trace(`crash n${m.nodeId} (${machine ? 'machine' : 'process'})`);
+    this.mix(3, this.now, m.index, machine ? 1 : 0);
+    // A killed process's sockets close at once; a dead machine's are noticed after a while.
+    const delay = machine ? this.profile.linkDownDetectMs : 0.1;
+    for (const other of this.machines) if (other !== m) this.queue.after(delay, () => this.tellLink(other.index, m.index, false));
+  }
+
+  private restart(m: Machine): void {
+    if (m.up) return;
+    this.start(m);
+  }
+
+  // --- The main thread's routing ---
+
+  /** Puts a record on machine `m`'s in ring (or its backlog when the ring is full) and rings. */
+  private deliver(m: Machine, kind: InKind, arg: number, payload: Uint8Array): void {
+    const proc = m.proc;
+    if (proc === null || proc.shard === null || !m.up) return; // nobody listening
+    if (proc.backlog.length > 0 || !tryWriteRecord(proc.inProducer, kind, arg, payload)) {
+      if (proc.backlog.length >= BACKLOG_RECORDS_MAX) this.fail(null, `node ${m.nodeId}: in-ring backlog over ${BACKLOG_RECORDS_MAX}`);
+      proc.backlog.push({ kind, arg, payload });
+      return;
+    }
+    this.ring(proc);
+  }
+
+  private ring(proc: Proc): void {
+    const r = proc.dataResolve;
+    if (r !== null) {
+      proc.dataResolve = null;
+      r();
+    }
+  }
+
+  /**
+   * Tells machine `at`'s shard that its link to `peer` went down (once per outage), or records
+   * that it is up again (a shard needs no word of that: see Shard.peerState).
+   */
+  private tellLink(at: number, peer: number, up: boolean): void {
+    const k = at * this.machines.length + peer;
+    const m = this.machines[at]!;
+    const was = this.linkToldUp[k];
+    this.linkToldUp[k] = up;
+    if (up || !was) return;
+    this.trace(`link n${m.nodeId}→n${this.machines[peer]!.nodeId} seen down`);
+    m.run(() => this.deliver(m, InKind.PeerState, this.machines[peer]!.nodeId, Uint8Array.of(0)));
+  }
+
+  /** Everything the shards wrote to their out rings, routed; true if anything moved. */
+  private pump(): boolean {
+    let moved = false;
+    for (const m of this.machines) {
+      const proc = m.proc;
+      if (proc === null || !m.up) continue;
+      while (proc.backlog.length > 0) {
+        const b = proc.backlog[0]!;
+        if (!tryWriteRecord(proc.inProducer, b.kind, b.arg, b.payload)) break;
+        proc.backlog.shift();
+        moved = true;
+        this.ring(proc);
+      }
+      const ring = proc.outConsumer;
+      let n = 0;
+      for (;;) {
+        const at = ring.read();
+        if (at < 0) break;
+        const end = at + ring.readBytes;
+        const kind = ring.data[at]!;
+        const arg = recordArg(ring.data, at);
+        const payload = ring.data.slice(at + RECORD_HEADER_BYTES, end);
+        ring.release();
+        n++;
+        this.route(m, kind, arg, payload);
+      }
+      if (n > 0) {
+        ring.notifyRoom();
+        moved = true;
+      }
+    }
+    return moved;
+  }
+
+  private route(m: Machine, kind: number, arg: number, payload: Uint8Array): void {
+    switch (kind) {
+      case OutKind.Peer:
+        this.sendPeer(m.index, arg - 1, payload);
+        return;
+      case OutKind.Client: {
+        const client = this.clients[arg - 1];
+        if (client === undefined) return;
+        if (this.rngNet.chance(this.profile.network.clientDropP)) return; // the connection broke
+        const delay = this.rngNet.real(this.profile.network.delayMsMin, this.profile.network.delayMsMax);
+        this.queue.after(delay, () => {
+          let p = 0;
+          while (p + FRAME_HEADER_BYTES <= payload.length) {
+            const h = readHeader(payload, p);
+            client.onFrame(h.kind, h.requestId, payload.subarray(p + FRAME_HEADER_BYTES, p + h.frameBytes));
+            p += h.frameBytes;
+          }
+        });
+        return;
+      }
+      case OutKind.AdminReply: {
+        const r = unpack(payload) as { ok: boolean; code?: string };
+        this.trace(`admin ${arg} at n${m.nodeId}: ${r.ok ? 'ok' : r.code}`);
+        return;
+      }
+      case OutKind.Event:
+        return;
+      default:
+        this.fail(null, `node ${m.nodeId} wrote an out-ring record of unknown kind ${kind}`);
+    }
+  }
+
+  /**
+   * A peer payload over the link from → to: in order (one TCP stream), after a random delay,
+   * unless the link is cut then. A lost payload is a broken connection: both ends hear that
+   * the link went down (and up again, as the dialer reconnects).
+   */
+  private sendPeer(from: number, to: number, payload: Uint8Array): void {
+    const net = this.profile.network;
+    const k = from * this.machines.length + to;
+    if (this.chaos && this.rngNet.chance(net.dropP)) {
+      this.stats.messagesLost++;
+      this.bounceLink(from, to);
+      return;
+    }
+    let delay = this.rngNet.real(net.delayMsMin, net.delayMsMax);
+    if (this.chaos && this.rngNet.chance(net.stragglerP)) delay += this.rngNet.real(0, net.stragglerDelayMsMax);
+    const at = Math.max(this.now + delay, this.linkFree[k]!);
+    this.linkFree[k] = at;
+    const dest = this.machines[to]!;
+    const sender = this.machines[from]!;
+    const senderInc = sender.inc;
+    const destInc = dest.inc;
+    this.queue.at(at, () => {
+      // A connection belongs to the two processes that made it.
+      if (sender.inc !== senderInc || dest.inc !== destInc) return;
+      if (!this.net.connected(from, to)) {
+        this.stats.messagesLost++;
+        return;
+      }
+      this.mix(2, this.now, from, to, payload.length);
+      dest.run(() => this.deliver(dest, InKind.Peer, sender.nodeId, payload));
+    });
+  }
+
+  private bounceLink(a: number, b: number): void {
+    const d = this.profile.linkDownDetectMs;
+    this.queue.after(d, () => {
+      this.tellLink(a, b, false);
+      this.tellLink(b, a, false);
+      this.queue.after(1, () => this.refreshLinks());
+    });
+  }
+
+  /** Tells every shard the links that are up again. */
+  private refreshLinks(): void {
+    const n = this.machines.length;
+    for (let a = 0; a < n; a++) {
+      for (let b = 0; b < n; b++) {
+        if (a === b) continue;
+        const up = this.net.connected(a, b) && this.net.connected(b, a) && this.machines[b]!.up;
+        if (up && !this.linkToldUp[a * n + b]) this.tellLink(a, b, true);
+      }
+    }
+  }
+
+  /** After the network changed: links cut are noticed after a while, links healed at once. */
+  private linksChanged(): void {
+    const n = this.machines.length;
+    for (let a = 0; a < n; a++) {
+      for (let b = 0; b < n; b++) {
+        if (a === b) continue;
+        if (!this.net.connected(a, b) || !this.net.connected(b, a)) {
+          this.queue.after(this.profile.linkDownDetectMs, () => {
+            if (!this.net.connected(a, b) || !this.net.connected(b, a)) this.tellLink(a, b, false);
+          });
+        }
+      }
+    }
+    this.refreshLinks();
+  }
+
+  clientSend(c: SimClient, node: number, frame: Uint8Array): void {
+    const net = this.profile.network;
+    if (this.chaos && this.rngNet.chance(net.clientDropP)) return;
+    const m = this.machines[node]!;
+    this.queue.after(this.rngNet.real(net.delayMsMin, net.delayMsMax), () => m.run(() => this.deliver(m, InKind.Client, c.conn, frame)));
+  }
+
+  private admin(m: Machine, req: unknown): void {
+    m.run(() => this.deliver(m, InKind.Admin, this.adminSeq++, pack(req) as Uint8Array));
+  }
+
+  // --- Chaos ---
+
+  private every(meanMs: number, fn: () => void): void {
+    if (!Number.isFinite(meanMs)) return;
+    const again = (): void => {
+      this.queue.after(this.rngChaos.real(0.2, 1.8) * meanMs, () => {
+        if (!this.chaos) return;
+        fn();
+        again();
+      });
+    };
+    again();
+  }
+
+  /** Cores of machine `m`'s shard that run now (none while it is down or opening). */
+  private cores(m: Machine): { group: number; core: NonNullable<ReturnType<Shard['groups']['get']>>['core'] }[] {
+    const shard = m.proc?.shard;
+    if (shard === null || shard === undefined || !m.up) return [];
+    return [...shard.groups.values()].map((h) => ({ group: h.id, core: h.core }));
+  }
+
+  /**
+   * Without syncForce a machine crash may lose what its logs had not synced, which the engine
+   * documents as the price of the mode; the checker holds such runs to full linearizability, so
+   * a machine crashes only when the loss cannot take an acknowledged write with it: it leads no
+   * group, every other node is up, and every node holds every group's committed log.
+   */
+  private machineCrashSafe(m: Machine): boolean {
+    if (this.profile.syncForce) return true;
+    if (this.machines.some((x) => !x.up || x.proc?.shard === null || !x.caughtUp)) return false;
+    if (this.cores(m).some((c) => c.core.role === Role.Leader)) return false;
+    for (const g of this.groups) {
+      let commit = 0;
+      for (const x of this.machines) for (const c of this.cores(x)) if (c.group === g.id) commit = Math.max(commit, c.core.commit);
+      for (const x of this.machines) for (const c of this.cores(x)) if (c.group === g.id && c.core.lastIndex() < commit) return false;
+    }
+    return true;
+  }
+
+  private updateCaughtUp(): void {
+    for (const m of this.machines) {
+      if (m.caughtUp || !m.up) continue;
+      let ok = true;
+      for (const g of this.groups) {
+        let commit = 0;
+        for (const x of this.machines) for (const c of this.cores(x)) if (c.group === g.id) commit = Math.max(commit, c.core.commit);
+        const mine = this.cores(m).find((c) => c.group === g.id);
+        if (mine === undefined || mine.core.lastIndex() < commit) ok = false;
+      }
+      if (ok) m.caughtUp = true;
+    }
+  }
+
+  private chaosCrash(): void {
+    const up = this.machines.filter((m) => m.up);
+    if (up.length === 0) return;
+    const m = this.rngChaos.pick(up);
+    let machine = this.rngChaos.chance(this.profile.machineCrashP);
+    if (machine && !this.machineCrashSafe(m)) machine = false;
+    if (!this.profile.syncForce && !machine && this.machines.some((x) => !x.caughtUp && x !== m)) {
+      // A process crash keeps what the OS had, but the node that lost its tail still needs the
+      // others' copies: leave them be until it has caught up.
+      return;
+    }
+    this.crash(m, machine);
+    this.queue.after(this.rngChaos.real(5, this.profile.downMsMax), () => this.restart(m));
+  }
+
+  private chaosPause(): void {
+    const up = this.machines.filter((m) => m.up && m.pausedUntilMs <= this.now);
+    if (up.length === 0) return;
+    const m = this.rngChaos.pick(up);
+    m.pausedUntilMs = this.now + this.rngChaos.real(10, this.profile.pauseMsMax);
+    this.stats.pauses++;
+    this.trace(`pause n${m.nodeId} until ${m.pausedUntilMs.toFixed(3)}`);
+  }
+
+  private chaosPartition(): void {
+    if (this.net.partitioned) return;
+    const side = this.machines.map(() => this.rngChaos.int(0, 1));
+    this.net.partition(side);
+    this.stats.partitions++;
+    this.trace(`partition [${side.join(',')}]`);
+    this.linksChanged();
+    this.queue.after(this.rngChaos.real(20, this.profile.partitionMsMax), () => {
+      this.net.healPartition();
+      this.trace('partition healed');
+      this.linksChanged();
+    });
+  }
+
+  private chaosLink(): void {
+    const n = this.machines.length;
+    if (n < 2) return;
+    const a = this.rngChaos.int(0, n - 1);
+    const b = (a + this.rngChaos.int(1, n - 1)) % n;
+    this.net.linkDown(a, b);
+    this.stats.linkFailures++;
+    this.trace(`link ${a}→${b} down`);
+    this.linksChanged();
+    this.queue.after(this.rngChaos.real(20, this.profile.linkFailMsMax), () => {
+      this.net.linkUp(a, b);
+      this.linksChanged();
+    });
+  }
+
+  private chaosClockJump(): void {
+    const m = this.rngChaos.pick(this.machines);
+    const jump = this.rngChaos.real(1, this.profile.clockJumpMsMax);
+    m.offset += jump;
+    this.stats.clockJumps++;
+    this.trace(`clock n${m.nodeId} jumps ${jump.toFixed(1)}ms`);
+  }
+
+  private chaosDiskFull(): void {
+    const m = this.rngChaos.pick(this.machines);
+    m.fs.bytesMax = m.fs.usedBytes() + this.rngChaos.int(0, 4096);
+    this.stats.diskFulls++;
+    this.trace(`disk full n${m.nodeId}`);
+    this.queue.after(this.rngChaos.real(10, this.profile.diskFullMsMax), () => {
+      m.fs.bytesMax = Infinity;
+    });
+  }
+
+  private chaosTransfer(): void {
+    const m = this.rngChaos.pick(this.machines);
+    const leaders = this.cores(m).filter((c) => c.core.role === Role.Leader);
+    if (leaders.length === 0) return;
+    const c = this.rngChaos.pick(leaders);
+    const to = this.rngChaos.pick(this.machines.filter((x) => x !== m)).nodeId;
+    this.stats.transfers++;
+    this.trace(`transfer g${c.group} n${m.nodeId} → n${to}`);
+    this.admin(m, { op: 'transferLeader', group: c.group, to });
+  }
+
+  // --- Checks ---
+
+  private checkInvariants(): void {
+    for (const g of this.groups) {
+      const live: { m: Machine; core: ReturnType<HostSim['cores']>[number]['core'] }[] = [];
+      for (const m of this.machines) {
+        for (const c of this.cores(m)) {
+          if (c.group !== g.id) continue;
+          live.push({ m, core: c.core });
+          if (c.core.role === Role.Leader) {
+            g.inv.onLeader(m.nodeId, c.core.term);
+            const seen = g.commitSeen.get(m.index);
+            const from = seen !== undefined && seen.inc === m.inc ? seen.commit : 0;
+            if (c.core.commit > from) g.inv.onLeaderCommit(c.core, c.core.term, from, c.core.commit);
+          }
+          g.commitSeen.set(m.index, { inc: m.inc, commit: c.core.commit });
+        }
+      }
+      for (let i = 0; i < live.length; i++) {
+        g.inv.checkCommittedPrefix(live[i]!.core);
+        for (let j = i + 1; j < live.length; j++) g.inv.checkLogMatching(live[i]!.core, live[j]!.core);
+      }
+    }
+    this.updateCaughtUp();
+  }
+
+  private groupSettled(g: SimGroup): boolean {
+    let target = -1;
+    let leaders = 0;
+    const hosts = [];
+    for (const m of this.machines) {
+      const h = m.proc?.shard?.groups.get(g.id);
+      if (h === undefined || !m.up) return false;
+      hosts.push(h);
+      if (h.core.role === Role.Leader) {
+        leaders++;
+        target = h.core.lastIndex();
+      }
+    }
+    if (leaders !== 1) return false;
+    return hosts.every((h) => h.applied === target && h.core.commit === target);
+  }
+
+  private checkFinalState(g: SimGroup): void {
+    let image: Uint8Array | null = null;
+    let first = 0;
+    for (const m of this.machines) {
+      const h = m.proc!.shard!.groups.get(g.id)!;
+      const img = h.sm.snapshot();
+      if (image === null) {
+        image = img;
+        first = m.nodeId;
+      } else if (hashBytes(img, 1) !== hashBytes(image, 1) || img.length !== image.length) {
+        this.fail(g.id, `nodes ${first} and ${m.nodeId} both applied ${h.applied} but hold different states`);
+      }
+    }
+  }
+
+  private describe(): string {
+    const parts: string[] = [];
+    for (const m of this.machines) {
+      if (!m.up) {
+        parts.push(`n${m.nodeId} down`);
+        continue;
+      }
+      const shard = m.proc?.shard;
+      if (shard === null || shard === undefined) {
+        parts.push(`n${m.nodeId} opening`);
+        continue;
+      }
+      parts.push(`n${m.nodeId}: ${[...shard.groups.values()].map((h) => `g${h.id} ${Role[h.core.role]} t${h.core.term} c${h.core.commit} a${h.applied} l${h.core.lastIndex()}${h.core.quiesced ? ' q' : ''}`).join(', ')}`);
+    }
+    return parts.join('; ');
+  }
+
+  // --- The run ---
+
+  private async runUntil(time: number, stop?: () => boolean): Promise<void> {
+    const eventsMax = (this.opts.steps + 60_000) * EVENTS_PER_SIM_MS_MAX;
+    while (this.queue.peekTime() <= time) {
+      this.queue.step();
+      do {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      } while (this.pump());
+      if (this.queue.eventsRun > eventsMax) this.fail(null, `event budget of ${eventsMax} exhausted`);
+      if (this.history.length > HISTORY_OPS_MAX) this.fail(null, `history over its bound of ${HISTORY_OPS_MAX}`);
+      if (stop !== undefined && stop()) return;
+    }
+    if (time > this.queue.now) this.queue.now = time;
+  }
+
+  async run(): Promise<Omit<HostSimResult, 'trace'>> {
+    const p = this.profile;
+    for (const m of this.machines) this.queue.after(this.rng.real(0, 5), () => this.start(m));
+    for (const c of this.clients) c.start(this.rng.real(20, 80));
+    this.every(p.crashEveryMs, () => this.chaosCrash());
+    this.every(p.partitionEveryMs, () => this.chaosPartition());
+    this.every(p.linkFailEveryMs, () => this.chaosLink());
+    this.every(p.pauseEveryMs, () => this.chaosPause());
+    this.every(p.transferEveryMs, () => this.chaosTransfer());
+    this.every(p.clockJumpEveryMs, () => this.chaosClockJump());
+    this.every(p.diskFullEveryMs, () => this.chaosDiskFull());
+    const periodic = (): void => {
+      this.queue.after(INVARIANTS_EVERY_MS, () => {
+        this.checkInvariants();
+        periodic();
+      });
+    };
+    periodic();
+
+    // Phase 1: chaos.
+    await this.runUntil(this.opts.steps);
+
+    // Phase 2: heal; every group must take a fresh write.
+    this.chaos = false;
+    this.net.healAll();
+    for (const m of this.machines) {
+      m.pausedUntilMs = 0;
+      m.fs.bytesMax = Infinity;
+      m.fs.failSyncP = 0;
+    }
+    for (const m of this.machines) this.restart(m);
+    this.refreshLinks();
+    for (const c of this.clients) c.stopped = true;
+    this.trace('--- healed ---');
+    const electionMs = 2 * p.ticksElection * p.tickMs * 1.1;
+    const livenessMs = LIVENESS_ELECTION_TIMEOUTS * electionMs + p.requestTimeoutMs;
+    const probes = this.groups.map((g, i) => new SimClient(this, this.clients.length + i, this.rng.fork(), g.id, Math.max(4 * electionMs, p.requestTimeoutMs * 1.2)));
+    this.clients.push(...probes);
+    for (const c of probes) c.start(0);
+    const healedAt = this.now;
+    await this.runUntil(healedAt + livenessMs, () => probes.every((c) => c.probeDone));
+    for (const c of probes) {
+      if (!c.probeDone) {
+        const g = this.groups[c.index - this.opts.clients]!; // probes are made in group order
+        this.fail(g.id, `liveness: no fresh write acknowledged within ${livenessMs.toFixed(0)}ms after the heal; ${this.describe()}`);
+      }
+    }
+
+    // Phase 3: settle, compare states.
+    const settled = (): boolean => this.groups.every((g) => this.groupSettled(g)) && this.clients.every((c) => !c.busy);
+    await this.runUntil(this.now + livenessMs + p.clientTimeoutMs * 2, settled);
+    this.checkInvariants();
+    for (const g of this.groups) {
+      if (!this.groupSettled(g)) this.fail(g.id, `liveness: members did not converge within ${livenessMs.toFixed(0)}ms; ${this.describe()}`);
+      this.checkFinalState(g);
+    }
+
+    // Phase 4: read every key once more through the real read path (a lost write shows here).
+    const reader = new SimClient(this, this.clients.length, this.rng.fork(), null, Math.max(4 * electionMs, p.requestTimeoutMs * 1.2));
+    this.clients.push(reader);
+    reader.readAll(this.groups.flatMap((g) => g.keys.map((key) => ({ group: g.id, key }))));
+    await this.runUntil(this.now + livenessMs * 2, () => !reader.busy);
+    if (reader.busy) this.fail(null, `the final reads did not finish; ${this.describe()}`);
+    for (const c of this.clients) c.abandon();
+
+    for (const m of this.machines) {
+      this.harvest(m.proc);
+      const s = m.fs.stats;
+      this.stats.syncsFailed += s.syncsFailed;
+      this.stats.writesNoSpace += s.writesNoSpace;
+      this.stats.filesLostTail += s.filesLostTail;
+      this.stats.filesTorn += s.filesTorn;
+      this.stats.dirChangesLost += s.dirChangesLost;
+    }
+
+    const report = checkHistory(this.history, { stepsMaxPerKey: this.opts.checkStepsMaxPerKey });
+    const result: Omit<HostSimResult, 'trace'> = {
+      seed: this.opts.seed,
+      outcome: report.outcome,
+      failure: null,
+      ops: report.ops,
+      opsIndeterminate: this.history.filter((h) => h.complete === null).length,
+      traceHash: this.traceHashValue.toString(16).padStart(8, '0'),
+      simMs: this.now,
+      events: this.queue.eventsRun,
+      stats: { ...this.stats },
+      profile: describeHostProfile(p),
+    };
+    if (report.outcome !== 'ok') {
+      result.failure = `seed ${this.opts.seed}: linearizability ${report.outcome} on key ${report.failedKey}: ${report.detail ?? ''}`;
+    }
+    return result;
+  }
+
+  traceTail(): string[] {
+    return this.traceLines.slice();
+  }
+}
+
+/** Runs one seed; never throws: a failure is reported in the result, with the seed. */
+export async function runHostSeed(opts: HostSimOptions): Promise<HostSimResult> {
+  const sim = new HostSim(opts);
+  try {
+    return { ...(await sim.run()), trace: sim.traceTail() };
+  } catch (e) {
+    const err = e as Error;
+    const msg = e instanceof HostSimFailure ? err.message
+      : `seed ${opts.seed} t=${sim.now.toFixed(3)}ms: ${err.name}: ${err.message}\n${(err.stack ?? '').split('\n').slice(1, 8).join('\n')}`;
+    return {
+      seed: opts.seed, outcome: 'failed', failure: msg, ops: sim.history.length, opsIndeterminate: 0, traceHash: '',
+      simMs: sim.now, events: sim.queue.eventsRun, stats: { ...sim.stats }, profile: describeHostProfile(sim.profile), trace: sim.traceTail(),
+    };
+  }
+}
