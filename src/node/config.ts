@@ -31,7 +31,6 @@ export interface NodeConfig {
   /** Groups 1..groups are created at a node's first start with every peer as a voter. */
   groups: number;
   syncForce: boolean;
-  flushIntervalMs: number;
   segmentBytes: number;
   tickMs: number;
   ticksElection: number;
@@ -107,7 +106,6 @@ export const configDefaults: NodeConfig = deepFreeze({
   shards: Math.max(1, Math.min(256, os.availableParallelism())),
   groups: 64,
   syncForce: true,
-  flushIntervalMs: 0,
   segmentBytes: 64 * MiB,
   tickMs: 100,
   ticksElection: 10,
@@ -167,7 +165,6 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   shards: { kind: 'int', min: 1, max: 256 },
   groups: { kind: 'int', min: 0, max: 1_000_000 },
   syncForce: { kind: 'bool' },
-  flushIntervalMs: { kind: 'int', min: 0, max: MS_MAX },
   segmentBytes: { kind: 'int', min: 4 * KiB, max: 1 * GiB, bytes: true },
   tickMs: { kind: 'int', min: 1, max: 60_000 },
   ticksElection: { kind: 'int', min: 2, max: 10_000 },

@@ -218,7 +218,6 @@ class Node implements FlotillaNode {
       dir: path.join(c.dataDir, `shard-${k}`),
       bootstrapGroups,
       syncForce: c.syncForce,
-      flushIntervalMs: c.flushIntervalMs,
       segmentBytes: c.segmentBytes,
       tickMs: c.tickMs,
       ticksElection: c.ticksElection,

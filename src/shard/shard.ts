@@ -212,7 +212,6 @@ export class Shard {
       dir: path.join(task.dir, 'wal'),
       syncForce: task.syncForce,
       segmentBytes: task.segmentBytes,
-      flushIntervalMs: task.flushIntervalMs,
       snapshotData: (group: number, meta: SnapshotMeta): Uint8Array => {
         const s = images.get(group);
         assert(s !== undefined && s.meta.index === meta.index && s.meta.term === meta.term,
@@ -221,6 +220,7 @@ export class Shard {
       },
     });
     try {
+      await wal.syncRecovered();
       const store = await SnapshotStore.open(path.join(task.dir, 'snapshots'), {
         fs,
         bytesReadAllMax: Math.max(snapshotStoreDefaults.bytesReadAllMax, task.snapshotBytesMax),

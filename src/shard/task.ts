@@ -34,8 +34,6 @@ export interface ShardTask {
   /** Groups of this shard to create at start if the log does not have them; members: every peer. */
   bootstrapGroups: number[];
   syncForce: boolean;
-  /** With syncForce off: background fdatasync interval (0: never). */
-  flushIntervalMs: number;
   segmentBytes: number;
   tickMs: number;
   ticksElection: number;

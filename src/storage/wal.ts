@@ -3,11 +3,11 @@
 //
 // Appends made while a batch is being written and synced gather into the next batch, so the
 // disk is never idle while work waits and never synced more than once per batch. With
-// `syncForce: false` a batch counts as done once the OS has it (a process crash loses nothing;
-// a power loss may lose what the OS had not written back), optionally bounded by a background
-// fdatasync every `flushIntervalMs`.
+// `syncForce: false` a batch counts as done once the OS has it (a process crash loses nothing);
+// its fdatasync still starts right away, not waited on, so a power loss loses at most what was
+// written since the last background sync finished.
 import * as path from 'node:path';
-import { systemClock, systemScheduler, type Cancel, type Clock, type Scheduler } from '../io/clock.js';
+import { systemClock, systemScheduler, type Clock, type Scheduler } from '../io/clock.js';
 import { nodeFileSystem, type FileSystem } from '../io/file-system.js';
 import { assert, AssertionError } from '../raft/assert.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
@@ -23,8 +23,6 @@ export interface WalOptions {
   dir: string;
   segmentBytes?: number;
   syncForce?: boolean;
-  /** With syncForce off: fdatasync in the background this often (0: never). */
-  flushIntervalMs?: number;
   /** Budget for payloads of recent entries kept in memory, across all groups. */
   cacheBytesMax?: number;
   /** A group whose live entries are at most this many bytes is rewritten to free an old segment. */
@@ -40,7 +38,6 @@ export interface WalOptions {
 export const walDefaults = {
   segmentBytes: 64 << 20,
   syncForce: true,
-  flushIntervalMs: 0,
   cacheBytesMax: 64 << 20,
   rewriteBytesMax: 1 << 20,
 };
@@ -123,13 +120,20 @@ export class Wal {
   private failed: WalError | null = null;
   private closed = false;
   private dirNeedsSync = false;
+  /** syncForce off: segments written since the background sync last started, the ones it syncs, and the sync itself. */
+  private readonly unsynced = new Set<Segment>();
+  private syncing: Segment[] = [];
+  private bgSync: Promise<void> | null = null;
+  /** The segment the last frame went to. */
+  private lastWritten: Segment | null = null;
+  /** Files of deleted segments whose background sync was still running when they went. */
+  private closeAfterSync: number[] = [];
   /** Directories whose entries must be made durable with the next batch: the log's own parents, when open created them. */
   private parentsNeedSync: string[] = [];
   private purging = false;
   private closing: Promise<void> | null = null;
   /** Frames being written by the batch in flight (readable until written). */
   private inflight: PendingFrame[] = [];
-  private stopTimer: Cancel | null = null;
   /** Reused frame buffers (one batch writes while the next gathers: two are enough). */
   private spare: Buffer[] = [];
 
@@ -157,10 +161,18 @@ export class Wal {
       for (const s of wal.segments.values()) wal.fs.closeSync(s.fd);
       throw e;
     }
-    if (!wal.opts.syncForce && wal.opts.flushIntervalMs > 0) {
-      wal.stopTimer = wal.scheduler.every(wal.opts.flushIntervalMs, () => wal.backgroundSync(), false);
-    }
     return wal;
+  }
+
+  /**
+   * Makes what recovery found durable: the previous process may have written records that it
+   * never synced (its sync was still running when it died), which the OS still holds and
+   * recovery read as part of the log. Until they are synced, a power loss could take them, and
+   * with them entries this node goes on to acknowledge or votes it goes on to keep. The host
+   * awaits this before it acts on the log.
+   */
+  syncRecovered(): Promise<void> {
+    return this.segments.size === 0 ? Promise.resolve() : this.syncAll(this.segments.values());
   }
 
   group(id: number): GroupLog {
@@ -258,8 +270,8 @@ export class Wal {
       try { await this.commitIfPending(); } catch { /* reported to the appenders */ }
     }
     while (this.flushing) await new Promise<void>((r) => this.scheduler.after(1, r));
+    if (this.bgSync !== null) await this.bgSync;
     this.closed = true;
-    this.stopTimer?.();
     for (const s of this.segments.values()) this.fs.closeSync(s.fd);
   }
 
@@ -469,7 +481,11 @@ export class Wal {
     for (const s of [...this.segments.values()]) {
       if (s.seq >= needed || s === this.current) continue;
       if (this.pending.some((f) => f.seg === s)) continue;
-      this.fs.closeSync(s.fd);
+      // One waiting for a background sync need not be synced at all; one under it keeps its fd
+      // until the sync ends (the file goes now, so deletions stay oldest first).
+      this.unsynced.delete(s);
+      if (this.syncing.includes(s)) this.closeAfterSync.push(s.fd);
+      else this.fs.closeSync(s.fd);
       this.fs.unlinkSync(s.file);
       this.segments.delete(s.seq);
       this.stats.segmentsDeleted++;
@@ -555,14 +571,16 @@ export class Wal {
 
   private async writeBatch(frames: PendingFrame[]): Promise<void> {
     const touched = new Set<Segment>();
-    let prev: Segment | null = null;
     for (const f of frames) {
-      if (prev !== null && prev !== f.seg && this.opts.syncForce) {
-        // A batch that spans a roll: the older segment is synced before the newer one is
-        // written, so a torn frame is never followed by a good one (recovery relies on it).
+      const prev = this.lastWritten;
+      if (prev !== null && prev !== f.seg && (touched.has(prev) || this.unsynced.has(prev) || this.syncing.includes(prev))) {
+        // The first write to a newer segment: the older one is synced first, so a torn frame
+        // is never followed by an intact one (recovery relies on it), whatever syncForce says.
+        // So at most the newest segment is ever unsynced.
         await this.fdatasync(prev.fd);
+        this.unsynced.delete(prev);
       }
-      prev = f.seg;
+      this.lastWritten = f.seg;
       f.buf.writeUInt32LE(FRAME_MAGIC, 0);
       f.buf.writeUInt32LE(f.len - FRAME_HEADER_BYTES, 4);
       f.buf.writeUInt32LE(0, 12);
@@ -574,22 +592,61 @@ export class Wal {
       this.stats.bytes += f.len;
     }
     if (this.opts.syncForce) {
-      const t0 = this.clock.nowMs();
-      for (const s of touched) await this.fdatasync(s.fd);
-      if (this.dirNeedsSync) {
-        this.dirNeedsSync = false;
-        await this.syncDir(this.opts.dir);
-      }
-      while (this.parentsNeedSync.length > 0) {
-        await this.syncDir(this.parentsNeedSync[0]!);
-        this.parentsNeedSync.shift();
-      }
-      this.stats.fsyncMsTotal += this.clock.nowMs() - t0;
-      this.stats.fsyncs++;
+      await this.syncAll(touched);
+    } else {
+      // Done once the OS has it; the sync still starts now, so that a power loss loses at most
+      // what was written since the last sync finished (docs/storage.md).
+      for (const seg of touched) this.unsynced.add(seg);
+      this.syncInBackground();
     }
     this.stats.batches++;
     for (const f of frames) if (f.buf.length <= 4 * BUFFER_BYTES_MIN * 16 && this.spare.length < 2) this.spare.push(f.buf);
   }
+
+  /** fdatasync of `segments`, then the directory entries that changed: one "sync" in the stats. */
+  private async syncAll(segments: Iterable<Segment>): Promise<void> {
+    const t0 = this.clock.nowMs();
+    for (const seg of segments) await this.fdatasync(seg.fd);
+    if (this.dirNeedsSync) {
+      this.dirNeedsSync = false;
+      await this.syncDir(this.opts.dir);
+    }
+    while (this.parentsNeedSync.length > 0) {
+      await this.syncDir(this.parentsNeedSync[0]!);
+      this.parentsNeedSync.shift();
+    }
+    this.stats.fsyncMsTotal += this.clock.nowMs() - t0;
+    this.stats.fsyncs++;
+  }
+
+  /**
+   * With syncForce off: syncs what batches wrote, one sync at a time, the next covering
+   * everything written while the last ran. A failed sync stops the log, as a failed write
+   * does: what it had acknowledged may not survive a power loss, and it must not go on as if.
+   */
+  private syncInBackground(): void {
+    if (this.bgSync !== null) return;
+    const run = async (): Promise<void> => {
+      while (this.unsynced.size > 0 && this.failed === null) {
+        const segments = [...this.unsynced];
+        this.unsynced.clear();
+        this.syncing = segments;
+        try {
+          await this.syncAll(segments);
+        } catch (e) {
+          if (this.failed === null) this.fail(e, []);
+        } finally {
+          this.syncing = [];
+        }
+        for (const fd of this.closeAfterSync) this.fs.closeSync(fd);
+        this.closeAfterSync = [];
+      }
+    };
+    this.bgSync = run().finally(() => {
+      this.bgSync = null;
+    });
+  }
+
 
   /**
    * A write or sync failed: the log stops taking writes (the node stops acknowledging) and cuts
@@ -606,16 +663,6 @@ export class Wal {
     for (const [seg, size] of cut) {
       try { this.fs.ftruncateSync(seg.fd, size); } catch { /* best effort: recovery cuts a torn tail anyway */ }
     }
-  }
-
-  private backgroundSync(): void {
-    if (this.closed || this.failed !== null) return;
-    this.fs.fdatasync(this.current.fd, (e) => {
-      if (e !== null) {
-        this.stats.failures++;
-        this.stats.lastError = `background fdatasync: ${e.message}`;
-      }
-    });
   }
 
   /**

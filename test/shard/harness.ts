@@ -113,7 +113,6 @@ export class ShardCluster {
       dir,
       bootstrapGroups: [1, 2, 3, 4],
       syncForce: true,
-      flushIntervalMs: 0,
       segmentBytes: 1 << 20,
       tickMs: 10,
       ticksElection: 10,

@@ -89,6 +89,8 @@ const TRACE_LINES_MAX = 20_000;
 const EVENTS_PER_SIM_MS_MAX = 4000;
 const HISTORY_OPS_MAX = 200_000;
 const silentLog = pino({ level: 'silent' });
+/** Failures thrown inside promise callbacks are kept in `failure` and rethrown by the driver. */
+const noop = (): void => {};
 
 /** One incarnation of a node process: the main thread's part, and the real shard. */
 class Proc {
@@ -417,7 +419,11 @@ export class HostSim {
     return this.groups[id - 1]!;
   }
 
+  /** A failure met inside the engine's async callbacks, rethrown by the driver. */
+  private failure: HostSimFailure | null = null;
+
   fail(group: number | null, what: string): never {
+    this.failure ??= new HostSimFailure(`seed ${this.opts.seed} t=${this.now.toFixed(3)}ms${group === null ? '' : ` group ${group}`}: ${what}`);
     throw new HostSimFailure(`seed ${this.opts.seed} t=${this.now.toFixed(3)}ms${group === null ? '' : ` group ${group}`}: ${what}`);
   }
 
@@ -448,7 +454,6 @@ export class HostSim {
       dir: `/node-${m.nodeId}/shard-0`,
       bootstrapGroups: this.groups.map((g) => g.id),
       syncForce: p.syncForce,
-      flushIntervalMs: 0,
       segmentBytes: p.segmentBytes,
       tickMs: p.tickMs,
       ticksElection: p.ticksElection,
@@ -526,10 +531,10 @@ export class HostSim {
         if (alive()) this.fail(null, `node ${m.nodeId}: the shard stopped without being asked`);
       }, (e: unknown) => {
         if (alive()) this.shardFailed(m, e);
-      });
+      }).catch(noop);
     }, (e: unknown) => {
       if (alive()) this.shardFailed(m, e);
-    });
+    }).catch(noop);
   }
 
   /**
@@ -984,6 +989,7 @@ export class HostSim {
       do {
         await new Promise<void>((resolve) => setImmediate(resolve));
       } while (this.pump());
+      if (this.failure !== null) throw this.failure;
       if (this.queue.eventsRun > eventsMax) this.fail(null, `event budget of ${eventsMax} exhausted`);
       if (this.history.length > HISTORY_OPS_MAX) this.fail(null, `history over its bound of ${HISTORY_OPS_MAX}`);
       if (stop !== undefined && stop()) return;
