@@ -128,6 +128,17 @@ export class Progress {
    * the logs may match. Returns false when the rejection is stale and must be ignored.
    */
   maybeDecrTo(rejected: number, hint: number): boolean {
+    if (hint < this.match && rejected <= this.match && this.state !== ProgressState.Snapshot) {
+      // The follower says its log ends below what it acknowledged: it lost an unsynced tail (a
+      // power loss with syncForce off). Ignoring that as stale would refuse it repair forever.
+      // A really stale rejection (sent before the follower caught up, delivered late) lands
+      // here too; lowering match for it is safe all the same (commit never goes back) and costs
+      // a resend, and over one TCP link answers arrive in order, so it is rare.
+      this.match = hint;
+      this.next = hint + 1;
+      this.probeSent = false;
+      return true;
+    }
     if (this.state === ProgressState.Replicate) {
       if (rejected <= this.match) return false;
       this.next = this.match + 1;
