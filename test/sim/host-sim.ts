@@ -286,6 +286,7 @@ class SimClient {
         : op.kind === 'delete' ? { op: 'delete', key: op.key } : { op: 'cas', key: op.key, expect: op.expect, value: op.value };
     const read = op.kind === 'get' && !cur.viaLog;
     const frame = encodeFrame(FrameKind.Command, read ? FrameFlag.Read : 0, requestId, cur.group, encodeCommand(cmd));
+    sim.trace(`client ${this.index} op ${cur.hop.id} attempt ${cur.attempt} → n${node + 1}`);
     sim.clientSend(this, node, frame);
     const attempt = cur.attempt;
     sim.queue.after(this.timeoutMs, () => this.onTimeout(cur.hop.id, attempt));
@@ -340,6 +341,7 @@ class SimClient {
     const cur = this.current;
     if (cur === null || cur.hop.id !== opId || cur.attempt !== attempt) return;
     this.leaderGuess.delete(cur.group);
+    this.sim.trace(`client ${this.index} op ${cur.hop.id}: timed out at n${cur.sent?.node === undefined ? '?' : cur.sent.node + 1}`);
     this.indeterminate();
   }
 
@@ -665,7 +667,7 @@ export class HostSim {
       case OutKind.Client: {
         const client = this.clients[arg - 1];
         if (client === undefined) return;
-        if (this.rngNet.chance(this.profile.network.clientDropP)) return; // the connection broke
+        if (this.chaos && this.rngNet.chance(this.profile.network.clientDropP)) return; // the connection broke
         const delay = this.rngNet.real(this.profile.network.delayMsMin, this.profile.network.delayMsMax);
         this.queue.after(delay, () => {
           let p = 0;
@@ -975,6 +977,8 @@ export class HostSim {
         parts.push(`n${m.nodeId} opening`);
         continue;
       }
+      const sh = shard as unknown as { batches: unknown[]; held: unknown[]; holding: boolean; woken: boolean; moreInput: boolean; dataWaiting: boolean; inflight: Set<unknown> };
+      parts.push(`n${m.nodeId} [batches ${sh.batches.length} held ${sh.held.length} holding ${sh.holding} woken ${sh.woken} more ${sh.moreInput} waiting ${sh.dataWaiting} inflight ${sh.inflight.size} inRing ${m.proc!.inConsumer.usedBytes()} backlog ${m.proc!.backlog.length} resolve ${m.proc!.dataResolve !== null}]`);
       parts.push(`n${m.nodeId}: ${[...shard.groups.values()].map((h) => `g${h.id} ${Role[h.core.role]} t${h.core.term} c${h.core.commit} a${h.applied} l${h.core.lastIndex()}${h.core.quiesced ? ' q' : ''}`).join(', ')}`);
     }
     return parts.join('; ');
