@@ -10,8 +10,13 @@
 // thread of their own between a failing shard and its last words). The node logs life-cycle
 // events and faults, never once per request, so formatting in the logging thread costs
 // nothing that matters.
+import { createRequire } from 'node:module';
 import { pino } from 'pino';
-import { prettyFactory } from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
+
+// pino-pretty (and what it brings) is loaded only by a process that prints pretty lines: a
+// node logging JSON, in every one of its shard threads, never pays for it.
+const require = createRequire(import.meta.url);
 
 export type Logger = pino.Logger;
 
@@ -62,6 +67,7 @@ export function createLogger(out: LogOutput, base: LogBase): Logger {
   };
   const fd1 = pino.destination({ dest: 1, sync: true });
   if (out.format === 'json') return pino(options, fd1);
+  const { prettyFactory } = require('pino-pretty') as typeof PinoPretty;
   const prettify = prettyFactory({
     colorize: out.color,
     singleLine: true,
