@@ -137,7 +137,10 @@ export async function runCluster(o: ClusterOptions, cliFile: string): Promise<vo
   for (let i = 0; i < plans.length; i++) {
     const plan = plans[i]!;
     const c = configs[i]!;
-    const proc = spawn(process.execPath, [cliFile, 'start', '--config', plan.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // The nodes write to our pipes, so `logFormat: auto` would give JSON there: on a terminal,
+    // ask for the readable lines that a node started there by hand would print.
+    const logFlags = c.logFormat === 'auto' && process.stdout.isTTY === true ? ['--log-format', 'pretty'] : [];
+    const proc = spawn(process.execPath, [cliFile, 'start', '--config', plan.configFile, ...logFlags], { stdio: ['ignore', 'pipe', 'pipe'] });
     const node: Running = { id: plan.id, config: c, proc, exited: false };
     nodes.push(node);
     prefixLines(proc.stdout!, process.stdout, `[node ${plan.id}] `);

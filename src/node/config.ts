@@ -5,8 +5,10 @@
 // < command-line flags (--kebab-case value). Every key, its default and meaning are listed in
 // docs/configuration.md; a test keeps that page and the table below in step.
 //
-// Unknown keys are errors in every source, so a typo fails loudly instead of silently running
-// on a default. Errors name the key and where its value came from.
+// Unknown keys are errors in the file and the flags, so a typo fails loudly instead of silently
+// running on a default. An unknown FLOTILLA_* variable is only a warning (configWarnings): the
+// environment is shared with other tools, and a variable meant for one of them must not stop a
+// node. Errors name the key and where its value came from.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { PeerInfo } from '../shard/task.js';
@@ -63,6 +65,10 @@ export interface NodeConfig {
    */
   mode: 'raft' | 'echo';
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** auto: readable lines (pino-pretty) when standard output is a terminal, JSON lines otherwise. */
+  logFormat: 'auto' | 'json' | 'pretty';
+  /** Above this many groups hosted, /metrics leaves out the per-group series (aggregates stay). */
+  metricsPerGroupMax: number;
 }
 
 export type ConfigKey = keyof NodeConfig;
@@ -132,6 +138,8 @@ export const configDefaults: NodeConfig = deepFreeze({
   websocket: 'auto',
   mode: 'raft',
   logLevel: 'info',
+  logFormat: 'auto',
+  metricsPerGroupMax: 256,
 });
 
 function deepFreeze(c: NodeConfig): NodeConfig {
@@ -191,6 +199,8 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   websocket: { kind: 'enum', values: ['auto', 'uws', 'ws', 'off'] },
   mode: { kind: 'enum', values: ['raft', 'echo'] },
   logLevel: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+  logFormat: { kind: 'enum', values: ['auto', 'json', 'pretty'] },
+  metricsPerGroupMax: { kind: 'int', min: 0, max: 1_000_000 },
 };
 
 export const configKeys = Object.keys(configSchema) as ConfigKey[];
@@ -204,6 +214,14 @@ export function envName(key: ConfigKey): string {
 
 export function flagName(key: ConfigKey): string {
   return key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}
+
+/** Warnings of each configuration loadConfig built, for the node to log once it has a logger. */
+const warningsOf = new WeakMap<NodeConfig, readonly string[]>();
+
+/** What loadConfig noticed but did not refuse (unknown FLOTILLA_* variables); [] for any other object. */
+export function configWarnings(config: NodeConfig): readonly string[] {
+  return warningsOf.get(config) ?? [];
 }
 
 const byEnv = new Map(configKeys.map((k) => [envName(k), k]));
@@ -230,12 +248,14 @@ function describe(key: string, src: Source): string {
  * Builds a node's configuration from the defaults, then a JSON file, then environment variables,
  * then flags; each later source wins. Pass `env: process.env` to read the environment: without
  * it no variable is read. Flags are keyed by their kebab-case name (`'sync-force'`, with or
- * without the leading dashes). Throws ConfigError listing every problem found.
+ * without the leading dashes). Throws ConfigError listing every problem found; what it only
+ * warns about is in configWarnings(config), and startNode logs it.
  */
 export function loadConfig(opts: { file?: string; env?: Record<string, string | undefined>; flags?: Record<string, string> }): NodeConfig {
   const values = new Map<ConfigKey, unknown>();
   const sources = new Map<ConfigKey, Source>();
   const problems: string[] = [];
+  const warnings: string[] = [];
 
   const set = (key: ConfigKey, raw: unknown, src: Source, fromText: boolean): void => {
     const r = fromText ? fromString(key, raw as string) : fromJson(key, raw);
@@ -264,7 +284,7 @@ export function loadConfig(opts: { file?: string; env?: Record<string, string | 
       if (!name.startsWith('FLOTILLA_') || raw === undefined || raw === '' || envNotConfig.has(name)) continue;
       const key = byEnv.get(name);
       if (key === undefined) {
-        problems.push(`env ${name}: not a configuration variable${suggest(name, [...byEnv.keys()])}`);
+        warnings.push(`env ${name}: not a configuration variable, ignored${suggest(name, [...byEnv.keys()])}`);
         continue;
       }
       set(key, raw, { kind: 'env', name }, true);
@@ -298,6 +318,7 @@ export function loadConfig(opts: { file?: string; env?: Record<string, string | 
   const src = (k: ConfigKey): Source => sources.get(k) ?? { kind: 'default' };
   checkRelations(c, (keys, text) => problems.push(`${keys.map((k) => describe(k, src(k))).join(', ')}: ${text}`));
   if (problems.length > 0) throw new ConfigError(problems);
+  if (warnings.length > 0) warningsOf.set(c, warnings);
   return c;
 }
 

@@ -1,17 +1,11 @@
-// The node's logger: pino, JSON lines on stdout. One logger per node; child loggers add fields.
-import { pino } from 'pino';
+// The main thread's logger: the process-wide line format of src/log/logger.ts, every line
+// tagged with this node's id. Child loggers add fields; none may repeat pid, nodeId or time.
+import { createLogger as createLineLogger, type LogOutput, type Logger } from '../log/logger.js';
 
-export type Logger = pino.Logger;
+export type { Logger, LogOutput };
+export { resolveLogOutput } from '../log/logger.js';
 
-/**
- * A logger at `level` ('fatal' … 'trace', or 'silent') whose every line carries `base`
- * (for example `{ node: 1 }`) and the process id. Writes synchronously to stdout, so the line
- * that explains a crash is not lost with the process.
- */
-export function createLogger(level: string, base: object): Logger {
-  return pino({
-    level,
-    base: { pid: process.pid, ...base },
-    timestamp: pino.stdTimeFunctions.isoTime,
-  }, pino.destination({ dest: 1, sync: true }));
+/** The node's logger, writing as `out` says (resolveLogOutput decides it from the config). */
+export function createLogger(out: LogOutput, nodeId: number): Logger {
+  return createLineLogger(out, { nodeId });
 }

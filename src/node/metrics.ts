@@ -8,15 +8,29 @@
 // exposed as Prometheus counters (`_total`, TYPE counter): each scrape resets the prom-client
 // counter and adds the absolute value back. A restarted node starts again from 0, which
 // Prometheus' rate() treats as a counter reset. Values that go up and down (ring depth, roles,
-// terms, indexes, groups hosted, connections) are gauges. Latency comes from each shard's
-// HDR histogram since it started: gauges with a `quantile` label, in seconds like every time
-// here (Prometheus' base unit), not a Summary, whose sum prom-client would compute itself.
+// terms, indexes, groups hosted, connections) are gauges. Latency is a real Prometheus
+// histogram (`_bucket` with cumulative `le` buckets, `_sum`, `_count`), in seconds like every
+// time here: each shard counts observations into fixed buckets since it started
+// (src/shard/latency.ts), so histograms of shards and nodes add up and rate() works on them.
+// prom-client cannot take bucket counts made elsewhere (only observe() one value at a time),
+// so those few lines are written here, after the registry's text.
+//
+// Cardinality. Six series per group (role, leader, term, commit, applied, last index) are
+// useful on a small node and a flood on a large one: above `perGroupMax` groups hosted they
+// are left out and only the aggregates (groups by role, leaderless groups, the largest apply
+// lag, per-shard counts) remain, which are always there.
+//
+// `promtool check metrics` passes on the output (a test runs it).
+import * as fs from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { ShardCounter } from '../shard/counters.js';
+import { LATENCY_BOUNDS_US } from '../shard/latency.js';
 import type { GroupStatus, LatencySummary } from '../shard/task.js';
 
 export interface MetricsInput {
   nodeId: number;
+  /** Per-group series only while at most this many groups are hosted (undefined: always). */
+  perGroupMax?: number;
   shards: {
     shard: number;
     /** The shard's `ShardCounter` slots. */
@@ -25,7 +39,7 @@ export interface MetricsInput {
     ringOutBytes: number;
     ringCapacity: number;
     state: string;
-    /** Summaries by operation (e.g. `append`, `request`), microseconds; null when unavailable. */
+    /** Histograms by operation (`append`, `request`); null when unavailable. */
     latency: Record<string, LatencySummary> | null;
   }[];
   groups: GroupStatus[];
@@ -34,6 +48,23 @@ export interface MetricsInput {
 }
 
 const ROLE_VALUE: Record<GroupStatus['role'], number> = { follower: 0, 'pre-candidate': 1, candidate: 2, leader: 3 };
+const ROLES = Object.keys(ROLE_VALUE) as GroupStatus['role'][];
+
+/** The latency histograms: the shard's operation name, the metric and its help. */
+const LATENCY_METRICS: [string, string, string][] = [
+  ['request', 'flotilla_request_duration_seconds', 'Client requests, from the moment the shard reads one to the moment its response is queued.'],
+  ['append', 'flotilla_wal_append_duration_seconds', 'Write-ahead log appends, from the call to durable (after fdatasync with syncForce on).'],
+];
+
+/** `le` label of each bucket bound, in seconds, and +Inf. */
+const LE = [...LATENCY_BOUNDS_US.map((us) => String(us / 1e6)), '+Inf'];
+
+/**
+ * prom-client's default metrics that `promtool check metrics` rejects: gauges whose names end
+ * in `_total` (a name promising a counter). Their information is in nodejs_active_handles and
+ * nodejs_active_requests, which stay.
+ */
+const DEFAULT_METRICS_DROPPED = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 const SHARD_STATES = ['starting', 'ready', 'failed', 'stopped'];
 
 /** Error slots of a shard and the `code` label each is exposed under. */
@@ -60,7 +91,10 @@ export class NodeMetrics {
   /** Renders one at a time: a render resets and refills the registry before reading it. */
   private chain: Promise<unknown> = Promise.resolve();
 
-  private readonly nodeId: Gauge;
+  private readonly nodeInfo: Gauge;
+  private readonly groupsByRole: Gauge;
+  private readonly groupsLeaderless: Gauge;
+  private readonly applyLagMax: Gauge;
   private readonly groupRole: Gauge;
   private readonly groupLeader: Gauge;
   private readonly groupTerm: Gauge;
@@ -76,8 +110,6 @@ export class NodeMetrics {
   private readonly errors: Counter;
   private readonly messages: Counter;
   private readonly snapshots: Counter;
-  private readonly latency: Gauge;
-  private readonly latencyCount: Counter;
   private readonly connections: Gauge;
   private readonly linkUp: Gauge;
   private readonly linkFrames: Counter;
@@ -99,8 +131,12 @@ export class NodeMetrics {
       return c;
     };
     collectDefaultMetrics({ register: r });
+    for (const name of DEFAULT_METRICS_DROPPED) r.removeSingleMetric(name);
 
-    this.nodeId = gauge('flotilla_node_id', 'This node\'s id.', []);
+    this.nodeInfo = gauge('flotilla_node_info', 'Identity of this node: its id, the Flotilla version and the Node.js version it runs on (value 1).', ['node_id', 'version', 'node_version']);
+    this.groupsByRole = gauge('flotilla_groups_by_role', 'Groups hosted by this node, by the Raft role of its member.', ['role']);
+    this.groupsLeaderless = gauge('flotilla_groups_leaderless', 'Groups hosted by this node whose member knows no leader.', []);
+    this.applyLagMax = gauge('flotilla_groups_apply_lag_max', 'Largest gap between committed and applied index over the groups hosted (entries).', []);
     this.groupRole = gauge('flotilla_group_role', 'Raft role of this member: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.', ['group']);
     this.groupLeader = gauge('flotilla_group_leader', 'Id of the node this member believes leads the group (0: unknown).', ['group']);
     this.groupTerm = gauge('flotilla_group_term', 'Current Raft term of this member.', ['group']);
@@ -116,8 +152,6 @@ export class NodeMetrics {
     this.errors = counter('flotilla_errors_total', 'Error responses sent by the shard, by code (OTHER: every code not listed).', ['shard', 'code']);
     this.messages = counter('flotilla_raft_messages_total', 'Raft messages sent (out) and received (in) by the shard.', ['shard', 'direction']);
     this.snapshots = counter('flotilla_snapshots_total', 'Snapshots taken locally (taken) and installed from a leader (installed).', ['shard', 'kind']);
-    this.latency = gauge('flotilla_latency_seconds', 'Latency quantiles since the shard started, by operation (quantile 1 is the maximum).', ['shard', 'op', 'quantile']);
-    this.latencyCount = counter('flotilla_latency_observations_total', 'Observations behind flotilla_latency_seconds.', ['shard', 'op']);
     this.connections = gauge('flotilla_client_connections', 'Open client connections by transport.', ['transport']);
     this.linkUp = gauge('flotilla_link_up', 'Whether the replication link to the peer is up.', ['peer']);
     this.linkFrames = counter('flotilla_link_frames_total', 'Link frames received (in) and sent (out).', ['peer', 'direction']);
@@ -128,9 +162,9 @@ export class NodeMetrics {
 
   /** Copies `input` into the registry and returns the text exposition (format 0.0.4). */
   render(input: MetricsInput): Promise<string> {
-    const next = this.chain.then(() => {
+    const next = this.chain.then(async () => {
       this.fill(input);
-      return this.registry.metrics();
+      return (await this.registry.metrics()) + latencyText(input);
     });
     this.chain = next.catch(() => undefined);
     return next;
@@ -142,9 +176,22 @@ export class NodeMetrics {
 
   private fill(input: MetricsInput): void {
     for (const m of this.resettable) m.reset();
-    this.nodeId.set(input.nodeId);
+    this.nodeInfo.set({ node_id: String(input.nodeId), version: FLOTILLA_VERSION, node_version: process.versions.node }, 1);
 
+    const byRole = new Map<string, number>(ROLES.map((r) => [r, 0]));
+    let leaderless = 0;
+    let lagMax = 0;
     for (const g of input.groups) {
+      byRole.set(g.role, (byRole.get(g.role) ?? 0) + 1);
+      if (g.leader === 0) leaderless++;
+      if (g.commit - g.applied > lagMax) lagMax = g.commit - g.applied;
+    }
+    for (const [role, n] of byRole) this.groupsByRole.set({ role }, n);
+    this.groupsLeaderless.set(leaderless);
+    this.applyLagMax.set(lagMax);
+
+    const perGroup = input.perGroupMax === undefined || input.groups.length <= input.perGroupMax;
+    for (const g of perGroup ? input.groups : []) {
       const group = String(g.group);
       this.groupRole.set({ group }, ROLE_VALUE[g.role] ?? -1);
       this.groupLeader.set({ group }, g.leader);
@@ -170,16 +217,6 @@ export class NodeMetrics {
       add(this.messages, { shard, direction: 'out' }, slot(c, ShardCounter.MessagesOut));
       add(this.snapshots, { shard, kind: 'taken' }, slot(c, ShardCounter.SnapshotsTaken));
       add(this.snapshots, { shard, kind: 'installed' }, slot(c, ShardCounter.SnapshotsInstalled));
-      if (s.latency !== null) {
-        for (const [op, l] of Object.entries(s.latency)) {
-          add(this.latencyCount, { shard, op }, l.count);
-          if (l.count === 0) continue;
-          this.latency.set({ shard, op, quantile: '0.5' }, l.p50 / 1e6);
-          this.latency.set({ shard, op, quantile: '0.99' }, l.p99 / 1e6);
-          this.latency.set({ shard, op, quantile: '0.999' }, l.p999 / 1e6);
-          this.latency.set({ shard, op, quantile: '1' }, l.max / 1e6);
-        }
-      }
     }
 
     this.connections.set({ transport: 'tcp' }, input.connections.tcp);
@@ -197,6 +234,46 @@ export class NodeMetrics {
     }
   }
 }
+
+/**
+ * The latency histograms in the text format (0.0.4): per shard, cumulative `_bucket` lines
+ * ending with `le="+Inf"`, then `_sum` and `_count`. A shard that did not answer (null) or
+ * whose counts do not match the bounds is left out for this scrape.
+ */
+function latencyText(input: MetricsInput): string {
+  let out = '';
+  for (const [op, name, help] of LATENCY_METRICS) {
+    out += `\n# HELP ${name} ${help}\n# TYPE ${name} histogram\n`;
+    for (const s of input.shards) {
+      const h = s.latency?.[op];
+      if (h === undefined || h.buckets.length !== LE.length) continue;
+      const shard = `shard="${s.shard}"`;
+      let cumulative = 0;
+      for (let i = 0; i < LE.length; i++) {
+        cumulative += finiteCount(h.buckets[i]!);
+        out += `${name}_bucket{${shard},le="${LE[i]}"} ${cumulative}\n`;
+      }
+      out += `${name}_sum{${shard}} ${Number.isFinite(h.sumSeconds) && h.sumSeconds >= 0 ? h.sumSeconds : 0}\n`;
+      // The +Inf bucket and the count are one number, as Prometheus requires.
+      out += `${name}_count{${shard}} ${cumulative}\n`;
+    }
+  }
+  return out;
+}
+
+function finiteCount(v: number): number {
+  return Number.isFinite(v) && v > 0 ? v : 0;
+}
+
+/** The version in package.json beside dist/ ('unknown' if it cannot be read). */
+const FLOTILLA_VERSION = ((): string => {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
 
 function slot(c: Float64Array, i: ShardCounter): number {
   return i < c.length ? c[i]! : 0;

@@ -17,8 +17,8 @@ import { listenTcp, type ClientConnection, type ClientHandler, type ClientListen
 import { listenWebSocket } from '../transport/websocket-listener.js';
 import { createCounters, ShardCounter } from '../shard/counters.js';
 import type { AdminReply, AdminRequest, GroupStatus, LatencySummary, PeerInfo, ShardTask, StateMachineModule } from '../shard/task.js';
-import type { NodeConfig } from './config.js';
-import { createLogger, type Logger } from './log.js';
+import { configWarnings, type NodeConfig } from './config.js';
+import { createLogger, resolveLogOutput, type LogOutput, type Logger } from './log.js';
 import { startAdminHttp, type AdminBackend, type AdminServer } from './admin-http.js';
 import { NodeMetrics } from './metrics.js';
 import { readNodeFile, shardOf, writeNodeFile } from './placement.js';
@@ -98,6 +98,8 @@ export async function startNode(config: NodeConfig, opts: NodeOptions = {}): Pro
 
 class Node implements FlotillaNode {
   readonly log: Logger;
+  /** How this process writes log lines; the shards get it in their task. */
+  private readonly logOutput: LogOutput;
   readonly ports = { raft: 0, client: 0, admin: 0, ws: null as number | null };
   wsEngine: 'uws' | 'ws' | null = null;
   readonly admin: AdminBackend;
@@ -126,7 +128,9 @@ class Node implements FlotillaNode {
   private readonly readyWaiters: (() => void)[] = [];
 
   constructor(readonly config: NodeConfig, private readonly opts: NodeOptions) {
-    this.log = opts.logger ?? createLogger(config.logLevel, { node: config.nodeId });
+    this.logOutput = resolveLogOutput(config.logLevel, config.logFormat);
+    this.log = opts.logger ?? createLogger(this.logOutput, config.nodeId);
+    for (const w of configWarnings(config)) this.log.warn({}, `configuration: ${w}`);
     this.admin = {
       health: () => this.health(),
       status: () => this.status(),
@@ -232,7 +236,9 @@ class Node implements FlotillaNode {
       snapshotBytesMax: c.snapshotBytesMax,
       stateMachine: this.opts.stateMachine ?? null,
       echo: c.mode === 'echo',
-      logLevel: c.logLevel,
+      logLevel: this.logOutput.level,
+      logFormat: this.logOutput.format,
+      logColor: this.logOutput.color,
     };
     const shard: Shard = {
       index: k,
@@ -671,6 +677,7 @@ class Node implements FlotillaNode {
     }
     return this.metrics.render({
       nodeId: this.config.nodeId,
+      perGroupMax: this.config.metricsPerGroupMax,
       shards: this.shards.map((s, i) => ({
         shard: s.index,
         counters: s.counters,

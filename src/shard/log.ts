@@ -1,11 +1,11 @@
-// The shard's logger: pino to stderr, one JSON line per event, every line tagged with the
-// shard. The shard logs life-cycle events and faults, never once per request.
-import { pino, type Logger } from 'pino';
+// The shard's logger: the same lines as the main thread's (src/log/logger.ts), on the same
+// standard output, written from the shard's own thread, every line tagged with node and shard.
+// The main thread decides the format (only it can tell whether stdout is a terminal) and hands
+// it over in the task. The shard logs life-cycle events and faults, never once per request.
+import { createLogger, type LogOutput, type Logger } from '../log/logger.js';
 
 export type ShardLogger = Logger;
 
-export function createShardLogger(level: string, shard: number): ShardLogger {
-  // Synchronous writes to fd 2: a worker's log lines must not be lost when it fails, and the
-  // shard logs rarely enough that the cost does not matter.
-  return pino({ level, base: { shard } }, pino.destination({ dest: 2, sync: true }));
+export function createShardLogger(out: LogOutput, nodeId: number, shard: number): ShardLogger {
+  return createLogger(out, { nodeId, shard });
 }

@@ -15,7 +15,8 @@ import type { ShardTask } from './task.js';
 const FAILURE_REPORT_MS_MAX = 2000;
 
 export async function runShard(task: ShardTask): Promise<void> {
-  const log = createShardLogger(task.logLevel, task.shard);
+  const log = createShardLogger(
+    { level: task.logLevel, format: task.logFormat ?? 'json', color: task.logColor ?? false }, task.nodeId, task.shard);
   const counters = new Float64Array(task.counters);
   const inRing = new SpscRing(task.inRing);
   const outRing = new SpscRing(task.outRing);
@@ -25,7 +26,7 @@ export async function runShard(task: ShardTask): Promise<void> {
     shard = await Shard.open(task, { log, counters, inRing, outbox });
     outbox.event({ type: 'ready', shard: task.shard });
     await outbox.flush();
-    log.info({ groups: shard.groups.size, nodeId: task.nodeId }, 'shard ready');
+    log.info({ groups: shard.groups.size }, 'shard ready');
     await shard.run();
     outbox.event({ type: 'stopped', shard: task.shard });
     await outbox.flush();

@@ -1,6 +1,7 @@
 // What the main thread hands each shard task when it starts it (through piscina), and the
 // admin requests it may send afterwards. Plain data: it crosses threads by structured clone,
 // except the SharedArrayBuffers, which are shared.
+import type { LogLevel, LogOutput } from '../log/logger.js';
 
 /** A member of the cluster and where it listens. */
 export interface PeerInfo {
@@ -57,7 +58,11 @@ export interface ShardTask {
   stateMachine: StateMachineModule | null;
   /** Benchmark mode: every client command is answered at once with an empty Result (no Raft, no log). */
   echo?: boolean;
-  logLevel: string;
+  logLevel: LogLevel;
+  /** Log lines as JSON (absent: json) or pretty, as the main thread resolved `logFormat`. */
+  logFormat?: LogOutput['format'];
+  /** ANSI colours in pretty lines (absent: none). */
+  logColor?: boolean;
 }
 
 /** Admin requests (msgpack payload of InKind.Admin) and what each replies. */
@@ -69,7 +74,7 @@ export type AdminRequest =
   | { op: 'transferLeader'; group: number; to: number }
   /** Per-group status of every group on the shard. */
   | { op: 'status' }
-  /** Latency summaries (hdr-histogram) since start. */
+  /** Latency histograms (bucket counts) since the shard started. */
   | { op: 'metrics' };
 
 export interface GroupStatus {
@@ -85,13 +90,16 @@ export interface GroupStatus {
   learners: number[];
 }
 
+/**
+ * A latency histogram since the shard started: `buckets[i]` observations fell in
+ * (LATENCY_BOUNDS_US[i-1], LATENCY_BOUNDS_US[i]] (src/shard/latency.ts), the last one above
+ * every bound. Not cumulative; the main thread makes Prometheus' cumulative buckets of it.
+ */
 export interface LatencySummary {
+  buckets: number[];
   count: number;
-  /** Microseconds. */
-  p50: number;
-  p99: number;
-  p999: number;
-  max: number;
+  /** Sum of all observations, seconds. */
+  sumSeconds: number;
 }
 
 export type AdminReply =

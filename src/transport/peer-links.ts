@@ -262,7 +262,7 @@ export class PeerLinks {
     });
     const addr = server.address();
     this.listenPort = typeof addr === 'object' && addr !== null ? addr.port : this.opts.self.raftPort;
-    this.log.info({ node: this.selfId, host, port: this.listenPort }, 'peer links listening');
+    this.log.info({ host, port: this.listenPort }, 'peer links listening');
     for (const peer of this.peers.values()) if (peer.dialer) this.dial(peer);
   }
 
@@ -383,7 +383,7 @@ export class PeerLinks {
     });
     for (const conn of [...this.live]) this.shutdown(conn);
     this.closedPromise = Promise.all([serverClosed, socketsClosed]).then(() => {
-      this.log.info({ node: this.selfId }, 'peer links closed');
+      this.log.info({}, 'peer links closed');
     });
     return this.closedPromise;
   }

@@ -250,7 +250,7 @@ test('garbage on the socket is answered 400 and closed; the server keeps serving
 
 test('close() ends idle keep-alive connections and resolves; a busy port is an error at start', { timeout: 10_000 }, async () => {
   const backend = new FakeBackend();
-  const log = createLogger('silent', { test: 'admin-http' });
+  const log = createLogger({ level: 'silent', format: 'json', color: false }, 1);
   const server = await startAdminHttp({ host: '127.0.0.1', port: 0, log }, backend);
   const agent = new http.Agent({ keepAlive: true });
   await new Promise<void>((resolve, reject) => {

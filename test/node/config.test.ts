@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  ConfigError, configDefaults, configKeys, envName, flagName, loadConfig, parsePeers, type NodeConfig,
+  ConfigError, configDefaults, configKeys, configWarnings, envName, flagName, loadConfig, parsePeers, type NodeConfig,
 } from '../../src/node/config.js';
 import { UsageError, parseArgv, parseMembers, parsePositiveInt, parseServers } from '../../src/cli/args.js';
 import { parseClusterFlags, planCluster } from '../../src/cli/cluster.js';
@@ -91,12 +91,32 @@ test('byte sizes take KiB/MiB/GiB from the environment and flags; booleans take 
   assert.match(configError(() => loadConfig({ flags: { 'tick-ms': '5k' } })), /tickMs \(flag --tick-ms\): expected an integer, got "5k"/);
 });
 
-test('an unknown key is an error in the file, the environment and the flags, with a suggestion', () => {
+test('an unknown key is an error in the file and the flags, with a suggestion', () => {
   const file = tmpFile('typo.json', { syncForse: false });
   assert.match(configError(() => loadConfig({ file })), new RegExp(`syncForse \\(file ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\): not a configuration key \\(did you mean syncForce\\?\\)`));
-  assert.match(configError(() => loadConfig({ env: { FLOTILLA_TICKMS: '5' } })), /env FLOTILLA_TICKMS: not a configuration variable \(did you mean FLOTILLA_TICK_MS\?\)/);
   assert.match(configError(() => loadConfig({ flags: { 'sync-forse': 'true' } })), /flag --sync-forse: not a configuration flag \(did you mean --sync-force\?\)/);
   assert.match(configError(() => loadConfig({ flags: { config: 'x.json' } })), /flag --config: not a configuration flag/);
+});
+
+test('an unknown FLOTILLA_ variable is a warning with a suggestion, not an error: the rest of the environment still counts', () => {
+  const c = loadConfig({ env: { FLOTILLA_TICKMS: '5', FLOTILLA_FOO: 'bar', FLOTILLA_TICK_MS: '30' } });
+  assert.equal(c.tickMs, 30);
+  const warnings = configWarnings(c);
+  assert.equal(warnings.length, 2, warnings.join('; '));
+  assert.ok(warnings.some((w) => /^env FLOTILLA_TICKMS: not a configuration variable, ignored \(did you mean FLOTILLA_TICK_MS\?\)$/.test(w)), warnings.join('; '));
+  assert.ok(warnings.some((w) => /^env FLOTILLA_FOO: not a configuration variable, ignored/.test(w)), warnings.join('; '));
+  assert.deepEqual(configWarnings(loadConfig({ env: { FLOTILLA_TICK_MS: '30' } })), []);
+  // A bad value of a known variable is still an error, warnings or not.
+  assert.match(configError(() => loadConfig({ env: { FLOTILLA_FOO: 'bar', FLOTILLA_TICK_MS: 'soon' } })), /tickMs \(env FLOTILLA_TICK_MS\): expected an integer/);
+});
+
+test('logFormat and metricsPerGroupMax come from every source like the other keys', () => {
+  assert.equal(configDefaults.logFormat, 'auto');
+  assert.equal(configDefaults.metricsPerGroupMax, 256);
+  const c = loadConfig({ env: { FLOTILLA_LOG_FORMAT: 'pretty', FLOTILLA_METRICS_PER_GROUP_MAX: '10' }, flags: { 'log-format': 'json' } });
+  assert.equal(c.logFormat, 'json');
+  assert.equal(c.metricsPerGroupMax, 10);
+  assert.match(configError(() => loadConfig({ flags: { 'log-format': 'yaml' } })), /logFormat \(flag --log-format\): expected one of auto, json, pretty, got "yaml"/);
 });
 
 test('the environment outside FLOTILLA_, FLOTILLA_NATIVE_FREE and empty variables are not read', () => {

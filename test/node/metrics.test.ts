@@ -2,16 +2,27 @@
 // summaries into the Prometheus text format, with counters as counters, absolute values that
 // do not accumulate across scrapes, series that go away with their group, and renders that do
 // not interleave.
+import * as fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeMetrics, type MetricsInput } from '../../src/node/metrics.js';
 import { SHARD_COUNTER_SLOTS, ShardCounter } from '../../src/shard/counters.js';
-import type { GroupStatus } from '../../src/shard/task.js';
+import { LatencyHistogram } from '../../src/shard/latency.js';
+import type { GroupStatus, LatencySummary } from '../../src/shard/task.js';
+
+const VERSION = (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 function counters(values: Partial<Record<keyof typeof ShardCounter, number>>): Float64Array {
   const c = new Float64Array(SHARD_COUNTER_SLOTS);
   for (const [name, v] of Object.entries(values)) c[ShardCounter[name as keyof typeof ShardCounter]] = v;
   return c;
+}
+
+/** What a shard's LatencyHistogram reports after recording these durations (microseconds). */
+function histogram(us: number[]): LatencySummary {
+  const h = new LatencyHistogram();
+  for (const v of us) h.recordMs(v / 1000);
+  return h.summary();
 }
 
 function group(g: number, role: GroupStatus['role'], over: Partial<GroupStatus> = {}): GroupStatus {
@@ -33,8 +44,8 @@ function input(over: Partial<MetricsInput> = {}): MetricsInput {
       ringCapacity: 8 << 20,
       state: 'ready',
       latency: {
-        append: { count: 10, p50: 250, p99: 1000, p999: 2000, max: 4000 },
-        request: { count: 0, p50: 0, p99: 0, p999: 0, max: 0 },
+        append: histogram([120, 300, 300, 2000, 20_000_000]),
+        request: histogram([]),
       },
     }],
     groups: [group(1, 'leader'), group(2, 'follower')],
@@ -58,7 +69,7 @@ function type(text: string, name: string): string | undefined {
 
 test('render exposes groups, shard counters, rings, latency, links and connections under flotilla_', { timeout: 10_000 }, async () => {
   const text = await new NodeMetrics().render(input());
-  assert.equal(value(text, 'flotilla_node_id'), 1);
+  assert.equal(value(text, `flotilla_node_info{node_id="1",version="${VERSION}",node_version="${process.versions.node}"}`), 1);
   assert.equal(value(text, 'flotilla_group_role{group="1"}'), 3);
   assert.equal(value(text, 'flotilla_group_role{group="2"}'), 0);
   assert.equal(value(text, 'flotilla_group_leader{group="2"}'), 2);
@@ -89,13 +100,20 @@ test('render exposes groups, shard counters, rings, latency, links and connectio
   assert.equal(value(text, 'flotilla_snapshots_total{shard="0",kind="taken"}'), 4);
   assert.equal(value(text, 'flotilla_snapshots_total{shard="0",kind="installed"}'), 1);
 
-  assert.equal(value(text, 'flotilla_latency_seconds{shard="0",op="append",quantile="0.5"}'), 0.00025);
-  assert.equal(value(text, 'flotilla_latency_seconds{shard="0",op="append",quantile="0.99"}'), 0.001);
-  assert.equal(value(text, 'flotilla_latency_seconds{shard="0",op="append",quantile="0.999"}'), 0.002);
-  assert.equal(value(text, 'flotilla_latency_seconds{shard="0",op="append",quantile="1"}'), 0.004);
-  assert.equal(value(text, 'flotilla_latency_observations_total{shard="0",op="append"}'), 10);
-  assert.equal(value(text, 'flotilla_latency_observations_total{shard="0",op="request"}'), 0);
-  assert.equal(value(text, 'flotilla_latency_seconds{shard="0",op="request",quantile="0.5"}'), undefined, 'no quantiles without observations');
+  // Latency: cumulative buckets in seconds, +Inf equal to the count, the sum in seconds.
+  const append = 'flotilla_wal_append_duration_seconds';
+  assert.equal(value(text, `${append}_bucket{shard="0",le="0.0001"}`), 0);
+  assert.equal(value(text, `${append}_bucket{shard="0",le="0.00025"}`), 1, '120 µs');
+  assert.equal(value(text, `${append}_bucket{shard="0",le="0.0005"}`), 3, '+ two of 300 µs');
+  assert.equal(value(text, `${append}_bucket{shard="0",le="0.0025"}`), 4, '+ 2 ms');
+  assert.equal(value(text, `${append}_bucket{shard="0",le="10"}`), 4, '20 s is above every bound');
+  assert.equal(value(text, `${append}_bucket{shard="0",le="+Inf"}`), 5);
+  assert.equal(value(text, `${append}_count{shard="0"}`), 5);
+  assert.ok(Math.abs(value(text, `${append}_sum{shard="0"}`)! - 20.00272) < 1e-9);
+  assert.equal(value(text, 'flotilla_request_duration_seconds_bucket{shard="0",le="+Inf"}'), 0);
+  assert.equal(value(text, 'flotilla_request_duration_seconds_count{shard="0"}'), 0);
+  assert.equal(type(text, append), 'histogram');
+  assert.doesNotMatch(text, /quantile=/);
 
   assert.equal(value(text, 'flotilla_client_connections{transport="tcp"}'), 3);
   assert.equal(value(text, 'flotilla_client_connections{transport="ws"}'), 1);
@@ -109,12 +127,19 @@ test('render exposes groups, shard counters, rings, latency, links and connectio
   for (const name of ['flotilla_requests_total', 'flotilla_errors_total', 'flotilla_wal_append_seconds_total', 'flotilla_link_bytes_total', 'flotilla_raft_messages_total']) {
     assert.equal(type(text, name), 'counter', name);
   }
-  for (const name of ['flotilla_group_role', 'flotilla_ring_bytes', 'flotilla_latency_seconds', 'flotilla_client_connections', 'flotilla_groups']) {
+  for (const name of ['flotilla_group_role', 'flotilla_ring_bytes', 'flotilla_client_connections', 'flotilla_groups', 'flotilla_node_info']) {
     assert.equal(type(text, name), 'gauge', name);
   }
-  // prom-client's process metrics come along.
+  // prom-client's process metrics come along, less the gauges named like counters.
   assert.match(text, /^process_cpu_user_seconds_total \d/m);
   assert.match(text, /^nodejs_heap_size_used_bytes \d/m);
+  assert.doesNotMatch(text, /^nodejs_active_\w+_total/m);
+  // Aggregates over the groups.
+  assert.equal(value(text, 'flotilla_groups_by_role{role="leader"}'), 1);
+  assert.equal(value(text, 'flotilla_groups_by_role{role="follower"}'), 1);
+  assert.equal(value(text, 'flotilla_groups_by_role{role="candidate"}'), 0);
+  assert.equal(value(text, 'flotilla_groups_leaderless'), 0);
+  assert.equal(value(text, 'flotilla_groups_apply_lag_max'), 1);
 });
 
 test('each scrape shows the absolute values of that moment: counters do not accumulate, removed groups vanish', { timeout: 10_000 }, async () => {
@@ -139,7 +164,8 @@ test('a shard without latency, with a short counter array or odd values renders 
   odd.shards.push({ shard: 1, counters: new Float64Array(2), ringInBytes: 0, ringOutBytes: 0, ringCapacity: 65536, state: 'starting', latency: null });
   odd.shards[0]!.counters[ShardCounter.Applied] = Number.NaN;
   const text = await m.render(odd);
-  assert.equal(value(text, 'flotilla_latency_seconds{shard="0",op="append",quantile="0.5"}'), undefined);
+  assert.equal(value(text, 'flotilla_wal_append_duration_seconds_count{shard="0"}'), undefined);
+  assert.match(text, /^# TYPE flotilla_wal_append_duration_seconds histogram$/m, 'the family is declared even with no shard to show');
   assert.equal(value(text, 'flotilla_requests_total{shard="1"}'), 0);
   assert.equal(value(text, 'flotilla_shard_turns_total{shard="1"}'), 0);
   assert.equal(value(text, 'flotilla_applied_total{shard="0"}'), undefined, 'a NaN is left out, not thrown');
@@ -162,7 +188,20 @@ test('renders at the same time do not mix their inputs; two instances do not sha
   });
   const other = new NodeMetrics();
   const a = await other.render(input({ nodeId: 9 }));
-  assert.equal(value(a, 'flotilla_node_id'), 9);
-  assert.equal(value(await m.render(input()), 'flotilla_node_id'), 1);
+  assert.match(a, /^flotilla_node_info\{node_id="9",/m);
+  assert.match(await m.render(input()), /^flotilla_node_info\{node_id="1",/m);
   assert.equal(m.contentType, 'text/plain; version=0.0.4; charset=utf-8');
+});
+
+test('above perGroupMax groups only the aggregates are exported; at or below it the per-group series too', { timeout: 10_000 }, async () => {
+  const m = new NodeMetrics();
+  const groups = [group(1, 'leader'), group(2, 'follower'), group(3, 'follower', { leader: 0, commit: 500, applied: 200 })];
+  const small = await m.render(input({ groups, perGroupMax: 3 }));
+  assert.equal(small.match(/^flotilla_group_role\{/gm)?.length, 3);
+  const large = await m.render(input({ groups, perGroupMax: 2 }));
+  assert.doesNotMatch(large, /^flotilla_group_\w+\{group=/m, 'no per-group series');
+  assert.equal(value(large, 'flotilla_groups_by_role{role="follower"}'), 2);
+  assert.equal(value(large, 'flotilla_groups_leaderless'), 1);
+  assert.equal(value(large, 'flotilla_groups_apply_lag_max'), 300);
+  assert.equal(value(large, 'flotilla_groups{shard="0"}'), 2, 'per-shard series stay');
 });
