@@ -14,7 +14,7 @@ import {
 import { GROUP_BROADCAST, subBytes, subGroup } from '../protocol/peer-wire.js';
 import { PeerLinks } from '../transport/peer-links.js';
 import { listenTcp, type ClientConnection, type ClientHandler, type ClientListener } from '../transport/client-listener.js';
-import { listenWebSocket } from '../transport/websocket-listener.js';
+import { chooseWebSocketEngine, listenWebSocket } from '../transport/websocket-listener.js';
 import { createCounters, ShardCounter } from '../shard/counters.js';
 import type { AdminReply, AdminRequest, GroupStatus, LatencySummary, PeerInfo, ShardTask, StateMachineModule } from '../shard/task.js';
 import { configWarnings, type NodeConfig } from './config.js';
@@ -145,6 +145,8 @@ class Node implements FlotillaNode {
     const c = this.config;
     const self = c.peers.find((p) => p.id === c.nodeId);
     if (self === undefined) throw new NodeError('BAD_CONFIG', `peers do not include node ${c.nodeId}`);
+    // Before anything starts: 'uws' where uWebSockets.js cannot load throws UWS_UNAVAILABLE.
+    if (c.websocket !== 'off') chooseWebSocketEngine(c.websocket);
     fs.mkdirSync(c.dataDir, { recursive: true });
     const fresh = readNodeFile(c.dataDir, c.nodeId, c.shards) === null;
     this.pool = new Piscina({

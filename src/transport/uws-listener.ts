@@ -12,6 +12,7 @@
 // only valid during a callback: frames are handed to the handler in place and copied only when
 // held.
 
+import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import {
@@ -76,7 +77,22 @@ function load(): { uws: UwsModule | null; problem: string | null } {
   try {
     const require = createRequire(import.meta.url);
     const dir = path.dirname(require.resolve(`${PACKAGE}/package.json`));
-    const binary = path.join(dir, 'binaries', `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`);
+    const prefix = `uws_${process.platform}_${process.arch}_`;
+    const binary = path.join(dir, 'binaries', `${prefix}${process.versions.modules}.node`);
+    if (!fs.existsSync(binary)) {
+      // The usual case on a Node newer than the build (Node 22 and later for 20.30): say which
+      // ABIs it does have, so the reader sees it is the Node version and not a broken install.
+      const abis = fs.readdirSync(path.join(dir, 'binaries'))
+        .filter((f) => f.startsWith(prefix) && f.endsWith('.node'))
+        .map((f) => Number(f.slice(prefix.length, -'.node'.length)))
+        .sort((a, b) => a - b);
+      loaded = {
+        uws: null,
+        problem: `${PACKAGE} has no binary for Node ABI ${process.versions.modules} on ${process.platform}-${process.arch}`
+          + ` (it has ABI ${abis.length > 0 ? abis.join(', ') : 'none'}): ${binary}`,
+      };
+      return loaded;
+    }
     const mod = require(binary) as Partial<UwsModule> | null;
     if (typeof mod?.App !== 'function' || typeof mod.us_listen_socket_close !== 'function' || typeof mod.us_socket_local_port !== 'function') {
       loaded = { uws: null, problem: `${binary} does not look like uWebSockets.js` };
@@ -84,7 +100,8 @@ function load(): { uws: UwsModule | null; problem: string | null } {
       loaded = { uws: mod as UwsModule, problem: null };
     }
   } catch (err) {
-    loaded = { uws: null, problem: `${PACKAGE} does not load here: ${(err as Error).message}` };
+    // First line only: require's message goes on with a "Require stack" that names this file.
+    loaded = { uws: null, problem: `${PACKAGE} does not load here: ${String((err as Error).message).split('\n')[0]}` };
   }
   return loaded;
 }

@@ -3,8 +3,13 @@
 // server (`websocket: 'ws'`). A plain `ws` client sends the same 16-byte-header frames as TCP,
 // one binary message each: a put, a linearizable get, a stale get, pipelined requests answered
 // by request id, and malformed messages (text, a length that disagrees with the header) that
-// get BAD_FRAME and close only their own socket. Under FLOTILLA_NATIVE_FREE=1 the node must
-// serve with the `ws` engine whatever it was asked for.
+// get BAD_FRAME and close only their own socket. `websocket: 'auto'` serves with uWS where it
+// loads and `ws` elsewhere (Node 22 and later, FLOTILLA_NATIVE_FREE=1) and logs which and why;
+// `websocket: 'uws'` where uWS cannot load is a refusal to start (UWS_UNAVAILABLE).
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { unpack } from 'msgpackr';
@@ -14,7 +19,7 @@ import { encodeCommand, type KvCommand, type KvResult } from '../../src/kv/kv-st
 import { decodeKvResult } from '../../src/kv/kv-service.js';
 import { groupOfKey } from '../../src/client/group-of.js';
 import { uwsProblem } from '../../src/transport/uws-listener.js';
-import { startCluster, waitFor, type TestCluster } from './cluster-harness.js';
+import { CLI, startCluster, waitFor, type TestCluster } from './cluster-harness.js';
 
 const GROUPS = 4;
 const REPLY_MS_MAX = 10_000;
@@ -241,31 +246,99 @@ async function scenarios(cluster: TestCluster, port: number): Promise<void> {
   }
 }
 
-/** null when uWebSockets.js can serve in this process; asked only outside the native-free run. */
-const uwsMissing = nativeFree ? null : uwsProblem();
+/** null when uWebSockets.js can serve in this process (never under FLOTILLA_NATIVE_FREE=1). */
+const uwsMissing = uwsProblem();
+const autoEngine = uwsMissing === null ? 'uws' : 'ws';
 
-const engines: Array<{ config: 'uws' | 'ws'; expect: 'uws' | 'ws'; skip: string | false }> = [
-  {
-    config: 'uws',
-    // Native-free: the node must decline uWS and serve with ws.
-    expect: nativeFree ? 'ws' : 'uws',
-    skip: uwsMissing !== null ? `uWebSockets.js does not load on this machine: ${uwsMissing}` : false,
-  },
-  { config: 'ws', expect: 'ws', skip: false },
+const engines: Array<{ config: 'uws' | 'ws'; skip: string | false }> = [
+  { config: 'uws', skip: uwsMissing !== null ? `uWebSockets.js cannot be used here: ${uwsMissing}` : false },
+  { config: 'ws', skip: false },
 ];
 
 for (const e of engines) {
-  const name = `WebSocket clients of a real node, websocket: '${e.config}'${nativeFree ? ' (FLOTILLA_NATIVE_FREE=1)' : ''}, `
-    + `served by ${e.expect}: put, linearizable and stale get, pipelining, BAD_FRAME closes only its socket`;
+  const name = `WebSocket clients of a real node, websocket: '${e.config}'${nativeFree ? ' (FLOTILLA_NATIVE_FREE=1)' : ''}: `
+    + 'put, linearizable and stale get, pipelining, BAD_FRAME closes only its socket';
   test(name, { timeout: 120_000, skip: e.skip }, async () => {
     const cluster = await startCluster({ nodes: 1, groups: GROUPS, extra: { websocket: e.config } });
     try {
       const serving = await servingEngine(cluster);
-      assert.equal(serving.engine, e.expect, `engine in the startup line; output:\n${cluster.output}`);
+      assert.equal(serving.engine, e.config, `engine in the startup line; output:\n${cluster.output}`);
       assert.equal(serving.port, cluster.node(1).wsPort);
       await scenarios(cluster, serving.port);
     } finally {
       await cluster.stop();
+    }
+  });
+}
+
+test(`websocket: 'auto' serves with ${autoEngine} here and says so at start, with the reason`, { timeout: 120_000 }, async () => {
+  const cluster = await startCluster({ nodes: 1, groups: GROUPS, extra: { websocket: 'auto', logLevel: 'info' } });
+  try {
+    const serving = await servingEngine(cluster);
+    assert.equal(serving.engine, autoEngine, `engine in the startup line; output:\n${cluster.output}`);
+    const line = cluster.output.split('\n').map((l) => /\{.*"msg":"WebSocket clients served by.*$/.exec(l)?.[0]).find((l) => l !== undefined);
+    assert.ok(line !== undefined, `an info line naming the WebSocket engine; output:\n${cluster.output}`);
+    const logged = JSON.parse(line) as { level: number; engine: string; reason: string };
+    assert.equal(logged.level, 30, 'info');
+    assert.equal(logged.engine, autoEngine);
+    assert.ok(logged.reason.startsWith(`websocket: auto; uWebSockets.js ${uwsMissing === null ? 'loads' : 'cannot be used'} on Node ${process.version} `), logged.reason);
+    if (uwsMissing !== null) assert.ok(logged.reason.endsWith(uwsMissing), logged.reason);
+    const c = await WsClient.open(serving.port);
+    try {
+      await untilLeaders(c);
+      assert.deepEqual(await c.request({ op: 'get', key: keyPerGroup()[0]! }, FrameFlag.Read), { op: 'get', value: 'first' });
+    } finally {
+      await c.close();
+    }
+  } finally {
+    await cluster.stop();
+  }
+});
+
+/** Runs `flotilla start` to its exit (bounded); returns its exit code and its output. */
+function startToExit(args: string[], env: NodeJS.ProcessEnv, ms: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'start', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`flotilla start still running after ${ms} ms; output:\n${stdout}${stderr}`));
+    }, ms);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+// Where uWebSockets.js cannot load, 'uws' is a refusal at start. FLOTILLA_NATIVE_FREE=1 makes it
+// unloadable on any Node; on a Node it has no binary for (22 and later) it is so by itself.
+const refusals: Array<{ why: string; env: NodeJS.ProcessEnv; problem: string }> = [
+  { why: 'FLOTILLA_NATIVE_FREE=1', env: { ...process.env, FLOTILLA_NATIVE_FREE: '1' }, problem: 'FLOTILLA_NATIVE_FREE=1' },
+];
+if (!nativeFree && uwsMissing !== null) refusals.push({ why: `its add-on does not load on Node ${process.version}`, env: process.env, problem: uwsMissing });
+
+for (const r of refusals) {
+  test(`websocket: 'uws' where uWebSockets.js cannot be used (${r.why}): the node refuses to start with UWS_UNAVAILABLE, before it touches its data directory`, { timeout: 60_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flotilla-uws-'));
+    try {
+      const dataDir = path.join(dir, 'data');
+      const out = await startToExit([
+        '--data-dir', dataDir, '--websocket', 'uws', '--shards', '1', '--groups', '1',
+        '--raft-port', '0', '--client-port', '0', '--admin-port', '0', '--ws-port', '0',
+      ], r.env, 30_000);
+      assert.equal(out.code, 1, `exit code; output:\n${out.stdout}${out.stderr}`);
+      const m = /^flotilla: UWS_UNAVAILABLE: (.*)$/m.exec(out.stderr);
+      assert.ok(m !== null, `a UWS_UNAVAILABLE line on stderr:\n${out.stderr}`);
+      assert.ok(m[1]!.includes(`Node ${process.version}`), m[1]);
+      assert.ok(m[1]!.includes(r.problem), m[1]);
+      assert.doesNotMatch(out.stdout, /client ws|node serving/, 'nothing served');
+      assert.equal(fs.existsSync(dataDir), false, 'the data directory was not created');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 }

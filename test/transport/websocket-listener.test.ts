@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { unpack } from 'msgpackr';
 import WebSocket from 'ws';
 import type { ClientConnection, ClientHandler, ClientListener, ListenerOptions } from '../../src/transport/client-listener.js';
-import { listenWebSocket } from '../../src/transport/websocket-listener.js';
+import { chooseWebSocketEngine, listenWebSocket, WebSocketEngineError } from '../../src/transport/websocket-listener.js';
 import { uwsProblem } from '../../src/transport/uws-listener.js';
 import { encodeFrame, FrameKind, FRAME_HEADER_BYTES, type ErrorBody } from '../../src/protocol/client-frame.js';
 
@@ -374,31 +374,53 @@ for (const engine of ['ws', 'uws'] as const) {
   });
 }
 
-test('selector: engine "ws" is the pure-JS server; "auto" is uWebSockets.js when it loads', { timeout: TIMEOUT_MS }, async () => {
+test('selector: engine "ws" is the pure-JS server; "auto" is uWebSockets.js when it loads; each logs its engine and why', { timeout: TIMEOUT_MS }, async () => {
   const h: ClientHandler = { onOpen() {}, onFrame() {}, onDrain() {}, onClose() {} };
-  const ws = await listenWebSocket({ ...options({}, []), engine: 'ws' }, h);
+  const wsLogged: Logged[] = [];
+  const ws = await listenWebSocket({ ...options({}, wsLogged), engine: 'ws' }, h);
   assert.equal(ws.engine, 'ws');
   await ws.close();
-  const auto = await listenWebSocket(options({}, []), h);
-  assert.equal(auto.engine, uwsSkip === false ? 'uws' : 'ws');
+  assert.deepEqual(wsLogged.map((x) => [x.level, x.obj]), [['info', { engine: 'ws', reason: 'websocket: ws' }]]);
+  const autoLogged: Logged[] = [];
+  const auto = await listenWebSocket(options({}, autoLogged), h);
+  const expected = uwsSkip === false ? 'uws' : 'ws';
+  assert.equal(auto.engine, expected);
   await auto.close();
+  assert.equal(autoLogged.length, 1, JSON.stringify(autoLogged));
+  const line = autoLogged[0]!;
+  assert.equal(line.level, 'info');
+  const obj = line.obj as { engine: string; reason: string };
+  assert.equal(obj.engine, expected);
+  assert.match(obj.reason, new RegExp(`^websocket: auto; uWebSockets.js ${expected === 'uws' ? 'loads' : 'cannot be used'} on Node ${process.version.replace(/\./g, '\\.')} `));
+  assert.deepEqual(chooseWebSocketEngine('auto'), { engine: expected, reason: obj.reason });
 });
 
-test('selector: with FLOTILLA_NATIVE_FREE=1 the pure-JS server is chosen, even when uWebSockets.js is asked for', { timeout: TIMEOUT_MS }, async () => {
+test('selector: with FLOTILLA_NATIVE_FREE=1, "auto" serves with the pure-JS server and "uws" is refused with UWS_UNAVAILABLE', { timeout: TIMEOUT_MS }, async () => {
   const before = process.env['FLOTILLA_NATIVE_FREE'];
   process.env['FLOTILLA_NATIVE_FREE'] = '1';
   try {
     const h: ClientHandler = { onOpen() {}, onFrame() {}, onDrain() {}, onClose() {} };
-    for (const engine of ['auto', 'uws'] as const) {
-      const logged: Logged[] = [];
-      const l = await listenWebSocket({ ...options({}, logged), engine }, h);
-      assert.equal(l.engine, 'ws', engine);
-      assert.equal(logged.some((x) => x.msg.includes('unavailable')), engine === 'uws');
-      // It serves.
-      const c = await Client.connect(l.port);
-      c.destroy();
-      await l.close();
-    }
+    const logged: Logged[] = [];
+    const l = await listenWebSocket({ ...options({}, logged), engine: 'auto' }, h);
+    assert.equal(l.engine, 'ws');
+    assert.deepEqual(logged.map((x) => [x.level, (x.obj as { engine: string }).engine]), [['info', 'ws']]);
+    assert.match((logged[0]!.obj as { reason: string }).reason, /cannot be used on Node .*: FLOTILLA_NATIVE_FREE=1$/);
+    // It serves.
+    const c = await Client.connect(l.port);
+    c.destroy();
+    await l.close();
+
+    const refusedLog: Logged[] = [];
+    const uwsError = (e: unknown): boolean => {
+      assert.ok(e instanceof WebSocketEngineError);
+      assert.equal(e.code, 'UWS_UNAVAILABLE');
+      assert.ok(e.message.includes(`Node ${process.version}`), e.message);
+      assert.ok(e.message.includes('FLOTILLA_NATIVE_FREE=1'), e.message);
+      return true;
+    };
+    await assert.rejects(listenWebSocket({ ...options({}, refusedLog), engine: 'uws' }, h), uwsError);
+    assert.deepEqual(refusedLog, [], 'nothing listened, nothing logged');
+    assert.throws(() => chooseWebSocketEngine('uws'), uwsError);
   } finally {
     if (before === undefined) delete process.env['FLOTILLA_NATIVE_FREE'];
     else process.env['FLOTILLA_NATIVE_FREE'] = before;
