@@ -40,11 +40,12 @@ while IFS= read -r name; do
   for ((start = 1; start <= seeds_max; start += 50)); do
     n=$(( seeds_max - start + 1 < 50 ? seeds_max - start + 1 : 50 ))
     out=$(cd "$dir" && node dist/test/sim/host-cli.js --seeds "$n" --seed-start "$start" 2>&1 || true)
-    first=$(printf '%s\n' "$out" | grep -m1 '^FAIL' || true)
-    if [ -n "$first" ]; then
-      seed=$(printf '%s\n' "$first" | sed -E 's/^FAIL seed ([0-9]+).*/\1/')
+    # Seeds of a batch finish out of order (several jobs): report the lowest that failed.
+    seed=$(printf '%s\n' "$out" | sed -nE 's/^FAIL seed ([0-9]+).*/\1/p' | sort -n | head -n 1)
+    if [ -n "$seed" ]; then
+      first=$(printf '%s\n' "$out" | grep -m1 "^FAIL seed $seed ")
       found="$seed"
-      printf 'mutation %s (%s): caught by seed %s (within %s seeds): %s\n' "$name" "$what" "$seed" "$seed" "${first#FAIL }"
+      printf 'mutation %s (%s): caught by seed %s (the first of seeds 1..%s to fail): %s\n' "$name" "$what" "$seed" "$seed" "${first#FAIL }"
       break
     fi
   done
