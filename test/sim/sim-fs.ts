@@ -63,7 +63,8 @@ class Inode {
     if (pos > this.size) this.data.fill(0, this.size, pos);
     this.data.set(bytes, pos);
     if (end > this.size) this.size = end;
-    this.changes.push({ kind: 'write', pos, bytes: bytes.slice() });
+    // A copy that owns its bytes (a Buffer's slice() is a view, and writers reuse their buffers).
+    this.changes.push({ kind: 'write', pos, bytes: new Uint8Array(bytes) });
   }
 
   truncate(size: number): void {
