@@ -10,9 +10,12 @@
 //   record := kind u8 | group u32 | payload
 //
 // All integers are little-endian; indexes and terms are f64 (exact up to 2^53). The frame's
-// CRC-32 covers its header fields and every record in it, so a record carries only its length (implied by its kind and
-// counts); `seq` numbers frames across segments and lets recovery tell a torn tail from a
-// damaged record that is followed by good frames.
+// CRC-32 covers its header fields and every record in it, so a record carries only its length
+// (implied by its kind and counts); `seq` numbers frames across segments and lets recovery tell
+// a torn tail from a damaged record that is followed by good frames.
+//
+// This file is the one place that knows these bytes: the writer (wal.ts) lays records out with
+// the write* functions, recovery (wal-recovery.ts) reads them back with readRecords.
 //
 // Payloads by kind:
 //   Entries     firstIndex f64 | count u32 | (term f64 | type u8 | bytes u32 | data)*
@@ -21,13 +24,15 @@
 //   Snapshot    index f64 | term f64 | reset u8 | conf
 //               — reset 1: a leader's snapshot was installed, the log restarts after it;
 //                 reset 0: the host snapshotted its state machine, the log is kept
-//   Compact     index f64 — entries up to index are no longer needed (covered by a snapshot)
+//   Compact     index f64 | term f64 — entries up to index (whose term that is) are no longer
+//               needed (covered by a snapshot)
 //   Rewrite     firstIndex f64 | count u32 | prevTerm f64 | entries as in Entries
 //               — the group's whole live log written again to free an old segment: the log is
 //                 exactly these entries, after (firstIndex - 1, prevTerm)
 //   Remove      (nothing) — the group left this shard
 //   conf := 4 lists (voters, outgoing, learners, learnersNext), each count u16 | id u32*
-import type { ConfState } from '../raft/types.js';
+import type { ConfState, Entry, HardState, SnapshotMeta } from '../raft/types.js';
+import { crc32 } from './checksum.js';
 
 export const FRAME_MAGIC = 0x31574c46; // "FLW1" read as little-endian bytes
 export const FRAME_HEADER_BYTES = 24;
@@ -76,4 +81,195 @@ export function segmentName(seq: number): string {
 export function parseSegmentName(name: string): number | null {
   const m = /^segment-(\d{20})\.wal$/.exec(name);
   return m === null ? null : Number(m[1]);
+}
+
+// --- Frames ---
+
+/** Fills in a frame's header (magic, body length, sequence, CRC) over a body already in place. */
+export function sealFrame(buf: Buffer, frameBytes: number, seq: number): void {
+  buf.writeUInt32LE(FRAME_MAGIC, 0);
+  buf.writeUInt32LE(frameBytes - FRAME_HEADER_BYTES, 4);
+  buf.writeUInt32LE(0, 12);
+  buf.writeDoubleLE(seq, 16);
+  buf.writeUInt32LE(frameCrc(buf, 0, frameBytes - FRAME_HEADER_BYTES), 8);
+}
+
+/** The frame's CRC covers its length, sequence number and body: every field but magic and itself. */
+export function frameCrc(buf: Buffer, off: number, bodyBytes: number): number {
+  let c = crc32(buf.subarray(off + 4, off + 8));
+  c = crc32(buf.subarray(off + 12, off + FRAME_HEADER_BYTES), c);
+  return crc32(buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes), c);
+}
+
+/** Why the frame at `off` is not an intact frame following sequence `seqAfter`, or null. */
+export function frameProblem(data: Buffer, off: number, seqAfter: number): string | null {
+  if (off + FRAME_HEADER_BYTES > data.length) return 'truncated frame header';
+  if (data.readUInt32LE(off) !== FRAME_MAGIC) return 'bad magic';
+  const bodyBytes = data.readUInt32LE(off + 4);
+  if (off + FRAME_HEADER_BYTES + bodyBytes > data.length) return 'truncated frame';
+  const seq = data.readDoubleLE(off + 16);
+  if (frameCrc(data, off, bodyBytes) !== data.readUInt32LE(off + 8)) return 'checksum mismatch';
+  if (seq <= seqAfter) return `frame sequence ${seq} after ${seqAfter}`;
+  return null;
+}
+
+export function frameBodyBytes(data: Buffer, off: number): number {
+  return data.readUInt32LE(off + 4);
+}
+
+export function frameSeq(data: Buffer, off: number): number {
+  return data.readDoubleLE(off + 16);
+}
+
+// --- Records: sizes and writers (each writes one record at `at` and returns where it ends) ---
+
+export const HARD_STATE_RECORD_BYTES = RECORD_HEADER_BYTES + 20;
+export const COMPACT_RECORD_BYTES = RECORD_HEADER_BYTES + 16;
+export const REMOVE_RECORD_BYTES = RECORD_HEADER_BYTES;
+
+export function snapshotRecordBytes(conf: ConfState): number {
+  return RECORD_HEADER_BYTES + 17 + confBytes(conf);
+}
+
+/** Bytes of an Entries (or Rewrite) record's fixed part, before its entries. */
+export function entriesHeadBytes(kind: RecordKind.Entries | RecordKind.Rewrite): number {
+  return RECORD_HEADER_BYTES + (kind === RecordKind.Rewrite ? 20 : 12);
+}
+
+export function entryBytes(e: Entry): number {
+  return ENTRY_HEADER_BYTES + e.data.length;
+}
+
+function writeRecordHeader(buf: Buffer, at: number, kind: RecordKind, group: number): number {
+  buf[at] = kind;
+  buf.writeUInt32LE(group, at + 1);
+  return at + RECORD_HEADER_BYTES;
+}
+
+export function writeHardState(buf: Buffer, view: DataView, at: number, group: number, hs: HardState): number {
+  const p = writeRecordHeader(buf, at, RecordKind.HardState, group);
+  view.setFloat64(p, hs.term, true);
+  view.setUint32(p + 8, hs.vote, true);
+  view.setFloat64(p + 12, hs.commit, true);
+  return p + 20;
+}
+
+export function writeSnapshot(buf: Buffer, view: DataView, at: number, group: number, meta: SnapshotMeta, reset: boolean): number {
+  const p = writeRecordHeader(buf, at, RecordKind.Snapshot, group);
+  view.setFloat64(p, meta.index, true);
+  view.setFloat64(p + 8, meta.term, true);
+  view.setUint8(p + 16, reset ? 1 : 0);
+  return writeConf(view, p + 17, meta.conf);
+}
+
+export function writeCompact(buf: Buffer, view: DataView, at: number, group: number, index: number, term: number): number {
+  const p = writeRecordHeader(buf, at, RecordKind.Compact, group);
+  view.setFloat64(p, index, true);
+  view.setFloat64(p + 8, term, true);
+  return p + 16;
+}
+
+export function writeRemove(buf: Buffer, at: number, group: number): number {
+  return writeRecordHeader(buf, at, RecordKind.Remove, group);
+}
+
+/** The fixed part of an Entries or Rewrite record (prevTerm only for Rewrite); its entries follow. */
+export function writeEntriesHead(
+  buf: Buffer, view: DataView, at: number, kind: RecordKind.Entries | RecordKind.Rewrite, group: number,
+  first: number, count: number, prevTerm: number,
+): number {
+  const p = writeRecordHeader(buf, at, kind, group);
+  view.setFloat64(p, first, true);
+  view.setUint32(p + 8, count, true);
+  if (kind === RecordKind.Rewrite) {
+    view.setFloat64(p + 12, prevTerm, true);
+    return p + 20;
+  }
+  return p + 12;
+}
+
+/** One entry of an Entries or Rewrite record; its data starts at the returned end minus its length. */
+export function writeEntry(buf: Buffer, view: DataView, at: number, e: Entry): number {
+  view.setFloat64(at, e.term, true);
+  view.setUint8(at + 8, e.type);
+  view.setUint32(at + 9, e.data.length, true);
+  buf.set(e.data, at + ENTRY_HEADER_BYTES);
+  return at + ENTRY_HEADER_BYTES + e.data.length;
+}
+
+// --- Records: the reader ---
+
+/** Where an entry read back lies in its frame (`off` is relative to the start of `data`). */
+export interface EntryPosition {
+  term: number;
+  type: number;
+  off: number;
+  len: number;
+  data: undefined;
+}
+
+export interface RecordVisitor {
+  entries(group: number, first: number, count: number, rewritePrevTerm: number | null, positions: EntryPosition[]): void;
+  hardState(group: number, hs: HardState): void;
+  snapshot(group: number, meta: SnapshotMeta, reset: boolean): void;
+  compact(group: number, index: number, term: number): void;
+  remove(group: number): void;
+}
+
+/**
+ * Reads the records of one frame body, data[start, end), in order, handing each to `visit`.
+ * `fail(at, why)` reports a record that does not parse (it must throw).
+ */
+export function readRecords(data: Buffer, start: number, end: number, visit: RecordVisitor, fail: (at: number, why: string) => never): void {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let p = start;
+  while (p < end) {
+    if (p + RECORD_HEADER_BYTES > end) fail(p, 'truncated record');
+    const kind = data[p]! as RecordKind;
+    const group = data.readUInt32LE(p + 1);
+    const at = p + RECORD_HEADER_BYTES;
+    switch (kind) {
+      case RecordKind.Entries:
+      case RecordKind.Rewrite: {
+        const first = view.getFloat64(at, true);
+        const n = view.getUint32(at + 8, true);
+        const prevTerm = kind === RecordKind.Rewrite ? view.getFloat64(at + 12, true) : null;
+        const positions: EntryPosition[] = [];
+        let q = at + (prevTerm === null ? 12 : 20);
+        for (let j = 0; j < n; j++) {
+          if (q + ENTRY_HEADER_BYTES > end) fail(p, 'truncated entry');
+          const len = view.getUint32(q + 9, true);
+          positions.push({ term: view.getFloat64(q, true), type: view.getUint8(q + 8), off: q + ENTRY_HEADER_BYTES, len, data: undefined });
+          q += ENTRY_HEADER_BYTES + len;
+        }
+        if (q > end) fail(p, 'entry beyond frame');
+        visit.entries(group, first, n, prevTerm, positions);
+        p = q;
+        break;
+      }
+      case RecordKind.HardState:
+        visit.hardState(group, { term: view.getFloat64(at, true), vote: view.getUint32(at + 8, true), commit: view.getFloat64(at + 12, true) });
+        p = at + 20;
+        break;
+      case RecordKind.Snapshot: {
+        const index = view.getFloat64(at, true);
+        const term = view.getFloat64(at + 8, true);
+        const reset = view.getUint8(at + 16) === 1;
+        const c = readConf(view, at + 17);
+        visit.snapshot(group, { index, term, conf: c.conf }, reset);
+        p = c.at;
+        break;
+      }
+      case RecordKind.Compact:
+        visit.compact(group, view.getFloat64(at, true), view.getFloat64(at + 8, true));
+        p = at + 16;
+        break;
+      case RecordKind.Remove:
+        visit.remove(group);
+        p = at;
+        break;
+      default:
+        fail(p, `unknown record kind ${String(kind)}`);
+    }
+  }
 }

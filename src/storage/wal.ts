@@ -11,12 +11,13 @@ import { systemClock, systemScheduler, type Clock, type Scheduler } from '../io/
 import { nodeFileSystem, type FileSystem } from '../io/file-system.js';
 import { assert, AssertionError } from '../raft/assert.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { crc32 } from './checksum.js';
 import { EntryCache, GroupLog, type SnapshotDataSource } from './group-log.js';
 import {
-  confBytes, ENTRY_HEADER_BYTES, FRAME_HEADER_BYTES, FRAME_MAGIC, parseSegmentName, readConf,
-  RECORD_HEADER_BYTES, RecordKind, segmentName, writeConf,
+  COMPACT_RECORD_BYTES, entriesHeadBytes, entryBytes, FRAME_HEADER_BYTES, HARD_STATE_RECORD_BYTES, RecordKind,
+  REMOVE_RECORD_BYTES, sealFrame, segmentName, snapshotRecordBytes, writeCompact, writeEntriesHead, writeEntry,
+  writeHardState, writeRemove, writeSnapshot, type RecordVisitor,
 } from './wal-format.js';
+import { recoverSegments } from './wal-recovery.js';
 
 export interface WalOptions {
   /** `<dataDir>/wal/shard-<k>`; created if missing. */
@@ -251,8 +252,8 @@ export class Wal {
     const g = this.groups.get(group);
     if (g === undefined) return Promise.resolve();
     try {
-      const at = this.reserve(RECORD_HEADER_BYTES);
-      this.writeRecordHeader(at, RecordKind.Remove, group);
+      const at = this.reserve(REMOVE_RECORD_BYTES);
+      writeRemove(at.frame.buf, at.pos, group);
     } catch (e) {
       return this.failNow(e);
     }
@@ -288,33 +289,21 @@ export class Wal {
     if (w.snapshot !== undefined && w.snapshot !== null) this.encodeSnapshot(g, w.snapshot, true);
     if (w.entries !== undefined && w.entries.length > 0) this.encodeEntries(g, w.entries, RecordKind.Entries);
     if (w.hardState !== undefined && w.hardState !== null) {
-      const at = this.reserve(RECORD_HEADER_BYTES + 20);
-      const v = this.view(at);
-      this.writeRecordHeader(at, RecordKind.HardState, g.id);
-      v.view.setFloat64(v.at + 5, w.hardState.term, true);
-      v.view.setUint32(v.at + 13, w.hardState.vote, true);
-      v.view.setFloat64(v.at + 17, w.hardState.commit, true);
+      const at = this.reserve(HARD_STATE_RECORD_BYTES);
+      writeHardState(at.frame.buf, at.frame.dv, at.pos, g.id, w.hardState);
       g.placeHardState({ ...w.hardState }, at.frame.seg.seq);
     }
   }
 
   private encodeSnapshot(g: GroupLog, meta: SnapshotMeta, reset: boolean): void {
-    const at = this.reserve(RECORD_HEADER_BYTES + 17 + confBytes(meta.conf));
-    const v = this.view(at);
-    this.writeRecordHeader(at, RecordKind.Snapshot, g.id);
-    v.view.setFloat64(v.at + 5, meta.index, true);
-    v.view.setFloat64(v.at + 13, meta.term, true);
-    v.view.setUint8(v.at + 21, reset ? 1 : 0);
-    writeConf(v.view, v.at + 22, meta.conf);
+    const at = this.reserve(snapshotRecordBytes(meta.conf));
+    writeSnapshot(at.frame.buf, at.frame.dv, at.pos, g.id, meta, reset);
     g.placeSnapshot(meta, reset, at.frame.seg.seq);
   }
 
   private encodeCompact(g: GroupLog, index: number, term: number): void {
-    const at = this.reserve(RECORD_HEADER_BYTES + 16);
-    const v = this.view(at);
-    this.writeRecordHeader(at, RecordKind.Compact, g.id);
-    v.view.setFloat64(v.at + 5, index, true);
-    v.view.setFloat64(v.at + 13, term, true);
+    const at = this.reserve(COMPACT_RECORD_BYTES);
+    writeCompact(at.frame.buf, at.frame.dv, at.pos, g.id, index, term);
     g.placeCompact(index, term, at.frame.seg.seq);
   }
 
@@ -322,24 +311,24 @@ export class Wal {
    * Entries of one group, split into records that each fit a segment. Positions are known as
    * the bytes are laid out, so the group's index is updated here.
    */
-  private encodeEntries(g: GroupLog, entries: Entry[], kind: RecordKind): void {
-    const head = kind === RecordKind.Rewrite ? 20 : 12;
+  private encodeEntries(g: GroupLog, entries: Entry[], kind: RecordKind.Entries | RecordKind.Rewrite): void {
+    const head = entriesHeadBytes(kind);
     if (kind === RecordKind.Rewrite) {
       // A rewrite restates the whole log in one record, so it must fit one segment: start a
       // fresh one if needed (rewrites are bounded by rewriteBytesMax, well below a segment).
-      let bytes = RECORD_HEADER_BYTES + head;
-      for (const e of entries) bytes += ENTRY_HEADER_BYTES + e.data.length;
+      let bytes = head;
+      for (const e of entries) bytes += entryBytes(e);
       if (bytes > this.roomInSegment() && this.current.assigned > 0) this.roll();
     }
     let k = 0;
     while (k < entries.length) {
       // As many entries as fit the room left in the segment (at least one: a fresh segment
       // takes an oversized entry on its own).
-      const room = kind === RecordKind.Rewrite ? Infinity : this.roomInSegment() - RECORD_HEADER_BYTES - head;
+      const room = kind === RecordKind.Rewrite ? Infinity : this.roomInSegment() - head;
       let bytes = 0;
       let n = 0;
       while (k + n < entries.length) {
-        const add = ENTRY_HEADER_BYTES + entries[k + n]!.data.length;
+        const add = entryBytes(entries[k + n]!);
         if (n > 0 && bytes + add > room) break;
         if (n === 0 && add > room && this.current.assigned > 0) break;
         bytes += add;
@@ -349,41 +338,24 @@ export class Wal {
         this.roll();
         continue;
       }
-      const at = this.reserve(RECORD_HEADER_BYTES + head + bytes);
-      const v = this.view(at);
-      this.writeRecordHeader(at, kind, g.id);
+      const at = this.reserve(head + bytes);
+      const { buf, dv } = at.frame;
       const first = entries[k]!.index;
       const prevTerm = kind === RecordKind.Rewrite ? g.compactedTerm : null;
-      v.view.setFloat64(v.at + 5, first, true);
-      v.view.setUint32(v.at + 13, n, true);
-      if (prevTerm !== null) v.view.setFloat64(v.at + 17, prevTerm, true);
-      let p = v.at + 5 + head;
+      let p = writeEntriesHead(buf, dv, at.pos, kind, g.id, first, n, prevTerm ?? 0);
       const seg = at.frame.seg.seq;
       const frameFileStart = at.frame.start;
       const positions: { term: number; type: number; off: number; len: number; data: Uint8Array | undefined }[] = new Array(n);
       for (let j = 0; j < n; j++) {
         const e = entries[k + j]!;
         assert(e.index === first + j, `group ${g.id}: entries are not contiguous at ${e.index}`);
-        v.view.setFloat64(p, e.term, true);
-        v.view.setUint8(p + 8, e.type);
-        v.view.setUint32(p + 9, e.data.length, true);
-        p += ENTRY_HEADER_BYTES;
-        at.frame.buf.set(e.data, p);
-        positions[j] = { term: e.term, type: e.type, off: frameFileStart + p, len: e.data.length, data: e.data };
-        p += e.data.length;
+        const end = writeEntry(buf, dv, p, e);
+        positions[j] = { term: e.term, type: e.type, off: frameFileStart + end - e.data.length, len: e.data.length, data: e.data };
+        p = end;
       }
       g.placeEntries(first, n, prevTerm, seg, (j) => positions[j]!);
       k += n;
     }
-  }
-
-  private writeRecordHeader(at: { frame: PendingFrame; pos: number }, kind: RecordKind, group: number): void {
-    at.frame.buf[at.pos] = kind;
-    at.frame.buf.writeUInt32LE(group, at.pos + 1);
-  }
-
-  private view(at: { frame: PendingFrame; pos: number }): { view: DataView; at: number } {
-    return { view: at.frame.dv, at: at.pos };
   }
 
   private roomInSegment(): number {
@@ -581,11 +553,7 @@ export class Wal {
         this.unsynced.delete(prev);
       }
       this.lastWritten = f.seg;
-      f.buf.writeUInt32LE(FRAME_MAGIC, 0);
-      f.buf.writeUInt32LE(f.len - FRAME_HEADER_BYTES, 4);
-      f.buf.writeUInt32LE(0, 12);
-      f.buf.writeDoubleLE(++this.frameSeq, 16);
-      f.buf.writeUInt32LE(frameCrc(f.buf, 0, f.len - FRAME_HEADER_BYTES), 8);
+      sealFrame(f.buf, f.len, ++this.frameSeq);
       this.writeFully(f.seg.fd, f.buf, f.len, f.start);
       f.seg.written = f.start + f.len;
       touched.add(f.seg);
@@ -694,27 +662,14 @@ export class Wal {
         if (d === first || path.dirname(d) === d) break;
       }
     }
-    const seqs = this.fs.readdirSync(this.opts.dir).map(parseSegmentName).filter((s): s is number => s !== null).sort((a, b) => a - b);
-    const fileOf = (seq: number): string => path.join(this.opts.dir, segmentName(seq));
-    for (let i = 1; i < seqs.length; i++) {
-      // Segments are only ever deleted oldest first, so a hole means a file went missing.
-      if (seqs[i] !== seqs[i - 1]! + 1) throw new WalError('WAL_CORRUPT', `segment ${fileOf(seqs[i - 1]! + 1)} is missing`, fileOf(seqs[i - 1]! + 1), 0);
-    }
-    for (let i = 0; i < seqs.length; i++) {
-      const seq = seqs[i]!;
-      const file = fileOf(seq);
-      const data = this.fs.readFileSync(file);
-      const laterFiles = seqs.slice(i + 1).map(fileOf);
-      const end = this.replaySegment(seq, file, data, laterFiles);
-      if (end < data.length) this.fs.truncateSync(file, end);
+    const r = recoverSegments(this.fs, this.opts.dir, (seq) => this.placer(seq), (message, file, offset) => {
+      throw new WalError('WAL_CORRUPT', message, file, offset);
+    });
+    this.frameSeq = r.frameSeq;
+    for (const { seq, file, end } of r.segments) {
       const fd = this.fs.openSync(file, 'r+');
       this.segments.set(seq, { seq, file, fd, assigned: end, written: end });
       this.nextSeq = seq + 1;
-      if (end < data.length) {
-        // A torn tail: the later segments hold no intact frame (checked); they go.
-        for (const f of laterFiles) this.fs.unlinkSync(f);
-        break;
-      }
     }
     for (const g of this.groups.values()) {
       const problem = g.checkRecovered();
@@ -725,100 +680,17 @@ export class Wal {
     else this.roll();
   }
 
-  /** Replays one segment; returns where its valid frames end. */
-  private replaySegment(seq: number, file: string, data: Buffer, laterFiles: string[]): number {
-    let off = 0;
-    while (off < data.length) {
-      const bad = this.checkFrame(data, off);
-      if (bad !== null) {
-        // A damaged frame is a torn tail only if no intact frame follows it, in this segment
-        // or a later one (a batch syncs a segment before writing the next); anything else is
-        // corruption, and serving a shorter log would be wrong.
-        const goodLater = this.goodFrameAfter(data, off + 1) || laterFiles.some((f) => this.goodFrameAfter(this.fs.readFileSync(f), 0));
-        if (!goodLater) return off;
-        throw new WalError('WAL_CORRUPT', `corrupt log record at ${file}:${off} (${bad})`, file, off);
-      }
-      const bodyBytes = data.readUInt32LE(off + 4);
-      this.frameSeq = data.readDoubleLE(off + 16);
-      this.replayFrame(seq, file, data, off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes);
-      off += FRAME_HEADER_BYTES + bodyBytes;
-    }
-    return off;
-  }
-
-  private checkFrame(data: Buffer, off: number): string | null {
-    if (off + FRAME_HEADER_BYTES > data.length) return 'truncated frame header';
-    if (data.readUInt32LE(off) !== FRAME_MAGIC) return 'bad magic';
-    const bodyBytes = data.readUInt32LE(off + 4);
-    if (off + FRAME_HEADER_BYTES + bodyBytes > data.length) return 'truncated frame';
-    const seq = data.readDoubleLE(off + 16);
-    if (frameCrc(data, off, bodyBytes) !== data.readUInt32LE(off + 8)) return 'checksum mismatch';
-    if (seq <= this.frameSeq) return `frame sequence ${seq} after ${this.frameSeq}`;
-    return null;
-  }
-
-  private goodFrameAfter(data: Buffer, from: number): boolean {
-    const magic = Buffer.alloc(4);
-    magic.writeUInt32LE(FRAME_MAGIC, 0);
-    for (let at = data.indexOf(magic, from); at >= 0; at = data.indexOf(magic, at + 1)) {
-      if (this.checkFrame(data, at) === null) return true;
-    }
-    return false;
-  }
-
-  private replayFrame(seq: number, file: string, data: Buffer, start: number, end: number): void {
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    let p = start;
-    const fail = (why: string): never => { throw new WalError('WAL_CORRUPT', `bad record at ${file}:${p} (${why})`, file, p); };
-    while (p < end) {
-      if (p + RECORD_HEADER_BYTES > end) fail('truncated record');
-      const kind = data[p]! as RecordKind;
-      const gid = data.readUInt32LE(p + 1);
-      const at = p + RECORD_HEADER_BYTES;
-      switch (kind) {
-        case RecordKind.Entries:
-        case RecordKind.Rewrite: {
-          const first = view.getFloat64(at, true);
-          const n = view.getUint32(at + 8, true);
-          const prevTerm = kind === RecordKind.Rewrite ? view.getFloat64(at + 12, true) : null;
-          const positions: { term: number; type: number; off: number; len: number; data: undefined }[] = [];
-          let q = at + (prevTerm === null ? 12 : 20);
-          for (let j = 0; j < n; j++) {
-            if (q + ENTRY_HEADER_BYTES > end) fail('truncated entry');
-            const len = view.getUint32(q + 9, true);
-            positions.push({ term: view.getFloat64(q, true), type: view.getUint8(q + 8), off: q + ENTRY_HEADER_BYTES, len, data: undefined });
-            q += ENTRY_HEADER_BYTES + len;
-          }
-          if (q > end) fail('entry beyond frame');
-          this.group(gid).placeEntries(first, n, prevTerm, seq, (j) => positions[j]!);
-          p = q;
-          break;
-        }
-        case RecordKind.HardState:
-          this.group(gid).placeHardState({ term: view.getFloat64(at, true), vote: view.getUint32(at + 8, true), commit: view.getFloat64(at + 12, true) }, seq);
-          p = at + 20;
-          break;
-        case RecordKind.Snapshot: {
-          const index = view.getFloat64(at, true);
-          const term = view.getFloat64(at + 8, true);
-          const reset = view.getUint8(at + 16) === 1;
-          const c = readConf(view, at + 17);
-          this.group(gid).placeSnapshot({ index, term, conf: c.conf }, reset, seq);
-          p = c.at;
-          break;
-        }
-        case RecordKind.Compact:
-          this.group(gid).placeCompact(view.getFloat64(at, true), view.getFloat64(at + 8, true), seq);
-          p = at + 16;
-          break;
-        case RecordKind.Remove:
-          this.groups.delete(gid);
-          p = at;
-          break;
-        default:
-          fail(`unknown record kind ${String(kind)}`);
-      }
-    }
+  /** What recovery does with the records of segment `seq`: it places them in the groups' indexes. */
+  private placer(seq: number): RecordVisitor {
+    return {
+      entries: (group, first, count, prevTerm, positions) => this.group(group).placeEntries(first, count, prevTerm, seq, (j) => positions[j]!),
+      hardState: (group, hs) => this.group(group).placeHardState(hs, seq),
+      snapshot: (group, meta, reset) => this.group(group).placeSnapshot(meta, reset, seq),
+      compact: (group, index, term) => this.group(group).placeCompact(index, term, seq),
+      remove: (group) => {
+        this.groups.delete(group);
+      },
+    };
   }
 }
 
@@ -826,10 +698,4 @@ function dataView(b: Buffer): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
-/** The frame's CRC covers its length, sequence number and body: every field but magic and itself. */
-function frameCrc(buf: Buffer, off: number, bodyBytes: number): number {
-  let c = crc32(buf.subarray(off + 4, off + 8));
-  c = crc32(buf.subarray(off + 12, off + FRAME_HEADER_BYTES), c);
-  return crc32(buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes), c);
-}
 

@@ -1,0 +1,90 @@
+// Recovery of a write-ahead log directory: which segment files there are, where the intact
+// frames of each end, and every record in them, in order. The rules (docs/storage.md,
+// "Recovery"): segment numbers must be contiguous; a damaged frame is a torn tail only if no
+// intact frame follows it, in its segment or a later one (the writer syncs a segment before it
+// writes the next); anything else is WAL_CORRUPT, never a silently shorter log.
+import * as path from 'node:path';
+import type { FileSystem } from '../io/file-system.js';
+import {
+  FRAME_HEADER_BYTES, FRAME_MAGIC, frameBodyBytes, frameProblem, frameSeq, parseSegmentName, readRecords,
+  segmentName, type RecordVisitor,
+} from './wal-format.js';
+
+export type WalCorruptReporter = (message: string, file: string, offset: number) => never;
+
+export interface RecoveredSegment {
+  seq: number;
+  file: string;
+  /** Where its intact frames end: the next frame goes there. */
+  end: number;
+}
+
+export interface Recovery {
+  /** In order; the last may have been cut back to its intact frames. */
+  segments: RecoveredSegment[];
+  /** Sequence number of the last intact frame (0 for an empty log). */
+  frameSeq: number;
+}
+
+/**
+ * Reads every segment of `dir` in order, handing each record to `visitorFor(segment seq)`, cuts a
+ * torn tail (and removes the later segments, which then hold no intact frame), and reports any
+ * other damage through `corrupt` (which throws).
+ */
+export function recoverSegments(fs: FileSystem, dir: string, visitorFor: (seq: number) => RecordVisitor, corrupt: WalCorruptReporter): Recovery {
+  const seqs = fs.readdirSync(dir).map(parseSegmentName).filter((s): s is number => s !== null).sort((a, b) => a - b);
+  const fileOf = (seq: number): string => path.join(dir, segmentName(seq));
+  for (let i = 1; i < seqs.length; i++) {
+    // Segments are only ever deleted oldest first, so a hole means a file went missing.
+    if (seqs[i] !== seqs[i - 1]! + 1) corrupt(`segment ${fileOf(seqs[i - 1]! + 1)} is missing`, fileOf(seqs[i - 1]! + 1), 0);
+  }
+  const out: Recovery = { segments: [], frameSeq: 0 };
+  for (let i = 0; i < seqs.length; i++) {
+    const seq = seqs[i]!;
+    const file = fileOf(seq);
+    const data = fs.readFileSync(file);
+    const laterFiles = seqs.slice(i + 1).map(fileOf);
+    const end = replaySegment(fs, file, data, laterFiles, out, visitorFor(seq), corrupt);
+    if (end < data.length) fs.truncateSync(file, end);
+    out.segments.push({ seq, file, end });
+    if (end < data.length) {
+      // A torn tail: the later segments hold no intact frame (checked); they go.
+      for (const f of laterFiles) fs.unlinkSync(f);
+      break;
+    }
+  }
+  return out;
+}
+
+/** Replays one segment; returns where its intact frames end. */
+function replaySegment(
+  fs: FileSystem, file: string, data: Buffer, laterFiles: string[], out: Recovery, visit: RecordVisitor, corrupt: WalCorruptReporter,
+): number {
+  let off = 0;
+  while (off < data.length) {
+    const bad = frameProblem(data, off, out.frameSeq);
+    if (bad !== null) {
+      // A damaged frame is a torn tail only if no intact frame follows it, in this segment
+      // or a later one (a batch syncs a segment before writing the next); anything else is
+      // corruption, and serving a shorter log would be wrong.
+      const goodLater = goodFrameAfter(data, off + 1, out.frameSeq) || laterFiles.some((f) => goodFrameAfter(fs.readFileSync(f), 0, out.frameSeq));
+      if (!goodLater) return off;
+      corrupt(`corrupt log record at ${file}:${off} (${bad})`, file, off);
+    }
+    const bodyBytes = frameBodyBytes(data, off);
+    out.frameSeq = frameSeq(data, off);
+    const start = off + FRAME_HEADER_BYTES;
+    readRecords(data, start, start + bodyBytes, visit, (at, why) => corrupt(`bad record at ${file}:${at} (${why})`, file, at));
+    off = start + bodyBytes;
+  }
+  return off;
+}
+
+function goodFrameAfter(data: Buffer, from: number, seqAfter: number): boolean {
+  const magic = Buffer.alloc(4);
+  magic.writeUInt32LE(FRAME_MAGIC, 0);
+  for (let at = data.indexOf(magic, from); at >= 0; at = data.indexOf(magic, at + 1)) {
+    if (frameProblem(data, at, seqAfter) === null) return true;
+  }
+  return false;
+}
