@@ -34,6 +34,7 @@ export interface FileSystem {
   ftruncateSync(fd: number, bytes: number): void;
   truncateSync(file: string, bytes: number): void;
   unlinkSync(file: string): void;
+  renameSync(from: string, to: string): void;
   /** Makes the file's data (and the size needed to read it) durable. */
   fdatasync(fd: number, done: SyncCallback): void;
   /** Makes the directory's entries (files created, renamed or deleted in it) durable. */
@@ -65,6 +66,7 @@ export const nodeFileSystem: FileSystem = {
   ftruncateSync: (fd, bytes) => fs.ftruncateSync(fd, bytes),
   truncateSync: (file, bytes) => fs.truncateSync(file, bytes),
   unlinkSync: (file) => fs.unlinkSync(file),
+  renameSync: (from, to) => fs.renameSync(from, to),
   fdatasync: (fd, done) => fs.fdatasync(fd, done),
   syncDir: (dir, done) => {
     fs.open(dir, 'r', (e, fd) => {

@@ -4,8 +4,11 @@
 // every group it touched) wrote with one write; a torn write can only damage the last frame.
 //
 //   frame  := header(24) body
-//   header := magic u32 | bodyBytes u32 | crc32 u32 | reserved u32 | seq f64
-//             (the CRC-32 covers bodyBytes, reserved, seq and the body)
+//   header := magic u32 | bodyBytes u32 | crc32 u32 | segment u32 | seq f64
+//             (the CRC-32 covers bodyBytes, segment, seq and the body; `segment` is the number of
+//             the segment the frame was written to, 0 in logs written before segments were
+//             recycled: a frame left in a reused file by the segment it held before is known
+//             by it)
 //   body   := record*
 //   record := kind u8 | group u32 | payload
 //
@@ -74,6 +77,33 @@ export function readConf(view: DataView, at: number): { conf: ConfState; at: num
   return { conf: { voters: lists[0]!, votersOutgoing: lists[1]!, learners: lists[2]!, learnersNext: lists[3]! }, at };
 }
 
+/**
+ * Every frame is written with this many zero bytes after it (overwritten by the next frame), so
+ * that in a recycled segment, whose file still holds an older segment's bytes, the end of what
+ * was written is a zero header rather than stale data. Segments keep room for it at their end.
+ */
+export const END_MARK_BYTES = FRAME_HEADER_BYTES;
+
+/**
+ * A zero header where a frame would start (or zeros up to the end of the file, an end mark cut
+ * short): nothing was written from here on (see END_MARK_BYTES).
+ */
+export function isEndMark(data: Buffer, off: number): boolean {
+  const end = Math.min(off + END_MARK_BYTES, data.length);
+  for (let i = off; i < end; i++) if (data[i] !== 0) return false;
+  return end > off;
+}
+
+/** A deleted segment's file kept for reuse (its size already allocated): see Wal, "Spares". */
+export function spareName(n: number): string {
+  return `spare-${String(n).padStart(20, '0')}.wal`;
+}
+
+export function parseSpareName(name: string): number | null {
+  const m = /^spare-(\d{20})\.wal$/.exec(name);
+  return m === null ? null : Number(m[1]);
+}
+
 export function segmentName(seq: number): string {
   return `segment-${String(seq).padStart(20, '0')}.wal`;
 }
@@ -85,11 +115,11 @@ export function parseSegmentName(name: string): number | null {
 
 // --- Frames ---
 
-/** Fills in a frame's header (magic, body length, sequence, CRC) over a body already in place. */
-export function sealFrame(buf: Buffer, frameBytes: number, seq: number): void {
+/** Fills in a frame's header (magic, body length, segment, sequence, CRC) over a body already in place. */
+export function sealFrame(buf: Buffer, frameBytes: number, segment: number, seq: number): void {
   buf.writeUInt32LE(FRAME_MAGIC, 0);
   buf.writeUInt32LE(frameBytes - FRAME_HEADER_BYTES, 4);
-  buf.writeUInt32LE(0, 12);
+  buf.writeUInt32LE(segment >>> 0, 12);
   buf.writeDoubleLE(seq, 16);
   buf.writeUInt32LE(frameCrc(buf, 0, frameBytes - FRAME_HEADER_BYTES), 8);
 }
@@ -99,6 +129,17 @@ export function frameCrc(buf: Buffer, off: number, bodyBytes: number): number {
   let c = crc32(buf.subarray(off + 4, off + 8));
   c = crc32(buf.subarray(off + 12, off + FRAME_HEADER_BYTES), c);
   return crc32(buf.subarray(off + FRAME_HEADER_BYTES, off + FRAME_HEADER_BYTES + bodyBytes), c);
+}
+
+/** The segment a frame says it was written to (0: a log from before recycling, any). */
+export function frameSegment(data: Buffer, off: number): number {
+  return data.readUInt32LE(off + 12);
+}
+
+/** Whether the frame belongs to segment `seq` (see the header layout). */
+export function frameOwnedBy(data: Buffer, off: number, seq: number): boolean {
+  const s = frameSegment(data, off);
+  return s === 0 || s === (seq >>> 0);
 }
 
 /** Why the frame at `off` is not an intact frame following sequence `seqAfter`, or null. */

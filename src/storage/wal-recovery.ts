@@ -2,12 +2,14 @@
 // frames of each end, and every record in them, in order. The rules (docs/storage.md,
 // "Recovery"): segment numbers must be contiguous; a damaged frame is a torn tail only if no
 // intact frame follows it, in its segment or a later one (the writer syncs a segment before it
-// writes the next); anything else is WAL_CORRUPT, never a silently shorter log.
+// writes the next); anything else is WAL_CORRUPT, never a silently shorter log. A segment's
+// written part also ends cleanly, with nothing to cut, at the end of its file, at a zero end
+// mark, or at an intact frame that another segment wrote: the leftovers of a recycled file.
 import * as path from 'node:path';
 import type { FileSystem } from '../io/file-system.js';
 import {
-  FRAME_HEADER_BYTES, FRAME_MAGIC, frameBodyBytes, frameProblem, frameSeq, parseSegmentName, readRecords,
-  segmentName, type RecordVisitor,
+  FRAME_HEADER_BYTES, FRAME_MAGIC, frameBodyBytes, frameOwnedBy, frameProblem, frameSeq, isEndMark, parseSegmentName,
+  parseSpareName, readRecords, segmentName, spareName, type RecordVisitor,
 } from './wal-format.js';
 
 export type WalCorruptReporter = (message: string, file: string, offset: number) => never;
@@ -24,6 +26,9 @@ export interface Recovery {
   segments: RecoveredSegment[];
   /** Sequence number of the last intact frame (0 for an empty log). */
   frameSeq: number;
+  /** Spare files (deleted segments kept for reuse), by path, with the highest spare number seen. */
+  spares: string[];
+  spareMax: number;
 }
 
 /**
@@ -38,37 +43,41 @@ export function recoverSegments(fs: FileSystem, dir: string, visitorFor: (seq: n
     // Segments are only ever deleted oldest first, so a hole means a file went missing.
     if (seqs[i] !== seqs[i - 1]! + 1) corrupt(`segment ${fileOf(seqs[i - 1]! + 1)} is missing`, fileOf(seqs[i - 1]! + 1), 0);
   }
-  const out: Recovery = { segments: [], frameSeq: 0 };
+  const names = fs.readdirSync(dir);
+  const spareNums = names.map(parseSpareName).filter((n): n is number => n !== null).sort((a, b) => a - b);
+  const out: Recovery = { segments: [], frameSeq: 0, spares: spareNums.map((n) => path.join(dir, spareName(n))), spareMax: spareNums.at(-1) ?? 0 };
   for (let i = 0; i < seqs.length; i++) {
     const seq = seqs[i]!;
     const file = fileOf(seq);
     const data = fs.readFileSync(file);
-    const laterFiles = seqs.slice(i + 1).map(fileOf);
-    const end = replaySegment(fs, file, data, laterFiles, out, visitorFor(seq), corrupt);
-    if (end < data.length) fs.truncateSync(file, end);
+    const later = seqs.slice(i + 1);
+    const { end, torn } = replaySegment(fs, seq, file, data, later, fileOf, out, visitorFor(seq), corrupt);
+    if (torn) fs.truncateSync(file, end);
     out.segments.push({ seq, file, end });
-    if (end < data.length) {
+    if (torn) {
       // A torn tail: the later segments hold no intact frame (checked); they go.
-      for (const f of laterFiles) fs.unlinkSync(f);
+      for (const s of later) fs.unlinkSync(fileOf(s));
       break;
     }
   }
   return out;
 }
 
-/** Replays one segment; returns where its intact frames end. */
+/** Replays one segment; returns where its intact frames end, and whether a torn frame follows. */
 function replaySegment(
-  fs: FileSystem, file: string, data: Buffer, laterFiles: string[], out: Recovery, visit: RecordVisitor, corrupt: WalCorruptReporter,
-): number {
+  fs: FileSystem, seq: number, file: string, data: Buffer, later: number[], fileOf: (seq: number) => string, out: Recovery,
+  visit: RecordVisitor, corrupt: WalCorruptReporter,
+): { end: number; torn: boolean } {
   let off = 0;
   while (off < data.length) {
+    if (isEndMark(data, off) || isForeignFrame(data, off, seq)) return { end: off, torn: false };
     const bad = frameProblem(data, off, out.frameSeq);
     if (bad !== null) {
       // A damaged frame is a torn tail only if no intact frame follows it, in this segment
       // or a later one (a batch syncs a segment before writing the next); anything else is
       // corruption, and serving a shorter log would be wrong.
-      const goodLater = goodFrameAfter(data, off + 1, out.frameSeq) || laterFiles.some((f) => goodFrameAfter(fs.readFileSync(f), 0, out.frameSeq));
-      if (!goodLater) return off;
+      const goodLater = goodFrameAfter(data, off + 1, seq, out.frameSeq) || later.some((s) => goodFrameAfter(fs.readFileSync(fileOf(s)), 0, s, out.frameSeq));
+      if (!goodLater) return { end: off, torn: true };
       corrupt(`corrupt log record at ${file}:${off} (${bad})`, file, off);
     }
     const bodyBytes = frameBodyBytes(data, off);
@@ -77,14 +86,20 @@ function replaySegment(
     readRecords(data, start, start + bodyBytes, visit, (at, why) => corrupt(`bad record at ${file}:${at} (${why})`, file, at));
     off = start + bodyBytes;
   }
-  return off;
+  return { end: off, torn: false };
 }
 
-function goodFrameAfter(data: Buffer, from: number, seqAfter: number): boolean {
+/** An intact frame that another segment wrote: left in a recycled file by the segment it held before. */
+function isForeignFrame(data: Buffer, off: number, seq: number): boolean {
+  return frameProblem(data, off, -1) === null && !frameOwnedBy(data, off, seq);
+}
+
+/** Whether an intact frame of segment `seq`, newer than `seqAfter`, starts anywhere from `from` on. */
+function goodFrameAfter(data: Buffer, from: number, seq: number, seqAfter: number): boolean {
   const magic = Buffer.alloc(4);
   magic.writeUInt32LE(FRAME_MAGIC, 0);
   for (let at = data.indexOf(magic, from); at >= 0; at = data.indexOf(magic, at + 1)) {
-    if (frameProblem(data, at, seqAfter) === null) return true;
+    if (frameProblem(data, at, seqAfter) === null && frameOwnedBy(data, at, seq)) return true;
   }
   return false;
 }

@@ -13,8 +13,8 @@ import { assert, AssertionError } from '../raft/assert.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { EntryCache, GroupLog, type SnapshotDataSource } from './group-log.js';
 import {
-  COMPACT_RECORD_BYTES, entriesHeadBytes, entryBytes, FRAME_HEADER_BYTES, HARD_STATE_RECORD_BYTES, RecordKind,
-  REMOVE_RECORD_BYTES, sealFrame, segmentName, snapshotRecordBytes, writeCompact, writeEntriesHead, writeEntry,
+  COMPACT_RECORD_BYTES, END_MARK_BYTES, entriesHeadBytes, entryBytes, FRAME_HEADER_BYTES, HARD_STATE_RECORD_BYTES, RecordKind,
+  REMOVE_RECORD_BYTES, sealFrame, segmentName, snapshotRecordBytes, spareName, writeCompact, writeEntriesHead, writeEntry,
   writeHardState, writeRemove, writeSnapshot, type RecordVisitor,
 } from './wal-format.js';
 import { recoverSegments } from './wal-recovery.js';
@@ -66,6 +66,8 @@ export interface WalStats {
   fsyncs: number;
   segments: number;
   segmentsDeleted: number;
+  /** New segments that reused a deleted one's file (already allocated: its syncs write no size). */
+  segmentsRecycled: number;
   groupsRewritten: number;
   failures: number;
   lastError: string | null;
@@ -81,6 +83,11 @@ interface Segment {
   assigned: number;
   /** Bytes known to be written. */
   written: number;
+  /**
+   * Made by this process, so every frame in it names its segment: its file may become a spare.
+   * (A recovered one may hold frames of an older format, which name none.)
+   */
+  recyclable: boolean;
 }
 
 interface PendingFrame {
@@ -98,6 +105,20 @@ interface Waiter {
 }
 
 const BUFFER_BYTES_MIN = 64 << 10;
+/**
+ * Deleted segments' files kept for reuse. A new segment takes one (renamed) instead of a new
+ * file that grows with every batch: an fdatasync on a file that does not grow writes no
+ * metadata (the size and extents are already on disk), which on ext4 is most of its cost.
+ */
+export const WAL_SPARES_MAX = 2;
+const SPARES_MAX = WAL_SPARES_MAX;
+
+interface Spare {
+  file: string;
+  fd: number;
+  /** Its rename to a spare name is durable (a directory sync followed it): only then reused. */
+  durable: boolean;
+}
 
 export class Wal {
   readonly opts: Required<Omit<WalOptions, 'snapshotData' | 'fs' | 'clock' | 'scheduler'>> & { snapshotData: SnapshotDataSource };
@@ -105,7 +126,7 @@ export class Wal {
   private readonly clock: Clock;
   private readonly scheduler: Scheduler;
   readonly stats: WalStats = {
-    batches: 0, bytes: 0, fsyncs: 0, segments: 0, segmentsDeleted: 0, groupsRewritten: 0,
+    batches: 0, bytes: 0, fsyncs: 0, segments: 0, segmentsDeleted: 0, segmentsRecycled: 0, groupsRewritten: 0,
     failures: 0, lastError: null, fsyncMsTotal: 0,
   };
   private readonly groups = new Map<number, GroupLog>();
@@ -137,6 +158,8 @@ export class Wal {
   private inflight: PendingFrame[] = [];
   /** Reused frame buffers (one batch writes while the next gathers: two are enough). */
   private spare: Buffer[] = [];
+  private readonly spares: Spare[] = [];
+  private spareSeq = 0;
 
   private constructor(opts: WalOptions) {
     const { fs, clock, scheduler, ...settings } = opts;
@@ -160,6 +183,7 @@ export class Wal {
       wal.recover();
     } catch (e) {
       for (const s of wal.segments.values()) wal.fs.closeSync(s.fd);
+      for (const sp of wal.spares) wal.fs.closeSync(sp.fd);
       throw e;
     }
     return wal;
@@ -274,6 +298,7 @@ export class Wal {
     if (this.bgSync !== null) await this.bgSync;
     this.closed = true;
     for (const s of this.segments.values()) this.fs.closeSync(s.fd);
+    for (const sp of this.spares) this.fs.closeSync(sp.fd);
   }
 
   // --- Encoding ---
@@ -358,10 +383,15 @@ export class Wal {
     }
   }
 
+  /** A segment keeps room for the end mark after its last frame. */
+  private get segmentBytesUsable(): number {
+    return this.opts.segmentBytes - END_MARK_BYTES;
+  }
+
   private roomInSegment(): number {
     const f = this.openFrame();
     const used = f === null ? this.current.assigned + FRAME_HEADER_BYTES : f.start + f.len;
-    return this.opts.segmentBytes - used;
+    return this.segmentBytesUsable - used;
   }
 
   private openFrame(): PendingFrame | null {
@@ -373,19 +403,19 @@ export class Wal {
   private reserve(bytes: number): { frame: PendingFrame; pos: number } {
     let f = this.openFrame();
     const end = f === null ? this.current.assigned + FRAME_HEADER_BYTES + bytes : f.start + f.len + bytes;
-    if (end > this.opts.segmentBytes && (this.current.assigned > 0 || (f !== null && f.len > FRAME_HEADER_BYTES))) {
+    if (end > this.segmentBytesUsable && (this.current.assigned > 0 || (f !== null && f.len > FRAME_HEADER_BYTES))) {
       this.roll();
       f = null;
     }
     if (f === null) {
-      const buf = this.takeBuffer(FRAME_HEADER_BYTES + bytes);
+      const buf = this.takeBuffer(FRAME_HEADER_BYTES + bytes + END_MARK_BYTES);
       f = { seg: this.current, start: this.current.assigned, buf, dv: dataView(buf), len: FRAME_HEADER_BYTES };
       this.current.assigned += FRAME_HEADER_BYTES;
       this.pending.push(f);
     }
-    if (f.len + bytes > f.buf.length) {
+    if (f.len + bytes + END_MARK_BYTES > f.buf.length) {
       let cap = f.buf.length * 2;
-      while (cap < f.len + bytes) cap *= 2;
+      while (cap < f.len + bytes + END_MARK_BYTES) cap *= 2;
       const nb = Buffer.allocUnsafe(cap);
       f.buf.copy(nb, 0, 0, f.len);
       f.buf = nb;
@@ -408,8 +438,19 @@ export class Wal {
   private roll(): void {
     const seq = this.nextSeq++;
     const file = path.join(this.opts.dir, segmentName(seq));
-    const fd = this.fs.openSync(file, 'wx+');
-    const s: Segment = { seq, file, fd, assigned: 0, written: 0 };
+    let fd: number;
+    const k = this.spares.findIndex((sp) => sp.durable);
+    if (k >= 0) {
+      // Its old frames stay in the file until overwritten; recovery tells them by the segment
+      // number in their headers, and finds the end of what this segment wrote at its end mark.
+      const sp = this.spares.splice(k, 1)[0]!;
+      this.fs.renameSync(sp.file, file);
+      fd = sp.fd;
+      this.stats.segmentsRecycled++;
+    } else {
+      fd = this.fs.openSync(file, 'wx+');
+    }
+    const s: Segment = { seq, file, fd, assigned: 0, written: 0, recyclable: true };
     this.segments.set(seq, s);
     this.current = s;
     this.stats.segments++;
@@ -456,9 +497,17 @@ export class Wal {
       // One waiting for a background sync need not be synced at all; one under it keeps its fd
       // until the sync ends (the file goes now, so deletions stay oldest first).
       this.unsynced.delete(s);
-      if (this.syncing.includes(s)) this.closeAfterSync.push(s.fd);
-      else this.fs.closeSync(s.fd);
-      this.fs.unlinkSync(s.file);
+      if (this.syncing.includes(s)) {
+        this.closeAfterSync.push(s.fd);
+        this.fs.unlinkSync(s.file);
+      } else if (s.recyclable && this.spares.length < SPARES_MAX) {
+        const file = path.join(this.opts.dir, spareName(++this.spareSeq));
+        this.fs.renameSync(s.file, file);
+        this.spares.push({ file, fd: s.fd, durable: false });
+      } else {
+        this.fs.closeSync(s.fd);
+        this.fs.unlinkSync(s.file);
+      }
       this.segments.delete(s.seq);
       this.stats.segmentsDeleted++;
       this.dirNeedsSync = true;
@@ -553,8 +602,9 @@ export class Wal {
         this.unsynced.delete(prev);
       }
       this.lastWritten = f.seg;
-      sealFrame(f.buf, f.len, ++this.frameSeq);
-      this.writeFully(f.seg.fd, f.buf, f.len, f.start);
+      sealFrame(f.buf, f.len, f.seg.seq, ++this.frameSeq);
+      f.buf.fill(0, f.len, f.len + END_MARK_BYTES);
+      this.writeFully(f.seg.fd, f.buf, f.len + END_MARK_BYTES, f.start);
       f.seg.written = f.start + f.len;
       touched.add(f.seg);
       this.stats.bytes += f.len;
@@ -577,7 +627,9 @@ export class Wal {
     for (const seg of segments) await this.fdatasync(seg.fd);
     if (this.dirNeedsSync) {
       this.dirNeedsSync = false;
+      const renamed = this.spares.filter((sp) => !sp.durable);
       await this.syncDir(this.opts.dir);
+      for (const sp of renamed) sp.durable = true;
     }
     while (this.parentsNeedSync.length > 0) {
       await this.syncDir(this.parentsNeedSync[0]!);
@@ -666,9 +718,19 @@ export class Wal {
       throw new WalError('WAL_CORRUPT', message, file, offset);
     });
     this.frameSeq = r.frameSeq;
+    this.spareSeq = r.spareMax;
+    for (const file of r.spares) {
+      if (this.spares.length >= SPARES_MAX) {
+        this.fs.unlinkSync(file);
+        continue;
+      }
+      // Not trusted as durable until the next directory sync (syncRecovered makes one).
+      this.spares.push({ file, fd: this.fs.openSync(file, 'r+'), durable: false });
+      this.dirNeedsSync = true;
+    }
     for (const { seq, file, end } of r.segments) {
       const fd = this.fs.openSync(file, 'r+');
-      this.segments.set(seq, { seq, file, fd, assigned: end, written: end });
+      this.segments.set(seq, { seq, file, fd, assigned: end, written: end, recyclable: false });
       this.nextSeq = seq + 1;
     }
     for (const g of this.groups.values()) {

@@ -372,6 +372,10 @@ export class SimFs implements FileSystem {
     w.parent.set(w.name, null);
   }
 
+  renameSync(from: string, to: string): void {
+    this.rename(from, to);
+  }
+
   fdatasync(fd: number, done: SyncCallback): void {
     let n: Inode;
     try {

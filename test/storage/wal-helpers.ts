@@ -35,7 +35,7 @@ export function texts(wal: Wal, g: number): string[] {
 }
 
 export function segmentFiles(dir: string): string[] {
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.wal')).sort();
+  return fs.readdirSync(dir).filter((f) => f.startsWith('segment-') && f.endsWith('.wal')).sort();
 }
 
 /** Copies the log directory as it is on disk right now: what a `kill -9` at this instant leaves. */
