@@ -21,12 +21,16 @@ export interface OptionSpec {
   /** What the value looks like in the help (`--servers H:P,...`); string options only. */
   value?: string;
   short?: string;
+  /** May be given more than once (string options): the values come as a list. */
+  multiple?: boolean;
 }
 
 export type OptionSpecs = Record<string, OptionSpec>;
 
 /** Parsed values by flag name: strings for string options, true for a switch given, absent otherwise. */
-export type OptionValues<O extends OptionSpecs> = { [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : string };
+export type OptionValues<O extends OptionSpecs> = {
+  [K in keyof O]?: O[K]['type'] extends 'boolean' ? boolean : O[K] extends { multiple: true } ? string[] : string;
+};
 
 export interface CommandSpec<O extends OptionSpecs = OptionSpecs> {
   /** The command as typed, e.g. `flotilla kv get` or `node dist/bench/idle.js`. */
@@ -69,8 +73,10 @@ export function parseCommand<O extends OptionSpecs>(spec: CommandSpec<O>, argv: 
   if (flagWords.includes('--help') || flagWords.includes('-h')) return { help: true, dryRun: false, values: {}, operands: [] };
 
   const all: OptionSpecs = { ...spec.options, ...COMMON_OPTIONS };
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
-  for (const [name, o] of Object.entries(all)) options[name] = o.short === undefined ? { type: o.type } : { type: o.type, short: o.short };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
+  for (const [name, o] of Object.entries(all)) {
+    options[name] = { type: o.type, ...(o.short !== undefined ? { short: o.short } : {}), ...(o.multiple === true ? { multiple: true } : {}) };
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true, tokens: true });
@@ -80,7 +86,7 @@ export function parseCommand<O extends OptionSpecs>(spec: CommandSpec<O>, argv: 
   const seen = new Set<string>();
   for (const t of parsed.tokens ?? []) {
     if (t.kind !== 'option') continue;
-    if (seen.has(t.name)) throw new UsageError(`${spec.name}: flag --${t.name} is given twice`);
+    if (seen.has(t.name) && all[t.name]?.multiple !== true) throw new UsageError(`${spec.name}: flag --${t.name} is given twice`);
     seen.add(t.name);
   }
   const operands = parsed.positionals;
@@ -123,7 +129,7 @@ export function helpText(spec: CommandSpec): string {
   const rows: [string, string][] = [];
   const all: OptionSpecs = { ...spec.options, ...COMMON_OPTIONS };
   for (const [name, o] of Object.entries(all)) {
-    const left = `${o.short !== undefined ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}`;
+    const left = `${o.short !== undefined ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.value ?? 'VALUE'}` : ''}${o.multiple === true ? ' ...' : ''}`;
     rows.push([left, o.help]);
   }
   const width = Math.min(32, Math.max(...rows.map(([l]) => l.length)));
