@@ -168,7 +168,7 @@ export function parseOrExit<O extends OptionSpecs, T = OptionValues<O>>(
     return { parsed, options };
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    process.stderr.write(`${spec.name}: USAGE: ${e.message} (see --help)\n`);
+    process.stderr.write(`${spec.name.replace(/ --$/, '')}: USAGE: ${e.message} (see --help)\n`);
     process.exit(EXIT_USAGE);
   }
 }

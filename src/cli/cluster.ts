@@ -107,17 +107,17 @@ export function planCluster(o: ClusterOptions): ClusterNodePlan[] {
 export function reuseConflicts(o: ClusterOptions, plan: ClusterNodePlan, file: Record<string, unknown> | null): string[] {
   if (file === null) return [];
   const out: string[] = [];
-  const check = (flag: string, key: string, given: unknown): void => {
+  const check = (flag: string, key: string, given: unknown, shown: unknown = given): void => {
     const inFile = Object.hasOwn(file, key) ? file[key] : configDefaults[key as keyof typeof configDefaults];
     if (given !== undefined && inFile !== given) {
-      out.push(`node ${plan.id}: --${flag} ${String(given)} is ignored: ${plan.configFile} has ${key} ${JSON.stringify(inFile)} (remove the directory to start a new cluster)`);
+      out.push(`node ${plan.id}: --${flag} ${String(shown)} is ignored: ${plan.configFile} has ${key} ${JSON.stringify(inFile)} (remove the directory to start a new cluster)`);
     }
   };
   check('groups', 'groups', o.groups);
   check('sync-force', 'syncForce', o.syncForce);
   check('shards', 'shards', o.shards);
   check('tick-ms', 'tickMs', o.tickMs);
-  if (o.basePortGiven === true) check('base-port', 'raftPort', plan.config['raftPort']);
+  if (o.basePortGiven === true) check('base-port', 'raftPort', plan.config['raftPort'], `${o.basePort} (raft port ${String(plan.config['raftPort'])} for node ${plan.id})`);
   if (o.hostGiven === true) check('host', 'host', o.host);
   return out;
 }

@@ -181,9 +181,14 @@ async function specOf(name: Name): Promise<CommandSpec> {
 async function main(argv: string[]): Promise<Outcome> {
   const r = resolve(argv);
   if ('group' in r) {
-    if (r.rest.includes('--help') || r.rest.includes('-h') || r.rest.length === 0) {
+    if (r.rest.includes('--help') || r.rest.includes('-h')) {
       process.stdout.write(groupHelp(r.group));
-      return r.rest.length === 0 ? EXIT_USAGE : 0;
+      return 0;
+    }
+    if (r.rest.length === 0) {
+      // A usage error: the help goes where errors go.
+      process.stderr.write(groupHelp(r.group));
+      return EXIT_USAGE;
     }
     throw new UsageError(`${r.group} needs a command: ${GROUPED[r.group]!.join(', ')}`);
   }
