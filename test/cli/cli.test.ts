@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { planCluster, reuseConflicts, parseClusterFlags } from '../../src/cli/cluster.js';
+import { freePortBase, planCluster, reuseConflicts, parseClusterFlags } from '../../src/cli/cluster.js';
 import { adminOfClient, judgeStatus, type NodeProbe } from '../../src/cli/status.js';
 import { wrongPort } from '../../src/client/connection.js';
 import type { GroupStatus } from '../../src/shard/task.js';
@@ -136,6 +136,32 @@ test('cluster: a flag that a reused config overrides is named in a warning, with
   // Not given: nothing to warn about, whatever the file says.
   const bare = parseClusterFlags({ nodes: '1' });
   assert.deepEqual(reuseConflicts(bare, planCluster(bare)[0]!, { groups: 3, raftPort: 9001 }), []);
+});
+
+test('cluster on a reused directory: --groups 8 where the config says 64 is a warning, and the node runs on 64', { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'flotilla-cli-reuse-'));
+  try {
+    const base = await freePortBase(1, '127.0.0.1');
+    const [plan] = planCluster({ nodes: 1, dir, basePort: base, host: '127.0.0.1', shards: 1 });
+    fs.mkdirSync(path.dirname(plan!.configFile), { recursive: true });
+    fs.writeFileSync(plan!.configFile, JSON.stringify({ ...plan!.config, groups: 64, logLevel: 'warn' }));
+    const child = spawn(process.execPath, [CLI, 'cluster', '--nodes', '1', '--dir', dir, '--base-port', String(base), '--groups', '8'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => void (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => void (out += d.toString()));
+    const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+    try {
+      await waitFor(() => out.includes('cluster ready') || child.exitCode !== null, 40_000, 'cluster ready');
+      assert.match(out, /flotilla cluster: warning: node 1: --groups 8 is ignored: .*flotilla\.json has groups 64/);
+      const status = await fetch(`http://127.0.0.1:${base + 2}/status`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(((await status.json()) as { groups: unknown[] }).groups.length, 64);
+    } finally {
+      child.kill('SIGTERM');
+      await closed;
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('status judging: leads, follows, lagging behind the leader\'s commit, leaderless; healthy only when all is well', () => {
