@@ -5,7 +5,7 @@
 //
 //   npx tsc -p . && node dist/bench/codec.js [--seconds S] [--json FILE]
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { parseOrExit, type CommandSpec } from '../src/cli/args.js';
 import { EntryType, MessageType, message, type Message } from '../src/raft/types.js';
 import {
   decodeHeartbeats,
@@ -18,13 +18,15 @@ import {
 } from '../src/protocol/raft-codec.js';
 import { PayloadBuilder, SUB_HEADER_BYTES } from '../src/protocol/peer-wire.js';
 
-const { values } = parseArgs({
+const { options: values } = parseOrExit({
+  name: 'node dist/bench/codec.js',
+  summary: 'Encode and decode rates of the wire codecs.',
   options: {
-    seconds: { type: 'string', default: '1' },
-    json: { type: 'string' },
+    seconds: { type: 'string', value: 'S', help: 'seconds per cell (default 1)' },
+    json: { type: 'string', value: 'FILE', help: 'write the rows as JSON' },
   },
-});
-const secondsPerCell = Number(values.seconds);
+} as const satisfies CommandSpec, process.argv.slice(2));
+const secondsPerCell = Number(values.seconds ?? '1');
 if (!(secondsPerCell > 0)) throw new Error('--seconds must be a positive number');
 
 interface Case {

@@ -4,7 +4,9 @@
 // raft mode it also measures the echo ceiling (the same load against a node in `mode: echo`,
 // where shards answer without Raft or the log) and reports the raft figure as a fraction of it.
 import * as fs from 'node:fs';
-import { UsageError, onlyFlags, parseBool, parsePositiveInt, parseServers } from '../src/cli/args.js';
+import {
+  UsageError, parseBool, parseOneOf, parsePositiveInt, parseSeconds, parseServers, type CommandSpec, type OptionValues,
+} from '../src/cli/args.js';
 import { clockTicks, cpuTicks, metricSum, startBenchCluster, waitFor, type BenchCluster } from './bench-cluster.js';
 import { FlotillaDriver } from './flotilla-driver.js';
 import { runLoad, type LoadResult, type LoadShape, type SecondReport } from './load.js';
@@ -28,25 +30,39 @@ export interface FlotillaBenchOptions extends LoadShape {
   nodeConfig: Record<string, unknown>;
 }
 
-export const BENCH_FLAGS = [
-  'mode', 'nodes', 'groups', 'shards', 'clients', 'pipeline', 'value-bytes', 'keys', 'op', 'duration', 'warmup',
-  'sync-force', 'transport', 'servers', 'echo-baseline', 'json', 'cpu-prof', 'node-config',
-];
+export const BENCH_SPEC = {
+  name: 'flotilla bench',
+  summary: `Benchmark: starts N nodes on 127.0.0.1 (or drives --servers), keeps C connections with
+P requests in flight each, prints ops/s and latency each second and a summary. In raft mode it
+then runs echo mode (shards answer without Raft or the log) for the ceiling. docs/benchmarks.md.`,
+  options: {
+    mode: { type: 'string', value: 'raft|echo', help: 'raft: the engine; echo: the front end alone (default raft)' },
+    nodes: { type: 'string', value: '1|3', help: 'nodes to start (default 3; with --servers, their number)' },
+    groups: { type: 'string', value: 'G', help: 'groups (default 1)' },
+    shards: { type: 'string', value: 'S', help: 'shard workers per node (default 1)' },
+    clients: { type: 'string', value: 'C', help: 'connections (default 8)' },
+    pipeline: { type: 'string', value: 'P', help: 'requests in flight per connection (default 128)' },
+    'value-bytes': { type: 'string', value: 'B', help: 'bytes of each value (default 256)' },
+    keys: { type: 'string', value: 'K', help: 'distinct keys (default 100,000)' },
+    op: { type: 'string', value: 'put|get|mixed', help: 'what each request does (default put)' },
+    duration: { type: 'string', value: 'S', help: 'measured seconds (default 30)' },
+    warmup: { type: 'string', value: 'S', help: 'seconds of warm-up before measuring (default 5)' },
+    'sync-force': { type: 'string', value: 'true|false', help: 'fdatasync before acknowledging (default true)' },
+    transport: { type: 'string', value: 'tcp|ws', help: 'client transport (default tcp)' },
+    servers: { type: 'string', value: 'H:P,...', help: 'client addresses of a running cluster to drive instead' },
+    'echo-baseline': { type: 'string', value: 'S', help: 'raft mode: seconds of the echo run after it (default 10; 0: none)' },
+    json: { type: 'string', value: 'FILE', help: 'write the result record as JSON' },
+    'cpu-prof': { type: 'string', value: 'DIR', help: 'write the nodes\' V8 CPU profiles here' },
+    'node-config': { type: 'string', value: 'JSON', help: 'more keys for every node\'s config, e.g. {"turnRecordsMax":256}' },
+  },
+} as const satisfies CommandSpec;
 
-export function parseBenchFlags(flags: Record<string, string>): FlotillaBenchOptions {
-  onlyFlags(flags, BENCH_FLAGS, 'bench');
-  const oneOf = <T extends string>(name: string, values: readonly T[], dflt: T): T => {
+export function parseBenchFlags(flags: OptionValues<typeof BENCH_SPEC.options>): FlotillaBenchOptions {
+  const oneOf = <T extends string>(name: keyof typeof flags, values: readonly T[], dflt: T): T => parseOneOf(flags[name], `--${name}`, values, dflt);
+  const int = (name: keyof typeof flags, dflt: number, max?: number): number => (flags[name] === undefined ? dflt : parsePositiveInt(flags[name], `--${name}`, max));
+  const seconds = (name: keyof typeof flags, dflt: number): number => {
     const v = flags[name];
-    if (v === undefined) return dflt;
-    if (!(values as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${values.join(', ')}, got ${JSON.stringify(v)}`);
-    return v as T;
-  };
-  const int = (name: string, dflt: number, max?: number): number => (flags[name] === undefined ? dflt : parsePositiveInt(flags[name], `--${name}`, max));
-  const seconds = (name: string, dflt: number): number => {
-    const v = flags[name];
-    if (v === undefined) return dflt;
-    if (!/^\d+(\.\d+)?$/.test(v)) throw new UsageError(`--${name} must be a number of seconds, got ${JSON.stringify(v)}`);
-    return Number(v);
+    return v === undefined ? dflt : parseSeconds(v, `--${name}`);
   };
   const servers = flags['servers'] === undefined ? null : parseServers(flags['servers']);
   const mode = oneOf('mode', ['raft', 'echo'] as const, 'raft');

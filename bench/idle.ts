@@ -30,48 +30,58 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseBool, parseIntIn, parseOrExit, type CommandSpec, type OptionValues } from '../src/cli/args.js';
 import type { GroupStatus } from '../src/shard/task.js';
 import {
   clockTicks, cpuTicks, metricSum, rssBytes, sleep, startBenchCluster, waitFor,
   type BenchCluster, type CpuTicks,
 } from './bench-cluster.js';
 
-const { values } = parseArgs({
+const IDLE_SPEC = {
+  name: 'node dist/bench/idle.js',
+  summary: 'Idle cost of many groups: CPU, RSS, link and Raft traffic of a cluster serving no client (see the header of bench/idle.ts).',
   options: {
-    groups: { type: 'string', default: '1000,10000' },
-    seconds: { type: 'string', default: '10' },
-    settle: { type: 'string', default: '5' },
-    'stable-s': { type: 'string', default: '5' },
-    baseline: { type: 'string', default: '1' },
-    nodes: { type: 'string', default: '3' },
-    'tick-ms': { type: 'string', default: '100' },
-    'ticks-election': { type: 'string', default: '10' },
-    'sync-force': { type: 'string', default: 'true' },
-    'wait-s': { type: 'string', default: '300' },
-    json: { type: 'string' },
-    'cpu-prof': { type: 'string' },
+    groups: { type: 'string', value: 'N,N,...', help: 'group counts to measure (default 1000,10000)' },
+    seconds: { type: 'string', value: 'S', help: 'seconds measured per row (default 10)' },
+    settle: { type: 'string', value: 'S', help: 'seconds to settle before measuring (default 5)' },
+    'stable-s': { type: 'string', value: 'S', help: 'seconds without a term or leader change that count as calm (default 5)' },
+    baseline: { type: 'string', value: 'N', help: 'groups of the baseline row (default 1; 0: none)' },
+    nodes: { type: 'string', value: 'N', help: 'nodes (default 3)' },
+    'tick-ms': { type: 'string', value: 'T', help: 'Raft tick (default 100)' },
+    'ticks-election': { type: 'string', value: 'N', help: 'election timeout in ticks (default 10)' },
+    'sync-force': { type: 'string', value: 'true|false', help: 'fdatasync before acknowledging (default true)' },
+    'wait-s': { type: 'string', value: 'S', help: 'longest wait for start and leaders (default 300)' },
+    json: { type: 'string', value: 'FILE', help: 'write the rows as JSON' },
+    'cpu-prof': { type: 'string', value: 'DIR', help: 'profile every node (perturbs the figures)' },
   },
-});
+} as const satisfies CommandSpec;
 
-function positiveInt(v: string, flag: string, min = 1): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${flag} must be an integer ≥ ${min}, got ${v}`);
-  return n;
+const IDLE_DEFAULTS = {
+  groups: '1000,10000', seconds: '10', settle: '5', 'stable-s': '5', baseline: '1', nodes: '3',
+  'tick-ms': '100', 'ticks-election': '10', 'sync-force': 'true', 'wait-s': '300',
+} as const;
+
+function idleOptions(v: OptionValues<typeof IDLE_SPEC.options>) {
+  const g = (k: keyof typeof IDLE_DEFAULTS): string => v[k] ?? IDLE_DEFAULTS[k];
+  return {
+    groupCounts: g('groups').split(',').map((s) => parseIntIn(s.trim(), '--groups', 1, Number.MAX_SAFE_INTEGER)),
+    seconds: parseIntIn(g('seconds'), '--seconds', 1, Number.MAX_SAFE_INTEGER),
+    settleS: parseIntIn(g('settle'), '--settle', 0, Number.MAX_SAFE_INTEGER),
+    stableS: parseIntIn(g('stable-s'), '--stable-s', 1, Number.MAX_SAFE_INTEGER),
+    baselineGroups: parseIntIn(g('baseline'), '--baseline', 0, Number.MAX_SAFE_INTEGER),
+    nodeCount: parseIntIn(g('nodes'), '--nodes', 1, Number.MAX_SAFE_INTEGER),
+    tickMs: parseIntIn(g('tick-ms'), '--tick-ms', 1, Number.MAX_SAFE_INTEGER),
+    ticksElection: parseIntIn(g('ticks-election'), '--ticks-election', 2, Number.MAX_SAFE_INTEGER),
+    waitMs: parseIntIn(g('wait-s'), '--wait-s', 1, Number.MAX_SAFE_INTEGER) * 1000,
+    syncForce: parseBool(g('sync-force'), '--sync-force'),
+    cpuProfDir: v['cpu-prof'] === undefined ? undefined : path.resolve(v['cpu-prof']),
+    json: v.json,
+  };
 }
 
-const groupCounts = values.groups.split(',').map((s) => positiveInt(s.trim(), '--groups'));
-const seconds = positiveInt(values.seconds, '--seconds');
-const settleS = positiveInt(values.settle, '--settle', 0);
-const stableS = positiveInt(values['stable-s'], '--stable-s');
-const baselineGroups = positiveInt(values.baseline, '--baseline', 0);
-const nodeCount = positiveInt(values.nodes, '--nodes');
-const tickMs = positiveInt(values['tick-ms'], '--tick-ms');
-const ticksElection = positiveInt(values['ticks-election'], '--ticks-election', 2);
-const waitMs = positiveInt(values['wait-s'], '--wait-s') * 1000;
-if (values['sync-force'] !== 'true' && values['sync-force'] !== 'false') throw new Error('--sync-force must be true or false');
-const syncForce = values['sync-force'] === 'true';
-const cpuProfDir = values['cpu-prof'] === undefined ? undefined : path.resolve(values['cpu-prof']);
+const { options: idle } = parseOrExit(IDLE_SPEC, process.argv.slice(2), (p) => idleOptions(p.values));
+const { groupCounts, seconds, settleS, stableS, baselineGroups, nodeCount, tickMs, ticksElection, waitMs, syncForce, cpuProfDir } = idle;
+
 
 interface NodeRow {
   node: number;
@@ -463,7 +473,7 @@ async function main(): Promise<void> {
     }
   }
   printTables(rows);
-  if (values.json !== undefined) {
+  if (idle.json !== undefined) {
     const out = {
       bench: 'idle',
       machine: { cores: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? '', node: process.version, memBytes: os.totalmem() },
@@ -471,7 +481,7 @@ async function main(): Promise<void> {
       rows,
       failure,
     };
-    fs.writeFileSync(values.json, `${JSON.stringify(out, null, 2)}\n`);
+    fs.writeFileSync(idle.json, `${JSON.stringify(out, null, 2)}\n`);
   }
   if (failure !== null) process.exitCode = 1;
 }

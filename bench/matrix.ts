@@ -16,7 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { UsageError, parseOrExit, type CommandSpec, type OptionValues } from '../src/cli/args.js';
 import { renderMatrixSvg, type ChartRow } from './chart.js';
 import { describeMachine, type MachineInfo } from './machine.js';
 import type { BenchResult } from './result.js';
@@ -404,31 +404,26 @@ interface Flags {
   jsonDir?: string;
 }
 
-const USAGE = `usage: node dist/bench/matrix.js [--duration S] [--warmup S] [--only SUBSTRING]... [--no-peers]
-                                 [--out FILE.md] [--svg FILE.svg] [--json-dir DIR]
-  --duration S     measured seconds per row (default ${DURATION_S_DEFAULT})
-  --warmup S       warm-up seconds per row (default ${WARMUP_S_DEFAULT})
-  --only S         run only the rows whose name contains S (repeatable: any of them)
-  --no-peers       skip the Redis and etcd rows
-  --out FILE       Markdown file whose generated section is rewritten (default ${DOC_DEFAULT})
-  --svg FILE       chart to write (default ${SVG_DEFAULT})
-  --json-dir DIR   keep each row's raw record (DIR/<row>.json) and machine.json`;
+export const MATRIX_SPEC = {
+  name: 'npm run bench:matrix --',
+  summary: `The standard matrix, row by row: Flotilla echo and raft rows, then Redis and etcd (installed
+from Debian packages: needs root and apt). Writes the table into the Markdown file and the chart.`,
+  options: {
+    duration: { type: 'string', value: 'S', help: `measured seconds per row (default ${DURATION_S_DEFAULT})` },
+    warmup: { type: 'string', value: 'S', help: `warm-up seconds per row (default ${WARMUP_S_DEFAULT})` },
+    only: { type: 'string', value: 'S', multiple: true, help: 'run only the rows whose name contains S (repeatable: any of them)' },
+    'no-peers': { type: 'boolean', help: 'skip the Redis and etcd rows' },
+    out: { type: 'string', value: 'FILE', help: `Markdown file whose generated section is rewritten (default ${DOC_DEFAULT})` },
+    svg: { type: 'string', value: 'FILE', help: `chart to write (default ${SVG_DEFAULT})` },
+    'json-dir': { type: 'string', value: 'DIR', help: 'keep each row\'s raw record (DIR/<row>.json) and machine.json' },
+  },
+} as const satisfies CommandSpec;
 
-function parseFlags(argv: string[]): Flags | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      duration: { type: 'string' }, warmup: { type: 'string' }, only: { type: 'string', multiple: true },
-      'no-peers': { type: 'boolean' }, out: { type: 'string' }, svg: { type: 'string' }, 'json-dir': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help === true) return undefined;
+function matrixFlags(values: OptionValues<typeof MATRIX_SPEC.options>): Flags {
   const seconds = (v: string | undefined, dflt: number, min: number, name: string): number => {
     if (v === undefined) return dflt;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer of at least ${min}, not ${JSON.stringify(v)}`);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer of at least ${min}, not ${JSON.stringify(v)}`);
     return n;
   };
   return {
@@ -516,17 +511,7 @@ function commandLine(argv: readonly string[]): string {
 }
 
 async function main(): Promise<number> {
-  let f: Flags | undefined;
-  try {
-    f = parseFlags(process.argv.slice(2));
-  } catch (e) {
-    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (f === undefined) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const { options: f } = parseOrExit(MATRIX_SPEC, process.argv.slice(2), (p) => matrixFlags(p.values));
   const rows = selectRows(matrixRows(), f.only, f.peers);
   if (rows.length === 0) {
     process.stderr.write(`no row matches ${f.only.map((s) => JSON.stringify(s)).join(' or ')}\n`);

@@ -5,6 +5,7 @@
 //   node dist/bench/profile-top.js DIR|FILE... [--top 25]
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parseOrExit, parsePositiveInt, type CommandSpec } from '../src/cli/args.js';
 
 interface CallFrame { functionName: string; url: string; lineNumber: number }
 interface ProfileNode { id: number; callFrame: CallFrame; children?: number[] }
@@ -52,16 +53,21 @@ export function topOf(p: Profile): { rows: TopRow[]; wallMs: number; busyMs: num
   return { rows, wallMs, busyMs: busy };
 }
 
+const PROFILE_TOP_SPEC = {
+  name: 'node dist/bench/profile-top.js',
+  operands: 'DIR|FILE...', operandsMin: 1, operandsMax: 1000,
+  summary: 'The functions with the most self time in V8 .cpuprofile files (a directory: every profile in it).',
+  options: { top: { type: 'string', value: 'N', help: 'functions to list per profile (default 25)' } },
+} as const satisfies CommandSpec;
+
 function main(argv: string[]): void {
-  let top = 25;
+  const { parsed, options: top } = parseOrExit(PROFILE_TOP_SPEC, argv, (p) => (p.values.top === undefined ? 25 : parsePositiveInt(p.values.top, '--top')));
   const files: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--top') top = Number(argv[++i]);
-    else if (fs.statSync(argv[i]!).isDirectory()) {
-      for (const f of fs.readdirSync(argv[i]!).sort()) if (f.endsWith('.cpuprofile')) files.push(path.join(argv[i]!, f));
-    } else files.push(argv[i]!);
+  for (const operand of parsed.operands) {
+    if (fs.statSync(operand).isDirectory()) {
+      for (const f of fs.readdirSync(operand).sort()) if (f.endsWith('.cpuprofile')) files.push(path.join(operand, f));
+    } else files.push(operand);
   }
-  if (files.length === 0) throw new Error('usage: profile-top DIR|FILE... [--top N]');
   for (const f of files) {
     const { rows, wallMs, busyMs } = topOf(JSON.parse(fs.readFileSync(f, 'utf8')) as Profile);
     console.log(`\n${path.basename(f)}: ${(wallMs / 1000).toFixed(1)} s, busy ${((100 * busyMs) / wallMs).toFixed(1)}% (not idle, not program)`);

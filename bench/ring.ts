@@ -10,7 +10,7 @@
 //             each side sleeping in waitData between records; p50/p99 of the round trip.
 // S is the total time, split 40 / 30 / 30 between the three; MB/s counts record bytes (10^6).
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { parseOrExit, type CommandSpec } from '../src/cli/args.js';
 import { isMainThread, Worker, workerData } from 'node:worker_threads';
 import { once } from 'node:events';
 import { SpscRing } from '../src/ring/spsc-ring.js';
@@ -214,15 +214,17 @@ async function roundTrip(ringBytes: number, ms: number): Promise<Latency> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { options: values } = parseOrExit({
+    name: 'node dist/bench/ring.js',
+    summary: 'The SPSC ring between threads: throughput read in place and copied out, and round-trip latency.',
     options: {
-      seconds: { type: 'string', default: '3' },
-      'ring-bytes': { type: 'string', default: String(256 * 1024) },
+      seconds: { type: 'string', value: 'S', help: 'seconds in all (default 3)' },
+      'ring-bytes': { type: 'string', value: 'B', help: 'bytes of the ring (default 262144)' },
     },
-  });
-  const seconds = Number(values.seconds);
+  } as const satisfies CommandSpec, process.argv.slice(2));
+  const seconds = Number(values.seconds ?? '3');
   if (!(seconds > 0)) throw new Error('--seconds must be a positive number');
-  const ringBytes = Number(values['ring-bytes']);
+  const ringBytes = Number(values['ring-bytes'] ?? String(256 * 1024));
   const msTotal = seconds * 1000;
 
   const inPlace = await throughput(ringBytes, msTotal * 0.4, false);

@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError, onlyFlags, parseArgv, parsePositiveInt } from '../../src/cli/args.js';
+import { UsageError, parseOrExit, parsePositiveInt, type CommandSpec, type OptionValues } from '../../src/cli/args.js';
 import { clockTicks, cpuTicks } from '../bench-cluster.js';
 import { runLoad, type LoadConnection, type LoadDriver, type LoadShape, type SecondReport } from '../load.js';
 import type { BenchResult, ProcessCpu } from '../result.js';
@@ -233,16 +233,28 @@ function round1(x: number): number {
   return Math.round(x * 10) / 10;
 }
 
-const FLAGS = ['system', 'appendfsync', 'members', 'clients', 'pipeline', 'value-bytes', 'keys', 'op', 'duration', 'warmup', 'seed', 'dir', 'json', 'help'];
-const USAGE = `usage: node dist/bench/peers/run.js --system redis|etcd [--appendfsync always|everysec|off] [--members 1|3]
-       [--clients 4] [--pipeline 16] [--value-bytes 256] [--keys 10000] [--op put|get|mixed]
-       [--duration 10] [--warmup 2] [--seed 1] [--dir PARENT] [--json FILE]`;
+export const PEER_RUN_SPEC = {
+  name: 'node dist/bench/peers/run.js',
+  summary: 'One benchmark run against a peer system (Redis or etcd) installed and started on 127.0.0.1.',
+  options: {
+    system: { type: 'string', value: 'redis|etcd', help: 'the system to run (required)' },
+    appendfsync: { type: 'string', value: 'always|everysec|off', help: 'Redis: its appendfsync' },
+    members: { type: 'string', value: '1|3', help: 'etcd: members' },
+    clients: { type: 'string', value: 'C', help: 'connections (default 4)' },
+    pipeline: { type: 'string', value: 'P', help: 'requests in flight per connection (default 16)' },
+    'value-bytes': { type: 'string', value: 'B', help: 'bytes of each value (default 256)' },
+    keys: { type: 'string', value: 'K', help: 'distinct keys (default 10000)' },
+    op: { type: 'string', value: 'put|get|mixed', help: 'what each request does (default put)' },
+    duration: { type: 'string', value: 'S', help: 'measured seconds (default 10)' },
+    warmup: { type: 'string', value: 'S', help: 'warm-up seconds (default 2)' },
+    seed: { type: 'string', value: 'N', help: 'seed of the key sequence (default 1)' },
+    dir: { type: 'string', value: 'PARENT', help: 'where the peer keeps its data' },
+    json: { type: 'string', value: 'FILE', help: 'write the result as JSON' },
+  },
+} as const satisfies CommandSpec;
 
-export function parsePeerFlags(argv: string[]): { options: PeerRunOptions; json: string | undefined; help: boolean } {
-  const { positionals, flags } = parseArgv(argv, new Set(['help']));
-  if (positionals.length > 0) throw new UsageError(`unexpected ${positionals.join(' ')}`);
-  onlyFlags(flags, FLAGS, 'run');
-  const int = (name: string, dflt: number): number => (flags[name] === undefined ? dflt : parsePositiveInt(flags[name], `--${name}`));
+export function parsePeerFlags(flags: OptionValues<typeof PEER_RUN_SPEC.options>): { options: PeerRunOptions; json: string | undefined } {
+  const int = (name: keyof typeof flags, dflt: number): number => (flags[name] === undefined ? dflt : parsePositiveInt(flags[name], `--${name}`));
   const warmup = flags['warmup'] ?? '2';
   if (!/^\d+$/.test(warmup)) throw new UsageError(`--warmup must be a whole number of seconds, got ${JSON.stringify(warmup)}`);
   const options: PeerRunOptions = {
@@ -261,21 +273,11 @@ export function parsePeerFlags(argv: string[]): { options: PeerRunOptions; json:
   if (flags['members'] !== undefined) options.members = parsePositiveInt(flags['members'], '--members', 3) as 1 | 3;
   if (flags['dir'] !== undefined) options.dirParent = flags['dir'];
   check(options);
-  return { options, json: flags['json'], help: flags['help'] === 'true' };
+  return { options, json: flags['json'] };
 }
 
 async function main(): Promise<void> {
-  let parsed: ReturnType<typeof parsePeerFlags>;
-  try {
-    parsed = parsePeerFlags(process.argv.slice(2));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-  if (parsed.help) {
-    console.log(USAGE);
-    return;
-  }
+  const { options: parsed } = parseOrExit(PEER_RUN_SPEC, process.argv.slice(2), (p) => parsePeerFlags(p.values));
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     // A second signal exits at once; the exit listeners still SIGKILL what we started.

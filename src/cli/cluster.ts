@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { configDefaults, loadConfig, type NodeConfig } from '../node/config.js';
 import type { PeerInfo } from '../shard/task.js';
-import { UsageError, onlyFlags, parseBool, parsePositiveInt } from './args.js';
+import { UsageError, parseBool, parsePositiveInt, type CommandSpec, type OptionValues } from './args.js';
 
 export interface ClusterOptions {
   nodes: number;
@@ -19,6 +19,9 @@ export interface ClusterOptions {
   syncForce?: boolean;
   shards?: number;
   tickMs?: number;
+  /** --base-port / --host were given (not defaults): a reused config that disagrees gets a warning. */
+  basePortGiven?: boolean;
+  hostGiven?: boolean;
 }
 
 export interface ClusterNodePlan {
@@ -28,7 +31,25 @@ export interface ClusterNodePlan {
   config: Record<string, unknown>;
 }
 
-export const CLUSTER_FLAGS = ['nodes', 'dir', 'groups', 'sync-force', 'base-port', 'shards', 'tick-ms', 'host'];
+export const CLUSTER_SPEC = {
+  name: 'flotilla cluster',
+  summary: `Runs N nodes on this machine, as separate processes: node i on ports P+10(i-1) (raft),
++1 (client TCP), +2 (admin HTTP), +3 (client WebSocket). Writes DIR/node-i/flotilla.json, or
+reuses it when it exists (so a cluster restarts on its data; flags that disagree with a reused
+file are ignored, with a warning). Prints "cluster ready" once every node's /health answers
+200; SIGINT or SIGTERM stops them all.`,
+  options: {
+    nodes: { type: 'string', value: 'N', help: 'how many nodes (required, 1..64)' },
+    dir: { type: 'string', value: 'DIR', help: 'where the nodes keep config and data (default ./data/cluster)' },
+    groups: { type: 'string', value: 'G', help: `groups created at the first start (default ${configDefaults.groups})` },
+    'sync-force': { type: 'string', value: 'true|false', help: 'fdatasync before acknowledging (default true)' },
+    'base-port': { type: 'string', value: 'P', help: 'raft port of node 1 (default 7001)' },
+    shards: { type: 'string', value: 'S', help: 'shard workers per node (default: one per core)' },
+    'tick-ms': { type: 'string', value: 'T', help: 'Raft tick in milliseconds (default 100)' },
+    host: { type: 'string', value: 'H', help: 'address every node listens on (default 127.0.0.1)' },
+  },
+} as const satisfies CommandSpec;
+
 const NODES_MAX = 64;
 /** Node i uses basePort + PORT_STRIDE·(i−1) and the three ports after it. */
 export const PORT_STRIDE = 10;
@@ -36,12 +57,13 @@ const READY_MS_MAX = 120_000;
 const POLL_MS = 250;
 const STOP_MS_MAX = 10_000;
 
-export function parseClusterFlags(flags: Record<string, string>): ClusterOptions {
-  onlyFlags(flags, CLUSTER_FLAGS, 'cluster');
+export function parseClusterFlags(flags: OptionValues<typeof CLUSTER_SPEC.options>): ClusterOptions {
   const nodes = parsePositiveInt(flags['nodes'], '--nodes', NODES_MAX);
   const basePort = flags['base-port'] === undefined ? 7001 : parsePositiveInt(flags['base-port'], '--base-port', 65535);
   if (basePort + PORT_STRIDE * (nodes - 1) + 3 > 65535) throw new UsageError(`--base-port ${basePort} leaves no room for ${nodes} nodes below port 65536`);
   const o: ClusterOptions = { nodes, dir: flags['dir'] ?? './data/cluster', basePort, host: flags['host'] ?? '127.0.0.1' };
+  if (flags['base-port'] !== undefined) o.basePortGiven = true;
+  if (flags['host'] !== undefined) o.hostGiven = true;
   if (flags['groups'] !== undefined) o.groups = parsePositiveInt(flags['groups'], '--groups');
   if (flags['sync-force'] !== undefined) o.syncForce = parseBool(flags['sync-force'], '--sync-force');
   if (flags['shards'] !== undefined) o.shards = parsePositiveInt(flags['shards'], '--shards');
@@ -76,6 +98,38 @@ export function planCluster(o: ClusterOptions): ClusterNodePlan[] {
     if (o.tickMs !== undefined) config['tickMs'] = o.tickMs;
     return { id: self.id, configFile: path.join(nodeDir, 'flotilla.json'), config };
   });
+}
+
+/**
+ * What the flags asked for that a reused config file says otherwise: the file wins (a data
+ * directory keeps its groups and shards), so each difference is a warning naming both values.
+ */
+export function reuseConflicts(o: ClusterOptions, plan: ClusterNodePlan, file: Record<string, unknown> | null): string[] {
+  if (file === null) return [];
+  const out: string[] = [];
+  const check = (flag: string, key: string, given: unknown, shown: unknown = given): void => {
+    const inFile = Object.hasOwn(file, key) ? file[key] : configDefaults[key as keyof typeof configDefaults];
+    if (given !== undefined && inFile !== given) {
+      out.push(`node ${plan.id}: --${flag} ${String(shown)} is ignored: ${plan.configFile} has ${key} ${JSON.stringify(inFile)} (remove the directory to start a new cluster)`);
+    }
+  };
+  check('groups', 'groups', o.groups);
+  check('sync-force', 'syncForce', o.syncForce);
+  check('shards', 'shards', o.shards);
+  check('tick-ms', 'tickMs', o.tickMs);
+  if (o.basePortGiven === true) check('base-port', 'raftPort', plan.config['raftPort'], `${o.basePort} (raft port ${String(plan.config['raftPort'])} for node ${plan.id})`);
+  if (o.hostGiven === true) check('host', 'host', o.host);
+  return out;
+}
+
+/** A JSON object from a file, or null when it is not one (loadConfig reports that properly). */
+function readJsonObject(file: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -124,6 +178,7 @@ export async function runCluster(o: ClusterOptions, cliFile: string): Promise<vo
   for (const plan of plans) {
     if (fs.existsSync(plan.configFile)) {
       process.stdout.write(`node ${plan.id} reuses ${plan.configFile}\n`);
+      for (const w of reuseConflicts(o, plan, readJsonObject(plan.configFile))) process.stderr.write(`flotilla cluster: warning: ${w}\n`);
     } else {
       fs.mkdirSync(path.dirname(plan.configFile), { recursive: true });
       fs.writeFileSync(plan.configFile, JSON.stringify(plan.config, null, 2) + '\n');

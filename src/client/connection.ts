@@ -60,6 +60,8 @@ export class Connection {
   closeError: FlotillaError | null = null;
   /** Socket writes made; one per event-loop turn with requests to send. */
   socketWrites = 0;
+  /** Bytes read so far: the first ones tell a Flotilla client port from another service. */
+  private bytesIn = 0;
   /** Resolves when connected; rejects (with the close error) when the connect fails. */
   readonly opened: Promise<void>;
 
@@ -102,6 +104,14 @@ export class Connection {
     }, opts.connectTimeoutMs);
     this.socket.once('connect', () => this.onConnect());
     this.socket.on('data', (chunk: Buffer) => {
+      if (this.bytesIn === 0) {
+        const wrong = wrongPort(chunk);
+        if (wrong !== null) {
+          this.fail(new FlotillaError('WRONG_PORT', `${this.address} ${wrong}`));
+          return;
+        }
+      }
+      this.bytesIn += chunk.length;
       this.reader.push(chunk);
       this.pump();
     });
@@ -113,7 +123,9 @@ export class Connection {
       this.fail(new FlotillaError('UNAVAILABLE', `connection to ${this.address} failed: ${e.message}`));
     });
     this.socket.on('close', () => {
-      this.fail(new FlotillaError('UNAVAILABLE', `connection to ${this.address} was closed`));
+      // A Raft port reads the request as a bad peer hello and closes without a word.
+      const hint = this.bytesIn === 0 && this.socketWrites > 0 ? ' before answering anything (is this the Raft port? clients use the client port, Raft port + 1 by default)' : '';
+      this.fail(new FlotillaError('UNAVAILABLE', `connection to ${this.address} was closed${hint}`));
     });
   }
 
@@ -370,4 +382,24 @@ export function parseAddress(address: string): { host: string; port: number } | 
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   if (host.length === 0) return null;
   return { host, port };
+}
+
+const HTTP_PREFIX = Buffer.from('HTTP/');
+/** The first bytes of a peer link's hello: LINK_MAGIC ('FLT1' as a little-endian u32). */
+const LINK_MAGIC_BYTES = Buffer.from([0x31, 0x54, 0x4c, 0x46]);
+
+/**
+ * Why the first bytes a server sent are not a Flotilla client port's, or null: an HTTP answer
+ * (the admin port, or a web server) or a peer hello (the Raft port). A response frame starts
+ * with its length, which for these would read as a frame of about a gigabyte.
+ */
+export function wrongPort(first: Buffer): string | null {
+  const n = Math.min(first.length, HTTP_PREFIX.length);
+  if (n >= 4 && first.subarray(0, n).equals(HTTP_PREFIX.subarray(0, n))) {
+    return 'answered in HTTP: this looks like the admin HTTP port, not a client port (the client port is the admin port - 1 by default)';
+  }
+  if (first.length >= 4 && first.subarray(0, 4).equals(LINK_MAGIC_BYTES)) {
+    return 'answered with a peer hello: this looks like the Raft port, not a client port (the client port is the Raft port + 1 by default)';
+  }
+  return null;
 }

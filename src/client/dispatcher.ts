@@ -300,7 +300,8 @@ export class Dispatcher {
   onConnectionFailure(op: Op, conn: Connection, error: FlotillaError, written: boolean): void {
     if (op.settled) return;
     op.conn = null;
-    if (error.code === 'BAD_FRAME') return this.settle(op, error, null);
+    // Neither gets better on another try: the stream was not Flotilla's, or not a client port.
+    if (error.code === 'BAD_FRAME' || error.code === 'WRONG_PORT') return this.settle(op, error, null);
     this.forgetLeader(op.group, conn.address);
     if (!written || op.mode.read) return this.retry(op, 'next', error);
     this.settle(

@@ -7,9 +7,11 @@ export type { LeaderHint };
 
 /**
  * Codes a FlotillaError can carry: the protocol's, plus `BAD_RESULT` for a Result body that
- * is not what the KV service returns. Servers may add codes; treat unknown ones as final.
+ * is not what the KV service returns, and `WRONG_PORT` when the server's first bytes show it
+ * is not a client port (an HTTP answer: the admin port; a peer hello: the Raft port). Servers
+ * may add codes; treat unknown ones as final.
  */
-export type ClientErrorCode = ProtocolErrorCode | 'BAD_RESULT';
+export type ClientErrorCode = ProtocolErrorCode | 'BAD_RESULT' | 'WRONG_PORT';
 
 export class FlotillaError extends Error {
   readonly code: string;

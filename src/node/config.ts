@@ -205,8 +205,8 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
 
 export const configKeys = Object.keys(configSchema) as ConfigKey[];
 
-/** FLOTILLA_* variables that are read elsewhere and are not configuration keys. */
-export const envNotConfig: ReadonlySet<string> = new Set(['FLOTILLA_NATIVE_FREE']);
+/** FLOTILLA_* variables that are read elsewhere and are not configuration keys (FLOTILLA_SERVERS: the CLI's endpoints). */
+export const envNotConfig: ReadonlySet<string> = new Set(['FLOTILLA_NATIVE_FREE', 'FLOTILLA_SERVERS']);
 
 export function envName(key: ConfigKey): string {
   return 'FLOTILLA_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase();
@@ -252,6 +252,20 @@ function describe(key: string, src: Source): string {
  * warns about is in configWarnings(config), and startNode logs it.
  */
 export function loadConfig(opts: { file?: string; env?: Record<string, string | undefined>; flags?: Record<string, string> }): NodeConfig {
+  return loadConfigWithSources(opts).config;
+}
+
+/** Where a key's effective value came from (`flotilla config` prints it): the file's path, the variable's or flag's name. */
+export interface ConfigSource {
+  source: 'default' | 'file' | 'env' | 'flag';
+  from?: string;
+}
+
+/** loadConfig, and for every key where its value came from. */
+export function loadConfigWithSources(opts: { file?: string; env?: Record<string, string | undefined>; flags?: Record<string, string> }): {
+  config: NodeConfig;
+  sources: Record<ConfigKey, ConfigSource>;
+} {
   const values = new Map<ConfigKey, unknown>();
   const sources = new Map<ConfigKey, Source>();
   const problems: string[] = [];
@@ -319,7 +333,12 @@ export function loadConfig(opts: { file?: string; env?: Record<string, string | 
   checkRelations(c, (keys, text) => problems.push(`${keys.map((k) => describe(k, src(k))).join(', ')}: ${text}`));
   if (problems.length > 0) throw new ConfigError(problems);
   if (warnings.length > 0) warningsOf.set(c, warnings);
-  return c;
+  const where = {} as Record<ConfigKey, ConfigSource>;
+  for (const k of configKeys) {
+    const s = src(k);
+    where[k] = s.kind === 'file' ? { source: 'file', from: s.file } : s.kind === 'env' || s.kind === 'flag' ? { source: s.kind, from: s.name } : { source: 'default' };
+  }
+  return { config: c, sources: where };
 }
 
 /**

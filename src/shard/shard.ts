@@ -1134,7 +1134,9 @@ export class Shard {
   /** Forgets the group: its waiting requests get NO_GROUP, its log records and snapshots go. */
   private async removeGroup(group: number): Promise<AdminReply> {
     const h = this.groups.get(group);
-    if (h === undefined) return { ok: true };
+    // NO_GROUP, also for a removal retried after it succeeded: once the log records are gone a
+    // node cannot tell "removed" from "never here"; the caller decides (docs/operations.md).
+    if (h === undefined) return adminError('NO_GROUP', `node ${this.task.nodeId} does not host group ${group}`);
     h.removed = true;
     this.groups.delete(group);
     this.touched.delete(h);

@@ -4,6 +4,7 @@
 // A step is one simulated millisecond of the chaos phase (default 10000, i.e. 10 s); the heal
 // and settle phases that follow are bounded separately (ten election timeouts each).
 // Prints one line per failing seed and a summary; exits 1 if any seed failed.
+import { UsageError, parseIntIn, parseOneOf, parseOrExit, type CommandSpec, type OptionValues } from '../../src/cli/args.js';
 import { defaultJobs, runSeeds, type SeedResult } from './pool.js';
 import { defaultOptions, type BugKind, type SimOptions } from './profile.js';
 
@@ -25,45 +26,49 @@ checked for Raft's safety invariants, and every client history for linearizabili
 Any seed can be replayed exactly: npm run sim -- --seed S --trace
 `;
 
-const USAGE = `usage: sim --seeds N [--seed-start B] | --seed S
-  [--steps K] [--nodes N] [--groups G] [--replicas R] [--clients C] [--keys K]
-  [--jobs J] [--trace] [--verbose] [--demo] [--bug apply-twice|stale-read|forge-ack]`;
+const SIM_SPEC = {
+  name: 'npm run sim --',
+  summary: `Runs seeded simulations of a whole cluster (one line per failing seed, with the command
+that replays it, then a summary; exit 1 if any seed failed), or replays one seed with --seed.`,
+  options: {
+    seeds: { type: 'string', value: 'N', help: 'how many seeds to run (default 100)' },
+    'seed-start': { type: 'string', value: 'B', help: 'the first seed (default 1)' },
+    seed: { type: 'string', value: 'S', help: 'replay this one seed, with details' },
+    steps: { type: 'string', value: 'K', help: 'simulated milliseconds of the chaos phase (default 10000)' },
+    nodes: { type: 'string', value: 'N', help: 'nodes' },
+    groups: { type: 'string', value: 'G', help: 'groups' },
+    replicas: { type: 'string', value: 'R', help: 'replicas per group' },
+    clients: { type: 'string', value: 'C', help: 'clients' },
+    keys: { type: 'string', value: 'K', help: 'keys per group' },
+    jobs: { type: 'string', value: 'J', help: 'worker processes (default: the cores)' },
+    trace: { type: 'boolean', help: 'keep and print the trace' },
+    verbose: { type: 'boolean', help: 'print every failure in full' },
+    demo: { type: 'boolean', help: 'the demo: 24 seeds with a banner' },
+    bug: { type: 'string', value: 'apply-twice|stale-read|forge-ack', help: 'plant a known bug (the checkers must catch it)' },
+  },
+} as const satisfies CommandSpec;
 
-function parseArgs(argv: string[]): Args {
+function parseSimArgs(v: OptionValues<typeof SIM_SPEC.options>): Args {
+  const num = (name: keyof typeof v): number | undefined => (v[name] === undefined ? undefined : parseIntIn(v[name] as string, `--${name}`, 0, Number.MAX_SAFE_INTEGER));
   const base: Partial<Omit<SimOptions, 'seed'>> = {};
-  let count = 100;
-  let start = 1;
-  let single: number | null = null;
-  let jobs = defaultJobs();
-  let verbose = false;
-  let demo = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const num = (): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isInteger(v) || v < 0) throw new Error(`${a} needs a non-negative integer\n${USAGE}`);
-      return v;
-    };
-    switch (a) {
-      case '--seeds': count = num(); break;
-      case '--seed-start': start = num(); break;
-      case '--seed': single = num(); break;
-      case '--steps': base.steps = num(); break;
-      case '--nodes': base.nodes = num(); break;
-      case '--groups': base.groups = num(); break;
-      case '--replicas': base.replicasPerGroup = num(); break;
-      case '--clients': base.clients = num(); break;
-      case '--keys': base.keysPerGroup = num(); break;
-      case '--jobs': jobs = Math.max(1, num()); break;
-      case '--trace': base.trace = true; break;
-      case '--verbose': verbose = true; break;
-      case '--demo': demo = true; count = 24; break;
-      case '--bug': base.bug = argv[++i] as BugKind; break;
-      case '--help': case '-h': console.log(USAGE); process.exit(0); break;
-      default: throw new Error(`unknown argument ${a}\n${USAGE}`);
-    }
-  }
-  if ((base.nodes ?? defaultOptions.nodes) < 1 || (base.groups ?? defaultOptions.groups) < 1) throw new Error(`need at least one node and one group\n${USAGE}`);
+  const set = <K extends keyof typeof base>(k: K, x: (typeof base)[K] | undefined): void => {
+    if (x !== undefined) base[k] = x;
+  };
+  set('steps', num('steps'));
+  set('nodes', num('nodes'));
+  set('groups', num('groups'));
+  set('replicasPerGroup', num('replicas'));
+  set('clients', num('clients'));
+  set('keysPerGroup', num('keys'));
+  if (v.trace === true) base.trace = true;
+  if (v.bug !== undefined) base.bug = parseOneOf(v.bug, '--bug', ['apply-twice', 'stale-read', 'forge-ack'], 'apply-twice') as BugKind;
+  const demo = v.demo === true;
+  const count = num('seeds') ?? (demo ? 24 : 100);
+  const start = num('seed-start') ?? 1;
+  const single = num('seed') ?? null;
+  const jobs = Math.max(1, num('jobs') ?? defaultJobs());
+  const verbose = v.verbose === true;
+  if ((base.nodes ?? defaultOptions.nodes) < 1 || (base.groups ?? defaultOptions.groups) < 1) throw new UsageError('need at least one node and one group');
   if (single !== null) return { seeds: [single], replay: true, base, jobs: 1, verbose: true, demo };
   return { seeds: Array.from({ length: count }, (_, i) => start + i), replay: false, base, jobs, verbose, demo };
 }
@@ -74,7 +79,7 @@ function firstLine(s: string): string {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+  const { options: args } = parseOrExit(SIM_SPEC, process.argv.slice(2), (p) => parseSimArgs(p.values));
   if (args.demo) console.log(DEMO_BANNER);
   const t0 = performance.now();
   let failures = 0;
