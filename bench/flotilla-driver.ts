@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import { unpack } from 'msgpackr';
 import WebSocket from 'ws';
 import { groupOfKey } from '../src/client/group-of.js';
+import { KvTag, keyOpBytes, putBytes, writeKeyOp, writePut } from '../src/kv/kv-codec.js';
 import { FRAME_HEADER_BYTES, FrameFlag, FrameKind, type ErrorBody } from '../src/protocol/client-frame.js';
 import type { LoadConnection, LoadDriver, LoadOp } from './load.js';
 
@@ -27,8 +28,6 @@ export interface FlotillaDriverOptions {
   echo: boolean;
 }
 
-const TAG_PUT = 1;
-const TAG_GET = 2;
 /** Pause before resending a request no leader took, so an election is not flooded. */
 const RETRY_MS = 20;
 /** A request turned away this many times counts as an error. */
@@ -246,7 +245,7 @@ class FlotillaConnection implements LoadConnection {
     this.sentTo = new Int16Array(p).fill(-1);
     let keyMax = 1;
     for (const k of driver.keyBytes) keyMax = Math.max(keyMax, k.length);
-    this.frameBytesMax = FRAME_HEADER_BYTES + 7 + keyMax + driver.o.valueBytes;
+    this.frameBytesMax = FRAME_HEADER_BYTES + putBytes(keyMax, driver.o.valueBytes);
   }
 
   link(server: number): Link {
@@ -260,7 +259,7 @@ class FlotillaConnection implements LoadConnection {
   }
 
   send(tag: number, op: LoadOp, key: number): void {
-    this.opOf[tag] = op === 'put' ? TAG_PUT : TAG_GET;
+    this.opOf[tag] = op === 'put' ? KvTag.Put : KvTag.Get;
     this.keyOf[tag] = key;
     this.tries[tag] = 0;
     this.write(tag);
@@ -276,8 +275,8 @@ class FlotillaConnection implements LoadConnection {
     const link = this.link(server);
     this.sentTo[tag] = server;
     const k = d.keyBytes[key]!;
-    const put = this.opOf[tag] === TAG_PUT;
-    const bodyBytes = put ? 7 + k.length + d.value.length : 3 + k.length;
+    const put = this.opOf[tag] === KvTag.Put;
+    const bodyBytes = put ? putBytes(k.length, d.value.length) : keyOpBytes(k.length);
     const bytes = FRAME_HEADER_BYTES + bodyBytes;
     let at = link.reserve(bytes);
     const b = link.buffer;
@@ -288,13 +287,9 @@ class FlotillaConnection implements LoadConnection {
     b.writeUInt32LE(tag, at + 8);
     b.writeUInt32LE(group, at + 12);
     at += FRAME_HEADER_BYTES;
-    b[at] = put ? TAG_PUT : TAG_GET;
-    b.writeUInt16BE(k.length, at + 1);
-    k.copy(b, at + 3);
-    if (put) {
-      b.writeUInt32BE(d.value.length, at + 3 + k.length);
-      d.value.copy(b, at + 7 + k.length);
-    }
+    // The KV codec's layout, written in place from the key and value bytes encoded once.
+    if (put) writePut(b, at, k, d.value);
+    else writeKeyOp(b, at, KvTag.Get, k);
     if (d.o.transport === 'ws') link.sendMessage(bytes);
     else this.dirty.add(link);
   }

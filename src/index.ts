@@ -16,8 +16,8 @@ export { ConfigError, configDefaults, loadConfig, resolveConfig, type NodeConfig
 export { FlotillaClient, FlotillaError, groupOfKey, type ClientOptions, type CommandOptions, type LeaderHint } from './client/index.js';
 export type { StateMachine, StateMachineFactory } from './shard/state-machine.js';
 export type { PeerInfo, StateMachineModule } from './shard/task.js';
-export { createKvStateMachine, decodeKvResult } from './kv/kv-service.js';
-export { encodeCommand, type KvCommand, type KvResult } from './kv/kv-state-machine.js';
+export { createKvStateMachine } from './kv/kv-service.js';
+export { KvError, KvResultError, decodeKvResult, encodeCommand, type KvCommand, type KvResult, type KvSingleCommand, type KvSingleResult } from './kv/kv-codec.js';
 
 export type CreateNodeOptions = Partial<NodeConfig> & {
   /**

@@ -5,17 +5,18 @@ import { pack, unpack } from 'msgpackr';
 import { FrameFlag, FrameKind } from '../protocol/client-frame.js';
 import {
   KvError,
+  KvResultError,
+  decodeKvResult,
+  encodeCommand,
   type KvCommand,
   type KvResult,
   type KvSingleCommand,
   type KvSingleResult,
-} from '../kv/kv-state-machine.js';
-import { KvResultError, decodeKvResult } from '../kv/kv-service.js';
+} from '../kv/kv-codec.js';
 import { parseAddress } from './connection.js';
 import { Dispatcher, type RequestMode } from './dispatcher.js';
 import { FlotillaError } from './errors.js';
 import { groupOfKey } from './group-of.js';
-import { encodeKvCommand } from './kv-encode.js';
 
 export interface ClientOptions {
   /** "host:port" of nodes' client TCP ports. */
@@ -187,7 +188,7 @@ export class FlotillaClient {
   ): Promise<Extract<KvResult, { op: Op }>> {
     let body: Uint8Array;
     try {
-      body = encodeKvCommand(cmd);
+      body = encodeCommand(cmd);
     } catch (e) {
       if (e instanceof KvError) throw new FlotillaError(e.code === 'TOO_LARGE' ? 'TOO_LARGE' : 'BAD_REQUEST', e.message);
       throw e;

@@ -1,5 +1,19 @@
-// The Flotilla client library: see client.ts, and docs/protocol.md for the wire protocol.
+// The Flotilla client library (the package's "flotilla/client" export): see client.ts, and
+// docs/protocol.md for the wire protocol. It loads no server code — only this directory,
+// src/protocol/client-frame.ts and the KV codec — so a program that only talks to a cluster
+// does not pay for the engine (test/package/client-imports.test.ts holds that).
 export { FlotillaClient, type ClientAdmin, type ClientOptions, type CommandOptions } from './client.js';
 export { FlotillaError, type ClientErrorCode, type LeaderHint } from './errors.js';
 export { fnv1a32, fnv1a32Utf8, groupOfKey } from './group-of.js';
-export type { KvSingleCommand, KvSingleResult } from '../kv/kv-state-machine.js';
+// For FlotillaClient.command with the built-in KV service's own bytes.
+export {
+  KvError,
+  KvResultError,
+  decodeKvResult,
+  encodeCommand,
+  type KvCommand,
+  type KvErrorCode,
+  type KvResult,
+  type KvSingleCommand,
+  type KvSingleResult,
+} from '../kv/kv-codec.js';

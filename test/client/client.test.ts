@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { pack, unpack } from 'msgpackr';
 import { FlotillaClient, FlotillaError, type ClientOptions } from '../../src/client/index.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
-import { decodeCommand, encodeCommand } from '../../src/kv/kv-state-machine.js';
+import { decodeCommand, encodeCommand } from '../../src/kv/kv-codec.js';
 import { encodeFrame, FrameFlag, FrameKind } from '../../src/protocol/client-frame.js';
 import { closeAllServers, deadAddress, FakeServer, kvScript, sleep, waitFor, type FakeRequest } from './fake-server.js';
 

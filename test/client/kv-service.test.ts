@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pack, unpack } from 'msgpackr';
-import { createKvStateMachine, decodeKvResult, KvResultError } from '../../src/kv/kv-service.js';
-import { encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
+import { createKvStateMachine } from '../../src/kv/kv-service.js';
+import { KvResultError, decodeKvResult, encodeCommand, type KvCommand } from '../../src/kv/kv-codec.js';
 import type { StateMachine } from '../../src/shard/state-machine.js';
 
 let index = 0;

@@ -3,8 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FlotillaClient, FlotillaError } from '../../src/client/index.js';
-import { encodeCommand } from '../../src/kv/kv-state-machine.js';
-import { decodeKvResult } from '../../src/kv/kv-service.js';
+import { decodeKvResult, encodeCommand } from '../../src/kv/kv-codec.js';
 import { startCluster, waitFor } from './cluster-harness.js';
 
 const GROUPS = 4;

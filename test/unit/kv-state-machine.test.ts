@@ -1,15 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  KvError,
-  KvStateMachine,
-  batchOpsMax,
-  decodeCommand,
-  encodeCommand,
-  keyBytesMax,
-  valueBytesMax,
-  type KvCommand,
-} from '../../src/kv/kv-state-machine.js';
+import { KvError, batchOpsMax, decodeCommand, encodeCommand, keyBytesMax, valueBytesMax, type KvCommand } from '../../src/kv/kv-codec.js';
+import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 
 function run(kv: KvStateMachine, cmd: KvCommand) {
   return kv.apply(encodeCommand(cmd));

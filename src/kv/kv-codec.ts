@@ -1,0 +1,398 @@
+// The KV service's bytes, written once: the command layout that clients send and the state
+// machine decodes, and the msgpack result maps it answers with (docs/protocol.md). The client
+// (src/client), the state machine (kv-state-machine.ts, kv-service.ts) and the benchmark driver
+// (bench/flotilla-driver.ts) all encode through this file, so it imports nothing of the server:
+// loading the client must not load the engine.
+//
+// Command layout (big-endian), first byte a tag:
+//   put    1 | keyLen u16 | key | valueLen u32 | value
+//   get    2 | keyLen u16 | key
+//   delete 3 | keyLen u16 | key
+//   cas    4 | keyLen u16 | key | hasExpect u8 | [expectLen u32 | expect] | valueLen u32 | value
+//   batch  5 | count u16 | count × (one of the above, not a batch)
+// Keys and values are UTF-8 strings. An empty command is the no-op a new leader appends.
+//
+// Encoding sizes a command exactly first (which is where bad input is refused), then writes
+// it into one buffer: no growing, no copy, no intermediate buffer per string. The write*
+// functions are the layout; they take a key or value as a string or as bytes already encoded,
+// so a caller that reuses buffers (the benchmark driver) writes the same bytes in place.
+import { pack, unpack } from 'msgpackr';
+
+/** Longest key, in UTF-8 bytes. */
+export const keyBytesMax = 1024;
+/** Longest value, in UTF-8 bytes. */
+export const valueBytesMax = 256 * 1024;
+/** Most operations in one batch. */
+export const batchOpsMax = 1024;
+
+/** The first byte of a command. */
+export const KvTag = Object.freeze({ Put: 1, Get: 2, Delete: 3, Cas: 4, Batch: 5 } as const);
+
+export type KvSingleCommand =
+  | { op: 'put'; key: string; value: string }
+  | { op: 'get'; key: string }
+  | { op: 'delete'; key: string }
+  /** Writes `value` iff the key's current value equals `expect` (null = the key is absent). */
+  | { op: 'cas'; key: string; expect: string | null; value: string };
+
+/**
+ * A batch is applied atomically: either all of its writes take effect or none do. It fails
+ * (and writes nothing) when one of its compare-and-sets does not match; reads and
+ * compare-and-sets inside it see the batch's own earlier writes.
+ */
+export type KvCommand = KvSingleCommand | { op: 'batch'; ops: KvSingleCommand[] };
+
+export type KvSingleResult =
+  | { op: 'put' }
+  | { op: 'get'; value: string | null }
+  | { op: 'delete'; existed: boolean }
+  /** `value` is the value the key held when the command ran (what a failed cas can retry with). */
+  | { op: 'cas'; ok: boolean; value: string | null };
+
+export type KvResult =
+  | KvSingleResult
+  | { op: 'batch'; ok: boolean; results: KvSingleResult[] }
+  | { op: 'noop' }
+  | { op: 'error'; code: KvErrorCode; message: string };
+
+export type KvErrorCode = 'BAD_COMMAND' | 'TOO_LARGE' | 'BAD_SNAPSHOT';
+
+/** Bad command (or snapshot) bytes, or a command too large to encode; `code` says which. */
+export class KvError extends Error {
+  constructor(readonly code: KvErrorCode, message: string) {
+    super(message);
+  }
+}
+
+/** Thrown by `decodeKvResult` for bytes that are not a KvResult. */
+export class KvResultError extends Error {
+  readonly code = 'BAD_RESULT';
+}
+
+/** A key or value as a caller holds it: text, or its UTF-8 bytes already encoded. */
+export type KvText = string | Uint8Array;
+
+// ---------------------------------------------------------------------------------------------
+// Commands: sizing (and refusing)
+
+const KEY_LEN_BYTES = 2;
+const VALUE_LEN_BYTES = 4;
+const BATCH_HEAD_BYTES = 1 + 2;
+
+/** The encoded size of a put whose key and value take these many UTF-8 bytes. */
+export function putBytes(keyBytes: number, valueBytes: number): number {
+  return 1 + KEY_LEN_BYTES + keyBytes + VALUE_LEN_BYTES + valueBytes;
+}
+
+/** The encoded size of a get or delete whose key takes this many UTF-8 bytes. */
+export function keyOpBytes(keyBytes: number): number {
+  return 1 + KEY_LEN_BYTES + keyBytes;
+}
+
+/**
+ * The exact encoded size of a command; throws KvError TOO_LARGE for a key, value or batch over
+ * its bound, BAD_COMMAND for anything that is not a command.
+ */
+export function commandBytes(cmd: KvCommand): number {
+  if (cmd.op !== 'batch') return singleBytes(cmd);
+  if (!Array.isArray(cmd.ops)) throw new KvError('BAD_COMMAND', 'a batch holds an array of ops');
+  if (cmd.ops.length > batchOpsMax) throw new KvError('TOO_LARGE', `batch of ${cmd.ops.length} ops exceeds ${batchOpsMax}`);
+  let n = BATCH_HEAD_BYTES;
+  for (const op of cmd.ops) {
+    if ((op as KvCommand).op === 'batch') throw new KvError('BAD_COMMAND', 'batches do not nest');
+    n += singleBytes(op);
+  }
+  return n;
+}
+
+function singleBytes(cmd: KvSingleCommand): number {
+  switch (cmd.op) {
+    case 'put':
+      return putBytes(keyLength(cmd.key), valueLength(cmd.value));
+    case 'get':
+    case 'delete':
+      return keyOpBytes(keyLength(cmd.key));
+    case 'cas':
+      return keyOpBytes(keyLength(cmd.key)) + 1 + (cmd.expect === null ? 0 : VALUE_LEN_BYTES + valueLength(cmd.expect)) + VALUE_LEN_BYTES + valueLength(cmd.value);
+    default:
+      throw new KvError('BAD_COMMAND', `unknown op ${String((cmd as { op: unknown }).op)}`);
+  }
+}
+
+function keyLength(key: string): number {
+  if (typeof key !== 'string') throw new KvError('BAD_COMMAND', 'a key is a string');
+  const n = Buffer.byteLength(key, 'utf8');
+  if (n > keyBytesMax) throw new KvError('TOO_LARGE', `key of ${n} bytes exceeds ${keyBytesMax}`);
+  return n;
+}
+
+function valueLength(value: string): number {
+  if (typeof value !== 'string') throw new KvError('BAD_COMMAND', 'a value is a string');
+  const n = Buffer.byteLength(value, 'utf8');
+  if (n > valueBytesMax) throw new KvError('TOO_LARGE', `value of ${n} bytes exceeds ${valueBytesMax}`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands: the layout
+
+/** Encodes a command for a log entry; throws KvError (TOO_LARGE, BAD_COMMAND) on bad input. */
+export function encodeCommand(cmd: KvCommand): Uint8Array {
+  const n = commandBytes(cmd);
+  const buf = Buffer.allocUnsafe(n);
+  const end = writeCommand(buf, 0, cmd);
+  if (end !== n) throw new Error(`KV command encoded in ${end} bytes, sized ${n}`);
+  return buf;
+}
+
+/**
+ * Writes a command at `at`, which must have commandBytes(cmd) bytes of room; returns the
+ * offset after it.
+ */
+export function writeCommand(buf: Buffer, at: number, cmd: KvCommand): number {
+  if (cmd.op !== 'batch') return writeSingle(buf, at, cmd);
+  buf[at] = KvTag.Batch;
+  buf.writeUInt16BE(cmd.ops.length, at + 1);
+  at += BATCH_HEAD_BYTES;
+  for (const op of cmd.ops) at = writeSingle(buf, at, op);
+  return at;
+}
+
+function writeSingle(buf: Buffer, at: number, cmd: KvSingleCommand): number {
+  switch (cmd.op) {
+    case 'put':
+      return writePut(buf, at, cmd.key, cmd.value);
+    case 'get':
+      return writeKeyOp(buf, at, KvTag.Get, cmd.key);
+    case 'delete':
+      return writeKeyOp(buf, at, KvTag.Delete, cmd.key);
+    case 'cas':
+      return writeCas(buf, at, cmd.key, cmd.expect, cmd.value);
+  }
+}
+
+/** Writes a put at `at` (room: putBytes); returns the offset after it. */
+export function writePut(buf: Buffer, at: number, key: KvText, value: KvText): number {
+  buf[at] = KvTag.Put;
+  return writeValueField(buf, writeKeyField(buf, at + 1, key), value);
+}
+
+/** Writes a get or delete at `at` (room: keyOpBytes); returns the offset after it. */
+export function writeKeyOp(buf: Buffer, at: number, tag: typeof KvTag.Get | typeof KvTag.Delete, key: KvText): number {
+  buf[at] = tag;
+  return writeKeyField(buf, at + 1, key);
+}
+
+/** Writes a compare-and-set at `at`; returns the offset after it. */
+export function writeCas(buf: Buffer, at: number, key: KvText, expect: KvText | null, value: KvText): number {
+  buf[at] = KvTag.Cas;
+  at = writeKeyField(buf, at + 1, key);
+  if (expect === null) {
+    buf[at++] = 0;
+  } else {
+    buf[at++] = 1;
+    at = writeValueField(buf, at, expect);
+  }
+  return writeValueField(buf, at, value);
+}
+
+// The text goes in first and its length behind it, so a string is measured by writing it.
+// The bound is checked again here for callers that size their own buffers.
+function writeKeyField(buf: Buffer, at: number, key: KvText): number {
+  const n = writeText(buf, at + KEY_LEN_BYTES, key);
+  if (n > keyBytesMax) throw new KvError('TOO_LARGE', `key of ${n} bytes exceeds ${keyBytesMax}`);
+  buf.writeUInt16BE(n, at);
+  return at + KEY_LEN_BYTES + n;
+}
+
+function writeValueField(buf: Buffer, at: number, value: KvText): number {
+  const n = writeText(buf, at + VALUE_LEN_BYTES, value);
+  if (n > valueBytesMax) throw new KvError('TOO_LARGE', `value of ${n} bytes exceeds ${valueBytesMax}`);
+  buf.writeUInt32BE(n, at);
+  return at + VALUE_LEN_BYTES + n;
+}
+
+function writeText(buf: Buffer, at: number, text: KvText): number {
+  if (typeof text === 'string') return buf.write(text, at, 'utf8');
+  buf.set(text, at);
+  return text.length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands: decoding
+
+/** Decodes a command; throws KvError(BAD_COMMAND) when `data` is not exactly one command. */
+export function decodeCommand(data: Uint8Array): KvCommand {
+  const r = new KvReader(data, 'BAD_COMMAND');
+  let cmd: KvCommand;
+  if (r.peek() === KvTag.Batch) {
+    r.u8();
+    const n = r.u16();
+    if (n > batchOpsMax) throw new KvError('BAD_COMMAND', `batch of ${n} ops exceeds ${batchOpsMax}`);
+    const ops: KvSingleCommand[] = [];
+    for (let i = 0; i < n; i++) ops.push(readSingle(r));
+    cmd = { op: 'batch', ops };
+  } else {
+    cmd = readSingle(r);
+  }
+  if (!r.done()) throw new KvError('BAD_COMMAND', `${data.length - r.pos} trailing bytes after a command`);
+  return cmd;
+}
+
+function readSingle(r: KvReader): KvSingleCommand {
+  const tag = r.u8();
+  switch (tag) {
+    case KvTag.Put: {
+      const key = r.key();
+      return { op: 'put', key, value: r.value() };
+    }
+    case KvTag.Get:
+      return { op: 'get', key: r.key() };
+    case KvTag.Delete:
+      return { op: 'delete', key: r.key() };
+    case KvTag.Cas: {
+      const key = r.key();
+      const has = r.u8();
+      if (has > 1) throw new KvError('BAD_COMMAND', `bad expect flag ${has}`);
+      const expect = has === 1 ? r.value() : null;
+      return { op: 'cas', key, expect, value: r.value() };
+    }
+    default:
+      throw new KvError('BAD_COMMAND', `unknown command tag ${tag}`);
+  }
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads the fields of the layout above, bounds checked; every problem is a KvError with the
+ * reader's code (the state machine's snapshot image reads keys and values the same way).
+ */
+export class KvReader {
+  pos = 0;
+  private readonly view: DataView;
+
+  constructor(private readonly data: Uint8Array, private readonly code: KvErrorCode) {
+    this.view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  private need(n: number): void {
+    if (this.pos + n > this.data.length) throw new KvError(this.code, `truncated at byte ${this.pos}`);
+  }
+
+  done(): boolean {
+    return this.pos === this.data.length;
+  }
+
+  peek(): number {
+    this.need(1);
+    return this.data[this.pos]!;
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.data[this.pos++]!;
+  }
+
+  u16(): number {
+    this.need(2);
+    const v = this.view.getUint16(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.view.getUint32(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  private str(n: number): string {
+    this.need(n);
+    const b = this.data.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    try {
+      return utf8Decoder.decode(b);
+    } catch {
+      throw new KvError(this.code, `invalid UTF-8 at byte ${this.pos - n}`);
+    }
+  }
+
+  key(): string {
+    const n = this.u16();
+    if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
+    return this.str(n);
+  }
+
+  value(): string {
+    const n = this.u32();
+    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
+    return this.str(n);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results: msgpack maps, which any msgpack library can read, so clients in other languages
+// need no custom result decoder.
+
+// Results that carry no data are the same bytes every time; packing them once saves the
+// encoder on the most common write. Each caller gets its own copy, so nobody can change
+// what every later put returns. (Plain Uint8Arrays: Buffer's slice() is a view, Uint8Array's a copy.)
+const PUT_RESULT = Uint8Array.from(pack({ op: 'put' } satisfies KvResult));
+const NOOP_RESULT = Uint8Array.from(pack({ op: 'noop' } satisfies KvResult));
+
+/** The Result body of a KV command. */
+export function encodeKvResult(result: KvResult): Uint8Array {
+  if (result.op === 'put') return PUT_RESULT.slice();
+  if (result.op === 'noop') return NOOP_RESULT.slice();
+  return pack(result) as Uint8Array;
+}
+
+const SINGLE_OPS = new Set(['put', 'get', 'delete', 'cas']);
+
+/** Reads a Result body of the KV service; throws KvResultError when it is not a KvResult. */
+export function decodeKvResult(bytes: Uint8Array): KvResult {
+  let v: unknown;
+  try {
+    v = unpack(bytes);
+  } catch (e) {
+    throw new KvResultError(`result is not msgpack: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (!isRecord(v)) throw new KvResultError('result is not a map');
+  switch (v.op) {
+    case 'batch': {
+      if (typeof v.ok !== 'boolean' || !Array.isArray(v.results)) throw new KvResultError('malformed batch result');
+      for (const r of v.results) checkSingle(r);
+      return v as KvResult;
+    }
+    case 'noop':
+      return { op: 'noop' };
+    case 'error':
+      if (typeof v.code !== 'string' || typeof v.message !== 'string') throw new KvResultError('malformed error result');
+      return v as KvResult;
+    default:
+      checkSingle(v);
+      return v as KvResult;
+  }
+}
+
+function checkSingle(v: unknown): void {
+  if (!isRecord(v) || typeof v.op !== 'string' || !SINGLE_OPS.has(v.op)) {
+    throw new KvResultError(`unknown result op ${isRecord(v) ? String(v.op) : typeof v}`);
+  }
+  const ok =
+    v.op === 'put' ||
+    (v.op === 'get' && isNullableString(v.value)) ||
+    (v.op === 'delete' && typeof v.existed === 'boolean') ||
+    (v.op === 'cas' && typeof v.ok === 'boolean' && isNullableString(v.value));
+  if (!ok) throw new KvResultError(`malformed ${v.op} result`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function isNullableString(v: unknown): boolean {
+  return v === null || typeof v === 'string';
+}
