@@ -9,7 +9,9 @@
 // The same rounds give the leader its lease: if a quorum acknowledged round r, sent at tick t,
 // no member will vote for another candidate before t + ticksElection of its own clock
 // (check-quorum makes followers ignore votes while they hear from a leader), so up to
-// t + ticksElection - margin the leader may serve reads without a round at all.
+// t + ticksElection - margin the leader may serve reads without a round at all (lease.ts).
+//
+// This file holds the queues; read-index.ts is the leader's read path that uses them.
 import { assert } from './assert.js';
 import type { ReadState } from './types.js';
 
@@ -28,6 +30,11 @@ export class ReadOnly {
   roundWanted = false;
   /** Highest round a quorum acknowledged. */
   roundQuorum = 0;
+  /**
+   * Reads that arrived before this leader committed an entry of its term: it does not know the
+   * commit index yet, so they wait for that commit before they join a round (see release).
+   */
+  held: number[] = [];
   private pending: PendingRead[] = [];
   private head = 0;
   /** Tick at which round r was sent, at r % SENT_TICKS_KEPT. */
@@ -46,6 +53,13 @@ export class ReadOnly {
     this.pending.push({ requestId, index, round: this.round + 1 });
     this.roundWanted = true;
     return true;
+  }
+
+  /** The leader committed an entry of its term, at `index`: held reads join the next round. */
+  release(index: number): void {
+    if (this.held.length === 0) return;
+    for (const id of this.held) this.add(id, index);
+    this.held = [];
   }
 
   /** Starts a new round at `tick`; returns its number. */
@@ -79,10 +93,12 @@ export class ReadOnly {
     }
   }
 
-  /** Leadership was lost: returns the ids of every read still waiting. */
+  /** Leadership was lost: returns the ids of every read still waiting (queued, then held). */
   abort(): number[] {
     const ids: number[] = [];
     for (let i = this.head; i < this.pending.length; i++) ids.push(this.pending[i]!.requestId);
+    for (const id of this.held) ids.push(id);
+    this.held = [];
     this.pending.length = 0;
     this.head = 0;
     this.roundWanted = false;

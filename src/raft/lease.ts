@@ -1,0 +1,41 @@
+// The leader's lease: reads served at once, without a heartbeat round (`leaseRead`).
+//
+// A quorum that acknowledged a round sent at tick t ignores other campaigns until
+// t + ticksElection of its own clocks (check-quorum, election.ts), so until then, less a margin
+// for clock drift, no other leader can exist. The lease therefore runs from the send time of
+// the last round a quorum acknowledged (read-only.ts numbers the rounds, read-index.ts
+// confirms them). It is given up whenever the members whose silence it relies on may change
+// (new term, configuration change), may be told to ignore it (leader transfer), or may stop
+// hearing from this leader without its clock noticing (quiescence).
+import type { RaftState } from './state.js';
+import { Role } from './types.js';
+
+export class Lease {
+  /** Tick at which the lease began (the send time of the last round a quorum acknowledged). */
+  startTick = -Infinity;
+  /** Only rounds from this one on may extend the lease (see forfeit). */
+  roundMin = Infinity;
+  /** A leader transfer began this term: no lease until the next term. */
+  voidForTerm = false;
+
+  /**
+   * Ends the current lease; only rounds numbered `roundMin` or later may start a new one. Used
+   * when the set of members whose silence the lease relies on may have changed (new term,
+   * configuration change) or when they may be told to ignore it (leader transfer).
+   */
+  forfeit(roundMin: number): void {
+    this.startTick = -Infinity;
+    this.roundMin = roundMin;
+  }
+
+  /** A quorum acknowledged round `round`, sent at tick `sentTick` (-1: too old to know). */
+  extend(round: number, sentTick: number): void {
+    if (round >= this.roundMin && sentTick > this.startTick) this.startTick = sentTick;
+  }
+}
+
+export function leaseValid(r: RaftState): boolean {
+  const cfg = r.cfg;
+  return cfg.leaseRead && cfg.checkQuorum && r.role === Role.Leader && !r.lease.voidForTerm && !r.quiet.quiesced &&
+    r.time.ticks < r.lease.startTick + cfg.ticksElection - cfg.ticksLeaseMargin;
+}
