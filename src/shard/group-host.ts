@@ -54,7 +54,7 @@ export class GroupHost {
   readonly reads = new Map<number, PendingRead>();
   /** Reads with a ReadState, waiting for `applied` to reach their index. */
   readsConfirmed = 0;
-  /** The newest hard state whose only change was the commit index, not yet written (see handleReadyIo). */
+  /** The newest hard state whose only change was the commit index, not yet written (see Readies.handleReadyIo). */
   hardPending: HardState | null = null;
   /** Bytes of the newest snapshot image (taken here, installed, or loaded at start). */
   imageBytes = 0;
@@ -66,8 +66,6 @@ export class GroupHost {
   installing = 0;
   /** Removed from the shard: late completions for it are ignored. */
   removed = false;
-  /** Turn in which the group was last put on the shard's touched list. */
-  touchedTurn = -1;
 
   constructor(
     readonly id: number,

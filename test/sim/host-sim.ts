@@ -977,8 +977,13 @@ export class HostSim {
         parts.push(`n${m.nodeId} opening`);
         continue;
       }
-      const sh = shard as unknown as { batches: unknown[]; held: unknown[]; holding: boolean; woken: boolean; moreInput: boolean; dataWaiting: boolean; inflight: Set<unknown> };
-      parts.push(`n${m.nodeId} [batches ${sh.batches.length} held ${sh.held.length} holding ${sh.holding} woken ${sh.woken} more ${sh.moreInput} waiting ${sh.dataWaiting} inflight ${sh.inflight.size} inRing ${m.proc!.inConsumer.usedBytes()} backlog ${m.proc!.backlog.length} resolve ${m.proc!.dataResolve !== null}]`);
+      // Private state of the shard's parts (src/shard/readies.ts, loop-control.ts, in-ring-reader.ts), for this report only.
+      const sh = shard as unknown as {
+        readies: { batches: unknown[]; held: unknown[]; holding: boolean };
+        control: { woken: boolean; dataWaiting: boolean; inflight: Set<unknown> };
+        input: { moreInput: boolean };
+      };
+      parts.push(`n${m.nodeId} [batches ${sh.readies.batches.length} held ${sh.readies.held.length} holding ${sh.readies.holding} woken ${sh.control.woken} more ${sh.input.moreInput} waiting ${sh.control.dataWaiting} inflight ${sh.control.inflight.size} inRing ${m.proc!.inConsumer.usedBytes()} backlog ${m.proc!.backlog.length} resolve ${m.proc!.dataResolve !== null}]`);
       parts.push(`n${m.nodeId}: ${[...shard.groups.values()].map((h) => `g${h.id} ${Role[h.core.role]} t${h.core.term} c${h.core.commit} a${h.applied} l${h.core.lastIndex()}${h.core.quiesced ? ' q' : ''}`).join(', ')}`);
     }
     return parts.join('; ');

@@ -1,0 +1,102 @@
+// What a Ready changes on this member once its Raft messages and log write are on their way:
+// committed entries applied to the state machine (each proposal made here answered with its
+// result), configuration, ReadStates confirming reads (served once applied reaches their
+// index), aborted reads, and role changes (waiting writes answered when leadership is lost).
+// Then, every snapshotEntries applied entries, a snapshot (snapshots.ts).
+import { assert } from '../raft/assert.js';
+import { EntryType, Role, type Entry, type Ready, type SoftState } from '../raft/types.js';
+import type { ClientRequests } from './client-requests.js';
+import { ShardCounter } from './counters.js';
+import { copyConf, type GroupHost } from './group-host.js';
+import type { GroupTable } from './group-table.js';
+import type { Snapshots } from './snapshots.js';
+
+export class Applier {
+  constructor(
+    private readonly table: GroupTable,
+    private readonly requests: ClientRequests,
+    private readonly snapshots: Snapshots,
+    private readonly counters: Float64Array,
+  ) {}
+
+  /** What a Ready changes in the state machine and the requests waiting on it. */
+  handleReadyState(h: GroupHost, rd: Ready): void {
+    if (rd.committedEntries.length > 0) this.apply(h, rd.committedEntries);
+    // A snapshot's configuration takes effect here when the snapshot is restored (install).
+    if (rd.conf !== null && rd.snapshot === null) h.conf = copyConf(rd.conf);
+    for (const rs of rd.readStates) {
+      const r = h.reads.get(rs.requestId);
+      if (r !== undefined && r.index < 0) {
+        r.index = rs.index;
+        h.readsConfirmed++;
+      }
+    }
+    for (const id of rd.readsAborted) {
+      const r = h.reads.get(id);
+      if (r === undefined) continue;
+      h.reads.delete(id);
+      if (r.index >= 0) h.readsConfirmed--;
+      this.requests.reject(r.conn, r.requestId, h.id, 'NOT_LEADER', this.requests.notLeaderMessage(h.id, h.core.leader), r.t0, h.core.leader);
+    }
+    if (rd.soft !== null) this.onSoft(h, rd.soft);
+    if (h.readsConfirmed > 0) this.serveReads(h);
+    this.snapshots.maybeSnapshot(h);
+  }
+
+  private apply(h: GroupHost, entries: Entry[]): void {
+    const requests = this.requests;
+    for (const e of entries) {
+      assert(e.index === h.applied + 1, `group ${h.id}: applies ${e.index} after ${h.applied}`);
+      let result: Uint8Array | null = null;
+      if (e.type === EntryType.Normal && e.data.length > 0) {
+        // A state machine must turn bad input into a result (state-machine.ts); an exception
+        // here is a bug that would make replicas diverge, so it stops the shard.
+        result = h.sm.apply(e.data, e.index);
+        h.appliedBytesSinceImage += e.data.length;
+        this.counters[ShardCounter.Applied]!++;
+      }
+      h.applied = e.index;
+      h.appliedTerm = e.term;
+      if (h.proposals.size === 0) continue;
+      const p = h.proposals.get(e.index);
+      if (p === undefined) continue;
+      h.proposals.delete(e.index);
+      if (p.term === e.term && result !== null) requests.answer(p.conn, p.requestId, h.id, result, p.t0);
+      else requests.reject(p.conn, p.requestId, h.id, 'NOT_LEADER', `the entry of this write was replaced (group ${h.id})`, p.t0, h.core.leader);
+    }
+  }
+
+  /**
+   * Role, term or leader changed. A member that stops leading answers its waiting writes
+   * OUTCOME_UNKNOWN (they may still commit under the next leader) and its unconfirmed reads
+   * NOT_LEADER; reads already confirmed by a ReadState are still served once applied.
+   */
+  private onSoft(h: GroupHost, s: SoftState): void {
+    const was = h.role === Role.Leader;
+    const is = s.role === Role.Leader;
+    h.role = s.role;
+    h.leader = s.leader;
+    h.term = s.term;
+    if (was !== is) this.table.leaders += is ? 1 : -1;
+    for (const [index, p] of h.proposals) {
+      if (is && p.term === s.term) continue;
+      h.proposals.delete(index);
+      this.requests.reject(p.conn, p.requestId, h.id, 'OUTCOME_UNKNOWN', `leadership of group ${h.id} was lost before the write was known to commit`, p.t0);
+    }
+    if (is) return;
+    for (const [id, r] of h.reads) {
+      if (r.index >= 0) continue;
+      h.reads.delete(id);
+      this.requests.reject(r.conn, r.requestId, h.id, 'NOT_LEADER', this.requests.notLeaderMessage(h.id, s.leader), r.t0, s.leader);
+    }
+  }
+
+  private serveReads(h: GroupHost): void {
+    for (const [id, r] of h.reads) {
+      if (r.index < 0 || r.index > h.applied) continue;
+      h.reads.delete(id);
+      h.readsConfirmed--;
+      this.requests.query(h, r.conn, r.requestId, r.body, r.t0);
+    }
+  }
+}

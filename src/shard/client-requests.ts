@@ -1,0 +1,201 @@
+// Client requests as a shard serves them: a command is proposed (a write, answered when its
+// entry is applied) or queued as a linearizable read (ReadIndex, answered once applied reaches
+// the read index) or served at once (a stale read); refusals carry a stable code and, for
+// NOT_LEADER and LEADER_TRANSFERRING, a hint naming the leader. Every request gets exactly one
+// response: an answer, a rejection, or TIMEOUT from the sweep. The requests waiting on a group
+// are kept on its GroupHost (proposals by log index, reads by read id).
+import type { Clock } from '../io/clock.js';
+import type { ErrorCode, NodeId } from '../raft/types.js';
+import { FrameFlag, FrameKind, type FrameHeader, type LeaderHint, type ProtocolErrorCode } from '../protocol/client-frame.js';
+import { copyPayloads } from '../protocol/raft-codec.js';
+import type { ShardContext } from './context.js';
+import { ShardCounter } from './counters.js';
+import type { GroupHost } from './group-host.js';
+import type { GroupTable } from './group-table.js';
+import type { LatencyHistogram } from './latency.js';
+import type { Outbox } from './outbox.js';
+import type { PeerInfo, ShardTask } from './task.js';
+
+/** Requests are checked for TIMEOUT at most this often. */
+const SWEEP_INTERVAL_MS_MAX = 1000;
+
+export class ClientRequests {
+  private readonly task: ShardTask;
+  private readonly groups: Map<number, GroupHost>;
+  private readonly outbox: Outbox;
+  private readonly counters: Float64Array;
+  private readonly clock: Clock;
+  private readonly peersById: Map<number, PeerInfo>;
+  private readonly sweepIntervalMs: number;
+  private readSeq = 0;
+  private lastSweep: number;
+
+  constructor(
+    ctx: ShardContext,
+    private readonly table: GroupTable,
+    /** Latency of client requests, read to answered. */
+    private readonly latency: LatencyHistogram,
+    /** Largest command accepted for proposing: its entry must fit one ring record in an append. */
+    private readonly proposalBytesMax: number,
+  ) {
+    this.task = ctx.task;
+    this.groups = table.groups;
+    this.outbox = ctx.outbox;
+    this.counters = ctx.counters;
+    this.clock = ctx.clock;
+    this.lastSweep = this.clock.nowMs();
+    this.peersById = new Map(ctx.task.peers.map((p) => [p.id, p]));
+    this.sweepIntervalMs = Math.min(SWEEP_INTERVAL_MS_MAX, Math.max(ctx.task.tickMs, ctx.task.requestTimeoutMs / 4));
+  }
+
+  command(conn: number, f: FrameHeader, body: Uint8Array, t0: number): void {
+    const h = this.groups.get(f.group);
+    if (h === undefined) {
+      this.reject(conn, f.requestId, f.group, 'NO_GROUP', `node ${this.task.nodeId} does not host group ${f.group}`, t0);
+      return;
+    }
+    const read = (f.flags & FrameFlag.Read) !== 0;
+    const stale = (f.flags & FrameFlag.Stale) !== 0;
+    if (stale && !read) {
+      this.reject(conn, f.requestId, f.group, 'BAD_REQUEST', 'the Stale flag needs the Read flag', t0);
+      return;
+    }
+    if (body.length === 0) {
+      this.reject(conn, f.requestId, f.group, 'BAD_REQUEST', 'empty command', t0);
+      return;
+    }
+    if (stale) {
+      // A copy: ring memory is a SharedArrayBuffer, which some decoders (msgpackr) refuse.
+      this.query(h, conn, f.requestId, body.slice(), t0);
+      return;
+    }
+    if (h.pending >= this.task.pendingPerGroupMax) {
+      this.reject(conn, f.requestId, f.group, 'OVERLOADED', `group ${f.group} has ${h.pending} requests waiting`, t0);
+      return;
+    }
+    if (read) {
+      const id = ++this.readSeq;
+      const r = h.core.readIndex(id);
+      if (!r.ok) {
+        this.refused(conn, f, r.code, r.leader, t0);
+        return;
+      }
+      h.reads.set(id, { conn, requestId: f.requestId, body: body.slice(), index: -1, t0 });
+    } else {
+      if (body.length > this.proposalBytesMax) {
+        this.reject(conn, f.requestId, f.group, 'TOO_LARGE', `command of ${body.length} bytes exceeds ${this.proposalBytesMax}`, t0);
+        return;
+      }
+      // A copy out of the ring, carved from a shared slab: a fresh ArrayBuffer per proposal
+      // costs twice the copy (≈ 1.1 against 0.5 µs for 270 bytes) and one more object to track.
+      const r = h.core.propose(copyPayloads(body, 0, body.length));
+      if (!r.ok) {
+        this.refused(conn, f, r.code, r.leader, t0);
+        return;
+      }
+      const old = h.proposals.get(r.index);
+      if (old !== undefined) {
+        // The entry this one waited for was replaced by a new leader's log: it never commits.
+        this.reject(old.conn, old.requestId, h.id, 'NOT_LEADER', `the entry of this write was replaced (group ${h.id})`, old.t0, h.leader);
+      }
+      h.proposals.set(r.index, { term: r.term, conn, requestId: f.requestId, t0 });
+      this.counters[ShardCounter.Proposals]!++;
+    }
+    this.table.touched.add(h);
+  }
+
+  /** Serves a read from the local state machine as it is now. */
+  query(h: GroupHost, conn: number, requestId: number, body: Uint8Array, t0: number): void {
+    let result: Uint8Array;
+    try {
+      result = h.sm.query(body);
+    } catch (e) {
+      this.reject(conn, requestId, h.id, 'BAD_REQUEST', e instanceof Error ? e.message : String(e), t0);
+      return;
+    }
+    this.answer(conn, requestId, h.id, result, t0);
+  }
+
+  private refused(conn: number, f: FrameHeader, code: ErrorCode, leader: NodeId, t0: number): void {
+    switch (code) {
+      case 'NOT_LEADER':
+        this.reject(conn, f.requestId, f.group, 'NOT_LEADER', this.notLeaderMessage(f.group, leader), t0, leader);
+        return;
+      case 'OVERLOADED':
+        this.reject(conn, f.requestId, f.group, 'OVERLOADED', `group ${f.group} has too much uncommitted or waiting work`, t0);
+        return;
+      case 'LEADER_TRANSFERRING':
+        this.reject(conn, f.requestId, f.group, 'LEADER_TRANSFERRING', `group ${f.group} is handing leadership to node ${leader}`, t0, leader);
+        return;
+      default:
+        this.reject(conn, f.requestId, f.group, 'BAD_REQUEST', `refused: ${code}`, t0);
+    }
+  }
+
+  notLeaderMessage(group: number, leader: NodeId): string {
+    return leader === 0
+      ? `node ${this.task.nodeId} is not the leader of group ${group}; the leader is not known`
+      : `node ${this.task.nodeId} is not the leader of group ${group}; node ${leader} is`;
+  }
+
+  private hint(leader: NodeId): LeaderHint | undefined {
+    const p = leader === 0 ? undefined : this.peersById.get(leader);
+    return p === undefined ? undefined : { id: p.id, host: p.host, clientPort: p.clientPort, wsPort: p.wsPort };
+  }
+
+  answer(conn: number, requestId: number, group: number, result: Uint8Array, t0: number): void {
+    this.outbox.respond(conn, FrameKind.Result, requestId, group, result);
+    this.latency.recordMs(this.clock.nowMs() - t0);
+  }
+
+  reject(conn: number, requestId: number, group: number, code: ProtocolErrorCode, message: string, t0: number, leader: NodeId = 0): void {
+    this.outbox.error(conn, requestId, group, code, message, code === 'NOT_LEADER' || code === 'LEADER_TRANSFERRING' ? this.hint(leader) : undefined);
+    this.latency.recordMs(this.clock.nowMs() - t0);
+    const c = this.counters;
+    c[ShardCounter.Errors]!++;
+    if (code === 'NOT_LEADER') c[ShardCounter.ErrorsNotLeader]!++;
+    else if (code === 'OVERLOADED') c[ShardCounter.ErrorsOverloaded]!++;
+    else if (code === 'BAD_REQUEST') c[ShardCounter.ErrorsBadRequest]!++;
+    else c[ShardCounter.ErrorsOther]!++;
+  }
+
+  /** Answers every request waiting on `h` with `code` (removal, stop, failure). */
+  abortGroup(h: GroupHost, code: ProtocolErrorCode, message: string): void {
+    for (const p of h.proposals.values()) this.reject(p.conn, p.requestId, h.id, code, message, p.t0);
+    for (const r of h.reads.values()) this.reject(r.conn, r.requestId, h.id, code, message, r.t0);
+    h.proposals.clear();
+    h.reads.clear();
+    h.readsConfirmed = 0;
+  }
+
+  /** Answers every request waiting in the shard; each gets its one response. */
+  abortAll(code: ProtocolErrorCode, message: string): void {
+    for (const h of this.groups.values()) this.abortGroup(h, code, message);
+  }
+
+  /**
+   * Once every sweep interval: requests without an outcome after requestTimeoutMs get TIMEOUT
+   * (a write may still commit later). True when the sweep ran.
+   */
+  sweepIfDue(): boolean {
+    const now = this.clock.nowMs();
+    if (now - this.lastSweep < this.sweepIntervalMs) return false;
+    this.lastSweep = now;
+    const limit = now - this.task.requestTimeoutMs;
+    for (const h of this.groups.values()) {
+      if (h.pending === 0) continue;
+      for (const [index, p] of h.proposals) {
+        if (p.t0 > limit) continue;
+        h.proposals.delete(index);
+        this.reject(p.conn, p.requestId, h.id, 'TIMEOUT', `no outcome within ${this.task.requestTimeoutMs} ms; the write may still be applied`, p.t0);
+      }
+      for (const [id, r] of h.reads) {
+        if (r.t0 > limit) continue;
+        h.reads.delete(id);
+        if (r.index >= 0) h.readsConfirmed--;
+        this.reject(r.conn, r.requestId, h.id, 'TIMEOUT', `read not confirmed within ${this.task.requestTimeoutMs} ms`, r.t0);
+      }
+    }
+    return true;
+  }
+}

@@ -1,0 +1,135 @@
+// Snapshots of the shard's groups: taken here every snapshotEntries applied entries (image the
+// state machine, write it to the store, record it in the log, compact the log behind it),
+// installed from a leader (to the store, then into the state machine, before the batch that
+// carries it is appended), and the newest image of each group kept in memory (`images`) for the
+// log to hand a leader's core synchronously. Store writes run one at a time, in order.
+import type { Snapshot, SnapshotMeta } from '../raft/types.js';
+import type { SnapshotStore } from '../storage/snapshot-store.js';
+import type { Wal } from '../storage/wal.js';
+import type { ClientRequests } from './client-requests.js';
+import type { ShardContext } from './context.js';
+import { ShardCounter } from './counters.js';
+import { copyConf, type GroupHost } from './group-host.js';
+import type { ShardLogger } from './log.js';
+import type { LoopControl } from './loop-control.js';
+import type { ShardTask } from './task.js';
+
+const noop = (): void => {};
+
+export class Snapshots {
+  private readonly task: ShardTask;
+  private readonly wal: Wal;
+  private readonly log: ShardLogger;
+  private readonly counters: Float64Array;
+  private readonly control: LoopControl;
+  /** Snapshot store writes run one at a time, in order (installs, local snapshots, removals). */
+  private snapChain: Promise<void> = Promise.resolve();
+
+  constructor(
+    ctx: ShardContext,
+    private readonly store: SnapshotStore,
+    private readonly groups: Map<number, GroupHost>,
+    /** The newest snapshot image of each group that has one, for leaders to send (see Shard.open). */
+    readonly images: Map<number, Snapshot>,
+    private readonly requests: ClientRequests,
+  ) {
+    this.task = ctx.task;
+    this.wal = ctx.wal;
+    this.log = ctx.log;
+    this.counters = ctx.counters;
+    this.control = ctx.control;
+  }
+
+  private serialSnapshotWork<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.snapChain.then(work);
+    this.snapChain = run.then(noop, noop);
+    return run;
+  }
+
+  /** Removes the group's snapshot files, after any snapshot write of it still queued. */
+  removeGroup(group: number): Promise<void> {
+    return this.serialSnapshotWork(() => this.store.removeGroup(group));
+  }
+
+  /** A leader's snapshot: to the store first, then into the state machine (the append follows). */
+  async install(h: GroupHost, snap: Snapshot): Promise<void> {
+    if (h.removed) return;
+    await this.serialSnapshotWork(() => this.store.write(h.id, snap.meta, snap.data));
+    h.installing--;
+    if (h.removed) return;
+    h.sm.restore(snap.data);
+    h.imageBytes = snap.data.length;
+    h.appliedBytesSinceImage = 0;
+    h.applied = snap.meta.index;
+    h.appliedTerm = snap.meta.term;
+    h.conf = copyConf(snap.meta.conf);
+    h.snapIndex = snap.meta.index;
+    this.counters[ShardCounter.SnapshotsInstalled]!++;
+    for (const [index, p] of h.proposals) {
+      if (index > snap.meta.index) continue;
+      h.proposals.delete(index);
+      this.requests.reject(p.conn, p.requestId, h.id, 'OUTCOME_UNKNOWN', `a snapshot from the leader replaced the log of group ${h.id}`, p.t0);
+    }
+    this.log.info({ group: h.id, index: snap.meta.index, term: snap.meta.term, bytes: snap.data.length }, 'snapshot installed');
+  }
+
+  /**
+   * Every snapshotEntries applied entries: image the state machine, write it to the store,
+   * record it in the log, and compact the log up to snapshotKeepEntries behind it (followers a
+   * little behind still get entries rather than the whole snapshot).
+   */
+  maybeSnapshot(h: GroupHost, keepEntries = this.task.snapshotKeepEntries): void {
+    if (h.snapshotting || h.installing > 0 || h.removed) return;
+    if (keepEntries === 0) {
+      if (h.applied === h.snapIndex) return;
+    } else if (h.applied - h.snapIndex < this.task.snapshotEntries || h.appliedBytesSinceImage < h.imageBytes) {
+      // Imaging costs the size of the state; waiting until the log since the last image is as
+      // large keeps that cost at most the cost of the log itself, however large the state.
+      return;
+    }
+    h.snapshotting = true;
+    const image = h.sm.snapshot();
+    h.imageBytes = image.length;
+    h.appliedBytesSinceImage = 0;
+    const meta: SnapshotMeta = { index: h.applied, term: h.appliedTerm, conf: copyConf(h.conf) };
+    this.control.track(this.serialSnapshotWork(() => this.takeSnapshot(h, meta, image, keepEntries))
+      .catch((e: unknown) => this.control.failWith(e))
+      .finally(() => {
+        h.snapshotting = false;
+      }));
+  }
+
+  /**
+   * The log deletes a segment only once no group needs it, and rewrites small groups that hold
+   * the oldest one back; a group with more live log than that (rewriteBytesMax) that went quiet
+   * before reaching snapshotEntries would keep every later segment on disk. Such groups are
+   * snapshotted now and compacted right up to the snapshot. Checked with the request sweep.
+   */
+  unpin(): void {
+    for (const g of this.wal.groupsPinning()) {
+      const h = this.groups.get(g);
+      if (h === undefined || h.snapshotting || h.installing > 0) continue;
+      if (h.applied > h.snapIndex) {
+        this.maybeSnapshot(h, 0);
+      } else if (this.wal.group(g).compactedIndex < h.snapIndex) {
+        this.control.track(this.wal.compact(g, h.snapIndex).catch((e: unknown) => this.control.failWith(e)));
+      }
+    }
+  }
+
+  private async takeSnapshot(h: GroupHost, meta: SnapshotMeta, image: Uint8Array, keepEntries: number): Promise<void> {
+    if (h.removed || h.snapIndex >= meta.index) return;
+    await this.store.write(h.id, meta, image);
+    if (h.removed || h.snapIndex >= meta.index) return;
+    // In one synchronous step: the image for snapshotData, and the log's marker it answers to.
+    this.images.set(h.id, { meta, data: image });
+    h.snapIndex = meta.index;
+    const recorded = this.wal.recordSnapshot(h.id, meta);
+    const to = meta.index - keepEntries;
+    const compacted = to > this.wal.group(h.id).compactedIndex ? this.wal.compact(h.id, to) : Promise.resolve();
+    await Promise.all([recorded, compacted]);
+    // Older snapshot files may go only once the log's marker for this one is durable.
+    await this.store.prune(h.id);
+    this.counters[ShardCounter.SnapshotsTaken]!++;
+  }
+}
