@@ -44,6 +44,7 @@ const SKIP: Record<string, string> = {
   'node counter-service.mjs': 'test/embed/embed.test.ts writes the page\'s example files, runs this and compares its output with the page',
   'node /opt/flotilla/dist/src/cli/flotilla.js start --config /etc/flotilla/flotilla.json': 'the command of the systemd unit (config/flotilla.service), with the paths of an installed system',
   'flotilla echo': 'the name of a row of the benchmark table, not a command',
+  'npm run sim:mutations -- [SEEDS_MAX]': 'builds a copy of the engine per deliberate bug and runs hundreds of seeds on each (minutes): run by hand, as test/sim/README.md says',
   'npm pack': 'packs the package: test/package/pack.test.ts packs a copy of the repo',
   'npm install path/to/flotilla-0.1.0.tgz': 'installs the packed package into another project: test/package/pack.test.ts does',
   'npm install ../flotilla/flotilla-0.1.0.tgz': 'installs the packed package into another project: test/package/pack.test.ts does',
@@ -271,7 +272,7 @@ test('the extraction finds the commands of the docs, and each one is accounted f
 test('the classification: run, parse, synopsis, skip and unknown', () => {
   assert.equal(plan('node dist/src/cli/flotilla.js kv get greeting').kind, 'run');
   assert.equal(plan('node dist/src/cli/flotilla.js cluster --nodes 3 --dir ./data/cluster').kind, 'parse');
-  assert.equal(plan('npm run sim -- --seed S --trace').kind, 'synopsis');
+  assert.equal(plan('npm run sim -- --seed S').kind, 'synopsis');
   assert.deepEqual(plan('npm run bench:raft -- --seconds 3'), { kind: 'parse', argv: ['node', 'dist/bench/raft-core.js', '--seconds', '3'], env: {} });
   assert.deepEqual(plan('npm start'), { kind: 'synopsis', tool: ['node', CLI_PATH], commands: [['start']], flags: [] });
   assert.deepEqual(plan('npm start -- --tick-ms 5'), { kind: 'parse', argv: ['node', CLI_PATH, 'start', '--tick-ms', '5'], env: {} });

@@ -1,6 +1,6 @@
 // The simulator's command line:
-//   npm run sim -- --seeds N [--seed-start B] [--steps K] [--nodes N] [--groups G] [--clients C] [--jobs J]
-//   npm run sim -- --seed S [--trace] [--steps K] ...      (replay one seed, with details)
+//   npm run sim:core -- --seeds N [--seed-start B] [--steps K] [--nodes N] [--groups G] [--clients C] [--jobs J]
+//   npm run sim:core -- --seed S [--trace] [--steps K] ...      (replay one seed, with details)
 // A step is one simulated millisecond of the chaos phase (default 10000, i.e. 10 s); the heal
 // and settle phases that follow are bounded separately (ten election timeouts each).
 // Prints one line per failing seed and a summary; exits 1 if any seed failed.
@@ -23,11 +23,11 @@ hosting 4 Raft groups for 10 simulated seconds, with message loss, delay, duplic
 partitions, clock skew, crashes that lose unsynced writes, membership changes, leader
 transfers and snapshots, while clients run put/get/delete/compare-and-set. Every step is
 checked for Raft's safety invariants, and every client history for linearizability.
-Any seed can be replayed exactly: npm run sim -- --seed S --trace
+Any seed can be replayed exactly: npm run sim:core -- --seed S --trace
 `;
 
 const SIM_SPEC = {
-  name: 'npm run sim --',
+  name: 'npm run sim:core --',
   summary: `Runs seeded simulations of a whole cluster (one line per failing seed, with the command
 that replays it, then a summary; exit 1 if any seed failed), or replays one seed with --seed.`,
   options: {
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     if (r.outcome === 'failed' || r.outcome === 'violation') {
       failures++;
       console.log(`FAIL ${args.verbose ? r.failure : firstLine(r.failure ?? '')}`);
-      if (!args.replay) console.log(`  replay: npm run sim -- --seed ${r.seed}${argsForReplay(args)} --trace`);
+      if (!args.replay) console.log(`  replay: npm run sim:core -- --seed ${r.seed}${argsForReplay(args)} --trace`);
     }
     if (args.replay) {
       console.log(`seed ${r.seed}: ${r.outcome}; ${r.ops} ops (${r.opsIndeterminate} indeterminate), ${r.simMs.toFixed(0)} simulated ms, ${r.events} events, trace ${r.traceHash}`);

@@ -3,46 +3,58 @@
 //   node dist/test/sim/host-cli.js --seed S [--trace]          (replay one seed, with its trace)
 // Prints one line per failing seed with the command that replays it, then ops checked, faults
 // injected by kind, and the time taken; exits 1 if any seed failed.
+// The host simulator's command line (host-sim.ts), `npm run sim`:
+//   npm run sim -- --seeds N [--seed-start B] [--jobs J] [--steps K] [--sync-force on|off]
+//   npm run sim -- --seed S [--trace]          (replay one seed, with its trace)
+// Prints one line per failing seed with the command that replays it, then ops checked, faults
+// injected by kind, and the time taken; exits 1 if any seed failed.
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
+import { parseIntIn, parseOneOf, parseOrExit, type CommandSpec, type OptionValues } from '../../src/cli/args.js';
 import { runHostSeed, type HostSimResult } from './host-sim.js';
 import { hostSimDefaults, type HostSimOptions } from './host-profile.js';
 
-const USAGE = 'usage: host-cli --seeds N [--seed-start B] [--jobs J] [--steps K] [--nodes N] [--groups G] [--sync-force on|off] | --seed S [--trace]';
+const SPEC = {
+  name: 'npm run sim --',
+  summary: `Runs seeds of the host simulator: machines running the production shard, write-ahead log,
+snapshot store and codecs on simulated disks, clocks and network (test/sim/README.md). One line
+per failing seed, with the command that replays it, then ops checked and faults injected by
+kind; exit 1 if any seed failed. --seed replays one seed with its trace.`,
+  options: {
+    seeds: { type: 'string', value: 'N', help: 'how many seeds to run (default 100)' },
+    'seed-start': { type: 'string', value: 'B', help: 'the first seed (default 1)' },
+    seed: { type: 'string', value: 'S', help: 'replay this one seed, with its trace' },
+    jobs: { type: 'string', value: 'J', help: 'worker threads (default: the cores)' },
+    steps: { type: 'string', value: 'K', help: `simulated milliseconds of the chaos phase (default ${hostSimDefaults.steps})` },
+    nodes: { type: 'string', value: 'N', help: `machines (default ${hostSimDefaults.nodes})` },
+    groups: { type: 'string', value: 'G', help: `groups (default ${hostSimDefaults.groups})` },
+    'sync-force': { type: 'string', value: 'on|off', help: 'syncForce for every seed (default: the seed chooses, on in about 3 of 4)' },
+    trace: { type: 'boolean', help: 'keep the trace (printed with --seed)' },
+  },
+} as const satisfies CommandSpec;
 
-function options(): { seeds: number[]; base: Omit<HostSimOptions, 'seed'>; jobs: number; replay: boolean } {
-  const { values } = parseArgs({
-    options: {
-      seeds: { type: 'string' }, 'seed-start': { type: 'string' }, seed: { type: 'string' }, jobs: { type: 'string' },
-      steps: { type: 'string' }, nodes: { type: 'string' }, groups: { type: 'string' }, 'sync-force': { type: 'string' },
-      trace: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help === true) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  const int = (name: string, v: string | undefined, dflt: number, min = 1): number => {
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} needs an integer ≥ ${min}, got ${v}\n${USAGE}`);
-    return n;
-  };
-  const sf = values['sync-force'];
-  if (sf !== undefined && sf !== 'on' && sf !== 'off') throw new Error(`--sync-force is on or off, got ${sf}\n${USAGE}`);
+interface Options {
+  seeds: number[];
+  base: Omit<HostSimOptions, 'seed'>;
+  jobs: number;
+  replay: boolean;
+}
+
+function options(v: OptionValues<typeof SPEC.options>): Options {
+  const int = (name: keyof typeof v, dflt: number, min = 1): number => (v[name] === undefined ? dflt : parseIntIn(v[name] as string, `--${name}`, min, Number.MAX_SAFE_INTEGER));
+  const sf = v['sync-force'] === undefined ? null : parseOneOf(v['sync-force'], '--sync-force', ['on', 'off'], 'on') === 'on';
   const base: Omit<HostSimOptions, 'seed'> = {
     ...hostSimDefaults,
-    steps: int('steps', values.steps, hostSimDefaults.steps),
-    nodes: int('nodes', values.nodes, hostSimDefaults.nodes),
-    groups: int('groups', values.groups, hostSimDefaults.groups),
-    syncForce: sf === undefined ? null : sf === 'on',
-    trace: values.trace === true,
+    steps: int('steps', hostSimDefaults.steps),
+    nodes: int('nodes', hostSimDefaults.nodes),
+    groups: int('groups', hostSimDefaults.groups),
+    syncForce: sf,
+    trace: v.trace === true || v.seed !== undefined,
   };
-  if (values.seed !== undefined) return { seeds: [int('seed', values.seed, 1, 0)], base, jobs: 1, replay: true };
-  const count = int('seeds', values.seeds, 100);
-  const start = int('seed-start', values['seed-start'], 1, 0);
-  return { seeds: Array.from({ length: count }, (_, i) => start + i), base, jobs: int('jobs', values.jobs, availableParallelism()), replay: false };
+  if (v.seed !== undefined) return { seeds: [int('seed', 1, 0)], base, jobs: 1, replay: true };
+  const count = int('seeds', 100);
+  const start = int('seed-start', 1, 0);
+  return { seeds: Array.from({ length: count }, (_, i) => start + i), base, jobs: int('jobs', availableParallelism()), replay: false };
 }
 
 async function runAll(seeds: number[], base: Omit<HostSimOptions, 'seed'>, jobs: number, onResult: (r: HostSimResult) => void): Promise<void> {
@@ -68,7 +80,7 @@ async function runAll(seeds: number[], base: Omit<HostSimOptions, 'seed'>, jobs:
 }
 
 async function main(): Promise<void> {
-  const o = options();
+  const o = parseOrExit(SPEC, process.argv.slice(2), (p) => options(p.values)).options;
   const t0 = performance.now();
   let failed = 0;
   let undecided = 0;
@@ -81,7 +93,7 @@ async function main(): Promise<void> {
     if (r.outcome === 'failed' || r.outcome === 'violation') {
       failed++;
       console.log(`FAIL ${o.replay ? r.failure : (r.failure ?? '').split('\n')[0]}`);
-      if (!o.replay) console.log(`  replay: node dist/test/sim/host-cli.js --seed ${r.seed} --trace`);
+      if (!o.replay) console.log(`  replay: npm run sim -- --seed ${r.seed}${o.base.syncForce === null ? '' : ` --sync-force ${o.base.syncForce ? 'on' : 'off'}`}`);
     }
     if (o.replay) {
       console.log(`seed ${r.seed}: ${r.outcome}; ${r.ops} ops (${r.opsIndeterminate} indeterminate), ${r.simMs.toFixed(0)} simulated ms, ${r.events} events, trace ${r.traceHash}`);

@@ -1,6 +1,6 @@
 // The host simulator in CI: a batch of seeds through the production shard, WAL, snapshot store
 // and codecs (host-sim.ts), and a replay that must give the same trace. A failure prints the
-// seed and the command that replays it. More seeds: npm run sim:host -- --seeds 1000.
+// seed and the command that replays it. More seeds: npm run sim -- --seeds 1000.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { runHostSeed } from './host-sim.js';
@@ -15,7 +15,7 @@ test(`${SEEDS} seeds of the host simulator: safety, liveness after the heal, equ
     const r = await runHostSeed({ ...hostSimDefaults, seed });
     ops += r.ops;
     if (r.outcome === 'failed' || r.outcome === 'violation') {
-      failures.push(`${r.failure ?? ''}\n  replay: node dist/test/sim/host-cli.js --seed ${seed} --trace`);
+      failures.push(`${r.failure ?? ''}\n  replay: npm run sim -- --seed ${seed}`);
     }
   }
   t.diagnostic(`${SEEDS} seeds, ${ops} ops checked`);

@@ -613,7 +613,7 @@ export class HostSim {
 
   /**
    * Tells machine `at`'s shard that its link to `peer` went down (once per outage), or records
-   * that it is up again (a shard needs no word of that: see Shard.peerState).
+   * that it is up again (a shard needs no word of that: see PeerInput.peerState in src/shard/peer-input.ts).
    */
   private tellLink(at: number, peer: number, up: boolean): void {
     const k = at * this.machines.length + peer;
