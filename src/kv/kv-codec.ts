@@ -16,6 +16,7 @@
 // it into one buffer: no growing, no copy, no intermediate buffer per string. The write*
 // functions are the layout; they take a key or value as a string or as bytes already encoded,
 // so a caller that reuses buffers (the benchmark driver) writes the same bytes in place.
+import { isUtf8 } from 'node:buffer';
 import { pack, unpack } from 'msgpackr';
 
 /** Longest key, in UTF-8 bytes. */
@@ -330,6 +331,21 @@ export class KvReader {
     if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
     return this.str(n);
   }
+
+  /**
+   * A value as its UTF-8 bytes (checked as value() checks them), copied out: the state machine
+   * keeps values as bytes, so a put costs a copy rather than a decode into a string and an
+   * encode out of it again; and a copy, so that what it keeps pins no larger buffer.
+   */
+  valueBytes(): Uint8Array {
+    const n = this.u32();
+    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
+    this.need(n);
+    const b = this.data.subarray(this.pos, this.pos + n);
+    if (!isUtf8(b)) throw new KvError(this.code, `invalid UTF-8 at byte ${this.pos}`);
+    this.pos += n;
+    return new Uint8Array(b);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,6 +357,80 @@ export class KvReader {
 // what every later put returns. (Plain Uint8Arrays: Buffer's slice() is a view, Uint8Array's a copy.)
 const PUT_RESULT = Uint8Array.from(pack({ op: 'put' } satisfies KvResult));
 const NOOP_RESULT = Uint8Array.from(pack({ op: 'noop' } satisfies KvResult));
+
+const DELETE_RESULTS = [false, true].map((existed) => Uint8Array.from(pack({ op: 'delete', existed } satisfies KvResult)));
+
+/** The Result body of a put (a copy of the same bytes every time, as encodeKvResult gives). */
+export function putResult(): Uint8Array {
+  return PUT_RESULT.slice();
+}
+
+export function noopResult(): Uint8Array {
+  return NOOP_RESULT.slice();
+}
+
+/** The Result body of a delete. */
+export function deleteResult(existed: boolean): Uint8Array {
+  return DELETE_RESULTS[existed ? 1 : 0]!.slice();
+}
+
+// The msgpack maps {op: 'get', value} and {op: 'cas', ok, value} written from a value's UTF-8
+// bytes, without decoding them into a string for msgpackr to encode again.
+// The map headers are map16, as msgpackr writes them, so the bytes are the ones it would write.
+const GET_HEAD = Uint8Array.of(0xde, 0x00, 0x02, 0xa2, 0x6f, 0x70, 0xa3, 0x67, 0x65, 0x74, 0xa5, 0x76, 0x61, 0x6c, 0x75, 0x65); // {op:"get", value:
+const CAS_HEAD = Uint8Array.of(0xde, 0x00, 0x03, 0xa2, 0x6f, 0x70, 0xa3, 0x63, 0x61, 0x73, 0xa2, 0x6f, 0x6b); // {op:"cas", ok:
+const VALUE_KEY = Uint8Array.of(0xa5, 0x76, 0x61, 0x6c, 0x75, 0x65); // "value"
+
+function strHeaderBytes(n: number): number {
+  return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/** Writes a msgpack str of `value`'s bytes (or nil) at `at`; returns the end. */
+function writeStr(out: Uint8Array, at: number, value: Uint8Array | null): number {
+  if (value === null) {
+    out[at] = 0xc0;
+    return at + 1;
+  }
+  const n = value.length;
+  if (n < 32) out[at++] = 0xa0 | n;
+  else if (n < 0x100) {
+    out[at++] = 0xd9;
+    out[at++] = n;
+  } else if (n < 0x10000) {
+    out[at++] = 0xda;
+    out[at++] = n >>> 8;
+    out[at++] = n & 0xff;
+  } else {
+    out[at++] = 0xdb;
+    out[at++] = n >>> 24;
+    out[at++] = (n >>> 16) & 0xff;
+    out[at++] = (n >>> 8) & 0xff;
+    out[at++] = n & 0xff;
+  }
+  out.set(value, at);
+  return at + n;
+}
+
+/** The Result body of a get, from the value's UTF-8 bytes (null: absent). */
+export function encodeGetResult(value: Uint8Array | null): Uint8Array {
+  const n = value === null ? 1 : strHeaderBytes(value.length) + value.length;
+  const out = new Uint8Array(GET_HEAD.length + n);
+  out.set(GET_HEAD, 0);
+  writeStr(out, GET_HEAD.length, value);
+  return out;
+}
+
+/** The Result body of a compare-and-set, from the value it found as UTF-8 bytes (null: absent). */
+export function encodeCasResult(ok: boolean, value: Uint8Array | null): Uint8Array {
+  const n = value === null ? 1 : strHeaderBytes(value.length) + value.length;
+  const out = new Uint8Array(CAS_HEAD.length + 1 + VALUE_KEY.length + n);
+  out.set(CAS_HEAD, 0);
+  let at = CAS_HEAD.length;
+  out[at++] = ok ? 0xc3 : 0xc2;
+  out.set(VALUE_KEY, at);
+  writeStr(out, at + VALUE_KEY.length, value);
+  return out;
+}
 
 /** The Result body of a KV command. */
 export function encodeKvResult(result: KvResult): Uint8Array {

@@ -2,7 +2,7 @@
 // StateMachine interface a shard drives. Commands arrive in the binary layout of kv-codec.ts;
 // results leave as the msgpack KvResult maps of kv-codec.ts (docs/protocol.md).
 import type { StateMachine } from '../shard/state-machine.js';
-import { KvError, decodeCommand, encodeKvResult, type KvCommand, type KvResult, type KvSingleResult } from './kv-codec.js';
+import { KvError, decodeCommand, encodeGetResult, encodeKvResult, type KvCommand, type KvSingleResult } from './kv-codec.js';
 import { KvStateMachine } from './kv-state-machine.js';
 
 // Older callers import the result decoder from here; it lives in kv-codec.ts with the encoder.
@@ -19,17 +19,15 @@ class KvService implements StateMachine {
   constructor(readonly group: number) {}
 
   apply(command: Uint8Array, _index: number): Uint8Array {
-    let result: KvResult;
     try {
-      result = this.kv.apply(command);
+      return this.kv.applyEncoded(command);
     } catch (e) {
-      // KvStateMachine.apply turns bad input into results; what is left is the runtime giving
-      // out (a Map at its size limit). Every replica in the same state fails the same way, so
+      // applyEncoded turns bad input into results; what is left is the runtime giving out (a
+      // Map at its size limit). Every replica in the same state fails the same way, so
       // answering with an error result keeps replicas alike and alive.
       const message = e instanceof Error ? e.message : String(e);
-      result = { op: 'error', code: 'BAD_COMMAND', message: `command failed: ${message}` };
+      return encodeKvResult({ op: 'error', code: 'BAD_COMMAND', message: `command failed: ${message}` });
     }
-    return encodeKvResult(result);
   }
 
   query(command: Uint8Array): Uint8Array {
@@ -40,7 +38,7 @@ class KvService implements StateMachine {
       if (e instanceof KvError) throw new KvRequestError(`not a KV command: ${e.message}`);
       throw e;
     }
-    if (cmd.op === 'get') return encodeKvResult({ op: 'get', value: this.kv.get(cmd.key) });
+    if (cmd.op === 'get') return encodeGetResult(this.kv.getBytes(cmd.key));
     if (cmd.op === 'batch') {
       const results: KvSingleResult[] = [];
       for (const op of cmd.ops) {

@@ -1,11 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { pack } from 'msgpackr';
 import {
   KvError,
   KvTag,
   commandBytes,
   decodeCommand,
+  encodeCasResult,
   encodeCommand,
+  encodeGetResult,
   keyBytesMax,
   keyOpBytes,
   putBytes,
@@ -108,4 +111,16 @@ test('the KV codec refuses keys, values and batches over their bounds, and what 
   assert.throws(() => encodeCommand(nested), (e: unknown) => e instanceof KvError && e.code === 'BAD_COMMAND');
   const unknownOp = { op: 'incr', key: 'k' } as unknown as KvCommand;
   assert.throws(() => encodeCommand(unknownOp), (e: unknown) => e instanceof KvError && e.code === 'BAD_COMMAND');
+});
+
+test('get and cas results written from value bytes are the bytes msgpackr writes for the same maps', () => {
+  const enc = new TextEncoder();
+  const values = [null, '', 'a', 'x'.repeat(31), 'x'.repeat(32), 'é'.repeat(200), 'y'.repeat(300), 'z'.repeat(70_000)];
+  for (const v of values) {
+    const b = v === null ? null : enc.encode(v);
+    assert.deepEqual(Buffer.from(encodeGetResult(b)), Buffer.from(pack({ op: 'get', value: v })), `get of ${v?.length}`);
+    for (const ok of [true, false]) {
+      assert.deepEqual(Buffer.from(encodeCasResult(ok, b)), Buffer.from(pack({ op: 'cas', ok, value: v })), `cas ${ok} of ${v?.length}`);
+    }
+  }
 });
