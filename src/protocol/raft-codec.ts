@@ -267,7 +267,7 @@ export function encodeRaftMessage(m: Message, buf: Uint8Array, at: number): numb
     const n = e.data.length;
     checkU64(e.term, 'entry term');
     checkU64(e.index, 'entry index');
-    if (!(e.type === EntryType.Normal || e.type === EntryType.ConfChange)) assert(false, `unknown entry type ${e.type}`);
+    if (!(e.type === EntryType.Normal || e.type === EntryType.ConfChange || e.type === EntryType.Batch)) assert(false, `unknown entry type ${e.type}`);
     assert(payload + n <= buf.length, 'buffer too small for the message');
     putU64(d, h, e.term);
     putU64(d, h + 8, e.index);
@@ -301,7 +301,7 @@ export function decodeRaftMessage(buf: Uint8Array, at: number, end: number): Mes
   let total = 0;
   for (let i = 0, h = headers; i < count; i++, h += ENTRY_HEADER_BYTES) {
     const type = buf[h + 20]!;
-    if (type !== EntryType.Normal && type !== EntryType.ConfChange) throw bad(`unknown entry type ${type}`);
+    if (type !== EntryType.Normal && type !== EntryType.ConfChange && type !== EntryType.Batch) throw bad(`unknown entry type ${type}`);
     if (buf[h + 21] !== 0 || buf[h + 22] !== 0 || buf[h + 23] !== 0) throw bad('reserved entry header bytes are not 0');
     total += getU32(d, h + 16);
   }

@@ -26,7 +26,7 @@ export class Proposals {
   }
 }
 
-export function propose(r: RaftState, data: Uint8Array): ProposeResult {
+export function propose(r: RaftState, data: Uint8Array, type: EntryType.Normal | EntryType.Batch = EntryType.Normal): ProposeResult {
   const refused = refusal(r);
   if (refused !== null) return refused;
   const p = r.proposals;
@@ -34,7 +34,7 @@ export function propose(r: RaftState, data: Uint8Array): ProposeResult {
       (p.uncommittedEntries >= r.cfg.uncommittedEntriesMax || p.uncommittedBytes + data.length > r.cfg.uncommittedBytesMax)) {
     return { ok: false, code: 'OVERLOADED', leader: r.id };
   }
-  return appendLocal(r, EntryType.Normal, data);
+  return appendLocal(r, type, data);
 }
 
 /** Why this member takes no proposal now, or null if it does. */

@@ -29,7 +29,7 @@ import { RaftState } from './state.js';
 import { Tracker } from './tracker.js';
 import { abandonTransfer, transferLeader } from './transfer.js';
 import {
-  message, MessageType, NONE, Role,
+  EntryType, message, MessageType, NONE, Role,
   type ConfState, type HardState, type LogStorage, type Message, type NodeId,
   type ProposeResult, type RaftConfig, type ReadResult, type Ready,
 } from './types.js';
@@ -122,8 +122,9 @@ export class RaftNode {
 
   // --- Requests from the host ---
 
-  propose(data: Uint8Array): ProposeResult {
-    return propose(this.r, data);
+  /** Appends `data` (one command, or with type Batch several the host packed) if this member leads. */
+  propose(data: Uint8Array, type: EntryType.Normal | EntryType.Batch = EntryType.Normal): ProposeResult {
+    return propose(this.r, data, type);
   }
 
   /** Starts a membership change (joint consensus; the leader leaves the joint configuration itself). */

@@ -11,6 +11,11 @@ export enum EntryType {
   Normal = 0,
   /** A membership change, encoded by `encodeConfChange` (see conf-change.ts). */
   ConfChange = 1,
+  /**
+   * Application data that the host packed from several proposals (see the host's layout:
+   * src/shard/command-batch.ts). The core treats it as Normal; only the host looks inside.
+   */
+  Batch = 2,
 }
 
 export interface Entry {

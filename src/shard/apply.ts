@@ -2,10 +2,11 @@
 // committed entries applied to the state machine (each proposal made here answered with its
 // result), configuration, ReadStates confirming reads (served once applied reaches their
 // index), aborted reads, and role changes (waiting writes answered when leadership is lost).
-// Then, every snapshotEntries applied entries, a snapshot (snapshots.ts).
+// Then, every snapshotEntries applied commands, a snapshot (snapshots.ts).
 import { assert } from '../raft/assert.js';
 import { EntryType, Role, type Entry, type Ready, type SoftState } from '../raft/types.js';
-import type { ClientRequests } from './client-requests.js';
+import { ClientRequests } from './client-requests.js';
+import { forEachCommand } from './command-batch.js';
 import { ShardCounter } from './counters.js';
 import { copyConf, type GroupHost } from './group-host.js';
 import type { GroupTable } from './group-table.js';
@@ -47,22 +48,43 @@ export class Applier {
     const requests = this.requests;
     for (const e of entries) {
       assert(e.index === h.applied + 1, `group ${h.id}: applies ${e.index} after ${h.applied}`);
-      let result: Uint8Array | null = null;
+      // The writes proposed here for this entry, if it is theirs (same index and term).
+      let p = h.proposals.size === 0 ? undefined : h.proposals.get(e.index);
+      if (p !== undefined) {
+        h.proposals.delete(e.index);
+        if (p.term !== e.term) {
+          requests.rejectWrite(h, p, 'NOT_LEADER', `the entry of this write was replaced (group ${h.id})`, h.core.leader);
+          p = undefined;
+        }
+      }
+      // A state machine must turn bad input into a result (state-machine.ts); an exception
+      // here is a bug that would make replicas diverge, so it stops the shard.
       if (e.type === EntryType.Normal && e.data.length > 0) {
-        // A state machine must turn bad input into a result (state-machine.ts); an exception
-        // here is a bug that would make replicas diverge, so it stops the shard.
-        result = h.sm.apply(e.data, e.index);
+        const result = h.sm.apply(e.data, e.index);
         h.appliedBytesSinceImage += e.data.length;
+        h.appliedCommandsSinceImage++;
         this.counters[ShardCounter.Applied]!++;
+        if (p !== undefined) {
+          requests.answer(p.conn, p.requestId, h.id, result, p.t0);
+          h.writesWaiting--;
+        }
+      } else if (e.type === EntryType.Batch) {
+        const n = forEachCommand(e.data, (command, i) => {
+          const result = h.sm.apply(command, e.index);
+          const w = p === undefined ? undefined : ClientRequests.writeAt(p, i);
+          if (w !== undefined) requests.answer(w.conn, w.requestId, h.id, result, w.t0);
+        });
+        h.appliedBytesSinceImage += e.data.length;
+        h.appliedCommandsSinceImage += n;
+        this.counters[ShardCounter.Applied]! += n;
+        if (p !== undefined) h.writesWaiting -= p.rest === null ? 1 : 1 + p.rest.length;
+      } else if (p !== undefined) {
+        // A proposal's index holds a no-op or a configuration entry of the same term: it cannot
+        // be, the term's leader put the write there. Answered, so it is not left waiting.
+        requests.rejectWrite(h, p, 'NOT_LEADER', `the entry of this write was replaced (group ${h.id})`, h.core.leader);
       }
       h.applied = e.index;
       h.appliedTerm = e.term;
-      if (h.proposals.size === 0) continue;
-      const p = h.proposals.get(e.index);
-      if (p === undefined) continue;
-      h.proposals.delete(e.index);
-      if (p.term === e.term && result !== null) requests.answer(p.conn, p.requestId, h.id, result, p.t0);
-      else requests.reject(p.conn, p.requestId, h.id, 'NOT_LEADER', `the entry of this write was replaced (group ${h.id})`, p.t0, h.core.leader);
     }
   }
 
@@ -81,7 +103,7 @@ export class Applier {
     for (const [index, p] of h.proposals) {
       if (is && p.term === s.term) continue;
       h.proposals.delete(index);
-      this.requests.reject(p.conn, p.requestId, h.id, 'OUTCOME_UNKNOWN', `leadership of group ${h.id} was lost before the write was known to commit`, p.t0);
+      this.requests.rejectWrite(h, p, 'OUTCOME_UNKNOWN', `leadership of group ${h.id} was lost before the write was known to commit`);
     }
     if (is) return;
     for (const [id, r] of h.reads) {

@@ -7,13 +7,22 @@ import { Role, type ConfState, type HardState, type NodeId } from '../raft/types
 import type { StateMachine } from './state-machine.js';
 import type { GroupStatus } from './task.js';
 
-/** A write proposed here, answered when its entry is applied (or when leadership is lost). */
-export interface PendingWrite {
-  term: number;
+/** A client write waiting for its outcome. */
+export interface WaitingWrite {
   conn: number;
   requestId: number;
   /** The shard clock (ms) when the request was read. */
   t0: number;
+}
+
+/**
+ * An entry proposed here, answered when it is applied (or when leadership is lost): one write,
+ * or a batch entry's writes (command-batch.ts), the first here and the others in `rest`, in the
+ * order of their commands.
+ */
+export interface PendingWrite extends WaitingWrite {
+  term: number;
+  rest: WaitingWrite[] | null;
 }
 
 /** A linearizable read, answered once a ReadState confirms it and the state machine has applied its index. */
@@ -51,6 +60,12 @@ export class GroupHost {
   leader: NodeId = 0;
   term = 0;
   readonly proposals = new Map<number, PendingWrite>();
+  /** Writes read this turn, not proposed yet: their commands (copied out of the ring) and who waits, in order. */
+  readonly staged: Uint8Array[] = [];
+  readonly stagedWaiting: WaitingWrite[] = [];
+  stagedBytes = 0;
+  /** Client writes waiting here, staged or proposed (an entry may carry many). */
+  writesWaiting = 0;
   readonly reads = new Map<number, PendingRead>();
   /** Reads with a ReadState, waiting for `applied` to reach their index. */
   readsConfirmed = 0;
@@ -60,6 +75,8 @@ export class GroupHost {
   imageBytes = 0;
   /** Bytes of entry data applied since that image was taken. */
   appliedBytesSinceImage = 0;
+  /** Commands applied since that image (an entry may carry many: command-batch.ts). */
+  appliedCommandsSinceImage = 0;
   /** A local snapshot is being written. */
   snapshotting = false;
   /** Snapshots from a leader handed out but not yet restored into `sm`. */
@@ -80,8 +97,9 @@ export class GroupHost {
     this.term = core.term;
   }
 
+  /** Client requests waiting here: writes (staged or proposed) and reads. */
   get pending(): number {
-    return this.proposals.size + this.reads.size;
+    return this.writesWaiting + this.reads.size;
   }
 
   status(): GroupStatus {

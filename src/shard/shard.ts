@@ -198,6 +198,8 @@ export class Shard {
     // leader's commit waits for them, not for the work that arrived meanwhile.
     if (this.readies.completeBatches()) this.outbox.sendPeersNow();
     this.input.drain();
+    // The writes read this turn go into the log as one entry per group.
+    this.requests.proposeStaged();
     if (this.control.takeTick()) this.table.tick();
     // Pinned log segments are checked at the pace of the request sweep.
     if (this.requests.sweepIfDue()) this.snapshots.unpin();

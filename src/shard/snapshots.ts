@@ -1,4 +1,4 @@
-// Snapshots of the shard's groups: taken here every snapshotEntries applied entries (image the
+// Snapshots of the shard's groups: taken here every snapshotEntries applied commands (image the
 // state machine, write it to the store, record it in the log, compact the log behind it),
 // installed from a leader (to the store, then into the state machine, before the batch that
 // carries it is appended), and the newest image of each group kept in memory (`images`) for the
@@ -60,6 +60,7 @@ export class Snapshots {
     h.sm.restore(snap.data);
     h.imageBytes = snap.data.length;
     h.appliedBytesSinceImage = 0;
+    h.appliedCommandsSinceImage = 0;
     h.applied = snap.meta.index;
     h.appliedTerm = snap.meta.term;
     h.conf = copyConf(snap.meta.conf);
@@ -68,13 +69,13 @@ export class Snapshots {
     for (const [index, p] of h.proposals) {
       if (index > snap.meta.index) continue;
       h.proposals.delete(index);
-      this.requests.reject(p.conn, p.requestId, h.id, 'OUTCOME_UNKNOWN', `a snapshot from the leader replaced the log of group ${h.id}`, p.t0);
+      this.requests.rejectWrite(h, p, 'OUTCOME_UNKNOWN', `a snapshot from the leader replaced the log of group ${h.id}`);
     }
     this.log.info({ group: h.id, index: snap.meta.index, term: snap.meta.term, bytes: snap.data.length }, 'snapshot installed');
   }
 
   /**
-   * Every snapshotEntries applied entries: image the state machine, write it to the store,
+   * Every snapshotEntries applied commands: image the state machine, write it to the store,
    * record it in the log, and compact the log up to snapshotKeepEntries behind it (followers a
    * little behind still get entries rather than the whole snapshot).
    */
@@ -82,7 +83,7 @@ export class Snapshots {
     if (h.snapshotting || h.installing > 0 || h.removed) return;
     if (keepEntries === 0) {
       if (h.applied === h.snapIndex) return;
-    } else if (h.applied - h.snapIndex < this.task.snapshotEntries || h.appliedBytesSinceImage < h.imageBytes) {
+    } else if (h.appliedCommandsSinceImage < this.task.snapshotEntries || h.appliedBytesSinceImage < h.imageBytes) {
       // Imaging costs the size of the state; waiting until the log since the last image is as
       // large keeps that cost at most the cost of the log itself, however large the state.
       return;
@@ -91,6 +92,7 @@ export class Snapshots {
     const image = h.sm.snapshot();
     h.imageBytes = image.length;
     h.appliedBytesSinceImage = 0;
+    h.appliedCommandsSinceImage = 0;
     const meta: SnapshotMeta = { index: h.applied, term: h.appliedTerm, conf: copyConf(h.conf) };
     this.control.track(this.serialSnapshotWork(() => this.takeSnapshot(h, meta, image, keepEntries))
       .catch((e: unknown) => this.control.failWith(e))

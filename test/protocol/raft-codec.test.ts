@@ -196,7 +196,7 @@ test('unknown types, flags, reserved bytes, oversized counts and unsafe u64s are
   const b = buf.slice();
   b[16] = 0; b[17] = 0; b[18] = 0x20; b[19] = 0;
   assertThrowsCodec(() => decodeRaftMessage(b, 0, end), 'term 2^53');
-  corrupt(64 + 20, 2, 'entry type 2');
+  corrupt(64 + 20, 3, 'entry type 3');
   corrupt(64 + 21, 1, 'entry reserved byte');
   // Entry count: 0xffffffff entries cannot fit; refused before anything is allocated.
   for (const count of [0xffffffff, 3, 1 << 20]) {

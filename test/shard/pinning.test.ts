@@ -25,7 +25,9 @@ test('groups that pin old log segments are snapshotted and compacted, so segment
     for (let i = 0; i < 400; i += 20) await Promise.all(Array.from({ length: 20 }, (_, k) => c.put(1, 2, `b${i + k}`, VALUE)));
     // Both groups hold the oldest segment with more than the log rewrites: they get snapshotted.
     await c.until(async () => (await c.status(1)).every((s) => s.snapshotIndex >= s.applied - 1), 20_000, 'snapshots of the pinning groups');
-    assert.ok((await c.status(1)).find((s) => s.group === 1)!.snapshotIndex >= 150, 'the quiet group was snapshotted');
+    // (Its 150 writes went in as about 15 entries: the writes of one turn share an entry.)
+    const quiet = (await c.status(1)).find((s) => s.group === 1)!;
+    assert.ok(quiet.snapshotIndex > 1 && quiet.snapshotIndex >= quiet.applied - 1, 'the quiet group was snapshotted');
     const before = segments(n.dir);
     assert.ok(before >= 15, `${before} segments before any is freed`);
     // Segments are freed as the log moves on to new ones (group 2 keeps writing): without the

@@ -25,7 +25,7 @@ export const hostSimDefaults: Omit<HostSimOptions, 'seed'> = {
   steps: 6000,
   nodes: 3,
   groups: 3,
-  clients: 6,
+  clients: 12,
   keysPerGroup: 3,
   syncForce: null,
   trace: false,
@@ -50,6 +50,8 @@ export interface HostProfile {
   requestTimeoutMs: number;
   /** Simulated CPU time of one shard turn (the gap before a busy shard's next turn). */
   turnMs: number;
+  /** A shard wakes up to this long after its doorbell rings (0: at once). */
+  doorbellMsMax: number;
   /** Each machine's clock runs at 1 ± up to this rate error, and jumps ahead now and then. */
   clockRateSkew: number;
   clockJumpEveryMs: number;
@@ -133,6 +135,8 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     clientTimeoutMs: r.real(300, 1500),
     clientThinkMsMax: r.real(0, 20),
     opWeights: [r.real(1, 4), r.real(1, 3), r.real(0, 1), r.real(0.3, 1.5), r.real(1, 3)],
+    // Drawn last, so that adding it changed no earlier draw.
+    doorbellMsMax: r.chance(0.25) ? 0 : r.real(0.1, 3),
   };
 }
 
@@ -145,5 +149,5 @@ export function describeHostProfile(p: HostProfile): string {
     `transfer every ${f(p.transferEveryMs)}, disk full every ${f(p.diskFullEveryMs)}, sync EIO p ${p.fs.failSyncP.toFixed(4)}; ` +
     `sync ${p.fs.syncMsMin.toFixed(2)}–${p.fs.syncMsMax.toFixed(1)}ms; clock ±${(p.clockRateSkew * 100).toFixed(1)}% jumps every ${f(p.clockJumpEveryMs)}; ` +
     `heartbeat ${p.ticksHeartbeat} quiesce ${p.ticksQuiesce} snapshot every ${p.snapshotEntries} keep ${p.snapshotKeepEntries} ` +
-    `segment ${p.segmentBytes} chunk ${p.snapChunkBytes} turn records ${p.turnRecordsMax}`;
+    `segment ${p.segmentBytes} chunk ${p.snapChunkBytes} turn records ${p.turnRecordsMax} doorbell ≤ ${p.doorbellMsMax.toFixed(2)}ms`;
 }

@@ -65,6 +65,8 @@ export interface HostSimStats {
   dirChangesLost: number;
   snapshotsInstalled: number;
   snapshotsTaken: number;
+  /** Commands applied as the second or later of an entry that carried several (command-batch.ts). */
+  commandsBatched: number;
 }
 
 export interface HostSimResult {
@@ -382,7 +384,7 @@ export class HostSim {
   readonly stats: HostSimStats = {
     crashesProcess: 0, crashesMachine: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
     messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0,
-    filesTorn: 0, dirChangesLost: 0, snapshotsInstalled: 0, snapshotsTaken: 0,
+    filesTorn: 0, dirChangesLost: 0, snapshotsInstalled: 0, snapshotsTaken: 0, commandsBatched: 0,
   };
   nextOpId = 1;
   nextRequestId = 1;
@@ -478,13 +480,25 @@ export class HostSim {
     return (group) => {
       const kv = createKvStateMachine(group);
       const sg = this.group(group);
+      // The commands applied at one index (one, or a batch entry's), checked together once
+      // the next index begins: every replica must apply the same ones, in the same order.
+      let atIndex = 0;
+      let atTerm = 0;
+      let commands: Uint8Array[] = [];
       return {
         apply: (data, index) => {
-          const host = proc.shard?.groups.get(group);
-          const term = host?.core.entryTerm(index) ?? 0;
-          if (term === 0) this.fail(group, `node ${m.nodeId} applies index ${index}, which its log does not hold`);
-          sg.inv.onApply(m.nodeId, index, term, 0, data);
-          this.mix(1, this.now, group, m.nodeId, index, term);
+          if (index !== atIndex) {
+            if (commands.length > 0) sg.inv.onApply(m.nodeId, atIndex, atTerm, 0, commands.length === 1 ? commands[0]! : Buffer.concat(commands));
+            const host = proc.shard?.groups.get(group);
+            atTerm = host?.core.entryTerm(index) ?? 0;
+            if (atTerm === 0) this.fail(group, `node ${m.nodeId} applies index ${index}, which its log does not hold`);
+            atIndex = index;
+            commands = [];
+          } else {
+            this.stats.commandsBatched++;
+          }
+          commands.push(data.slice());
+          this.mix(1, this.now, group, m.nodeId, index, atTerm);
           return kv.apply(data, index);
         },
         query: (data) => kv.query(data),
@@ -603,12 +617,18 @@ export class HostSim {
     this.ring(proc);
   }
 
+  /**
+   * Rings the shard's doorbell. The shard wakes after a delay drawn per seed (a busy main thread,
+   * a thread being scheduled), so requests that arrive meanwhile are handled in one turn, as
+   * they are under load: which is when one turn's writes go into one entry.
+   */
   private ring(proc: Proc): void {
     const r = proc.dataResolve;
-    if (r !== null) {
-      proc.dataResolve = null;
-      r();
-    }
+    if (r === null) return;
+    proc.dataResolve = null;
+    const ms = this.profile.doorbellMsMax === 0 ? 0 : this.rngNet.real(0, this.profile.doorbellMsMax);
+    if (ms === 0) r();
+    else this.queue.after(ms, r);
   }
 
   /**
