@@ -26,7 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { Prng } from '../sim/prng.js';
 import { Wal, WalError } from '../../src/storage/wal.js';
 import { EntryType, type Entry, type HardState } from '../../src/raft/types.js';
-import { FRAME_HEADER_BYTES, FRAME_MAGIC } from '../../src/storage/wal-format.js';
+import { FRAME_HEADER_BYTES, FRAME_MAGIC, frameOwnedBy, parseSegmentName } from '../../src/storage/wal-format.js';
+import { segmentFiles } from './wal-helpers.js';
 import {
   CONF, entryData, groupIds, segmentSpan, walOptions, type ChildLine, type Op, type SegmentSpan,
 } from './crash-child.js';
@@ -413,11 +414,14 @@ interface FrameAt { file: string; off: number; bytes: number }
 
 function framesOf(dir: string): FrameAt[] {
   const out: FrameAt[] = [];
-  for (const name of fs.readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()) {
+  // Segments only (a spare's stale frames are no longer the log's), and in each only the frames it
+  // wrote itself: a recycled file may still hold the frames of the segment it was before.
+  for (const name of segmentFiles(dir)) {
+    const seq = parseSegmentName(name)!;
     const file = path.join(dir, name);
     const data = fs.readFileSync(file);
     let off = 0;
-    while (off + FRAME_HEADER_BYTES <= data.length && data.readUInt32LE(off) === FRAME_MAGIC) {
+    while (off + FRAME_HEADER_BYTES <= data.length && data.readUInt32LE(off) === FRAME_MAGIC && frameOwnedBy(data, off, seq)) {
       const bytes = FRAME_HEADER_BYTES + data.readUInt32LE(off + 4);
       if (off + bytes > data.length) break;
       out.push({ file: name, off, bytes });
