@@ -63,11 +63,12 @@ class Node implements FlotillaNode {
   private tcp: ClientListener | null = null;
   private ws: ClientListener | null = null;
   private adminHttp: AdminServer | null = null;
-  private running = true;
+  /**
+   * starting → serving once start() completed (only then is a shard failure reported through
+   * onFatal); → failed when a shard fails first; → stopping once stop() is called, for good.
+   */
+  private phase: 'starting' | 'serving' | 'failed' | 'stopping' = 'starting';
   private stopping: Promise<void> | null = null;
-  private fatal = false;
-  /** Set once start() completed: only then is a shard failure reported through onFatal. */
-  private serving = false;
 
   constructor(readonly config: NodeConfig, private readonly opts: NodeOptions) {
     // How this process writes log lines; the shards get it in their task.
@@ -131,19 +132,20 @@ class Node implements FlotillaNode {
     }
     this.adminHttp = await startAdminHttp({ host: c.host, port: c.adminPort, log: this.log }, this.admin);
     this.ports.admin = this.adminHttp.port;
-    this.serving = true;
+    if (this.phase === 'starting') this.phase = 'serving';
     this.log.info({ ports: this.ports, ws: this.wsEngine }, 'node serving');
   }
 
   /** Called by the shard pool once a shard's task has failed (its state already says so). */
   private shardFailed(shard: ShardSlot, err: Error): void {
-    if (!this.running) return;
+    if (this.phase === 'stopping') return;
     this.log.fatal({ shard: shard.index, err: err.message }, 'shard failed; the node stops serving');
-    if (this.fatal) return;
-    this.fatal = true;
+    if (this.phase === 'failed') return;
+    const serving = this.phase === 'serving';
+    this.phase = 'failed';
     this.clients.accepting = false;
     const fatal = new NodeError('UNAVAILABLE', `shard ${shard.index} failed: ${err.message}`);
-    if (!this.serving) return; // during start: startNode rejects instead
+    if (!serving) return; // during start: startNode rejects instead
     // Requests still unread in the failed shard's ring will never be answered: settle the
     // in-process ones here (socket clients lose their connections when the node stops).
     this.local.rejectAll(fatal);
@@ -151,13 +153,13 @@ class Node implements FlotillaNode {
   }
 
   command(group: number, body: Uint8Array, opts: { read?: boolean; stale?: boolean } = {}): Promise<Uint8Array> {
-    if (!this.running || this.fatal) return Promise.reject(new NodeError('UNAVAILABLE', 'the node is stopping'));
+    if (!this.accepting) return Promise.reject(new NodeError('UNAVAILABLE', 'the node is stopping'));
     return this.local.command(group, body, opts);
   }
 
   private health(): ReturnType<AdminBackend['health']> {
     const shards = this.pool.shards.map((s) => ({ shard: s.index, state: s.state, ...(s.message !== undefined ? { message: s.message } : {}) }));
-    const serving = this.running && !this.fatal && this.pool.allReady() && this.tcp !== null;
+    const serving = this.accepting && this.pool.allReady() && this.tcp !== null;
     return { serving, nodeId: this.config.nodeId, shards };
   }
 
@@ -166,8 +168,13 @@ class Node implements FlotillaNode {
     return this.stopping;
   }
 
+  /** Neither stopping nor failed: requests are taken. */
+  private get accepting(): boolean {
+    return this.phase === 'starting' || this.phase === 'serving';
+  }
+
   private async stopOnce(): Promise<void> {
-    this.running = false;
+    this.phase = 'stopping';
     this.clients.accepting = false;
     this.pool.stopInput();
     const closing: Promise<unknown>[] = [];

@@ -1,7 +1,8 @@
 // The state of the peer links, one class per thing: Peer is what is kept about one node across
 // its connections (pause, backoff, counters); Conn is one TCP connection to it, from connect (or
 // accept) to close: its handshake and frame readers, this turn's output buffer and the payloads
-// held while paused. PeerLinks (peer-links.ts) drives both.
+// held while paused; LinkFlush writes, once per event-loop turn, every link sent to in that
+// turn. PeerLinks (peer-links.ts) drives them.
 
 import type * as net from 'node:net';
 import { HelloReader, LinkFrameReader } from '../protocol/peer-wire.js';
@@ -105,4 +106,35 @@ export class Conn {
     this.out = grown;
     return grown;
   }
+}
+
+/** The links sent to this turn, and the once-per-turn flush that writes each (one write per link per turn). */
+export class LinkFlush {
+  private dirty: Conn[] = [];
+  private flushing: Conn[] = [];
+  private scheduled = false;
+
+  /** `conn` has output this turn (it was not dirty yet). */
+  add(conn: Conn): void {
+    conn.dirty = true;
+    this.dirty.push(conn);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushAll);
+    }
+  }
+
+  private readonly flushAll = (): void => {
+    this.scheduled = false;
+    // Swap the lists: sends made during the flush go to the next turn.
+    const list = this.dirty;
+    this.dirty = this.flushing;
+    this.flushing = list;
+    for (let i = 0; i < list.length; i++) {
+      const conn = list[i]!;
+      if (conn.state === ConnState.Up) conn.flush();
+      else conn.dirty = false;
+    }
+    list.length = 0;
+  };
 }

@@ -1,6 +1,7 @@
 // The main thread's replication links (docs/internals.md "Peer links"): one TCP connection per
 // pair of nodes, over which both sides send link frames of sub-records for many groups. The
-// state of one peer and of one connection is peer-link-conn.ts; this file drives it.
+// state of one peer and of one connection, and the per-turn flush, are peer-link-conn.ts; this
+// file drives them.
 //
 // - The node with the lower id dials, the higher one accepts. A dialer that loses its link, or
 //   cannot reach its peer, redials after a delay that starts at backoffMsMin and doubles up to
@@ -32,7 +33,7 @@ import {
   encodeHello, helloProblem, LINK_FRAME_HEADER_BYTES, payloadProblem, type Hello,
 } from '../protocol/peer-wire.js';
 import type { PeerInfo } from '../shard/task.js';
-import { Conn, ConnState, Peer } from './peer-link-conn.js';
+import { Conn, ConnState, LinkFlush, Peer } from './peer-link-conn.js';
 
 
 export interface PeerLinksLog {
@@ -115,9 +116,7 @@ export class PeerLinks {
   /** Every socket not yet closed, dialed or accepted; close() waits for them. */
   private readonly live = new Set<Conn>();
   private liveEmpty: Array<() => void> = [];
-  private dirty: Conn[] = [];
-  private flushing: Conn[] = [];
-  private flushScheduled = false;
+  private readonly flush = new LinkFlush();
   private listenPort = 0;
 
   constructor(private readonly opts: PeerLinksOptions, private readonly handler: PeerLinksHandler) {
@@ -215,14 +214,7 @@ export class PeerLinks {
     conn.outLen = need;
     peer.framesOut++;
     peer.bytesOut += frameBytes;
-    if (!conn.dirty) {
-      conn.dirty = true;
-      this.dirty.push(conn);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(this.flushAll);
-      }
-    }
+    if (!conn.dirty) this.flush.add(conn);
     return true;
   }
 
@@ -535,18 +527,4 @@ export class PeerLinks {
         'peer link state handler threw');
     }
   }
-
-  private readonly flushAll = (): void => {
-    this.flushScheduled = false;
-    // Swap the lists: sends made during the flush go to the next turn.
-    const list = this.dirty;
-    this.dirty = this.flushing;
-    this.flushing = list;
-    for (let i = 0; i < list.length; i++) {
-      const conn = list[i]!;
-      if (conn.state === ConnState.Up) conn.flush();
-      else conn.dirty = false;
-    }
-    list.length = 0;
-  };
 }
