@@ -4,7 +4,7 @@
 // the CRC-32 implementation and every native add-on the process loaded. Exits 1 on any failure.
 //
 // `ws` (the client) is imported only after the node has started, as in a node process where
-// only native-free/ws-listener.ts loads it: that file must switch off `ws`'s add-ons itself.
+// only src/transport/ws-listener.ts loads it: that file must switch off `ws`'s add-ons itself.
 // checksum.ts is imported only after the add-ons are read, so a CRC-32 add-on in the list was
 // loaded by a shard worker, not by this thread.
 import * as fs from 'node:fs';

@@ -1,5 +1,7 @@
 // The main thread's replication links (docs/internals.md "Peer links"): one TCP connection per
-// pair of nodes, over which both sides send link frames of sub-records for many groups.
+// pair of nodes, over which both sides send link frames of sub-records for many groups. The
+// state of one peer and of one connection, and the per-turn flush, are peer-link-conn.ts; this
+// file drives them.
 //
 // - The node with the lower id dials, the higher one accepts. A dialer that loses its link, or
 //   cannot reach its peer, redials after a delay that starts at backoffMsMin and doubles up to
@@ -28,9 +30,11 @@
 
 import * as net from 'node:net';
 import {
-  encodeHello, HelloReader, helloProblem, LINK_FRAME_HEADER_BYTES, LinkFrameReader, payloadProblem, type Hello,
+  encodeHello, helloProblem, LINK_FRAME_HEADER_BYTES, payloadProblem, type Hello,
 } from '../protocol/peer-wire.js';
 import type { PeerInfo } from '../shard/task.js';
+import { Conn, ConnState, LinkFlush, Peer } from './peer-link-conn.js';
+
 
 export interface PeerLinksLog {
   info(o: object, m: string): void;
@@ -82,10 +86,6 @@ export const TIMEOUT_MS_HANDSHAKE_DEFAULT = 5_000;
 export const CLOSE_LINGER_MS = 1_000;
 /** Connections accepted and not yet through their handshake; more are turned away (a flood on the raft port). */
 export const PENDING_HANDSHAKES_MAX = 64;
-/** First size of a link's output buffer; it doubles as needed, up to sendQueueBytesMax. */
-const OUT_BYTES_INITIAL = 64 * 1024;
-/** A written output buffer up to this size is kept for the next turn; a larger one is let go. */
-const SPARE_BYTES_MAX = 1024 * 1024;
 /**
  * Held payloads (read while paused) beyond linkFrameBytesMax. A paused socket stops reading, so
  * what is held is the rest of one chunk (≤ 64 KiB from node:net) plus at most one reassembled
@@ -93,102 +93,8 @@ const SPARE_BYTES_MAX = 1024 * 1024;
  */
 const HELD_SLACK_BYTES = 1024 * 1024;
 
-const enum ConnState { Handshake, Up, Closed }
-
 const EMPTY = new Uint8Array(0);
 
-/** What is kept about one peer across its connections. */
-class Peer {
-  /** Current connection: for a dialer from the dial on; for an acceptor once its hello checked out. */
-  conn: Conn | null = null;
-  paused = false;
-  backoffMs: number;
-  redialTimer: NodeJS.Timeout | null = null;
-  everUp = false;
-  framesIn = 0;
-  framesOut = 0;
-  bytesIn = 0;
-  bytesOut = 0;
-  drops = 0;
-  reconnects = 0;
-  /** Dropping because the queue is full; reset by the next accepted send (one warning per episode). */
-  overflowing = false;
-
-  constructor(readonly info: PeerInfo, readonly dialer: boolean, backoffMs: number) {
-    this.backoffMs = backoffMs;
-  }
-
-  get id(): number {
-    return this.info.id;
-  }
-}
-
-/** One TCP connection, from connect (or accept) to close. */
-class Conn {
-  state = ConnState.Handshake;
-  /** Null on an accepted connection until its hello names the peer. */
-  peer: Peer | null;
-  readonly remote: string;
-  readonly helloReader = new HelloReader();
-  readonly frameReader: LinkFrameReader;
-  timer: NodeJS.Timeout | null = null;
-  lastError: string | null = null;
-  /** Output of this turn: link frames back to back in out[0, outLen). */
-  out: Buffer | null = null;
-  outLen = 0;
-  dirty = false;
-  /** Buffers handed to socket.write, oldest first; each comes back as `spare` once written. */
-  readonly inFlight: Buffer[] = [];
-  spare: Buffer | null = null;
-  /** Payloads read while paused, copied, delivered from heldAt on. */
-  held: Uint8Array[] = [];
-  heldAt = 0;
-  heldBytes = 0;
-  redeliverScheduled = false;
-  /** Set by PeerLinks: the frame reader's callback, bound to this connection. */
-  onFrame: (buf: Uint8Array, at: number, end: number) => void = () => undefined;
-
-  constructor(readonly socket: net.Socket, peer: Peer | null, frameBytesMax: number) {
-    this.peer = peer;
-    this.remote = `${socket.remoteAddress ?? peer?.info.host ?? '?'}:${socket.remotePort ?? peer?.info.raftPort ?? 0}`;
-    this.frameReader = new LinkFrameReader(frameBytesMax);
-  }
-
-  readonly afterWrite = (err?: Error | null): void => {
-    const b = this.inFlight.shift();
-    // The kernel has the bytes: the buffer may be filled again.
-    if (err == null && b !== undefined && this.spare === null && b.length <= SPARE_BYTES_MAX) this.spare = b;
-  };
-
-  /** Writes this turn's output (the per-turn flush, and before closing). */
-  flush(): void {
-    this.dirty = false;
-    const out = this.out;
-    if (out === null || this.outLen === 0 || this.socket.destroyed) return;
-    const view = out.subarray(0, this.outLen);
-    this.out = null;
-    this.outLen = 0;
-    this.inFlight.push(out);
-    this.socket.write(view, this.afterWrite);
-  }
-
-  /** Room for `need` bytes of output in `out`, keeping what is there; need ≤ bytesMax. */
-  reserve(need: number, bytesMax: number): Buffer {
-    const out = this.out;
-    if (out !== null && need <= out.length) return out;
-    let grown: Buffer;
-    if (out === null && this.spare !== null && this.spare.length >= need) {
-      grown = this.spare;
-      this.spare = null;
-    } else {
-      const size = Math.min(bytesMax, Math.max(need, out === null ? OUT_BYTES_INITIAL : 2 * out.length));
-      grown = Buffer.allocUnsafe(size);
-      if (out !== null) out.copy(grown, 0, 0, this.outLen);
-    }
-    this.out = grown;
-    return grown;
-  }
-}
 
 function checkWhole(name: string, v: unknown, min: number, max: number): void {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
@@ -210,9 +116,7 @@ export class PeerLinks {
   /** Every socket not yet closed, dialed or accepted; close() waits for them. */
   private readonly live = new Set<Conn>();
   private liveEmpty: Array<() => void> = [];
-  private dirty: Conn[] = [];
-  private flushing: Conn[] = [];
-  private flushScheduled = false;
+  private readonly flush = new LinkFlush();
   private listenPort = 0;
 
   constructor(private readonly opts: PeerLinksOptions, private readonly handler: PeerLinksHandler) {
@@ -310,14 +214,7 @@ export class PeerLinks {
     conn.outLen = need;
     peer.framesOut++;
     peer.bytesOut += frameBytes;
-    if (!conn.dirty) {
-      conn.dirty = true;
-      this.dirty.push(conn);
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(this.flushAll);
-      }
-    }
+    if (!conn.dirty) this.flush.add(conn);
     return true;
   }
 
@@ -630,18 +527,4 @@ export class PeerLinks {
         'peer link state handler threw');
     }
   }
-
-  private readonly flushAll = (): void => {
-    this.flushScheduled = false;
-    // Swap the lists: sends made during the flush go to the next turn.
-    const list = this.dirty;
-    this.dirty = this.flushing;
-    this.flushing = list;
-    for (let i = 0; i < list.length; i++) {
-      const conn = list[i]!;
-      if (conn.state === ConnState.Up) conn.flush();
-      else conn.dirty = false;
-    }
-    list.length = 0;
-  };
 }

@@ -3,22 +3,23 @@
 //
 // The package is optional and native. Its own loader falls back, with a console warning, to a
 // pure-JS imitation when its binary does not load; Flotilla has its own pure-JS engine
-// (native-free/ws-listener.ts), so this file loads the binary itself and reports it missing
+// (ws-listener.ts), so this file loads the binary itself and reports it missing
 // instead. FLOTILLA_NATIVE_FREE=1 switches it off (native-free/README.md).
 //
 // uWebSockets.js cannot stop reading a WebSocket (version 20.30 has no pause), so a paused
 // connection holds the frames that still arrive, copied, up to pendingBytesMax bytes, and is
-// closed with OVERLOADED beyond (MessageConnection in client-listener.ts). Its ArrayBuffers are
+// closed with OVERLOADED beyond (MessageConnection in client-connection.ts). Its ArrayBuffers are
 // only valid during a callback: frames are handed to the handler in place and copied only when
 // held.
 
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import {
-  checkListenerOptions, frameBytesAt, ListenerCore, MessageConnection,
-  type ClientHandler, type ClientListener, type ListenerOptions,
-} from './client-listener.js';
+import { frameBytesAt } from './client-framing.js';
+import { MessageConnection } from './client-connection.js';
+import type { ClientHandler, ClientListener, ListenerOptions } from './client-listener.js';
+import { ListenerCore } from './listener-core.js';
+import { checkListenerOptions } from './listener-limits.js';
 
 // The part of the uWebSockets.js API used here (the package's own types may be absent).
 interface UwsWebSocket {

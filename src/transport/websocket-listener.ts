@@ -1,6 +1,6 @@
 // Chooses the WebSocket client listener: uWebSockets.js (uws-listener.ts) when it loads, is not
 // switched off by FLOTILLA_NATIVE_FREE=1 and is not declined with engine 'ws'; else the pure-JS
-// server of native-free/ws-listener.ts. Both keep the same contract (client-listener.ts);
+// server of ws-listener.ts. Both keep the same contract (client-listener.ts);
 // `ClientListener.engine` says which one runs.
 //
 // The uWebSockets.js build in use (`@trufflesuite/uws-js-unofficial` 20.30) ships binaries for
@@ -8,7 +8,7 @@
 // `uws` refuses to start (UWS_UNAVAILABLE): an operator who asked for uWS by name should learn
 // at start that they do not have it, not from a benchmark.
 
-import { listenWs } from '../../native-free/ws-listener.js';
+import { listenWs } from './ws-listener.js';
 import type { ClientHandler, ClientListener, ListenerOptions } from './client-listener.js';
 import { listenUws, uwsProblem } from './uws-listener.js';
 

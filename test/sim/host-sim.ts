@@ -4,8 +4,8 @@
 // clients speak the real client protocol to it. One event queue and one seed drive everything,
 // so a run is a pure function of its seed. What stands in for the rest of a node is only the
 // main thread's routing (copy a peer payload into the destination's in ring, a client frame
-// into its node's in ring, tell a shard when a peer link goes down or up), as src/node/node.ts
-// does with sockets.
+// into its node's in ring, tell a shard when a peer link goes down or up), as
+// src/node/client-routing.ts and peer-routing.ts do with sockets.
 //
 // Phases: chaos for `steps` simulated ms (crashes of processes and of machines, pauses,
 // partitions, one-way link failures, lost messages, stragglers, clock drift and jumps, full

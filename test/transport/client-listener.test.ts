@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { unpack } from 'msgpackr';
-import {
-  FrameReader, listenTcp, type ClientConnection, type ClientHandler, type ClientListener, type ListenerOptions,
-} from '../../src/transport/client-listener.js';
+import type { ClientConnection, ClientHandler, ClientListener, ListenerOptions } from '../../src/transport/client-listener.js';
+import { FrameReader } from '../../src/transport/client-framing.js';
+import { listenTcp } from '../../src/transport/tcp-listener.js';
 import { encodeFrame, FrameKind, FRAME_HEADER_BYTES, type ErrorBody } from '../../src/protocol/client-frame.js';
 
 const TIMEOUT_MS = 20_000;

@@ -1,7 +1,8 @@
 // The pure-JS WebSocket client listener: the `ws` package over node:http. Used when
 // uWebSockets.js does not load, when FLOTILLA_NATIVE_FREE=1, or when asked for by name
-// (websocket-listener.ts chooses). Same contract as every client listener
-// (src/transport/client-listener.ts): one binary message per frame each way.
+// (websocket-listener.ts chooses). Same contract as every client listener (client-listener.ts):
+// one binary message per frame each way. That it runs with no native add-on loaded is proven by
+// native-free/ (the guard, a driver and their tests).
 //
 // `ws` loads the native `bufferutil` when it is installed; with FLOTILLA_NATIVE_FREE=1 this
 // file tells it not to (WS_NO_BUFFER_UTIL, WS_NO_UTF_8_VALIDATE) before loading it, which only
@@ -10,10 +11,11 @@
 import * as http from 'node:http';
 import type * as net from 'node:net';
 import type { WebSocket, WebSocketServer } from 'ws';
-import {
-  checkListenerOptions, frameBytesAt, ListenerCore, listenServer, MessageConnection,
-  type ClientHandler, type ClientListener, type ListenerOptions,
-} from '../src/transport/client-listener.js';
+import { frameBytesAt } from './client-framing.js';
+import { MessageConnection } from './client-connection.js';
+import type { ClientHandler, ClientListener, ListenerOptions } from './client-listener.js';
+import { ListenerCore, listenServer } from './listener-core.js';
+import { checkListenerOptions } from './listener-limits.js';
 
 interface WsModule {
   WebSocketServer: typeof WebSocketServer;

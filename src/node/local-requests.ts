@@ -1,0 +1,70 @@
+// In-process requests: commands sent to a group through the embedding API (FlotillaNode.command),
+// with no socket. They travel as Client records of connection id CONN_IN_PROCESS; the shard's
+// response frames come back on its out ring and settle the request's promise here.
+
+import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader, type ErrorBody } from '../protocol/client-frame.js';
+import { GROUP_BROADCAST } from '../protocol/peer-wire.js';
+import { CONN_IN_PROCESS, InKind, RECORD_HEADER_BYTES } from '../ring/records.js';
+import { NodeError, type Pending } from './node-error.js';
+import { unpackCopy } from './out-ring-drain.js';
+import { shardOf } from './placement.js';
+import type { ShardSlot } from './shard-pool.js';
+
+export class LocalRequests {
+  private readonly pending = new Map<number, Pending<Uint8Array>>();
+  private seq = 0;
+
+  constructor(private readonly shards: readonly ShardSlot[], private readonly frameBytesMax: number) {}
+
+  /** Sends a command to `group`'s shard; resolves with the Result body, rejects with the Error's NodeError. */
+  command(group: number, body: Uint8Array, opts: { read?: boolean; stale?: boolean }): Promise<Uint8Array> {
+    if (!Number.isInteger(group) || group <= 0 || group >= GROUP_BROADCAST) {
+      return Promise.reject(new NodeError('NO_GROUP', `group ${group} is not a group id`));
+    }
+    if (FRAME_HEADER_BYTES + body.length > this.frameBytesMax) {
+      return Promise.reject(new NodeError('TOO_LARGE', `command of ${body.length} bytes exceeds frameBytesMax`));
+    }
+    const input = this.shards[shardOf(group, this.shards.length)]!.input;
+    if (RECORD_HEADER_BYTES + FRAME_HEADER_BYTES + body.length > input.ring.recordBytesMax) {
+      return Promise.reject(new NodeError('TOO_LARGE', `command of ${body.length} bytes exceeds what a shard ring carries`));
+    }
+    let id: number;
+    do {
+      this.seq = (this.seq + 1) >>> 0;
+      id = this.seq;
+    } while (id === 0 || this.pending.has(id));
+    const flags = (opts.read === true || opts.stale === true ? FrameFlag.Read : 0) | (opts.stale === true ? FrameFlag.Stale : 0);
+    const frame = encodeFrame(FrameKind.Command, flags, id, group, body);
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      input.writeOrHold(InKind.Client, CONN_IN_PROCESS, frame);
+    });
+  }
+
+  /** Settles the requests answered by buf[from, end): whole response frames (an OutKind.Client payload). */
+  settleFrames(buf: Uint8Array, from: number, end: number): void {
+    for (let at = from; at < end;) {
+      const h = readHeader(buf, at);
+      this.settle(h.requestId, h.kind, buf.subarray(at + FRAME_HEADER_BYTES, at + h.frameBytes));
+      at += h.frameBytes;
+    }
+  }
+
+  private settle(requestId: number, kind: number, body: Uint8Array): void {
+    const p = this.pending.get(requestId);
+    if (p === undefined) return;
+    this.pending.delete(requestId);
+    if (kind === FrameKind.Result) {
+      p.resolve(body.slice());
+      return;
+    }
+    const e = unpackCopy(body, 0, body.length) as ErrorBody;
+    p.reject(new NodeError(e.code, e.message, e.leader));
+  }
+
+  /** Rejects every request waiting (a shard failed, or the node stopped). */
+  rejectAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

@@ -1,0 +1,123 @@
+// The node's admin backend (admin-http.ts serves it): health from the node's state, and the
+// requests that go to shards as InKind.Admin records — group admin to the group's shard,
+// status and metrics to every shard — with their ids, their timeout and their replies
+// (OutKind.AdminReply, settled by the out-ring drain).
+
+import { pack } from 'msgpackr';
+import { GROUP_BROADCAST } from '../protocol/peer-wire.js';
+import { InKind } from '../ring/records.js';
+import type { AdminReply, AdminRequest, GroupStatus, LatencySummary } from '../shard/task.js';
+import type { AdminBackend } from './admin-http.js';
+import type { ClientRouter } from './client-routing.js';
+import type { NodeConfig } from './config.js';
+import { NodeMetrics } from './metrics.js';
+import type { Pending } from './node-error.js';
+import { unpackCopy } from './out-ring-drain.js';
+import type { PeerRouter } from './peer-routing.js';
+import type { ShardPool, ShardSlot } from './shard-pool.js';
+
+const ADMIN_TIMEOUT_MS = 30_000;
+
+export class NodeAdmin implements AdminBackend {
+  private readonly pending = new Map<number, Pending<AdminReply>>();
+  private seq = 0;
+  private readonly metricsRegistry = new NodeMetrics();
+
+  constructor(
+    private readonly config: NodeConfig,
+    private readonly pool: ShardPool,
+    private readonly clients: ClientRouter,
+    /** Holds the node's peer links once they exist (for their metrics). */
+    private readonly peers: PeerRouter,
+    readonly health: AdminBackend['health'],
+  ) {}
+
+  addGroup(group: number, members: number[]): Promise<AdminReply> {
+    return this.groupAdmin(group, { op: 'addGroup', group, members });
+  }
+
+  removeGroup(group: number): Promise<AdminReply> {
+    return this.groupAdmin(group, { op: 'removeGroup', group });
+  }
+
+  transferLeader(group: number, to: number): Promise<AdminReply> {
+    return this.groupAdmin(group, { op: 'transferLeader', group, to });
+  }
+
+  private request(shard: ShardSlot, req: AdminRequest): Promise<AdminReply> {
+    if (shard.state !== 'ready') {
+      return Promise.resolve({ ok: false, code: 'UNAVAILABLE', message: `shard ${shard.index} is ${shard.state}` });
+    }
+    do {
+      this.seq = (this.seq + 1) >>> 0;
+    } while (this.seq === 0 || this.pending.has(this.seq));
+    const id = this.seq;
+    const payload = pack(req) as Uint8Array;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.pending.delete(id)) resolve({ ok: false, code: 'TIMEOUT', message: `shard ${shard.index} did not answer ${req.op}` });
+      }, ADMIN_TIMEOUT_MS);
+      this.pending.set(id, {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject,
+      });
+      shard.input.writeOrHold(InKind.Admin, id, payload);
+    });
+  }
+
+  private groupAdmin(group: number, req: AdminRequest): Promise<AdminReply> {
+    if (!Number.isInteger(group) || group <= 0 || group >= GROUP_BROADCAST) {
+      return Promise.resolve({ ok: false, code: 'BAD_REQUEST', message: `group ${group} is not a group id` });
+    }
+    return this.request(this.pool.ownerOf(group), req);
+  }
+
+  /** A shard's reply (an OutKind.AdminReply payload, msgpack) to request `id`. */
+  settle(id: number, buf: Uint8Array, from: number, end: number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    this.pending.delete(id);
+    p.resolve(unpackCopy(buf, from, end) as AdminReply);
+  }
+
+  /** Answers every request waiting with `reply` (the node stopped). */
+  resolveAll(reply: AdminReply): void {
+    for (const p of this.pending.values()) p.resolve(reply);
+    this.pending.clear();
+  }
+
+  async status(): Promise<{ nodeId: number; groups: GroupStatus[] }> {
+    const replies = await Promise.all(this.pool.shards.map((s) => this.request(s, { op: 'status' })));
+    const groups: GroupStatus[] = [];
+    for (const r of replies) if (r.ok && r.groups !== undefined) groups.push(...r.groups);
+    groups.sort((a, b) => a.group - b.group);
+    return { nodeId: this.config.nodeId, groups };
+  }
+
+  async metrics(): Promise<string> {
+    const shards = this.pool.shards;
+    const [status, latencies] = await Promise.all([
+      this.status(),
+      Promise.all(shards.map((s) => this.request(s, { op: 'metrics' }))),
+    ]);
+    return this.metricsRegistry.render({
+      nodeId: this.config.nodeId,
+      perGroupMax: this.config.metricsPerGroupMax,
+      shards: shards.map((s, i) => ({
+        shard: s.index,
+        counters: s.counters,
+        ringInBytes: s.input.ring.usedBytes(),
+        ringOutBytes: s.outRing.usedBytes(),
+        ringCapacity: s.input.ring.capacity,
+        state: s.state,
+        latency: latencies[i]!.ok ? (latencies[i] as { latency?: Record<string, LatencySummary> }).latency ?? null : null,
+      })),
+      groups: status.groups,
+      connections: this.clients.counts(),
+      links: this.peers.links?.stats() ?? [],
+    });
+  }
+}
