@@ -38,7 +38,7 @@ class KvService implements StateMachine {
       if (e instanceof KvError) throw new KvRequestError(`not a KV command: ${e.message}`);
       throw e;
     }
-    if (cmd.op === 'get') return encodeGetResult(this.kv.getBytes(cmd.key));
+    if (cmd.op === 'get') return encodeGetResult(this.kv.getByteString(cmd.key));
     if (cmd.op === 'batch') {
       const results: KvSingleResult[] = [];
       for (const op of cmd.ops) {
