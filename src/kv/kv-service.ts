@@ -1,7 +1,7 @@
 // The built-in key-value service: the KV state machine (kv-state-machine.ts) behind the
 // StateMachine interface a shard drives. Commands arrive in the binary layout of kv-codec.ts;
 // results leave as the msgpack KvResult maps of kv-codec.ts (docs/protocol.md).
-import type { StateMachine } from '../shard/state-machine.js';
+import type { ImageSteps, StateMachine } from '../shard/state-machine.js';
 import { KvError, decodeCommand, encodeGetResult, encodeKvResult, type KvCommand, type KvSingleResult } from './kv-codec.js';
 import { KvStateMachine } from './kv-state-machine.js';
 
@@ -52,6 +52,10 @@ class KvService implements StateMachine {
 
   snapshot(): Uint8Array {
     return this.kv.serialize();
+  }
+
+  snapshotInSteps(): ImageSteps {
+    return this.kv.serializeInSteps();
   }
 
   restore(image: Uint8Array): void {

@@ -190,38 +190,19 @@ export class KvStateMachine {
 
   /** An image of the whole state; replicas with the same history give equal bytes (see the layout above). */
   serialize(): Uint8Array {
-    // Sized exactly up front and written in place: the image of a large state is made in one
-    // pass, without growing, copying or a buffer per string. An ASCII key (UTF-8 length =
-    // string length) is written as Latin-1: the same bytes by a much faster path; values are
-    // bytes already.
-    const n = this.map.size;
-    const keyLengths = new Uint32Array(n);
-    let bytes = 8;
-    let i = 0;
-    for (const [k, v] of this.map) {
-      const kn = Buffer.byteLength(k, 'utf8');
-      keyLengths[i++] = kn;
-      bytes += 6 + kn + v.length;
-    }
-    const buf = Buffer.allocUnsafeSlow(bytes);
-    buf.writeUInt32BE(SNAPSHOT_MAGIC, 0);
-    buf.writeUInt32BE(n, 4);
-    let at = 8;
-    i = 0;
-    for (const [k, v] of this.map) {
-      // Every key and value got here through a decoded command, so they are within bounds.
-      const kn = keyLengths[i++]!;
-      buf.writeUInt16BE(kn, at);
-      buf.write(k, at + 2, kn, kn === k.length ? 'latin1' : 'utf8');
-      at += 2 + kn;
-      buf.writeUInt32BE(v.length, at);
-      buf.write(v, at + 4, v.length, 'latin1');
-      at += 4 + v.length;
-    }
-    assert(at === bytes, `snapshot image of ${at} bytes, sized ${bytes}`);
-    return new Uint8Array(buf.buffer, 0, bytes);
+    const image = this.serializeInSteps();
+    return image.step(Infinity)!;
   }
 
+  /**
+   * The image of the state as it is now, made in steps: the keys and values present are
+   * noted at once (references only; a value is an immutable string, so later puts cannot
+   * change what was noted), then sized and written a step at a time, while commands go on
+   * being applied to the map.
+   */
+  serializeInSteps(): KvImage {
+    return new KvImage(this.map);
+  }
   /** Rebuilds a state machine from `serialize()` output; empty bytes give an empty one. */
   static restore(data: Uint8Array): KvStateMachine {
     const kv = new KvStateMachine();
@@ -248,4 +229,76 @@ interface MapLike {
 
 function checkDone(r: KvReader, data: Uint8Array): void {
   if (!r.done()) throw new KvError('BAD_COMMAND', `${data.length - r.pos} trailing bytes after a command`);
+}
+
+/**
+ * An image being written (KvStateMachine.serializeInSteps): sized exactly first and then
+ * written in place, so that the image of a large state is made without growing, copying or a
+ * buffer per string. An ASCII key (UTF-8 length = string length) is written as Latin-1: the
+ * same bytes by a much faster path; values are bytes already.
+ */
+export class KvImage {
+  private readonly keys: string[];
+  private readonly values: ByteString[];
+  private readonly keyLengths: Uint32Array;
+  /** Entries sized, then entries written. */
+  private next = 0;
+  private sized = false;
+  private bytes = 8;
+  private buf: Buffer | null = null;
+  private at = 8;
+
+  constructor(map: Map<string, ByteString>) {
+    const n = map.size;
+    this.keys = new Array<string>(n);
+    this.values = new Array<ByteString>(n);
+    this.keyLengths = new Uint32Array(n);
+    let i = 0;
+    for (const [k, v] of map) {
+      this.keys[i] = k;
+      this.values[i++] = v;
+    }
+  }
+
+  /** About `budget` bytes of image sized or written; the image once it is complete. */
+  step(budget: number): Uint8Array | null {
+    const n = this.keys.length;
+    let done = 0;
+    if (!this.sized) {
+      for (; this.next < n && done < budget; this.next++) {
+        const kn = Buffer.byteLength(this.keys[this.next]!, 'utf8');
+        this.keyLengths[this.next] = kn;
+        const entry = 6 + kn + this.values[this.next]!.length;
+        this.bytes += entry;
+        // Sizing reads no value bytes: it counts for an eighth of what it covers.
+        done += entry >>> 3;
+      }
+      if (this.next < n) return null;
+      this.sized = true;
+      this.next = 0;
+      this.buf = Buffer.allocUnsafeSlow(this.bytes);
+      this.buf.writeUInt32BE(SNAPSHOT_MAGIC, 0);
+      this.buf.writeUInt32BE(n, 4);
+      if (done >= budget && n > 0) return null;
+    }
+    const buf = this.buf!;
+    let at = this.at;
+    for (; this.next < n && done < budget; this.next++) {
+      // Every key and value got here through a decoded command, so they are within bounds.
+      const k = this.keys[this.next]!;
+      const v = this.values[this.next]!;
+      const kn = this.keyLengths[this.next]!;
+      buf.writeUInt16BE(kn, at);
+      buf.write(k, at + 2, kn, kn === k.length ? 'latin1' : 'utf8');
+      at += 2 + kn;
+      buf.writeUInt32BE(v.length, at);
+      buf.write(v, at + 4, v.length, 'latin1');
+      at += 4 + v.length;
+      done += 6 + kn + v.length;
+    }
+    this.at = at;
+    if (this.next < n) return null;
+    assert(at === this.bytes, `snapshot image of ${at} bytes, sized ${this.bytes}`);
+    return new Uint8Array(buf.buffer, 0, this.bytes);
+  }
 }

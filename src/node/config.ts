@@ -40,6 +40,7 @@ export interface NodeConfig {
   /** Idle ticks after which a group's leader quiesces it (0: never); docs/raft.md "Quiescence". */
   ticksQuiesce: number;
   snapshotEntries: number;
+  snapshotLogRatio: number;
   snapshotKeepEntries: number;
   /** Bytes of each ring (main → shard and shard → main) per shard; a power of two. */
   ringBytes: number;
@@ -117,7 +118,8 @@ export const configDefaults: NodeConfig = deepFreeze({
   ticksElection: 10,
   ticksHeartbeat: 1,
   ticksQuiesce: 20,
-  snapshotEntries: 10_000,
+  snapshotEntries: 100_000,
+  snapshotLogRatio: 2,
   snapshotKeepEntries: 1_000,
   ringBytes: 8 * MiB,
   frameBytesMax: 1 * MiB,
@@ -179,6 +181,7 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   ticksHeartbeat: { kind: 'int', min: 1, max: 10_000 },
   ticksQuiesce: { kind: 'int', min: 0, max: 1_000_000 },
   snapshotEntries: { kind: 'int', min: 1, max: 1_000_000_000 },
+  snapshotLogRatio: { kind: 'int', min: 0, max: 1_000 },
   snapshotKeepEntries: { kind: 'int', min: 0, max: 1_000_000_000 },
   ringBytes: { kind: 'int', min: 64 * KiB, max: 1 * GiB, bytes: true, pow2: true },
   frameBytesMax: { kind: 'int', min: 1 * KiB, max: 256 * MiB, bytes: true },

@@ -103,6 +103,7 @@ export class ShardPool {
       ticksHeartbeat: c.ticksHeartbeat,
       ticksQuiesce: c.ticksQuiesce,
       snapshotEntries: c.snapshotEntries,
+      snapshotLogRatio: c.snapshotLogRatio,
       snapshotKeepEntries: c.snapshotKeepEntries,
       pendingPerGroupMax: c.pendingPerGroupMax,
       requestTimeoutMs: c.requestTimeoutMs,

@@ -100,6 +100,11 @@ export class LoopControl {
     this.woken = false;
   }
 
+  /** Resolves after the turns and I/O completions already due: where long work lets turns run. */
+  yieldToTurns(): Promise<void> {
+    return new Promise<void>((r) => this.scheduler.soon(r));
+  }
+
   /** Waits for every append, snapshot write and admin operation under way. */
   async settle(): Promise<void> {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);

@@ -12,9 +12,16 @@ import { ShardCounter } from './counters.js';
 import { copyConf, type GroupHost } from './group-host.js';
 import type { ShardLogger } from './log.js';
 import type { LoopControl } from './loop-control.js';
+import type { ImageSteps } from './state-machine.js';
 import type { ShardTask } from './task.js';
 
 const noop = (): void => {};
+
+/**
+ * Image bytes made between two turns when a state machine images in steps: about a
+ * millisecond of copying, so that a large state's image shows in no turn's latency.
+ */
+export const IMAGE_STEP_BYTES = 1 << 20;
 
 export class Snapshots {
   private readonly task: ShardTask;
@@ -83,22 +90,38 @@ export class Snapshots {
     if (h.snapshotting || h.installing > 0 || h.removed) return;
     if (keepEntries === 0) {
       if (h.applied === h.snapIndex) return;
-    } else if (h.appliedCommandsSinceImage < this.task.snapshotEntries || h.appliedBytesSinceImage < h.imageBytes) {
-      // Imaging costs the size of the state; waiting until the log since the last image is as
-      // large keeps that cost at most the cost of the log itself, however large the state.
+    } else if (h.appliedCommandsSinceImage < this.task.snapshotEntries || h.appliedBytesSinceImage < this.task.snapshotLogRatio * h.imageBytes) {
+      // Imaging costs the size of the state; waiting until the log since the last image is
+      // snapshotLogRatio times as large keeps that cost at most 1/ratio of the cost of writing
+      // the log, however large the state.
       return;
     }
     h.snapshotting = true;
-    const image = h.sm.snapshot();
-    h.imageBytes = image.length;
     h.appliedBytesSinceImage = 0;
     h.appliedCommandsSinceImage = 0;
     const meta: SnapshotMeta = { index: h.applied, term: h.appliedTerm, conf: copyConf(h.conf) };
-    this.control.track(this.serialSnapshotWork(() => this.takeSnapshot(h, meta, image, keepEntries))
+    const steps = h.sm.snapshotInSteps?.();
+    const imaged = steps === undefined ? Promise.resolve(h.sm.snapshot()) : this.imageInSteps(h, steps);
+    this.control.track(imaged
+      .then((image) => {
+        if (image === null) return;
+        h.imageBytes = image.length;
+        return this.serialSnapshotWork(() => this.takeSnapshot(h, meta, image, keepEntries));
+      })
       .catch((e: unknown) => this.control.failWith(e))
       .finally(() => {
         h.snapshotting = false;
       }));
+  }
+
+  /** Makes the image a step between turns; null if the group went away meanwhile. */
+  private async imageInSteps(h: GroupHost, steps: ImageSteps): Promise<Uint8Array | null> {
+    for (;;) {
+      const image = steps.step(IMAGE_STEP_BYTES);
+      if (image !== null) return image;
+      await this.control.yieldToTurns();
+      if (h.removed) return null;
+    }
   }
 
   /**

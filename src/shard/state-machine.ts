@@ -14,8 +14,20 @@ export interface StateMachine {
   query(command: Uint8Array): Uint8Array;
   /** An image of the whole state, for a snapshot. */
   snapshot(): Uint8Array;
+  /**
+   * Optional: begins an image of the state as it is now, made a piece at a time while commands
+   * go on being applied, so that imaging a large state does not stall the shard's turns. What
+   * it ends with must be the bytes snapshot() would have returned at this point.
+   */
+  snapshotInSteps?(): ImageSteps;
   /** Replaces the state with a snapshot image. */
   restore(image: Uint8Array): void;
+}
+
+/** An image being made in steps (StateMachine.snapshotInSteps). */
+export interface ImageSteps {
+  /** Does about `bytes` bytes' worth of the work; returns the whole image once done, else null. */
+  step(bytes: number): Uint8Array | null;
 }
 
 /** Makes the state machine of one group; called when a group is created or recovered. */

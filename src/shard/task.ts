@@ -41,8 +41,10 @@ export interface ShardTask {
   ticksHeartbeat: number;
   /** Idle ticks before a leader quiesces its group (0: never; absent: 2 × ticksElection). */
   ticksQuiesce?: number;
-  /** Take a snapshot of a group after this many entries applied since its last one. */
+  /** Take a snapshot of a group after this many commands applied since its last one... */
   snapshotEntries: number;
+  /** ...and this many times as many bytes of commands as its last image holds (0: no byte rule). */
+  snapshotLogRatio: number;
   /** Entries kept behind a snapshot for followers that lag a little. */
   snapshotKeepEntries: number;
   /** Writes and reads waiting in one group before new ones get OVERLOADED. */

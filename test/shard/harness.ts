@@ -118,6 +118,7 @@ export class ShardCluster {
       ticksElection: 10,
       ticksHeartbeat: 1,
       snapshotEntries: 10_000,
+      snapshotLogRatio: 1,
       snapshotKeepEntries: 100,
       pendingPerGroupMax: 2000,
       requestTimeoutMs: 10_000,

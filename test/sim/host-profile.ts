@@ -43,6 +43,8 @@ export interface HostProfile {
   ticksHeartbeat: number;
   ticksQuiesce: number;
   snapshotEntries: number;
+  /** Log bytes since the last image, as a multiple of its size, before the next (0: none needed). */
+  snapshotLogRatio: number;
   snapshotKeepEntries: number;
   segmentBytes: number;
   snapChunkBytes: number;
@@ -137,6 +139,7 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     opWeights: [r.real(1, 4), r.real(1, 3), r.real(0, 1), r.real(0.3, 1.5), r.real(1, 3)],
     // Drawn last, so that adding it changed no earlier draw.
     doorbellMsMax: r.chance(0.25) ? 0 : r.real(0.1, 3),
+    snapshotLogRatio: r.int(0, 2),
   };
 }
 
@@ -148,6 +151,6 @@ export function describeHostProfile(p: HostProfile): string {
     `pause every ${f(p.pauseEveryMs)}, partition every ${f(p.partitionEveryMs)}, link failure every ${f(p.linkFailEveryMs)}, ` +
     `transfer every ${f(p.transferEveryMs)}, disk full every ${f(p.diskFullEveryMs)}, sync EIO p ${p.fs.failSyncP.toFixed(4)}; ` +
     `sync ${p.fs.syncMsMin.toFixed(2)}–${p.fs.syncMsMax.toFixed(1)}ms; clock ±${(p.clockRateSkew * 100).toFixed(1)}% jumps every ${f(p.clockJumpEveryMs)}; ` +
-    `heartbeat ${p.ticksHeartbeat} quiesce ${p.ticksQuiesce} snapshot every ${p.snapshotEntries} keep ${p.snapshotKeepEntries} ` +
+    `heartbeat ${p.ticksHeartbeat} quiesce ${p.ticksQuiesce} snapshot every ${p.snapshotEntries} ratio ${p.snapshotLogRatio} keep ${p.snapshotKeepEntries} ` +
     `segment ${p.segmentBytes} chunk ${p.snapChunkBytes} turn records ${p.turnRecordsMax} doorbell ≤ ${p.doorbellMsMax.toFixed(2)}ms`;
 }

@@ -464,6 +464,7 @@ export class HostSim {
       ticksHeartbeat: p.ticksHeartbeat,
       ticksQuiesce: p.ticksQuiesce,
       snapshotEntries: p.snapshotEntries,
+      snapshotLogRatio: p.snapshotLogRatio,
       snapshotKeepEntries: p.snapshotKeepEntries,
       pendingPerGroupMax: 64,
       requestTimeoutMs: p.requestTimeoutMs,

@@ -157,6 +157,27 @@ test('serialize and restore give an equal state; the same history gives the same
   assert.equal(KvStateMachine.restore(new Uint8Array(0)).size, 0);
 });
 
+test('an image made in steps while commands go on is the image of the state when it began', () => {
+  const kv = new KvStateMachine();
+  for (let i = 0; i < 500; i++) run(kv, { op: 'put', key: `k${i}`, value: `v${i}`.repeat(1 + (i % 7)) + (i % 3 === 0 ? 'é' : '') });
+  const expected = kv.serialize();
+  const image = kv.serializeInSteps();
+  let steps = 0;
+  let out: Uint8Array | null = null;
+  for (let i = 0; out === null; i++) {
+    out = image.step(200);
+    steps++;
+    // Between steps the state keeps changing: overwrites, deletes, new keys.
+    run(kv, { op: 'put', key: `k${i % 500}`, value: 'changed' });
+    run(kv, { op: 'delete', key: `k${(i * 7) % 500}` });
+    run(kv, { op: 'put', key: `new${i}`, value: 'n' });
+    assert.ok(steps < 10_000, 'the image never completes');
+  }
+  assert.ok(steps > 10, `only ${steps} steps: the budget was not honoured`);
+  assert.deepEqual(Buffer.from(out), Buffer.from(expected));
+  assert.deepEqual(Buffer.from(new KvStateMachine().serializeInSteps().step(1)!), Buffer.from(new KvStateMachine().serialize()), 'an empty state in one step');
+});
+
 test('an image holds every key and value as UTF-8, ASCII or not', () => {
   const kv = new KvStateMachine();
   const pairs: [string, string][] = [['ascii', 'plain'], ['ké', 'vä'], ['k', 'emoji 😀 and ü'], ['', '']];
