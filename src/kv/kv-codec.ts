@@ -287,10 +287,23 @@ const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
  */
 export class KvReader {
   pos = 0;
-  private readonly view: Buffer;
+  private data: Uint8Array;
+  /** A Buffer over the whole of data's ArrayBuffer (kept while commands come from the same one), and where data starts in it. */
+  private view: Buffer;
+  private base = 0;
 
-  constructor(private readonly data: Uint8Array, private readonly code: KvErrorCode) {
-    this.view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  constructor(data: Uint8Array, private readonly code: KvErrorCode) {
+    this.data = data;
+    this.view = Buffer.from(data.buffer);
+    this.base = data.byteOffset;
+  }
+
+  /** Reads `data` from its start (the state machine keeps one reader for every command). */
+  reset(data: Uint8Array): void {
+    this.data = data;
+    if (data.buffer !== this.view.buffer) this.view = Buffer.from(data.buffer);
+    this.base = data.byteOffset;
+    this.pos = 0;
   }
 
   private need(n: number): void {
@@ -313,14 +326,14 @@ export class KvReader {
 
   u16(): number {
     this.need(2);
-    const v = this.view.readUInt16BE(this.pos);
+    const v = this.view.readUInt16BE(this.base + this.pos);
     this.pos += 2;
     return v;
   }
 
   u32(): number {
     this.need(4);
-    const v = this.view.readUInt32BE(this.pos);
+    const v = this.view.readUInt32BE(this.base + this.pos);
     this.pos += 4;
     return v;
   }
@@ -336,10 +349,26 @@ export class KvReader {
     }
   }
 
+  /** `n` bytes checked as UTF-8, in a byte string. */
+  private byteString(n: number): ByteString {
+    this.need(n);
+    const at = this.pos;
+    if (!isUtf8(this.data.subarray(at, at + n))) throw new KvError(this.code, `invalid UTF-8 at byte ${at}`);
+    this.pos += n;
+    return this.view.toString('latin1', this.base + at, this.base + at + n);
+  }
+
   key(): string {
     const n = this.u16();
     if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
     return this.str(n);
+  }
+
+  /** A key's UTF-8 bytes (checked as key() checks them) in a byte string: see valueByteString. */
+  keyByteString(): ByteString {
+    const n = this.u16();
+    if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
+    return this.byteString(n);
   }
 
   value(): string {
@@ -357,11 +386,7 @@ export class KvReader {
   valueByteString(): ByteString {
     const n = this.u32();
     if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
-    this.need(n);
-    const at = this.pos;
-    if (!isUtf8(this.data.subarray(at, at + n))) throw new KvError(this.code, `invalid UTF-8 at byte ${at}`);
-    this.pos += n;
-    return this.view.toString('latin1', at, at + n);
+    return this.byteString(n);
   }
 }
 

@@ -39,6 +39,13 @@ export { encodeCommand, type KvCommand, type KvResult } from './kv-codec.js';
 const SNAPSHOT_MAGIC = 0x4b560001; // "KV", version 1
 
 
+/**
+ * Reads every single command of every state machine of this thread (applySingleBytes, which is
+ * synchronous and not reentrant): one reader, and one Buffer view of the buffer commands come
+ * from, instead of two objects per command. It keeps only the last command's buffer alive.
+ */
+const commandReader = new KvReader(new Uint8Array(0), 'BAD_COMMAND');
+
 // ---------------------------------------------------------------------------------------------
 // The state machine
 
@@ -51,7 +58,8 @@ const SNAPSHOT_MAGIC = 0x4b560001; // "KV", version 1
  * put of 256 bytes into 100,000 keys, bench/kv-values.ts).
  */
 export class KvStateMachine {
-  private readonly map = new Map<string, ByteString>();
+  /** Key bytes → value bytes, both as byte strings. */
+  private readonly map = new Map<ByteString, ByteString>();
 
   /** Number of keys present. */
   get size(): number {
@@ -59,13 +67,13 @@ export class KvStateMachine {
   }
 
   get(key: string): string | null {
-    const v = this.map.get(key);
+    const v = this.map.get(textByteString(key));
     return v === undefined ? null : byteStringText(v);
   }
 
   /** A value's UTF-8 bytes as a byte string, or null. */
   getByteString(key: string): ByteString | null {
-    return this.map.get(key) ?? null;
+    return this.map.get(textByteString(key)) ?? null;
   }
 
   /** Applies one committed entry's payload; see applyEncoded. */
@@ -90,28 +98,29 @@ export class KvStateMachine {
 
   /** One command straight from its bytes: read and checked whole before anything changes. */
   private applySingleBytes(data: Uint8Array): Uint8Array {
-    const r = new KvReader(data, 'BAD_COMMAND');
+    const r = commandReader;
+    r.reset(data);
     const tag = r.u8();
     switch (tag) {
       case KvTag.Put: {
-        const key = r.key();
+        const key = r.keyByteString();
         const value = r.valueByteString();
         checkDone(r, data);
         this.map.set(key, value);
         return putResult();
       }
       case KvTag.Get: {
-        const key = r.key();
+        const key = r.keyByteString();
         checkDone(r, data);
         return encodeGetResult(this.map.get(key) ?? null);
       }
       case KvTag.Delete: {
-        const key = r.key();
+        const key = r.keyByteString();
         checkDone(r, data);
         return deleteResult(this.map.delete(key));
       }
       case KvTag.Cas: {
-        const key = r.key();
+        const key = r.keyByteString();
         const has = r.u8();
         if (has > 1) throw new KvError('BAD_COMMAND', `bad expect flag ${has}`);
         const expect = has === 1 ? r.valueByteString() : null;
@@ -148,8 +157,8 @@ export class KvStateMachine {
     }
     if (ok) {
       for (const [k, v] of overlay) {
-        if (v === undefined) this.map.delete(k);
-        else this.map.set(k, textByteString(v));
+        if (v === undefined) this.map.delete(textByteString(k));
+        else this.map.set(textByteString(k), textByteString(v));
       }
     }
     return { op: 'batch', ok, results };
@@ -159,11 +168,11 @@ export class KvStateMachine {
   private stringView(): MapLike {
     return {
       get: (k) => {
-        const v = this.map.get(k);
+        const v = this.map.get(textByteString(k));
         return v === undefined ? undefined : byteStringText(v);
       },
-      set: (k, v) => void this.map.set(k, textByteString(v)),
-      delete: (k) => void this.map.delete(k),
+      set: (k, v) => void this.map.set(textByteString(k), textByteString(v)),
+      delete: (k) => void this.map.delete(textByteString(k)),
     };
   }
 
@@ -212,9 +221,9 @@ export class KvStateMachine {
     if (magic !== SNAPSHOT_MAGIC) throw new KvError('BAD_SNAPSHOT', `bad snapshot magic 0x${magic.toString(16)}`);
     const n = r.u32();
     for (let i = 0; i < n; i++) {
-      const k = r.key();
+      const k = r.keyByteString();
       kv.map.set(k, r.valueByteString());
-      if (kv.map.size !== i + 1) throw new KvError('BAD_SNAPSHOT', `snapshot holds key ${JSON.stringify(k)} twice`);
+      if (kv.map.size !== i + 1) throw new KvError('BAD_SNAPSHOT', `snapshot holds key ${JSON.stringify(byteStringText(k))} twice`);
     }
     if (!r.done()) throw new KvError('BAD_SNAPSHOT', 'trailing bytes after a snapshot');
     return kv;
@@ -234,13 +243,11 @@ function checkDone(r: KvReader, data: Uint8Array): void {
 /**
  * An image being written (KvStateMachine.serializeInSteps): sized exactly first and then
  * written in place, so that the image of a large state is made without growing, copying or a
- * buffer per string. An ASCII key (UTF-8 length = string length) is written as Latin-1: the
- * same bytes by a much faster path; values are bytes already.
+ * buffer per string. Keys and values are bytes already (byte strings).
  */
 export class KvImage {
-  private readonly keys: string[];
+  private readonly keys: ByteString[];
   private readonly values: ByteString[];
-  private readonly keyLengths: Uint32Array;
   /** Entries sized, then entries written. */
   private next = 0;
   private sized = false;
@@ -248,11 +255,10 @@ export class KvImage {
   private buf: Buffer | null = null;
   private at = 8;
 
-  constructor(map: Map<string, ByteString>) {
+  constructor(map: Map<ByteString, ByteString>) {
     const n = map.size;
-    this.keys = new Array<string>(n);
+    this.keys = new Array<ByteString>(n);
     this.values = new Array<ByteString>(n);
-    this.keyLengths = new Uint32Array(n);
     let i = 0;
     for (const [k, v] of map) {
       this.keys[i] = k;
@@ -266,9 +272,7 @@ export class KvImage {
     let done = 0;
     if (!this.sized) {
       for (; this.next < n && done < budget; this.next++) {
-        const kn = Buffer.byteLength(this.keys[this.next]!, 'utf8');
-        this.keyLengths[this.next] = kn;
-        const entry = 6 + kn + this.values[this.next]!.length;
+        const entry = 6 + this.keys[this.next]!.length + this.values[this.next]!.length;
         this.bytes += entry;
         // Sizing reads no value bytes: it counts for an eighth of what it covers.
         done += entry >>> 3;
@@ -287,9 +291,9 @@ export class KvImage {
       // Every key and value got here through a decoded command, so they are within bounds.
       const k = this.keys[this.next]!;
       const v = this.values[this.next]!;
-      const kn = this.keyLengths[this.next]!;
+      const kn = k.length;
       buf.writeUInt16BE(kn, at);
-      buf.write(k, at + 2, kn, kn === k.length ? 'latin1' : 'utf8');
+      buf.write(k, at + 2, kn, 'latin1');
       at += 2 + kn;
       buf.writeUInt32BE(v.length, at);
       buf.write(v, at + 4, v.length, 'latin1');
