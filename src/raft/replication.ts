@@ -8,7 +8,7 @@ import { followQuiesce } from './quiescence.js';
 import { confirmRounds } from './read-index.js';
 import type { RaftState } from './state.js';
 import { sendTimeoutNow } from './transfer.js';
-import { message, MessageType, Role, type Message, type NodeId } from './types.js';
+import { APP_NO_ANSWER, message, MessageType, Role, type Message, type NodeId } from './types.js';
 
 /** Leader ticks a snapshot may stay unacknowledged before it is presumed lost and resent. */
 const TICKS_SNAPSHOT_RESEND_FACTOR = 10;
@@ -47,6 +47,11 @@ export function sendAppend(r: RaftState, to: NodeId, sendIfEmpty: boolean): bool
   m.logTerm = prevTerm;
   m.entries = ents;
   m.commit = log.committed;
+  // Only news of the commit index, to a follower that holds all before it and has nothing in
+  // flight: its answer would say what the leader knows. Without it a new commit costs one
+  // message per follower, not two (at many groups with a command an entry, a quarter of all
+  // messages). A follower that cannot accept it (it lost its tail) still answers.
+  if (ents.length === 0 && pr.state === ProgressState.Replicate && pr.match === prev) m.context = APP_NO_ANSWER;
   let bytes = 0;
   for (const e of ents) bytes += e.data.length;
   pr.sentEntries(ents.length, prev + ents.length, bytes);
@@ -158,6 +163,7 @@ export function handleAppend(r: RaftState, m: Message): void {
   }
   const lastNew = log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
   if (lastNew !== null) {
+    if (m.context === APP_NO_ANSWER && m.entries.length === 0) return;
     const resp = message(MessageType.AppResp, r.id, m.from, r.term);
     resp.index = lastNew;
     r.out.send(resp);

@@ -90,13 +90,18 @@ export interface Message {
   /** AppResp(reject): the follower's suggestion of where the leader should probe next. */
   rejectHint: number;
   /** Heartbeat/HeartbeatResp: the leader's read round (see read-only.ts). Vote/PreVote: 1 when
-   *  the campaign is a leader transfer, which lets it through leases. */
+   *  the campaign is a leader transfer, which lets it through leases. App: APP_NO_ANSWER when
+   *  it carries no entries, only the commit index, to a follower known to hold everything up
+   *  to `index` (replication.ts): accepted, it is not answered. */
   context: number;
   snapshot: Snapshot | null;
   /** Heartbeat only: the leader's last word before it goes quiet (docs/raft.md, "Quiescence").
    *  A follower whose log matches the leader's up to `commit` stops its election timer. */
   quiesce: boolean;
 }
+
+/** An App's `context` when it only carries the commit index and wants no answer (see Message.context). */
+export const APP_NO_ANSWER = 1;
 
 export function message(type: MessageType, from: NodeId, to: NodeId, term: number): Message {
   return {

@@ -1,5 +1,6 @@
 // Log replication: log matching and repair, the commit rule, flow control (pipelining and
 // message bounds), durability before acknowledgement, and the limits on what a leader accepts.
+import { APP_NO_ANSWER } from '../../src/raft/types.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster, msg, text, ledByOne, entry } from './harness.js';
@@ -314,6 +315,20 @@ test('a lost append to one follower is repaired when the commit index moves', ()
   // 3 committed it, and the leader's next append (carrying the commit) exposed 2's gap.
   assert.equal(c.get(1).commit, 3);
   assert.deepEqual(c.appliedData(2), ['a']);
+});
+
+test('news of the commit index alone is not answered by a follower that accepts it, but a follower that cannot still answers', () => {
+  const c = ledByOne();
+  assert.ok(c.propose(1, 'a').ok);
+  const notices = c.deliveredWhere(MessageType.App, 1).filter((m) => m.entries.length === 0 && m.context === APP_NO_ANSWER);
+  assert.ok(notices.length > 0, 'the commit of "a" went out as a notice that wants no answer');
+  const notice = notices[notices.length - 1]!;
+  assert.deepEqual(c.answer({ ...notice }), [], 'a notice was answered');
+  // A follower whose log lacks the entry before the notice (it lost its tail) rejects it, and says so.
+  const answers = c.answer({ ...notice, index: notice.index + 5, commit: notice.index }).filter((m) => m.type === MessageType.AppResp);
+  assert.equal(answers.length, 1);
+  assert.equal(answers[0]!.reject, true);
+  for (const id of [1, 2, 3]) assert.deepEqual(c.appliedData(id), ['a'], `member ${id}`);
 });
 
 test('a leader whose whole inflight window was lost resumes replication', () => {
