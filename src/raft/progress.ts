@@ -75,6 +75,8 @@ export class Progress {
   ticksInSnapshot = 0;
   /** Heard from since the last check-quorum round. */
   recentActive = false;
+  /** Answered an append since the leader's last heartbeat tick (see tickHeartbeat). */
+  answeredSinceHeartbeat = false;
   /** The highest heartbeat (read) round this follower acknowledged. */
   roundAcked = 0;
   readonly inflights: Inflights;

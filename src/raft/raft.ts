@@ -22,7 +22,7 @@ import { RaftLog } from './raft-log.js';
 import { readIndex } from './read-index.js';
 import { hasReady, persisted, ready } from './ready.js';
 import {
-  broadcastHeartbeat, handleAppend, handleAppendResp, handleHeartbeat, handleHeartbeatResp, handleSnapshot,
+  handleAppend, handleAppendResp, handleHeartbeat, handleHeartbeatResp, handleSnapshot, tickHeartbeat,
   reportSnapshot, tickSnapshots,
 } from './replication.js';
 import { RaftState } from './state.js';
@@ -107,7 +107,7 @@ export class RaftNode {
     if (tickQuiesce(r)) return;
     if (t.heartbeatElapsed >= r.cfg.ticksHeartbeat) {
       t.heartbeatElapsed = 0;
-      broadcastHeartbeat(r, false);
+      tickHeartbeat(r);
     }
   }
 

@@ -70,6 +70,24 @@ function sendSnapshot(r: RaftState, to: NodeId, pr: Progress): boolean {
   return true;
 }
 
+/**
+ * The leader's heartbeat tick. A heartbeat keeps followers from campaigning, tells them the
+ * commit index, and finds appends that were lost; while appends flow both ways, each of them
+ * does all of that already. So when every member answered an append since the last tick, no
+ * read waits for a round and no lease is kept (leases are extended by rounds), the tick sends
+ * nothing: a busy group's heartbeats cost no messages. Anything else sends them to all.
+ */
+export function tickHeartbeat(r: RaftState): void {
+  let allAnswered = !r.cfg.leaseRead && r.reads.size === 0;
+  for (const id of r.trk.members) {
+    if (id === r.id) continue;
+    const pr = r.trk.progress.get(id)!;
+    if (!pr.answeredSinceHeartbeat) allAnswered = false;
+    pr.answeredSinceHeartbeat = false;
+  }
+  if (!allAnswered) broadcastHeartbeat(r, false);
+}
+
 /** Heartbeats to every member, opening a new read round (read-only.ts); `quiesce`: the last one. */
 export function broadcastHeartbeat(r: RaftState, quiesce: boolean): void {
   const round = r.reads.startRound(r.time.ticks);
@@ -108,6 +126,7 @@ export function reportSnapshot(r: RaftState, to: NodeId, ok: boolean): void {
 export function handleAppendResp(r: RaftState, m: Message, pr: Progress): void {
   const log = r.log;
   pr.recentActive = true;
+  pr.answeredSinceHeartbeat = true;
   if (m.reject) {
     let hint = m.rejectHint;
     if (m.logTerm > 0) hint = log.findConflictByTerm(m.rejectHint, m.logTerm);

@@ -50,6 +50,8 @@ test('ReadIndex: a read is not served until a quorum acknowledges its round', ()
 test('ReadIndex: an acknowledgement of an older round does not confirm a newer read', () => {
   const c = ledByOne();
   c.hold = (m) => m.type === MessageType.HeartbeatResp;
+  c.tick(1); // every member answered an append since the last tick: no heartbeat (tickHeartbeat)
+  assert.equal(c.deliveredWhere(MessageType.Heartbeat, 1).length, 0);
   c.tick(1); // round r goes out; its answers are held
   assert.ok(c.get(1).readIndex(5).ok); // needs round r + 1
   c.settle();

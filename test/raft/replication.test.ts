@@ -504,3 +504,35 @@ test('a single proposal larger than uncommittedBytesMax is accepted when nothing
   assert.ok(c.propose(1, 'x'.repeat(50)).ok);
   assert.equal(c.appliedData(2).length, 1);
 });
+
+test('a heartbeat tick sends nothing while every member answers appends, and heartbeats to all once one does not', () => {
+  const c = ledByOne();
+  const heartbeats = (): number => c.sentWhere(MessageType.Heartbeat, 1).length;
+  // Busy: a proposal between ticks, answered by both followers.
+  const before = heartbeats();
+  for (let i = 0; i < 5; i++) {
+    assert.ok(c.propose(1, `e${i}`).ok);
+    c.tick(1);
+    c.settle();
+  }
+  assert.equal(heartbeats(), before, 'a busy group sent heartbeats');
+  // 3 stops answering: the next ticks heartbeat to everyone, and 3 is still repaired later.
+  c.isolate(3);
+  assert.ok(c.propose(1, 'lost to 3').ok);
+  c.tick(1);
+  c.settle();
+  c.tick(1);
+  c.settle();
+  const sent = c.sentWhere(MessageType.Heartbeat, 1).slice(before);
+  assert.ok(sent.some((m) => m.to === 2) && sent.some((m) => m.to === 3), `heartbeats went to ${sent.map((m) => m.to).join(',')}`);
+  c.heal();
+  c.tick(1);
+  c.settle();
+  for (const id of [1, 2, 3]) assert.deepEqual(c.appliedData(id), ['e0', 'e1', 'e2', 'e3', 'e4', 'lost to 3'], `member ${id}`);
+  // A read waiting for a round is never left without one.
+  c.tick(1);
+  c.settle();
+  assert.ok(c.get(1).readIndex(9).ok);
+  c.settle();
+  assert.deepEqual(c.member(1).reads.map((r) => r.requestId), [9]);
+});
