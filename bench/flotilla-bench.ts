@@ -111,6 +111,17 @@ interface Run {
   driver: FlotillaDriver;
   /** Per node, engine counters over the measured phase, per second (own cluster only). */
   engine: Record<string, EngineRates>;
+  /** Per node, the groups it led when the measured phase ended (own cluster only). */
+  leaders: Record<string, number>;
+}
+
+/** How many groups each node leads, by the nodes' /status. */
+async function leadersByNode(cluster: BenchCluster): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const id of [...cluster.nodes.keys()].sort((a, b) => a - b)) {
+    out[`node ${id}`] = (await cluster.status(id)).filter((g) => g.role === 'leader').length;
+  }
+  return out;
 }
 
 /** What a node's /metrics says it did each second of the measured phase. */
@@ -197,6 +208,7 @@ export async function runFlotillaBench(o: FlotillaBenchOptions, out: (line: stri
     at: new Date().toISOString(),
   };
   result.engine = main.engine;
+  if (Object.keys(main.leaders).length > 0) result.leaders = main.leaders;
   if (main.driver.counts.errors.size > 0) result.errorsByCode = Object.fromEntries(main.driver.counts.errors);
   if (echo !== null) {
     result.echoOpsPerSec = echo.load.opsPerSec;
@@ -237,6 +249,7 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
     const cpu: Record<string, ProcessCpu> = {};
     let engine0: Promise<Map<number, Record<keyof EngineRates, number>>> | null = null;
     let engine1: Promise<Map<number, Record<keyof EngineRates, number>>> | null = null;
+    let leaders: Promise<Record<string, number>> | null = null;
     const progress = new Progress(o.warmupS + o.durationS);
     const load = await runLoad(driver, {
       clients: o.clients, pipeline: o.pipeline, keys: o.keys, op: o.op, warmupS: o.warmupS, durationS: o.durationS,
@@ -254,6 +267,7 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
       onMeasureEnd: () => {
         wallS = (performance.now() - t0) / 1000;
         if (cluster !== null) engine1 = engineSample(cluster);
+        if (cluster !== null && mode === 'raft') leaders = leadersByNode(cluster);
         const hz = clockTicks();
         pids.forEach((p, i) => {
           const c = cpuTicks(p.pid);
@@ -269,7 +283,7 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
     });
     progress.done();
     const engine = engine0 !== null && engine1 !== null ? engineRates(await engine0, await engine1, wallS) : {};
-    return { load, cpu, driver, engine };
+    return { load, cpu, driver, engine, leaders: leaders === null ? {} : await leaders };
   } finally {
     if (cluster !== null) {
       await cluster.stop();
@@ -335,7 +349,10 @@ function secondLine(mode: string, s: SecondReport): string {
     (s.errors > 0 ? `  errors ${s.errors}` : '');
 }
 
-type FlotillaRecord = BenchResult & { echoOpsPerSec?: number; echoFraction?: number; errorsByCode?: Record<string, number>; engine?: Record<string, EngineRates> };
+type FlotillaRecord = BenchResult & {
+  echoOpsPerSec?: number; echoFraction?: number; errorsByCode?: Record<string, number>; engine?: Record<string, EngineRates>;
+  leaders?: Record<string, number>;
+};
 
 function summary(r: FlotillaRecord, driver: FlotillaDriver): string {
   const l = r.latencyMs;
@@ -351,6 +368,7 @@ function summary(r: FlotillaRecord, driver: FlotillaDriver): string {
     ['resent', `${driver.counts.redirects} to a hinted leader, ${driver.counts.retries} after a pause`],
     ['CPU % of a core', Object.values(r.cpu).map((c) => `${c.name} ${c.percent}${c.mainPercent !== undefined ? ` (main ${c.mainPercent})` : ''}`).join(', ')],
   ];
+  if (r.leaders !== undefined) rows.push(['groups led', Object.entries(r.leaders).map(([n, c]) => `${n} ${c}`).join(', ')]);
   for (const [name, e] of Object.entries(r.engine ?? {})) {
     rows.push([`${name} per s`, `turns ${e.turns}, log appends ${e.walAppends} (${e.walAppendMs} ms each), raft msgs out ${e.raftMsgsOut} in ${e.raftMsgsIn}, link frames out ${e.linkFramesOut}, applied ${e.applied}`]);
   }

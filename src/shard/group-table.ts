@@ -10,6 +10,7 @@ import type { SnapshotStore } from '../storage/snapshot-store.js';
 import type { GroupWrite, Wal } from '../storage/wal.js';
 import { ShardCounter } from './counters.js';
 import { GroupHost } from './group-host.js';
+import { LeaderSpread } from './leader-spread.js';
 import type { ShardLogger } from './log.js';
 import type { StateMachine, StateMachineFactory } from './state-machine.js';
 import type { GroupStatus, ShardTask } from './task.js';
@@ -64,6 +65,8 @@ export class GroupTable {
   touched = new Set<GroupHost>();
   /** Groups this node leads (the Leaders counter). */
   leaders = 0;
+  /** Where the groups' first leaders go (leader-spread.ts). */
+  readonly spread: LeaderSpread;
 
   constructor(
     private readonly wal: Wal,
@@ -72,7 +75,9 @@ export class GroupTable {
     private readonly factory: StateMachineFactory,
     private readonly raftConfig: Omit<RaftConfig, 'applied'>,
     private readonly counters: Float64Array,
-  ) {}
+  ) {
+    this.spread = new LeaderSpread(raftConfig.id);
+  }
 
   /**
    * Recovers every group the log holds (state machine from the snapshot the log points at; the
@@ -129,6 +134,7 @@ export class GroupTable {
     this.groups.set(group, host);
     this.counters[ShardCounter.Groups] = this.groups.size;
     this.touched.add(host);
+    this.spread.added(host);
     return host;
   }
 
@@ -138,6 +144,7 @@ export class GroupTable {
     this.groups.delete(h.id);
     this.touched.delete(h);
     this.awake.delete(h);
+    this.spread.removed(h);
     if (h.role === Role.Leader) this.leaders--;
     this.counters[ShardCounter.Groups] = this.groups.size;
     this.counters[ShardCounter.Leaders] = this.leaders;
@@ -157,6 +164,8 @@ export class GroupTable {
       h.core.tick();
       this.touched.add(h);
     }
+    // Groups whose founding configuration was applied since the links came up (or single-member ones).
+    if (this.spread.waiting) this.spread.campaign(this.touched);
   }
 
   status(): GroupStatus[] {

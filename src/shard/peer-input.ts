@@ -114,7 +114,11 @@ export class PeerInput {
    * unless the leader speaks first. A link coming up needs nothing (docs/raft.md, "Quiescence").
    */
   peerState(node: number, up: boolean): void {
-    if (up) return;
+    this.table.spread.peerState(node, up);
+    if (up) {
+      this.table.spread.campaign(this.table.touched);
+      return;
+    }
     this.assembler.dropFrom(node);
     for (const h of this.groups.values()) {
       const core = h.core;
