@@ -69,9 +69,9 @@ export interface NodeConfig {
   frameReadTimeoutMs: number;
   websocket: 'auto' | 'uws' | 'ws' | 'off';
   /**
-   * Origins allowed to open a WebSocket, comma-separated (`https://app.example:8443`), or `*`
-   * for any. Empty: only pages from this node's own host. Clients that send no Origin (not a
-   * browser) are always allowed.
+   * Origins allowed to open a WebSocket, comma-separated (`https://app.example:8443`); `self`:
+   * pages from this node's own host (the default); `*`: any. Clients that send no Origin (not
+   * a browser) are always allowed (src/transport/ws-origins.ts).
    */
   wsOrigins: string;
   /**
@@ -154,7 +154,7 @@ export const configDefaults: NodeConfig = deepFreeze({
   clusterId: 0,
   frameReadTimeoutMs: 10_000,
   websocket: 'auto',
-  wsOrigins: '',
+  wsOrigins: 'self',
   mode: 'raft',
   logLevel: 'info',
   logFormat: 'auto',
@@ -612,7 +612,7 @@ function checkRelations(c: NodeConfig, fail: (keys: ConfigKey[], text: string) =
       `need pendingBytesLow < pendingBytesHigh < pendingBytesMax, got ${c.pendingBytesLow}, ${c.pendingBytesHigh}, ${c.pendingBytesMax}`);
   }
   for (const o of c.wsOrigins.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
-    if (o !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(o)) fail(['wsOrigins'], `${JSON.stringify(o)} is not an origin (scheme://host[:port]) or *`);
+    if (o !== '*' && o !== 'self' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(o)) fail(['wsOrigins'], `${JSON.stringify(o)} is not an origin (scheme://host[:port]), self or *`);
   }
   if (c.linkBackoffMsMin > c.linkBackoffMsMax) {
     fail(['linkBackoffMsMin', 'linkBackoffMsMax'], `the first redial delay ${c.linkBackoffMsMin} ms exceeds the largest ${c.linkBackoffMsMax} ms`);

@@ -99,6 +99,8 @@ class Node implements FlotillaNode {
 
     const listenerOpts = {
       host: c.host,
+      wsOrigins: c.wsOrigins,
+      frameReadTimeoutMs: c.frameReadTimeoutMs,
       frameBytesMax: c.frameBytesMax,
       connectionsMax: c.connectionsMax,
       pendingBytesHigh: c.pendingBytesHigh,
