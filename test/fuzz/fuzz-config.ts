@@ -8,5 +8,5 @@ export const FUZZ_SEED = Number(process.env['FUZZ_SEED'] ?? 20261207);
 const SCALE = Math.max(1, Number(process.env['FUZZ_RUNS'] ?? 1));
 
 export function params<T>(numRuns: number): Parameters<T> {
-  return { seed: FUZZ_SEED, numRuns: Math.round(numRuns * SCALE), endOnFailure: true };
+  return { seed: FUZZ_SEED, numRuns: Math.round(numRuns * SCALE), endOnFailure: process.env["FUZZ_SHRINK"] === undefined, includeErrorInReport: true };
 }
