@@ -238,6 +238,57 @@ function writeText(buf: Buffer, at: number, text: KvText): number {
 // ---------------------------------------------------------------------------------------------
 // Commands: decoding
 
+/**
+ * Why `data` is too large to propose (a key, value, cas expect or batch over its bound), or null.
+ * Reads only the tags and length fields, so it costs a few byte reads per op however large the
+ * values: the shard calls it on every write before proposing it, so that an oversize value is
+ * refused TOO_LARGE at once rather than replicated and logged only to fail at apply. A command
+ * that does not parse is not its business (null): it is proposed and answered BAD_COMMAND at
+ * apply, as protocol.md says, so that every replica sees the same thing.
+ */
+export function commandSizeProblem(data: Uint8Array): string | null {
+  const n = data.length;
+  if (n === 0) return null;
+  let p = 0;
+  let count = 1;
+  if (data[0] === KvTag.Batch) {
+    if (n < BATCH_HEAD_BYTES) return null;
+    count = (data[1]! << 8) | data[2]!;
+    if (count > batchOpsMax) return `batch of ${count} ops exceeds ${batchOpsMax}`;
+    p = BATCH_HEAD_BYTES;
+  }
+  // At most batchOpsMax passes, each moving p forward or returning.
+  for (let i = 0; i < count; i++) {
+    if (p + 1 + KEY_LEN_BYTES > n) return null;
+    const tag = data[p]!;
+    const keyLen = (data[p + 1]! << 8) | data[p + 2]!;
+    if (keyLen > keyBytesMax) return `key of ${keyLen} bytes exceeds ${keyBytesMax}`;
+    p += 1 + KEY_LEN_BYTES + keyLen;
+    if (tag === KvTag.Get || tag === KvTag.Delete) continue;
+    if (tag === KvTag.Cas) {
+      if (p + 1 > n) return null;
+      const has = data[p++]!;
+      if (has === 1) {
+        if (p + VALUE_LEN_BYTES > n) return null;
+        const len = u32be(data, p);
+        if (len > valueBytesMax) return `cas expect of ${len} bytes exceeds ${valueBytesMax}`;
+        p += VALUE_LEN_BYTES + len;
+      }
+    } else if (tag !== KvTag.Put) {
+      return null;
+    }
+    if (p + VALUE_LEN_BYTES > n) return null;
+    const len = u32be(data, p);
+    if (len > valueBytesMax) return `value of ${len} bytes exceeds ${valueBytesMax}`;
+    p += VALUE_LEN_BYTES + len;
+  }
+  return null;
+}
+
+function u32be(b: Uint8Array, p: number): number {
+  return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
+}
+
 /** Decodes a command; throws KvError(BAD_COMMAND) when `data` is not exactly one command. */
 export function decodeCommand(data: Uint8Array): KvCommand {
   const r = new KvReader(data, 'BAD_COMMAND');

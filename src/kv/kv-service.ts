@@ -2,7 +2,7 @@
 // StateMachine interface a shard drives. Commands arrive in the binary layout of kv-codec.ts;
 // results leave as the msgpack KvResult maps of kv-codec.ts (docs/protocol.md).
 import type { ImageSteps, StateMachine } from '../shard/state-machine.js';
-import { KvError, decodeCommand, encodeGetResult, encodeKvResult, type KvCommand, type KvSingleResult } from './kv-codec.js';
+import { KvError, commandSizeProblem, decodeCommand, encodeGetResult, encodeKvResult, type KvCommand, type KvSingleResult } from './kv-codec.js';
 import { KvStateMachine } from './kv-state-machine.js';
 
 // Older callers import the result decoder from here; it lives in kv-codec.ts with the encoder.
@@ -28,6 +28,10 @@ class KvService implements StateMachine {
       const message = e instanceof Error ? e.message : String(e);
       return encodeKvResult({ op: 'error', code: 'BAD_COMMAND', message: `command failed: ${message}` });
     }
+  }
+
+  admit(command: Uint8Array): string | null {
+    return commandSizeProblem(command);
   }
 
   query(command: Uint8Array): Uint8Array {

@@ -59,7 +59,22 @@ export interface NodeConfig {
   linkBackoffMsMin: number;
   linkBackoffMsMax: number;
   linkSendQueueBytesMax: number;
+  /** Longest a peer link may take from connect to a checked hello. */
+  linkHandshakeTimeoutMs: number;
+  /**
+   * Sent and checked in every peer hello: a node of another cluster is refused (CLUSTER_MISMATCH).
+   * 0: derived from the address of the lowest-numbered node in `peers` (clusterIdOf).
+   */
+  clusterId: number;
+  /** Longest a client connection may hold part of a frame (header or body) without completing it. */
+  frameReadTimeoutMs: number;
   websocket: 'auto' | 'uws' | 'ws' | 'off';
+  /**
+   * Origins allowed to open a WebSocket, comma-separated (`https://app.example:8443`); `self`:
+   * pages from this node's own host (the default); `*`: any. Clients that send no Origin (not
+   * a browser) are always allowed (src/transport/ws-origins.ts).
+   */
+  wsOrigins: string;
   /**
    * raft: the engine. echo: a benchmark mode in which shards answer every client command at
    * once with an empty Result, without Raft or the log (docs/benchmarks.md, "echo").
@@ -137,7 +152,11 @@ export const configDefaults: NodeConfig = deepFreeze({
   linkBackoffMsMin: 50,
   linkBackoffMsMax: 2_000,
   linkSendQueueBytesMax: 64 * MiB,
+  linkHandshakeTimeoutMs: 5_000,
+  clusterId: 0,
+  frameReadTimeoutMs: 10_000,
   websocket: 'auto',
+  wsOrigins: 'self',
   mode: 'raft',
   logLevel: 'info',
   logFormat: 'auto',
@@ -199,7 +218,11 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   linkBackoffMsMin: { kind: 'int', min: 1, max: 600_000 },
   linkBackoffMsMax: { kind: 'int', min: 1, max: 600_000 },
   linkSendQueueBytesMax: { kind: 'int', min: 64 * KiB, max: 16 * GiB, bytes: true },
+  linkHandshakeTimeoutMs: { kind: 'int', min: 1, max: MS_MAX },
+  clusterId: { kind: 'int', min: 0, max: U32_MAX },
+  frameReadTimeoutMs: { kind: 'int', min: 1, max: MS_MAX },
   websocket: { kind: 'enum', values: ['auto', 'uws', 'ws', 'off'] },
+  wsOrigins: { kind: 'string' },
   mode: { kind: 'enum', values: ['raft', 'echo'] },
   logLevel: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   logFormat: { kind: 'enum', values: ['auto', 'json', 'pretty'] },
@@ -591,6 +614,9 @@ function checkRelations(c: NodeConfig, fail: (keys: ConfigKey[], text: string) =
     fail(['pendingBytesLow', 'pendingBytesHigh', 'pendingBytesMax'],
       `need pendingBytesLow < pendingBytesHigh < pendingBytesMax, got ${c.pendingBytesLow}, ${c.pendingBytesHigh}, ${c.pendingBytesMax}`);
   }
+  for (const o of c.wsOrigins.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
+    if (o !== '*' && o !== 'self' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(o)) fail(['wsOrigins'], `${JSON.stringify(o)} is not an origin (scheme://host[:port]), self or *`);
+  }
   if (c.linkBackoffMsMin > c.linkBackoffMsMax) {
     fail(['linkBackoffMsMin', 'linkBackoffMsMax'], `the first redial delay ${c.linkBackoffMsMin} ms exceeds the largest ${c.linkBackoffMsMax} ms`);
   }
@@ -646,4 +672,20 @@ function editDistance(a: string, b: string): number {
     prev = cur;
   }
   return prev[b.length]!;
+}
+
+/**
+ * The cluster id a node sends and expects in peer hellos: `clusterId`, or when it is 0 the
+ * FNV-1a-32 of "host:raftPort" of the lowest-numbered node in `peers` (never 0). Every node of
+ * one cluster lists the same peers, so they agree without being told; two clusters differ as
+ * soon as their first nodes' addresses do. Set it explicitly when clusters may share addresses.
+ */
+export function clusterIdOf(c: Pick<NodeConfig, 'clusterId' | 'peers'>): number {
+  if (c.clusterId !== 0) return c.clusterId;
+  let first = c.peers[0];
+  for (const p of c.peers) if (first === undefined || p.id < first.id) first = p;
+  if (first === undefined) return 1;
+  let h = 0x811c9dc5;
+  for (const b of new TextEncoder().encode(`${first.host}:${first.raftPort}`)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return h === 0 ? 1 : h;
 }

@@ -23,7 +23,7 @@
 // `promtool check metrics` passes on the output (a test runs it).
 import * as fs from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import { ShardCounter } from '../shard/counters.js';
+import { PEER_DROP_REASONS, PEER_DROP_SLOTS, ShardCounter } from '../shard/counters.js';
 import { LATENCY_BOUNDS_US } from '../shard/latency.js';
 import type { GroupStatus, LatencySummary } from '../shard/task.js';
 
@@ -110,6 +110,7 @@ export class NodeMetrics {
   private readonly errors: Counter;
   private readonly messages: Counter;
   private readonly snapshots: Counter;
+  private readonly peerDropped: Counter;
   private readonly connections: Gauge;
   private readonly linkUp: Gauge;
   private readonly linkFrames: Counter;
@@ -151,6 +152,7 @@ export class NodeMetrics {
     this.slots = COUNTER_SLOTS.map(([slot, name, help, scale]) => [slot, counter(name, help, ['shard']), scale]);
     this.errors = counter('flotilla_errors_total', 'Error responses sent by the shard, by code (OTHER: every code not listed).', ['shard', 'code']);
     this.messages = counter('flotilla_raft_messages_total', 'Raft messages sent (out) and received (in) by the shard.', ['shard', 'direction']);
+    this.peerDropped = counter('flotilla_peer_dropped_total', 'Peer messages and sub-records the shard dropped unread, by reason (docs/operations.md).', ['shard', 'reason']);
     this.snapshots = counter('flotilla_snapshots_total', 'Snapshots taken locally (taken) and installed from a leader (installed).', ['shard', 'kind']);
     this.connections = gauge('flotilla_client_connections', 'Open client connections by transport.', ['transport']);
     this.linkUp = gauge('flotilla_link_up', 'Whether the replication link to the peer is up.', ['peer']);
@@ -215,6 +217,7 @@ export class NodeMetrics {
       for (const [i, code] of ERROR_SLOTS) add(this.errors, { shard, code }, slot(c, i));
       add(this.messages, { shard, direction: 'in' }, slot(c, ShardCounter.MessagesIn));
       add(this.messages, { shard, direction: 'out' }, slot(c, ShardCounter.MessagesOut));
+      for (const reason of PEER_DROP_REASONS) add(this.peerDropped, { shard, reason }, slot(c, PEER_DROP_SLOTS[reason]));
       add(this.snapshots, { shard, kind: 'taken' }, slot(c, ShardCounter.SnapshotsTaken));
       add(this.snapshots, { shard, kind: 'installed' }, slot(c, ShardCounter.SnapshotsInstalled));
     }

@@ -12,7 +12,7 @@ import { ShardCounter } from '../shard/counters.js';
 import type { PeerInfo, StateMachineModule } from '../shard/task.js';
 import { startAdminHttp, type AdminBackend, type AdminServer } from './admin-http.js';
 import { ClientRouter } from './client-routing.js';
-import { configWarnings, type NodeConfig } from './config.js';
+import { clusterIdOf, configWarnings, type NodeConfig } from './config.js';
 import { LocalRequests } from './local-requests.js';
 import { createLogger, resolveLogOutput, type Logger } from './log.js';
 import { NodeAdmin } from './node-admin.js';
@@ -99,6 +99,8 @@ class Node implements FlotillaNode {
 
     const listenerOpts = {
       host: c.host,
+      wsOrigins: c.wsOrigins,
+      frameReadTimeoutMs: c.frameReadTimeoutMs,
       frameBytesMax: c.frameBytesMax,
       connectionsMax: c.connectionsMax,
       pendingBytesHigh: c.pendingBytesHigh,
@@ -115,6 +117,8 @@ class Node implements FlotillaNode {
       backoffMsMin: c.linkBackoffMsMin,
       backoffMsMax: c.linkBackoffMsMax,
       sendQueueBytesMax: c.linkSendQueueBytesMax,
+      timeoutMsHandshake: c.linkHandshakeTimeoutMs,
+      clusterId: clusterIdOf(c),
       log: this.log,
     }, {
       onPayload: (from, buf, at, end) => this.peers.route(from, buf, at, end),

@@ -4,11 +4,12 @@
 // decoding a body); a shard uses PayloadBuilder to put its outgoing messages in sub-records.
 // All integers are little-endian.
 //
-// Handshake (HELLO_BYTES = 16), each side sends once on connect:
+// Handshake (HELLO_BYTES = 20), each side sends once on connect:
 //    0  u32 magic 0x464c5431 ("FLT1")
-//    4  u32 version 1
-//    8  u32 fromNode
-//   12  u32 toNode
+//    4  u32 version 2
+//    8  u32 clusterId   config `clusterId`: nodes of another cluster are refused (CLUSTER_MISMATCH)
+//   12  u32 fromNode
+//   16  u32 toNode
 //
 // Link frame: u32 payloadBytes | payload, payloadBytes ≤ linkFrameBytesMax.
 // Payload: sub-records back to back, each
@@ -33,8 +34,8 @@ import {
 } from './raft-codec.js';
 
 export const LINK_MAGIC = 0x464c5431;
-export const LINK_VERSION = 1;
-export const HELLO_BYTES = 16;
+export const LINK_VERSION = 2;
+export const HELLO_BYTES = 20;
 export const LINK_FRAME_HEADER_BYTES = 4; // u32 payloadBytes
 export const SUB_HEADER_BYTES = 12; // u32 bytes | u32 group | u8 kind | u8 0 | u16 0
 export const GROUP_BROADCAST = 0xffffffff;
@@ -66,36 +67,59 @@ function getU32(b: Uint8Array, p: number): number {
 export interface Hello {
   magic: number;
   version: number;
+  clusterId: number;
   fromNode: number;
   toNode: number;
 }
 
-export function encodeHello(fromNode: number, toNode: number): Uint8Array {
-  assert(fromNode >>> 0 === fromNode && toNode >>> 0 === toNode, 'node ids are u32');
+export function encodeHello(clusterId: number, fromNode: number, toNode: number): Uint8Array {
+  assert(clusterId >>> 0 === clusterId && fromNode >>> 0 === fromNode && toNode >>> 0 === toNode, 'cluster and node ids are u32');
   const b = new Uint8Array(HELLO_BYTES);
   putU32(b, 0, LINK_MAGIC);
   putU32(b, 4, LINK_VERSION);
-  putU32(b, 8, fromNode);
-  putU32(b, 12, toNode);
+  putU32(b, 8, clusterId);
+  putU32(b, 12, fromNode);
+  putU32(b, 16, toNode);
   return b;
 }
 
-/** Reads the 16 handshake bytes at buf[at..] as they are; helloProblem judges them. Throws CodecError('BAD_FRAME') if fewer than 16 bytes are there. */
+/** Reads the HELLO_BYTES handshake bytes at buf[at..] as they are; helloProblem judges them. Throws CodecError('BAD_FRAME') if fewer are there. */
 export function decodeHello(buf: Uint8Array, at: number): Hello {
   if (!(at >= 0 && at + HELLO_BYTES <= buf.length)) throw new CodecError('BAD_FRAME', `a hello needs ${HELLO_BYTES} bytes`);
-  return { magic: getU32(buf, at), version: getU32(buf, at + 4), fromNode: getU32(buf, at + 8), toNode: getU32(buf, at + 12) };
+  return {
+    magic: getU32(buf, at), version: getU32(buf, at + 4), clusterId: getU32(buf, at + 8),
+    fromNode: getU32(buf, at + 12), toNode: getU32(buf, at + 16),
+  };
 }
 
 /**
- * Why a received hello must close the link, or null. `localNode` is this node; `peerNode`, when
- * given, is the node this side dialed (the accepting side learns the peer from the hello).
+ * Stable codes of a refused link (logged with the refusal): BAD_HELLO (not a Flotilla link, a
+ * version or node id that does not fit), CLUSTER_MISMATCH (a node of another cluster),
+ * NOT_MEMBER (a node id the configuration does not list), LINK_IN_USE (a second link for a node
+ * whose link is alive).
  */
-export function helloProblem(h: Hello, localNode: number, peerNode?: number): string | null {
-  if (h.magic !== LINK_MAGIC) return `wrong magic 0x${h.magic.toString(16)} (not a Flotilla link)`;
-  if (h.version !== LINK_VERSION) return `link version ${h.version}, this node speaks ${LINK_VERSION}`;
-  if (h.toNode !== localNode) return `hello is for node ${h.toNode}, this is node ${localNode}`;
-  if (h.fromNode === 0 || h.fromNode === localNode) return `hello from node ${h.fromNode}`;
-  if (peerNode !== undefined && h.fromNode !== peerNode) return `dialed node ${peerNode} but node ${h.fromNode} answered`;
+export type LinkRefusal = 'BAD_HELLO' | 'CLUSTER_MISMATCH' | 'NOT_MEMBER' | 'LINK_IN_USE';
+
+export interface HelloProblem {
+  code: LinkRefusal;
+  reason: string;
+}
+
+/**
+ * Why a received hello must close the link, or null. `localNode` is this node, `clusterId` its
+ * cluster; `peerNode`, when given, is the node this side dialed (the accepting side learns the
+ * peer from the hello).
+ */
+export function helloProblem(h: Hello, clusterId: number, localNode: number, peerNode?: number): HelloProblem | null {
+  const bad = (reason: string): HelloProblem => ({ code: 'BAD_HELLO', reason });
+  if (h.magic !== LINK_MAGIC) return bad(`wrong magic 0x${h.magic.toString(16)} (not a Flotilla link)`);
+  if (h.version !== LINK_VERSION) return bad(`link version ${h.version}, this node speaks ${LINK_VERSION}`);
+  if (h.clusterId !== clusterId) {
+    return { code: 'CLUSTER_MISMATCH', reason: `hello from cluster ${h.clusterId}, this node is in cluster ${clusterId} (config clusterId)` };
+  }
+  if (h.toNode !== localNode) return bad(`hello is for node ${h.toNode}, this is node ${localNode}`);
+  if (h.fromNode === 0 || h.fromNode === localNode) return bad(`hello from node ${h.fromNode}`);
+  if (peerNode !== undefined && h.fromNode !== peerNode) return bad(`dialed node ${peerNode} but node ${h.fromNode} answered`);
   return null;
 }
 

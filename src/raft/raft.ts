@@ -10,6 +10,7 @@
 // election.ts, replication.ts, proposals.ts, read-index.ts, lease.ts, quiescence.ts,
 // transfer.ts, membership.ts, ready.ts; the state they share is in state.ts.
 import { assert } from './assert.js';
+import { messageProblem, type MessageProblem } from './message-check.js';
 import { ChangeType, type ConfChange } from './conf-change.js';
 import {
   becomeFollower, checkQuorum, handleVote, handleVoteResp, hup, ignoresCampaign, restartCheckQuorum, tickElection,
@@ -158,9 +159,22 @@ export class RaftNode {
 
   // --- Messages ---
 
-  step(m: Message): void {
+  /**
+   * Steps one message in. Returns null, or why the message was refused and dropped unread
+   * (message-check.ts): messages come from the wire, so a malformed one is input to count, not
+   * a bug to assert on. Messages for another member or of term 0 are ignored (null).
+   */
+  step(m: Message): MessageProblem | null {
     const r = this.r;
-    if (m.to !== r.id || m.term === 0) return;
+    if (m.to !== r.id || m.term === 0) return null;
+    const problem = messageProblem(r, m);
+    if (problem !== null) return problem;
+    this.stepChecked(m);
+    return null;
+  }
+
+  private stepChecked(m: Message): void {
+    const r = this.r;
     if (r.quiet.quiesced && !m.quiesce) {
       // Any message but a quiesce heartbeat wakes a quiesced member; those are handled below.
       if (staleWhileQuiesced(r, m)) return;

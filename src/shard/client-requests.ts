@@ -92,6 +92,12 @@ export class ClientRequests {
         this.reject(conn, f.requestId, f.group, 'TOO_LARGE', `command of ${body.length} bytes exceeds ${this.proposalBytesMax - batchBytes(1, 0)}`, t0);
         return;
       }
+      // A value over the state machine's bound would be replicated and logged only to fail at apply.
+      const tooLarge = h.sm.admit === undefined ? null : h.sm.admit(body);
+      if (tooLarge !== null) {
+        this.reject(conn, f.requestId, f.group, 'TOO_LARGE', tooLarge, t0);
+        return;
+      }
       const refused = h.core.role === Role.Leader ? null : h.core.leader;
       if (refused !== null) {
         // Not the leader: refused now, as the core would, rather than at the end of the turn.

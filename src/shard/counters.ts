@@ -1,6 +1,7 @@
 // Hot counters of a shard in shared memory: the shard bumps plain Float64Array slots, the main
 // thread reads them when /metrics is scraped. No locks: each slot has one writer, and a reader
 // seeing a value a moment old is fine for metrics.
+import type { MessageProblem } from '../raft/message-check.js';
 
 export enum ShardCounter {
   /** Turns run. */
@@ -33,9 +34,35 @@ export enum ShardCounter {
   Failed,
   /** Timer ticks that fired while the previous one was still waiting for a turn: Raft time lost to a busy shard. */
   TicksMissed,
+  /** Peer input dropped, by reason (peer-input.ts): the sub-record or message, not the link. */
+  PeerDropUnknownGroup,
+  PeerDropUndecodable,
+  PeerDropWrongSender,
+  PeerDropBadSender,
+  PeerDropBadEntries,
+  PeerDropBadSnapshot,
+  PeerDropBadIndex,
+  PeerDropNotMember,
 }
 
 export const SHARD_COUNTER_SLOTS = 32;
+
+/** Why peer input was dropped (peer-input.ts); stable names, the `reason` label of flotilla_peer_dropped_total. */
+export type PeerDropReason = 'unknownGroup' | 'undecodable' | 'wrongSender' | MessageProblem;
+
+/** The counter slot of each reason. */
+export const PEER_DROP_SLOTS: Readonly<Record<PeerDropReason, ShardCounter>> = Object.freeze({
+  unknownGroup: ShardCounter.PeerDropUnknownGroup,
+  undecodable: ShardCounter.PeerDropUndecodable,
+  wrongSender: ShardCounter.PeerDropWrongSender,
+  badSender: ShardCounter.PeerDropBadSender,
+  badEntries: ShardCounter.PeerDropBadEntries,
+  badSnapshot: ShardCounter.PeerDropBadSnapshot,
+  badIndex: ShardCounter.PeerDropBadIndex,
+  notMember: ShardCounter.PeerDropNotMember,
+});
+
+export const PEER_DROP_REASONS = Object.keys(PEER_DROP_SLOTS) as PeerDropReason[];
 
 export function createCounters(): SharedArrayBuffer {
   return new SharedArrayBuffer(SHARD_COUNTER_SLOTS * Float64Array.BYTES_PER_ELEMENT);

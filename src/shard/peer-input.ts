@@ -5,7 +5,7 @@
 import { Role, type Message } from '../raft/types.js';
 import { CodecError, decodeHeartbeats, decodeRaftMessage, decodeSnapChunk } from '../protocol/raft-codec.js';
 import { SUB_HEADER_BYTES, SubKind, subBytes, subGroup, subKind } from '../protocol/peer-wire.js';
-import { ShardCounter } from './counters.js';
+import { PEER_DROP_SLOTS, ShardCounter, type PeerDropReason } from './counters.js';
 import type { GroupHost } from './group-host.js';
 import type { GroupTable } from './group-table.js';
 import type { ShardLogger } from './log.js';
@@ -14,15 +14,23 @@ import type { SnapshotAssembler } from './snapshot-assembler.js';
 /** Peer input problems (unknown groups, undecodable sub-records) are logged once per this many. */
 const PEER_PROBLEMS_LOG_EVERY = 1000;
 
-/** Peer input dropped: messages for groups not hosted here, undecodable sub-records. */
-export interface PeerDrops {
+/**
+ * Peer input dropped, by reason: messages for groups not hosted here, undecodable sub-records,
+ * a message whose `from` is not the node of the link it came on, and what the core refused
+ * (message-check.ts). The names are the `reason` label of flotilla_peer_dropped_total.
+ */
+export interface PeerDrops extends Record<PeerDropReason, number> {
   unknownGroup: number;
   undecodable: number;
   wrongSender: number;
 }
 
+
 export class PeerInput {
-  readonly dropped: PeerDrops = { unknownGroup: 0, undecodable: 0, wrongSender: 0 };
+  readonly dropped: PeerDrops = {
+    unknownGroup: 0, undecodable: 0, wrongSender: 0,
+    badSender: 0, badEntries: 0, badSnapshot: 0, badIndex: 0, notMember: 0,
+  };
   private readonly groups: Map<number, GroupHost>;
 
   constructor(
@@ -92,13 +100,18 @@ export class PeerInput {
       this.peerProblem('wrongSender', fromNode, `message from ${m.from}`);
       return;
     }
-    h.core.step(m);
+    const problem = h.core.step(m);
+    if (problem !== null) {
+      this.peerProblem(problem, fromNode, `message of type ${m.type} to group ${h.id}`);
+      return;
+    }
     this.counters[ShardCounter.MessagesIn]!++;
     this.table.touched.add(h);
   }
 
-  private peerProblem(kind: keyof PeerDrops, from: number, what: string): void {
+  private peerProblem(kind: PeerDropReason, from: number, what: string): void {
     const n = ++this.dropped[kind];
+    this.counters[PEER_DROP_SLOTS[kind]]!++;
     if (n % PEER_PROBLEMS_LOG_EVERY !== 1) return;
     // Messages for a group not hosted here are normal after a removal (peers still send for a
     // while); anything else means a peer speaks something this node does not understand.

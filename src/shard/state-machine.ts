@@ -10,6 +10,11 @@ export interface StateMachine {
    * on what its peers accepted). `command` is only valid during the call.
    */
   apply(command: Uint8Array, index: number): Uint8Array;
+  /**
+   * Optional: why a write must be refused TOO_LARGE before it is proposed (a size over one of
+   * the state machine's bounds), or null. Called on every write: keep it to a few byte reads.
+   */
+  admit?(command: Uint8Array): string | null;
   /** Answers a read-only command from the current state. May throw on bad input. */
   query(command: Uint8Array): Uint8Array;
   /** An image of the whole state, for a snapshot. */

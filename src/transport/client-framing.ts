@@ -95,6 +95,12 @@ export class FrameReader {
 
   constructor(private readonly frameBytesMax: number, private readonly sink: FrameSink) {}
 
+  /**
+   * Frames that began in one chunk and had to wait for the next: with partialBytes, it tells a
+   * read-timeout sweep whether the frame held now is the one it saw held before.
+   */
+  partials = 0;
+
   /** Bytes held for a frame not yet complete. */
   get partialBytes(): number {
     return this.asmHave;
@@ -119,6 +125,7 @@ export class FrameReader {
         if (problem !== null) return this.fail(problem, requestIdOf(chunk, at, have), at);
         this.header.set(chunk.subarray(at, end), 0);
         this.asmHave = have;
+        this.partials++;
         return end;
       }
       const problem = headerProblem(chunk, at, max, true);
@@ -132,6 +139,7 @@ export class FrameReader {
       this.startAssembly(frameBytes);
       this.asm!.set(chunk.subarray(at, end), 0);
       this.asmHave = have;
+      this.partials++;
       return end;
     }
     return at;

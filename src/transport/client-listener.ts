@@ -82,6 +82,10 @@ export interface ListenerOptions {
   pendingBytesMax: number;
   nextId: () => number;
   log?: ListenerLog;
+  /** TCP: longest a frame may take from its first bytes to its last (tcp-listener.ts); default 10 s. */
+  frameReadTimeoutMs?: number;
+  /** WebSocket engines: the browser origins allowed (config wsOrigins, ws-origins.ts); default 'self' (this host only). */
+  wsOrigins?: string;
 }
 
 export interface ClientListener {

@@ -31,6 +31,8 @@ export class Peer {
   reconnects = 0;
   /** Dropping because the queue is full; reset by the next accepted send (one warning per episode). */
   overflowing = false;
+  /** A checked connection waiting for the live one to close after a probe (PeerLinks.contend). */
+  contender: Conn | null = null;
 
   constructor(readonly info: PeerInfo, readonly dialer: boolean, backoffMs: number) {
     this.backoffMs = backoffMs;
@@ -63,6 +65,10 @@ export class Conn {
   heldAt = 0;
   heldBytes = 0;
   redeliverScheduled = false;
+  /** Waiting for the peer's live link to close (PeerLinks.contend); input read meanwhile is in pendingInput. */
+  contending = false;
+  pendingInput: Uint8Array | null = null;
+  readonly remoteAddress: string;
   /** Set by PeerLinks: the frame reader's callback, bound to this connection. */
   onFrame: (buf: Uint8Array, at: number, end: number) => void = () => undefined;
 
@@ -70,6 +76,20 @@ export class Conn {
     this.peer = peer;
     this.remote = `${socket.remoteAddress ?? peer?.info.host ?? '?'}:${socket.remotePort ?? peer?.info.raftPort ?? 0}`;
     this.frameReader = new LinkFrameReader(frameBytesMax);
+    this.remoteAddress = socket.remoteAddress ?? '?';
+  }
+
+  /** Keeps input that arrives while contending, up to bytesMax; then stops reading the socket. */
+  holdPending(chunk: Uint8Array, bytesMax: number): void {
+    const have = this.pendingInput?.length ?? 0;
+    const take = Math.min(chunk.length, bytesMax - have);
+    if (take > 0) {
+      const next = new Uint8Array(have + take);
+      if (this.pendingInput !== null) next.set(this.pendingInput);
+      next.set(chunk.subarray(0, take), have);
+      this.pendingInput = next;
+    }
+    this.socket.pause();
   }
 
   readonly afterWrite = (err?: Error | null): void => {

@@ -12,8 +12,15 @@
 //   answer is read and checked, on the acceptor when it has answered. A hello that does not
 //   check out closes the connection with a warning, and so does a handshake that takes longer
 //   than timeoutMsHandshake.
-// - A valid connection from a node that already has one replaces the old one: the dialer
-//   restarted and its old connection is a dead half the kernel has not noticed yet.
+// - A valid connection from a node that already has a live one does not replace it on its
+//   word alone (anyone can say hello as a member): the old link is probed (an empty link frame,
+//   which a dead or restarted peer's kernel answers with a reset) and the new one waits up to
+//   probeMsLinkReplace. If the old link closes meanwhile, the new one takes its place (the
+//   dialer restarted); if it is still up, the new one is refused with LINK_IN_USE.
+// - The hello carries the cluster id (config clusterId): a node of another cluster is refused
+//   with CLUSTER_MISMATCH, and the acceptor answers with its own hello first so that the dialer
+//   logs the same. Refusals of connections that never came up are logged at most once per
+//   source address per refusedLogMsInterval, with the number left unlogged.
 // - Nothing here decodes a payload: each link frame's sub-record chain is checked with
 //   payloadProblem and handed over as it lies in the chunk. A bad frame closes that link only.
 // - Output is copied into one buffer per link and written once per event-loop turn: however
@@ -30,7 +37,7 @@
 
 import * as net from 'node:net';
 import {
-  encodeHello, helloProblem, LINK_FRAME_HEADER_BYTES, payloadProblem, type Hello,
+  encodeHello, helloProblem, LINK_FRAME_HEADER_BYTES, payloadProblem, type Hello, type LinkRefusal,
 } from '../protocol/peer-wire.js';
 import type { PeerInfo } from '../shard/task.js';
 import { Conn, ConnState, LinkFlush, Peer } from './peer-link-conn.js';
@@ -44,6 +51,8 @@ export interface PeerLinksLog {
 
 export interface PeerLinksOptions {
   self: PeerInfo;
+  /** The cluster's id (config clusterId), sent and checked in every hello. */
+  clusterId: number;
   /** Every member, self included (self is ignored). */
   peers: PeerInfo[];
   /** Where to listen; default self.host. */
@@ -57,6 +66,8 @@ export interface PeerLinksOptions {
   sendQueueBytesMax: number;
   /** Longest a connection may take from connect (or accept) to a checked hello; default 5 s. */
   timeoutMsHandshake?: number;
+  /** Refusals of connections from one address are logged at most once per this; default REFUSED_LOG_MS_INTERVAL. */
+  refusedLogMsInterval?: number;
   log: PeerLinksLog;
 }
 
@@ -82,6 +93,12 @@ export interface PeerLinkStats {
 }
 
 export const TIMEOUT_MS_HANDSHAKE_DEFAULT = 5_000;
+/** How long a second connection from a node waits for its live link to show it is dead (close after a probe). */
+export const PROBE_MS_LINK_REPLACE = 1_000;
+/** Refused connections from one source address are logged at most once per this interval. */
+export const REFUSED_LOG_MS_INTERVAL = 10_000;
+/** Source addresses remembered for that; when more, the memory starts over (a flood logs a little more, never grows it). */
+const REFUSED_LOG_SOURCES_MAX = 1024;
 /** How long close() lets a link write what was queued before destroying it. */
 export const CLOSE_LINGER_MS = 1_000;
 /** Connections accepted and not yet through their handshake; more are turned away (a flood on the raft port). */
@@ -118,9 +135,12 @@ export class PeerLinks {
   private liveEmpty: Array<() => void> = [];
   private readonly flush = new LinkFlush();
   private listenPort = 0;
+  /** Per source address: when its next refusal may be logged, and how many were not. */
+  private readonly refusedLog = new Map<string, { nextMs: number; unlogged: number }>();
 
   constructor(private readonly opts: PeerLinksOptions, private readonly handler: PeerLinksHandler) {
     checkWhole('self.id', opts.self.id, 1, 0xffffffff);
+    checkWhole('clusterId', opts.clusterId, 0, 0xffffffff);
     checkWhole('self.raftPort', opts.self.raftPort, 0, 65535);
     checkWhole('linkFrameBytesMax', opts.linkFrameBytesMax, 0, 0xffffffff);
     checkWhole('backoffMsMin', opts.backoffMsMin, 1, 0x7fffffff);
@@ -296,7 +316,7 @@ export class PeerLinks {
     peer.conn = conn;
     this.track(conn);
     // Written once connected; the acceptor answers only after reading it.
-    socket.write(encodeHello(this.selfId, peer.id));
+    socket.write(encodeHello(this.opts.clusterId, this.selfId, peer.id));
     this.log.debug?.({ peer: peer.id, remote: conn.remote }, 'dialing peer');
   }
 
@@ -306,8 +326,11 @@ export class PeerLinks {
       return;
     }
     if (this.pending.size >= PENDING_HANDSHAKES_MAX) {
-      this.log.warn({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, pending: this.pending.size },
-        'peer link refused: too many connections in handshake');
+      const unlogged = this.refusalUnlogged(socket.remoteAddress ?? '?');
+      if (unlogged >= 0) {
+        this.log.warn({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, pending: this.pending.size, unlogged },
+          'peer link refused: too many connections in handshake');
+      }
       socket.destroy();
       return;
     }
@@ -347,11 +370,21 @@ export class PeerLinks {
     if (conn.state === ConnState.Closed) return;
     try {
       let bytes: Uint8Array = chunk;
+      if (conn.contending) {
+        // Waiting for the old link to close: keep what comes (bounded), stop reading beyond it.
+        conn.holdPending(chunk, this.opts.linkFrameBytesMax + LINK_FRAME_HEADER_BYTES);
+        return;
+      }
       if (conn.state === ConnState.Handshake) {
         const taken = conn.helloReader.push(chunk);
         const hello = conn.helloReader.hello;
         if (hello === null) return;
-        if (!this.handshake(conn, hello) || taken === chunk.length) return;
+        const up = this.handshake(conn, hello);
+        if (taken === chunk.length) return;
+        if (!up) {
+          if (conn.contending) conn.holdPending(chunk.subarray(taken), this.opts.linkFrameBytesMax + LINK_FRAME_HEADER_BYTES);
+          return;
+        }
         bytes = chunk.subarray(taken);
       }
       const problem = conn.frameReader.push(bytes, conn.onFrame);
@@ -364,35 +397,90 @@ export class PeerLinks {
   /** The other side's hello is in: check it, answer it (acceptor), and bring the link up. True: up. */
   private handshake(conn: Conn, hello: Hello): boolean {
     let peer = conn.peer;
+    const clusterId = this.opts.clusterId;
     if (peer !== null) {
       // Dialer: the acceptor must be the node dialed, answering this node.
-      const problem = helloProblem(hello, this.selfId, peer.id);
+      const problem = helloProblem(hello, clusterId, this.selfId, peer.id);
       if (problem !== null) {
-        this.drop(conn, 'warn', `bad hello: ${problem}`);
+        this.drop(conn, 'warn', `bad hello: ${problem.reason}`, problem.code);
         return false;
       }
     } else {
-      const problem = helloProblem(hello, this.selfId);
+      const problem = helloProblem(hello, clusterId, this.selfId);
       if (problem !== null) {
-        this.drop(conn, 'warn', `bad hello: ${problem}`);
+        // The other cluster's node learns why too (it checks this hello and logs the mismatch).
+        if (problem.code === 'CLUSTER_MISMATCH') conn.socket.write(encodeHello(clusterId, this.selfId, hello.fromNode));
+        this.drop(conn, 'warn', `bad hello: ${problem.reason}`, problem.code);
         return false;
       }
       peer = this.peers.get(hello.fromNode) ?? null;
       if (peer === null) {
-        this.drop(conn, 'warn', `bad hello: node ${hello.fromNode} is not a member`);
+        this.drop(conn, 'warn', `bad hello: node ${hello.fromNode} is not a member`, 'NOT_MEMBER');
         return false;
       }
       if (peer.dialer) {
-        this.drop(conn, 'warn', `bad hello: node ${hello.fromNode} has a higher id than ${this.selfId}, so this node dials it`);
+        this.drop(conn, 'warn', `bad hello: node ${hello.fromNode} has a higher id than ${this.selfId}, so this node dials it`, 'BAD_HELLO');
+        return false;
+      }
+      const old = peer.conn;
+      if (old !== null && old.state === ConnState.Up) {
+        this.contend(peer, old, conn);
         return false;
       }
       this.pending.delete(conn);
-      const old = peer.conn;
-      if (old !== null) this.drop(old, 'info', 'replaced by a new connection from the same node (it restarted)');
       conn.peer = peer;
       peer.conn = conn;
-      conn.socket.write(encodeHello(this.selfId, peer.id));
+      conn.socket.write(encodeHello(clusterId, this.selfId, peer.id));
     }
+    return this.up(conn, peer);
+  }
+
+  /**
+   * A checked hello from `peer`, whose link `old` is up: probe `old` and let `conn` wait. An empty
+   * link frame is a valid frame the peer ignores; a peer process that is gone answers it with a
+   * reset, and `old` closes (drop), which completes the contender's handshake.
+   */
+  private contend(peer: Peer, old: Conn, conn: Conn): void {
+    if (peer.contender !== null) {
+      this.drop(conn, 'warn', `node ${peer.id} already has a live link and a connection waiting to replace it`, 'LINK_IN_USE');
+      return;
+    }
+    peer.contender = conn;
+    conn.contending = true;
+    if (conn.timer !== null) clearTimeout(conn.timer);
+    old.socket.write(new Uint8Array(LINK_FRAME_HEADER_BYTES));
+    conn.timer = setTimeout(() => {
+      conn.timer = null;
+      if (peer.contender !== conn) return;
+      peer.contender = null;
+      this.drop(conn, 'warn', `node ${peer.id} already has a live link (it did not close within ${PROBE_MS_LINK_REPLACE} ms of a probe)`, 'LINK_IN_USE');
+    }, PROBE_MS_LINK_REPLACE);
+  }
+
+  /** The old link of `peer` is gone: the connection that waited takes its place. */
+  private promoteContender(peer: Peer): void {
+    const conn = peer.contender;
+    peer.contender = null;
+    if (conn === null || conn.state !== ConnState.Handshake || this.closing) return;
+    conn.contending = false;
+    if (conn.timer !== null) clearTimeout(conn.timer);
+    conn.timer = null;
+    this.pending.delete(conn);
+    conn.peer = peer;
+    peer.conn = conn;
+    conn.socket.write(encodeHello(this.opts.clusterId, this.selfId, peer.id));
+    this.log.info({ peer: peer.id, remote: conn.remote }, 'peer link replaced: the old one closed after a probe (the node restarted)');
+    try {
+      this.up(conn, peer);
+      // Frames that came with the hello were held by the socket: it was not read further.
+      conn.socket.resume();
+    } catch (err) {
+      this.drop(conn, 'warn', `failed on input: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    }
+  }
+
+  /** The handshake of `conn` with `peer` is complete: the link is up. True: still up. */
+  private up(conn: Conn, peer: Peer): boolean {
     conn.state = ConnState.Up;
     if (conn.timer !== null) clearTimeout(conn.timer);
     conn.timer = null;
@@ -402,6 +490,13 @@ export class PeerLinks {
     if (peer.paused) conn.socket.pause();
     this.log.info({ peer: peer.id, remote: conn.remote, dialer: peer.dialer }, 'peer link up');
     this.state(peer.id, true);
+    if (conn.pendingInput !== null) {
+      // Bytes that came after the hello while this connection waited (contend).
+      const rest = conn.pendingInput;
+      conn.pendingInput = null;
+      const problem = conn.frameReader.push(rest, conn.onFrame);
+      if (problem !== null) this.drop(conn, 'warn', `bad link frame: ${problem}`);
+    }
     return conn.state === ConnState.Up;
   }
 
@@ -459,9 +554,10 @@ export class PeerLinks {
    * Ends a connection at once (idempotent), whatever the cause: reports the loss of an up link
    * and schedules the redial of a dialed one. Unsent output and held input are dropped.
    */
-  private drop(conn: Conn, level: 'warn' | 'info' | 'debug', reason: string): void {
+  private drop(conn: Conn, level: 'warn' | 'info' | 'debug', reason: string, code?: LinkRefusal): void {
     if (conn.state === ConnState.Closed) return;
     const wasUp = conn.state === ConnState.Up;
+    conn.contending = false;
     conn.state = ConnState.Closed;
     if (conn.timer !== null) clearTimeout(conn.timer);
     conn.timer = null;
@@ -474,9 +570,13 @@ export class PeerLinks {
     this.pending.delete(conn);
     conn.socket.destroy();
     const peer = conn.peer;
-    const fields = { peer: peer?.id ?? null, remote: conn.remote, wasUp, reason };
+    const refused = !wasUp && !(peer !== null && peer.dialer);
+    const unlogged = refused ? this.refusalUnlogged(conn.remoteAddress) : 0;
+    const fields = refused
+      ? { peer: peer?.id ?? null, remote: conn.remote, wasUp, reason, code: code ?? null, unlogged }
+      : { peer: peer?.id ?? null, remote: conn.remote, wasUp, reason, code: code ?? null };
     const msg = wasUp ? 'peer link lost' : peer !== null && peer.dialer ? 'peer link dial failed' : 'peer link refused';
-    if (level === 'warn') this.log.warn(fields, msg);
+    if (unlogged < 0) { /* logged for this source within the interval */ } else if (level === 'warn') this.log.warn(fields, msg);
     else if (level === 'info') this.log.info(fields, msg);
     else this.log.debug?.(fields, msg);
     if (peer === null || peer.conn !== conn) return;
@@ -484,6 +584,24 @@ export class PeerLinks {
     if (this.closing) return;
     if (wasUp) this.state(peer.id, false);
     if (peer.dialer) this.scheduleRedial(peer);
+    else if (peer.contender !== null) this.promoteContender(peer);
+  }
+
+  /**
+   * A refusal from `source` (an address, without port): how many refusals from it went unlogged
+   * before this one if it is to be logged now, or -1 if not (one was logged within the interval).
+   */
+  private refusalUnlogged(source: string): number {
+    const now = Date.now();
+    const seen = this.refusedLog.get(source);
+    if (seen !== undefined && now < seen.nextMs) {
+      seen.unlogged++;
+      return -1;
+    }
+    if (seen === undefined && this.refusedLog.size >= REFUSED_LOG_SOURCES_MAX) this.refusedLog.clear();
+    const unlogged = seen?.unlogged ?? 0;
+    this.refusedLog.set(source, { nextMs: now + (this.opts.refusedLogMsInterval ?? REFUSED_LOG_MS_INTERVAL), unlogged: 0 });
+    return unlogged;
   }
 
   /** Part of close(): write what is queued, end, and destroy after a bounded linger. */

@@ -1,6 +1,13 @@
 // The plain TCP client listener (node:net): request frames back to back on the stream, cut by
 // FrameReader (client-framing.ts). A connection paused in the middle of a chunk keeps the rest
 // of that chunk and pauses its socket; resume() reads the rest in a later turn.
+//
+// A frame must be complete within frameReadTimeoutMs of its first bytes (a client that sends half
+// a header and waits would otherwise hold its connection forever): one sweep per listener every
+// quarter of that time closes, with BAD_FRAME, a connection whose same frame it has found
+// incomplete FRAME_READ_SWEEPS times in a row, so between 1 and 1.25 times the bound. No timer
+// per connection or frame, nothing on the path of a frame that arrives in one chunk; a
+// connection the node itself stopped reading (backpressure) is not counted.
 
 import * as net from 'node:net';
 import { errorFrame, FrameReader, type FrameSink } from './client-framing.js';
@@ -9,12 +16,20 @@ import type { ClientHandler, ClientListener, ListenerOptions } from './client-li
 import { ListenerCore, listenServer } from './listener-core.js';
 import { checkListenerOptions, CLOSE_LINGER_MS } from './listener-limits.js';
 
+/** frameReadTimeoutMs when the options do not say (config default). */
+export const FRAME_READ_TIMEOUT_MS_DEFAULT = 10_000;
+/** Sweeps per frameReadTimeoutMs; a frame found incomplete by this many in a row closes its connection. */
+const FRAME_READ_SWEEPS = 4;
+
 class TcpConnection extends ConnectionBase implements FrameSink {
   private readonly reader: FrameReader;
   /** The rest of a chunk not read because the connection was paused. */
   private heldChunk: Buffer | null = null;
   private heldAt = 0;
   private redeliverScheduled = false;
+  /** The reader's `partials` when a sweep last found a frame held, and how many sweeps in a row did. */
+  private stuckPartial = -1;
+  private stuckSweeps = 0;
 
   constructor(core: ListenerCore, private readonly socket: net.Socket) {
     super(core, 'tcp', `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
@@ -58,6 +73,21 @@ class TcpConnection extends ConnectionBase implements FrameSink {
       this.heldAt = stop;
       this.socket.pause();
     }
+  }
+
+  /** One read-timeout sweep: true when this connection's frame has been incomplete too long (it is closed). */
+  sweep(timeoutMs: number): boolean {
+    const r = this.reader;
+    if (!this.isOpen || r.partialBytes === 0 || this.deliveryPaused || this.heldChunk !== null || r.partials !== this.stuckPartial) {
+      this.stuckPartial = r.partialBytes === 0 ? -1 : r.partials;
+      this.stuckSweeps = this.stuckPartial === -1 ? 0 : 1;
+      return false;
+    }
+    if (++this.stuckSweeps < FRAME_READ_SWEEPS + 1) return false;
+    this.core.log.info({ conn: this.id, remote: this.remote, partialBytes: r.partialBytes, frameReadTimeoutMs: timeoutMs },
+      'client connection closed: a frame not completed within frameReadTimeoutMs');
+    this.badFrame(`frame not completed within frameReadTimeoutMs (${timeoutMs} ms)`, 0);
+    return true;
   }
 
   protected socketPendingBytes(): number {
@@ -136,7 +166,14 @@ export function listenTcp(opts: ListenerOptions, handler: ClientHandler): Promis
     core.opened(new TcpConnection(core, socket));
   });
 
+  const timeoutMs = opts.frameReadTimeoutMs ?? FRAME_READ_TIMEOUT_MS_DEFAULT;
+  const sweeper = setInterval(() => {
+    for (const conn of core.conns) (conn as TcpConnection).sweep(timeoutMs);
+  }, Math.max(1, Math.floor(timeoutMs / FRAME_READ_SWEEPS)));
+  sweeper.unref();
+
   return listenServer(server, opts, core, 'net', () => {
+    clearInterval(sweeper);
     closing = core.closeAll();
     return closing;
   });

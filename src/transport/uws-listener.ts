@@ -20,6 +20,7 @@ import { MessageConnection } from './client-connection.js';
 import type { ClientHandler, ClientListener, ListenerOptions } from './client-listener.js';
 import { ListenerCore } from './listener-core.js';
 import { checkListenerOptions } from './listener-limits.js';
+import { ORIGIN_LOG_EVERY, ORIGIN_REFUSED, OriginPolicy } from './ws-origins.js';
 
 // The part of the uWebSockets.js API used here (the package's own types may be absent).
 interface UwsWebSocket {
@@ -197,6 +198,8 @@ export function listenUws(opts: ListenerOptions, handler: ClientHandler): Promis
   const core = new ListenerCore(opts, handler);
   let listenSocket: unknown = null;
   let closing: Promise<void> | null = null;
+  const origins = new OriginPolicy(opts.wsOrigins ?? '', opts.host);
+  let originsRefused = 0;
 
   const app = uws.App();
   app.ws('/*', {
@@ -212,6 +215,14 @@ export function listenUws(opts: ListenerOptions, handler: ClientHandler): Promis
       if (closing !== null || core.full()) {
         core.log.warn({ connectionsMax: opts.connectionsMax }, 'client connection refused: too many connections');
         res.writeStatus('503 Service Unavailable').end('too many connections', true);
+        return;
+      }
+      const origin = req.getHeader('origin');
+      if (!origins.allows(origin)) {
+        if (originsRefused++ % ORIGIN_LOG_EVERY === 0) {
+          core.log.warn({ origin, refused: originsRefused }, 'WebSocket upgrade refused: origin not in wsOrigins');
+        }
+        res.writeStatus('403 Forbidden').end(`${ORIGIN_REFUSED}: origin ${origin} is not allowed (wsOrigins)\n`, true);
         return;
       }
       const userData: UserData = { conn: null };

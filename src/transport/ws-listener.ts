@@ -16,6 +16,8 @@ import { MessageConnection } from './client-connection.js';
 import type { ClientHandler, ClientListener, ListenerOptions } from './client-listener.js';
 import { ListenerCore, listenServer } from './listener-core.js';
 import { checkListenerOptions } from './listener-limits.js';
+import { FRAME_READ_TIMEOUT_MS_DEFAULT } from './tcp-listener.js';
+import { ORIGIN_LOG_EVERY, ORIGIN_REFUSED, OriginPolicy } from './ws-origins.js';
 
 interface WsModule {
   WebSocketServer: typeof WebSocketServer;
@@ -36,9 +38,21 @@ function loadWs(): Promise<WsModule> {
 
 const SEND_OPTIONS = { binary: true, compress: false, fin: true } as const;
 
+/** Sweeps per frameReadTimeoutMs, as in tcp-listener.ts. */
+const FRAME_READ_SWEEPS = 4;
+
+/** The part of `ws`'s receiver (8.x, not public) that says whether a frame is half read; absent: never swept. */
+interface WsReceiverState {
+  _bufferedBytes?: number;
+  _totalPayloadLength?: number;
+}
+
 class WsConnection extends MessageConnection {
   /** The TCP socket under the WebSocket, to cork a turn's frames into one write. */
   private readonly socket: net.Socket | null;
+  private messages = 0;
+  private stuckAt = -1;
+  private stuckSweeps = 0;
 
   constructor(core: ListenerCore, private readonly ws: WebSocket, remote: string) {
     super(core, 'ws', remote);
@@ -46,12 +60,32 @@ class WsConnection extends MessageConnection {
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data, isBinary) => {
       // With binaryType 'nodebuffer' a message is one Buffer, its fragments joined.
+      this.messages++;
       this.message(data as Buffer, isBinary, false);
     });
     ws.on('error', (err: Error & { code?: string }) => {
       core.log.info({ conn: this.id, remote: this.remote, err: err.message, code: err.code }, 'client WebSocket error');
     });
     ws.on('close', () => this.socketClosed());
+  }
+
+  /**
+   * One read-timeout sweep (tcp-listener.ts has the rule): a WebSocket frame or fragmented
+   * message half read by `ws`, the same one FRAME_READ_SWEEPS + 1 sweeps in a row, closes the
+   * connection with BAD_FRAME.
+   */
+  sweep(timeoutMs: number): void {
+    const r = (this.ws as unknown as { _receiver?: WsReceiverState | null })._receiver;
+    const partial = r !== undefined && r !== null && ((r._bufferedBytes ?? 0) > 0 || (r._totalPayloadLength ?? 0) > 0);
+    if (!this.isOpen || !partial || this.deliveryPaused || this.messages !== this.stuckAt) {
+      this.stuckAt = partial ? this.messages : -1;
+      this.stuckSweeps = partial ? 1 : 0;
+      return;
+    }
+    if (++this.stuckSweeps < FRAME_READ_SWEEPS + 1) return;
+    this.core.log.info({ conn: this.id, remote: this.remote, frameReadTimeoutMs: timeoutMs },
+      'client connection closed: a WebSocket frame not completed within frameReadTimeoutMs');
+    this.badFrame(`frame not completed within frameReadTimeoutMs (${timeoutMs} ms)`, 0);
   }
 
   protected socketPendingBytes(): number {
@@ -113,10 +147,31 @@ export async function listenWs(opts: ListenerOptions, handler: ClientHandler): P
     res.writeHead(426, { 'content-type': 'text/plain', connection: 'close' });
     res.end('WebSocket only\n');
   });
+  // The upgrade request itself must arrive within the same bound as a frame.
+  const timeoutMs = opts.frameReadTimeoutMs ?? FRAME_READ_TIMEOUT_MS_DEFAULT;
+  server.headersTimeout = timeoutMs;
+  server.requestTimeout = timeoutMs;
+  const sweeper = setInterval(() => {
+    for (const conn of core.conns) (conn as WsConnection).sweep(timeoutMs);
+  }, Math.max(1, Math.floor(timeoutMs / FRAME_READ_SWEEPS)));
+  sweeper.unref();
   let closing: Promise<void> | null = null;
+  const origins = new OriginPolicy(opts.wsOrigins ?? '', opts.host);
+  let originsRefused = 0;
 
   server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     socket.on('error', () => undefined); // `ws` reports errors of upgraded sockets itself
+    const origin = req.headers.origin;
+    if (!origins.allows(origin)) {
+      // Logged once per ORIGIN_LOG_EVERY: a page can retry in a loop.
+      if (originsRefused++ % ORIGIN_LOG_EVERY === 0) {
+        core.log.warn({ origin, remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, refused: originsRefused },
+          'WebSocket upgrade refused: origin not in wsOrigins');
+      }
+      const body = `${ORIGIN_REFUSED}: origin ${String(origin)} is not allowed (wsOrigins)\n`;
+      socket.end(`HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`, () => socket.destroy());
+      return;
+    }
     if (closing !== null || core.full()) {
       core.log.warn({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, connectionsMax: opts.connectionsMax },
         'client connection refused: too many connections');
@@ -135,6 +190,7 @@ export async function listenWs(opts: ListenerOptions, handler: ClientHandler): P
 
   return listenServer(server, opts, core, 'ws', () => {
     server.closeIdleConnections();
+    clearInterval(sweeper);
     closing = core.closeAll().then(() => {
       wss.close();
     });

@@ -72,24 +72,26 @@ function payloadOf(n: number, seed: number): Uint8Array {
 // ---- handshake ----
 
 test('a hello round-trips and is judged', T, () => {
-  const b = encodeHello(3, 0xfffffffe);
+  const b = encodeHello(9, 3, 0xfffffffe);
   assert.equal(b.length, HELLO_BYTES);
   assert.deepEqual(Array.from(b.subarray(0, 4)), [0x31, 0x54, 0x4c, 0x46], '"FLT1" read as a little-endian u32');
   const h = decodeHello(b, 0);
-  assert.deepEqual(h, { magic: LINK_MAGIC, version: LINK_VERSION, fromNode: 3, toNode: 0xfffffffe });
-  assert.equal(helloProblem(h, 0xfffffffe), null);
-  assert.equal(helloProblem(h, 0xfffffffe, 3), null);
-  assert.match(helloProblem(h, 5)!, /for node/);
-  assert.match(helloProblem(h, 0xfffffffe, 4)!, /dialed node 4/);
-  assert.match(helloProblem({ ...h, magic: 0x48545450 }, 0xfffffffe)!, /magic/);
-  assert.match(helloProblem({ ...h, version: 2 }, 0xfffffffe)!, /version/);
-  assert.match(helloProblem({ ...h, fromNode: 0xfffffffe }, 0xfffffffe)!, /from node/);
+  assert.deepEqual(h, { magic: LINK_MAGIC, version: LINK_VERSION, clusterId: 9, fromNode: 3, toNode: 0xfffffffe });
+  const reason = (p: { code: string; reason: string } | null): string => `${p!.code}: ${p!.reason}`;
+  assert.equal(helloProblem(h, 9, 0xfffffffe), null);
+  assert.equal(helloProblem(h, 9, 0xfffffffe, 3), null);
+  assert.match(reason(helloProblem(h, 9, 5)), /^BAD_HELLO: .*for node/);
+  assert.match(reason(helloProblem(h, 9, 0xfffffffe, 4)), /dialed node 4/);
+  assert.match(reason(helloProblem({ ...h, magic: 0x48545450 }, 9, 0xfffffffe)), /magic/);
+  assert.match(reason(helloProblem({ ...h, version: 1 }, 9, 0xfffffffe)), /version/);
+  assert.match(reason(helloProblem({ ...h, fromNode: 0xfffffffe }, 9, 0xfffffffe)), /from node/);
+  assert.match(reason(helloProblem(h, 10, 0xfffffffe)), /^CLUSTER_MISMATCH: hello from cluster 9, this node is in cluster 10/);
   assert.throws(() => decodeHello(b, 1), (e: unknown) => e instanceof CodecError && e.code === 'BAD_FRAME');
 });
 
 test('a hello followed by frames is read however the stream is cut', T, () => {
   const payloads = [payloadOf(3, 1), payloadOf(0, 2), payloadOf(40, 3)];
-  const stream = concat([encodeHello(1, 2), ...payloads.map(frame)]);
+  const stream = concat([encodeHello(1, 1, 2), ...payloads.map(frame)]);
   for (let cut = 0; cut <= stream.length; cut++) {
     const hr = new HelloReader();
     const fr = new LinkFrameReader(1024);
@@ -102,7 +104,7 @@ test('a hello followed by frames is read however the stream is cut', T, () => {
       }
       assert.equal(fr.push(chunk.subarray(taken), (b, at, end) => got.push(Array.from(b.subarray(at, end)))), null);
     }
-    assert.deepEqual(hr.hello, decodeHello(encodeHello(1, 2), 0));
+    assert.deepEqual(hr.hello, decodeHello(encodeHello(1, 1, 2), 0));
     assert.deepEqual(got, payloads.map((p) => Array.from(p)), `cut at ${cut}`);
   }
 });

@@ -12,6 +12,7 @@ import type { PeerInfo } from '../../src/shard/task.js';
 
 const TEST_MS = 10_000;
 const HOST = '127.0.0.1';
+const CLUSTER = 77;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -86,6 +87,7 @@ function makeNode(id: number, raftPort: number, peers: PeerInfo[], over: Partial
   };
   n.links = new PeerLinks({
     self: info(id, raftPort),
+    clusterId: CLUSTER,
     peers: [info(id, raftPort), ...peers],
     linkFrameBytesMax: 1024 * 1024,
     backoffMsMin: 20,
@@ -204,8 +206,9 @@ function badHello(magic: number, version: number, from: number, to: number): Buf
   const b = Buffer.alloc(HELLO_BYTES);
   b.writeUInt32LE(magic, 0);
   b.writeUInt32LE(version, 4);
-  b.writeUInt32LE(from, 8);
-  b.writeUInt32LE(to, 12);
+  b.writeUInt32LE(CLUSTER, 8);
+  b.writeUInt32LE(from, 12);
+  b.writeUInt32LE(to, 16);
   return b;
 }
 
@@ -309,7 +312,8 @@ test('an acceptor refuses wrong hellos and silent connections, and answers a rig
   const sockets: net.Socket[] = [];
   try {
     // Node 2 of {1, 2, 3}: only node 1 may dial it.
-    const n2 = await started(makeNode(2, 0, [info(1, 0), info(3, 1)], { timeoutMsHandshake: 300 })); // node 3 is never up
+    // Every refusal logged (no interval), to see one warning each.
+    const n2 = await started(makeNode(2, 0, [info(1, 0), info(3, 1)], { timeoutMsHandshake: 300, refusedLogMsInterval: 0 })); // node 3 is never up
     nodes.push(n2);
     const port = n2.links.port;
     const cases: Array<[string, Buffer | null]> = [
@@ -337,7 +341,7 @@ test('an acceptor refuses wrong hellos and silent connections, and answers a rig
     // Right hello, split byte by byte, the last byte in the same write as a frame.
     const r = await rawDial(port);
     sockets.push(r.socket);
-    const hello = Buffer.from(encodeHello(1, 2));
+    const hello = Buffer.from(encodeHello(CLUSTER, 1, 2));
     for (let i = 0; i < HELLO_BYTES - 1; i++) {
       r.socket.write(hello.subarray(i, i + 1));
       await sleep(2);
@@ -348,13 +352,13 @@ test('an acceptor refuses wrong hellos and silent connections, and answers a rig
     assert.equal(tagOf(n2.payloads[0]!.bytes).seq, 42);
     assert.deepEqual(n2.states, [{ node: 1, up: true }]);
     await waitFor('answer', () => Buffer.concat(r.read).length >= HELLO_BYTES);
-    assert.deepEqual(Buffer.concat(r.read).subarray(0, HELLO_BYTES), Buffer.from(encodeHello(2, 1)));
+    assert.deepEqual(Buffer.concat(r.read).subarray(0, HELLO_BYTES), Buffer.from(encodeHello(CLUSTER, 2, 1)));
   } finally {
     await cleanup(nodes, sockets);
   }
 });
 
-test('a new connection from a node replaces its old one (the dialer restarted)', { timeout: TEST_MS }, async () => {
+test('a second hello for a node whose link is live is refused (LINK_IN_USE) and the live link stays', { timeout: TEST_MS }, async () => {
   const nodes: TestNode[] = [];
   const sockets: net.Socket[] = [];
   try {
@@ -362,15 +366,44 @@ test('a new connection from a node replaces its old one (the dialer restarted)',
     nodes.push(n2);
     const a = await rawDial(n2.links.port);
     sockets.push(a.socket);
-    a.socket.write(encodeHello(1, 2));
+    a.socket.write(encodeHello(CLUSTER, 1, 2));
     await waitFor('first link up', () => n2.links.isUp(1));
     const b = await rawDial(n2.links.port);
     sockets.push(b.socket);
-    b.socket.write(encodeHello(1, 2));
-    await waitFor('old connection closed', () => a.closed);
-    assert.deepEqual(n2.states.map((s) => s.up), [true, false, true]);
+    b.socket.write(encodeHello(CLUSTER, 1, 2));
+    await waitFor('the impostor refused', () => b.closed, 4000);
+    assert.equal(a.closed, false);
     assert.equal(n2.links.isUp(1), true);
+    assert.deepEqual(n2.states.map((s) => s.up), [true]);
+    assert.ok(n2.logs.some((l) => (l.obj as { code?: string }).code === 'LINK_IN_USE'));
+    // The live link still carries frames, after the probe (an empty frame) the impostor caused.
+    assert.equal(n2.links.send(1, tagged(2, 1, 3)), true);
+    await waitFor('frame on the old connection', () => framesAfterHello(a).some((f) => f.length > 0 && tagOf(f).seq === 3));
+  } finally {
+    await cleanup(nodes, sockets);
+  }
+});
+
+test('a new connection from a node replaces its old one once the old one closes after the probe (the dialer restarted)', { timeout: TEST_MS }, async () => {
+  const nodes: TestNode[] = [];
+  const sockets: net.Socket[] = [];
+  try {
+    const n2 = await started(makeNode(2, 0, [info(1, 0)]));
+    nodes.push(n2);
+    const a = await rawDial(n2.links.port);
+    sockets.push(a.socket);
+    a.socket.write(encodeHello(CLUSTER, 1, 2));
+    await waitFor('first link up', () => n2.links.isUp(1));
+    const b = await rawDial(n2.links.port);
+    sockets.push(b.socket);
+    // The hello and a frame in one write: the frame must be delivered once the link is b's.
+    b.socket.write(Buffer.concat([Buffer.from(encodeHello(CLUSTER, 1, 2)), frameOf(tagged(1, 2, 5))]));
+    await sleep(50);
+    a.socket.destroy(); // as the restarted node's kernel would answer the probe
+    await waitFor('the new link up', () => n2.states.length === 3);
+    assert.deepEqual(n2.states.map((s) => s.up), [true, false, true]);
     assert.equal(n2.links.stats()[0]!.reconnects, 1);
+    await waitFor('the frame that came with the hello', () => n2.payloads.some((p) => tagOf(p.bytes).seq === 5));
     assert.equal(n2.links.send(1, tagged(2, 1, 3)), true);
     await waitFor('frame on the new connection', () => framesAfterHello(b).length === 1);
     assert.equal(tagOf(framesAfterHello(b)[0]!).seq, 3);
@@ -380,14 +413,34 @@ test('a new connection from a node replaces its old one (the dialer restarted)',
   }
 });
 
+test('a node of another cluster is refused with CLUSTER_MISMATCH on both sides; refusals log once per source and interval', { timeout: TEST_MS }, async () => {
+  const nodes: TestNode[] = [];
+  try {
+    const n2 = await started(makeNode(2, 0, [info(1, 0)]));
+    nodes.push(n2);
+    const n1 = await started(makeNode(1, 0, [info(2, n2.links.port)], { clusterId: CLUSTER + 1, backoffMsMin: 5, backoffMsMax: 10 }));
+    nodes.push(n1);
+    const mismatch = (n: TestNode): number => n.logs.filter((l) => (l.obj as { code?: string }).code === 'CLUSTER_MISMATCH').length;
+    await waitFor('the dialer logs the mismatch', () => mismatch(n1) >= 2);
+    await sleep(200);
+    assert.equal(n1.links.isUp(2), false);
+    assert.equal(n2.links.isUp(1), false);
+    // Tens of refusals from 127.0.0.1 in this interval, one line on the acceptor.
+    assert.equal(mismatch(n2), 1);
+    assert.ok(n1.logs.some((l) => /cluster 78/.test(JSON.stringify(l.obj)) || /cluster 77/.test(JSON.stringify(l.obj))));
+  } finally {
+    await cleanup(nodes, []);
+  }
+});
+
 test('a dialer reads an answer that comes with the first frame, and refuses a wrong answer', { timeout: TEST_MS }, async () => {
   const nodes: TestNode[] = [];
   const servers: net.Server[] = [];
   try {
     // Hello and a frame in one write.
     const good = await rawAcceptor((h) => {
-      assert.deepEqual(h, Buffer.from(encodeHello(1, 2)));
-      return Buffer.concat([Buffer.from(encodeHello(2, 1)), frameOf(tagged(2, 1, 9))]);
+      assert.deepEqual(h, Buffer.from(encodeHello(CLUSTER, 1, 2)));
+      return Buffer.concat([Buffer.from(encodeHello(CLUSTER, 2, 1)), frameOf(tagged(2, 1, 9))]);
     });
     servers.push(good.server);
     const n1 = await started(makeNode(1, 0, [info(2, good.port)]));
@@ -397,7 +450,7 @@ test('a dialer reads an answer that comes with the first frame, and refuses a wr
     assert.deepEqual(n1.states, [{ node: 2, up: true }]);
 
     // An acceptor that claims to be node 5: refused each time, redialed with backoff.
-    const wrong = await rawAcceptor(() => Buffer.from(encodeHello(5, 1)));
+    const wrong = await rawAcceptor(() => Buffer.from(encodeHello(CLUSTER, 5, 1)));
     servers.push(wrong.server);
     const m1 = await started(makeNode(1, 0, [info(2, wrong.port)], { backoffMsMin: 10, backoffMsMax: 40 }));
     nodes.push(m1);
@@ -493,7 +546,7 @@ test('a pause outlives the link: a connection made while paused delivers nothing
     const r = await rawDial(n2.links.port);
     sockets.push(r.socket);
     // The hello and two frames in one write: the frames are read with the hello, and held.
-    r.socket.write(Buffer.concat([Buffer.from(encodeHello(1, 2)), frameOf(tagged(1, 2, 0)), frameOf(tagged(1, 2, 1))]));
+    r.socket.write(Buffer.concat([Buffer.from(encodeHello(CLUSTER, 1, 2)), frameOf(tagged(1, 2, 0)), frameOf(tagged(1, 2, 1))]));
     await waitFor('link up', () => n2.links.isUp(1));
     await sleep(150);
     assert.equal(n2.payloads.length, 0);
@@ -509,7 +562,7 @@ test('many small sends in one turn leave in few writes', { timeout: TEST_MS }, a
   const nodes: TestNode[] = [];
   const servers: net.Server[] = [];
   try {
-    const acc = await rawAcceptor(() => Buffer.from(encodeHello(2, 1)));
+    const acc = await rawAcceptor(() => Buffer.from(encodeHello(CLUSTER, 2, 1)));
     servers.push(acc.server);
     const n1 = await started(makeNode(1, 0, [info(2, acc.port)]));
     nodes.push(n1);
@@ -547,7 +600,7 @@ test('a link queue over sendQueueBytesMax drops frames and counts them', { timeo
   const nodes: TestNode[] = [];
   const servers: net.Server[] = [];
   try {
-    const acc = await rawAcceptor(() => Buffer.from(encodeHello(2, 1)));
+    const acc = await rawAcceptor(() => Buffer.from(encodeHello(CLUSTER, 2, 1)));
     servers.push(acc.server);
     const n1 = await started(makeNode(1, 0, [info(2, acc.port)], { sendQueueBytesMax: 64 * 1024 }));
     nodes.push(n1);
