@@ -78,14 +78,18 @@ function sendSnapshot(r: RaftState, to: NodeId, pr: Progress): boolean {
  * nothing: a busy group's heartbeats cost no messages. Anything else sends them to all.
  */
 export function tickHeartbeat(r: RaftState): void {
-  let allAnswered = !r.cfg.leaseRead && r.reads.size === 0;
+  // A group going idle needs rounds to quiesce (quiescence.ts), and a group of one has no
+  // member to answer anything: both heartbeat as before.
+  let allAnswered = !r.cfg.leaseRead && r.reads.size === 0 && r.quiet.ticksIdle === 0;
+  let others = 0;
   for (const id of r.trk.members) {
     if (id === r.id) continue;
+    others++;
     const pr = r.trk.progress.get(id)!;
     if (!pr.answeredSinceHeartbeat) allAnswered = false;
     pr.answeredSinceHeartbeat = false;
   }
-  if (!allAnswered) broadcastHeartbeat(r, false);
+  if (!allAnswered || others === 0) broadcastHeartbeat(r, false);
 }
 
 /** Heartbeats to every member, opening a new read round (read-only.ts); `quiesce`: the last one. */
