@@ -64,9 +64,13 @@ export function errno(code: string): NodeJS.ErrnoException {
 
 /** Private state of a Wal, for assertions about timing. */
 export interface WalInside {
-  current: { seq: number; fd: number; assigned: number; written: number };
-  segments: Map<number, { seq: number; fd: number; file: string; assigned: number; written: number }>;
-  pending: unknown[];
+  /** src/storage/wal-segment-files.ts */
+  files: {
+    current: { seq: number; fd: number; assigned: number; written: number };
+    bySeq: Map<number, { seq: number; fd: number; file: string; assigned: number; written: number }>;
+  };
+  /** src/storage/wal-batch.ts */
+  layout: { pending: unknown[] };
   cache: { bytes: number; groups: unknown[]; datas: Uint8Array[]; head: number };
 }
 export const inside = (wal: Wal): WalInside => wal as unknown as WalInside;

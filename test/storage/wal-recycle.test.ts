@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { END_MARK_BYTES } from '../../src/storage/wal-format.js';
 import { Wal, WAL_SPARES_MAX } from '../../src/storage/wal.js';
-import { big, cleanup, conf, crashCopy, segmentFiles, tmpdir } from './wal-helpers.js';
+import { big, cleanup, conf, crashCopy, inside, segmentFiles, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 
@@ -79,9 +79,9 @@ test('a torn frame in a recycled segment is a torn tail, even with old intact fr
   const recycled = wal.stats.segmentsRecycled;
   assert.ok(recycled >= 1);
   const last = segmentFiles(dir).at(-1)!;
-  const before = (wal as unknown as { current: { assigned: number } }).current.assigned;
+  const before = inside(wal).files.current.assigned;
   await wal.append([{ group: 1, entries: [big(61, 1, 2000)] }]);
-  const after = (wal as unknown as { current: { assigned: number } }).current.assigned;
+  const after = inside(wal).files.current.assigned;
   await wal.close();
   assert.equal(segmentFiles(dir).at(-1), last, 'the last batch went to the same segment');
   // The crash image: the last frame half written over the recycled file's old bytes.

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { END_MARK_BYTES } from '../../src/storage/wal-format.js';
 import { Wal, WalError } from '../../src/storage/wal.js';
 import { after } from 'node:test';
-import { cleanup, conf, ent, range, texts, tmpdir } from './wal-helpers.js';
+import { cleanup, conf, ent, inside, range, texts, tmpdir } from './wal-helpers.js';
 
 after(cleanup);
 
@@ -151,7 +151,7 @@ test('a failed write stops the log from acknowledging and leaves it recoverable'
   const wal = Wal.open({ dir });
   await wal.append([{ group: 1, entries: range(1, 2, 1) }]);
   // Make the next write fail the way a full disk would: the segment's descriptor goes bad.
-  const seg = (wal as unknown as { current: { fd: number } }).current;
+  const seg = inside(wal).files.current;
   fs.closeSync(seg.fd);
   seg.fd = fs.openSync(path.join(dir, 'readonly'), 'w+');
   fs.closeSync(seg.fd);

@@ -1,0 +1,97 @@
+// Making written segments durable: fdatasync of segment files and the directory syncs that go
+// with them, counted as one "sync" in the stats; and, with syncForce off, the background sync
+// that runs right after each batch, one at a time, each covering everything written while the
+// last one ran.
+import type { Clock } from '../io/clock.js';
+import type { FileSystem } from '../io/file-system.js';
+import type { WalStats } from './wal-error.js';
+import type { Segment, SegmentFiles } from './wal-segment-files.js';
+
+export class SegmentSync {
+  /** syncForce off: segments written since the background sync last started, the ones it syncs, and the sync itself. */
+  private readonly unsynced = new Set<Segment>();
+  private syncing: Segment[] = [];
+  private running: Promise<void> | null = null;
+  /** Files of deleted segments whose background sync was still running when they went. */
+  private closeAfterSync: number[] = [];
+
+  /**
+   * `failed` tells whether the log has stopped; `fail` stops it (a background sync that fails
+   * stops the log as a failed write does: what it had acknowledged may not survive a power loss).
+   */
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly clock: Clock,
+    private readonly files: SegmentFiles,
+    private readonly stats: WalStats,
+    private readonly failed: () => boolean,
+    private readonly fail: (e: unknown) => void,
+  ) {}
+
+  /** The background sync in flight, if any (close waits for it). */
+  get inFlight(): Promise<void> | null { return this.running; }
+
+  /** Whether `seg` was written and is not known to be synced yet (waiting for, or under, a background sync). */
+  isUnsynced(seg: Segment): boolean {
+    return this.unsynced.has(seg) || this.syncing.includes(seg);
+  }
+
+  /** Syncs `seg` now, ahead of the background sync (the first write to a newer segment needs it). */
+  async syncNow(seg: Segment): Promise<void> {
+    await this.fdatasync(seg.fd);
+    this.unsynced.delete(seg);
+  }
+
+  /**
+   * `seg` is being retired: it needs no sync any more. Returns true when a background sync is
+   * running on it: its fd is then closed when that sync ends, not by the caller.
+   */
+  release(seg: Segment): boolean {
+    this.unsynced.delete(seg);
+    if (!this.syncing.includes(seg)) return false;
+    this.closeAfterSync.push(seg.fd);
+    return true;
+  }
+
+  /** fdatasync of `segments`, then the directory entries that changed: one "sync" in the stats. */
+  async syncAll(segments: Iterable<Segment>): Promise<void> {
+    const t0 = this.clock.nowMs();
+    for (const seg of segments) await this.fdatasync(seg.fd);
+    await this.files.syncDirectories((dir) => this.syncDir(dir));
+    this.stats.fsyncMsTotal += this.clock.nowMs() - t0;
+    this.stats.fsyncs++;
+  }
+
+  /** syncForce off: `segments` were written; the background sync covers them (starting now if idle). */
+  syncLater(segments: Iterable<Segment>): void {
+    for (const seg of segments) this.unsynced.add(seg);
+    if (this.running !== null) return;
+    const run = async (): Promise<void> => {
+      while (this.unsynced.size > 0 && !this.failed()) {
+        const batch = [...this.unsynced];
+        this.unsynced.clear();
+        this.syncing = batch;
+        try {
+          await this.syncAll(batch);
+        } catch (e) {
+          if (!this.failed()) this.fail(e);
+        } finally {
+          this.syncing = [];
+        }
+        for (const fd of this.closeAfterSync) this.fs.closeSync(fd);
+        this.closeAfterSync = [];
+      }
+    };
+    this.running = run().finally(() => {
+      this.running = null;
+    });
+  }
+
+  private fdatasync(fd: number): Promise<void> {
+    return new Promise((resolve, reject) => this.fs.fdatasync(fd, (e) => (e === null ? resolve() : reject(e))));
+  }
+
+  private syncDir(dir: string): Promise<void> {
+    return new Promise((resolve, reject) => this.fs.syncDir(dir, (e) => (e === null ? resolve() : reject(e))));
+  }
+}
