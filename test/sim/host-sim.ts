@@ -62,6 +62,7 @@ export interface HostSimStats {
   writesNoSpace: number;
   filesLostTail: number;
   filesTorn: number;
+  filesTornZeroed: number;
   dirChangesLost: number;
   snapshotsInstalled: number;
   snapshotsTaken: number;
@@ -384,7 +385,7 @@ export class HostSim {
   readonly stats: HostSimStats = {
     crashesProcess: 0, crashesMachine: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
     messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0,
-    filesTorn: 0, dirChangesLost: 0, snapshotsInstalled: 0, snapshotsTaken: 0, commandsBatched: 0,
+    filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0, snapshotsInstalled: 0, snapshotsTaken: 0, commandsBatched: 0,
   };
   nextOpId = 1;
   nextRequestId = 1;
@@ -1098,6 +1099,7 @@ export class HostSim {
       this.stats.writesNoSpace += s.writesNoSpace;
       this.stats.filesLostTail += s.filesLostTail;
       this.stats.filesTorn += s.filesTorn;
+      this.stats.filesTornZeroed += s.filesTornZeroed;
       this.stats.dirChangesLost += s.dirChangesLost;
     }
 

@@ -6,7 +6,10 @@
 // - A file's data written since its last fdatasync (or fsync) is in the "page cache" only.
 //   A process crash loses nothing (the OS still has it). A machine crash (power loss, kernel
 //   panic) keeps, per file, none of those writes, all of them, or a prefix of them with the
-//   next one torn at any byte — chosen by the seed.
+//   next one torn at any byte — chosen by the seed. Past the torn point, the rest of that
+//   write's range holds what the media held before (a recycled file's stale bytes: an older
+//   segment's frames) or, as the seed chooses, zeros up to the write's end (blocks allocated
+//   but never written read back as zeros, so the file may end after the torn point).
 // - A directory's entries (files created, renamed, deleted) are durable only once the directory
 //   is synced; a machine crash keeps a prefix of the changes made since.
 // - fdatasync fails with EIO when told (`failSyncP`); writes fail with ENOSPC once the machine's
@@ -39,6 +42,8 @@ export interface SimFsStats {
   crashesMachine: number;
   filesLostTail: number;
   filesTorn: number;
+  /** Of the torn writes, those whose rest reads back as zeros (the others keep what was there). */
+  filesTornZeroed: number;
   dirChangesLost: number;
 }
 
@@ -83,8 +88,11 @@ class Inode {
     this.changes = [];
   }
 
-  /** A machine crash: the media keeps `keep` of the changes, and `tornBytes` of the next write. */
-  crash(keep: number, tornBytes: number): void {
+  /**
+   * A machine crash: the media keeps `keep` of the changes, and `tornBytes` of the next write;
+   * with `zeroRest`, the rest of that write's range reads back as zeros, not as before.
+   */
+  crash(keep: number, tornBytes: number, zeroRest: boolean): void {
     let out = this.durable;
     const apply = (c: Change, bytes: Uint8Array | null): void => {
       if (c.kind === 'truncate') {
@@ -104,7 +112,14 @@ class Inode {
     };
     for (let i = 0; i < keep; i++) apply(this.changes[i]!, null);
     const next = this.changes[keep];
-    if (tornBytes > 0 && next !== undefined && next.kind === 'write') apply(next, next.bytes.subarray(0, tornBytes));
+    if (tornBytes > 0 && next !== undefined && next.kind === 'write') {
+      let torn = next.bytes.subarray(0, tornBytes);
+      if (zeroRest) {
+        torn = new Uint8Array(next.bytes.length);
+        torn.set(next.bytes.subarray(0, tornBytes));
+      }
+      apply(next, torn);
+    }
     this.durable = out;
     this.data = out.slice();
     this.size = out.length;
@@ -156,7 +171,7 @@ export type Defer = (ms: number, fn: () => void) => void;
 
 export class SimFs implements FileSystem {
   readonly stats: SimFsStats = {
-    writes: 0, syncs: 0, syncsFailed: 0, writesNoSpace: 0, crashesMachine: 0, filesLostTail: 0, filesTorn: 0, dirChangesLost: 0,
+    writes: 0, syncs: 0, syncsFailed: 0, writesNoSpace: 0, crashesMachine: 0, filesLostTail: 0, filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0,
   };
   /** Writes that would take the machine past this many bytes fail with ENOSPC. */
   bytesMax = Infinity;
@@ -214,16 +229,21 @@ export class SimFs implements FileSystem {
     const r = this.rng.next();
     let keep: number;
     let torn = 0;
+    let zeroRest = false;
     if (r < 0.3) keep = 0;
     else if (r < 0.5) keep = c;
     else {
       keep = this.rng.int(0, c - 1);
       const next = n.changes[keep]!;
-      if (next.kind === 'write' && next.bytes.length > 0) torn = this.rng.int(0, next.bytes.length - 1);
+      if (next.kind === 'write' && next.bytes.length > 0) {
+        torn = this.rng.int(0, next.bytes.length - 1);
+        zeroRest = torn > 0 && this.rng.chance(0.5);
+      }
     }
     if (keep < c) this.stats.filesLostTail++;
     if (torn > 0) this.stats.filesTorn++;
-    n.crash(keep, torn);
+    if (zeroRest) this.stats.filesTornZeroed++;
+    n.crash(keep, torn, zeroRest);
   }
 
   /** Bytes held (page cache view), for ENOSPC. */
