@@ -60,6 +60,11 @@ export interface HostProfile {
   /** Of the crashes, the share that are machine crashes (power loss) rather than process kills. */
   machineCrashP: number;
   downMsMax: number;
+  /**
+   * Power losses of every machine at once (syncForce on only: without it such a loss may take
+   * acknowledged writes, as docs/storage.md says). Nothing acknowledged may be lost.
+   */
+  powerLossEveryMs: number;
   partitionEveryMs: number;
   partitionMsMax: number;
   linkFailEveryMs: number;
@@ -137,6 +142,7 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     opWeights: [r.real(1, 4), r.real(1, 3), r.real(0, 1), r.real(0.3, 1.5), r.real(1, 3)],
     // Drawn last, so that adding it changed no earlier draw.
     doorbellMsMax: r.chance(0.25) ? 0 : r.real(0.1, 3),
+    powerLossEveryMs: sync && r.chance(0.4) ? scale(pick([4000, 3000, 2000, 1500])) : Infinity,
   };
 }
 
@@ -144,7 +150,7 @@ export function describeHostProfile(p: HostProfile): string {
   const f = (x: number): string => (x === Infinity ? 'never' : `${Math.round(x)}ms`);
   const n = p.network;
   return `level ${p.level}; syncForce ${p.syncForce}; delay ${n.delayMsMin.toFixed(2)}–${n.delayMsMax.toFixed(1)}ms drop ${n.dropP.toFixed(3)} ` +
-    `straggler ${n.stragglerP.toFixed(3)}; crash every ${f(p.crashEveryMs)} (machine ${(p.machineCrashP * 100).toFixed(0)}%, down ≤ ${f(p.downMsMax)}), ` +
+    `straggler ${n.stragglerP.toFixed(3)}; crash every ${f(p.crashEveryMs)} (machine ${(p.machineCrashP * 100).toFixed(0)}%, down ≤ ${f(p.downMsMax)}), power loss every ${f(p.powerLossEveryMs)}, ` +
     `pause every ${f(p.pauseEveryMs)}, partition every ${f(p.partitionEveryMs)}, link failure every ${f(p.linkFailEveryMs)}, ` +
     `transfer every ${f(p.transferEveryMs)}, disk full every ${f(p.diskFullEveryMs)}, sync EIO p ${p.fs.failSyncP.toFixed(4)}; ` +
     `sync ${p.fs.syncMsMin.toFixed(2)}–${p.fs.syncMsMax.toFixed(1)}ms; clock ±${(p.clockRateSkew * 100).toFixed(1)}% jumps every ${f(p.clockJumpEveryMs)}; ` +
