@@ -62,6 +62,11 @@ export interface HostProfile {
   /** Of the crashes, the share that are machine crashes (power loss) rather than process kills. */
   machineCrashP: number;
   downMsMax: number;
+  /**
+   * Power losses of every machine at once (syncForce on only: without it such a loss may take
+   * acknowledged writes, as docs/storage.md says). Nothing acknowledged may be lost.
+   */
+  powerLossEveryMs: number;
   partitionEveryMs: number;
   partitionMsMax: number;
   linkFailEveryMs: number;
@@ -140,6 +145,7 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     // Drawn last, so that adding it changed no earlier draw.
     doorbellMsMax: r.chance(0.25) ? 0 : r.real(0.1, 3),
     snapshotLogRatio: r.int(0, 2),
+    powerLossEveryMs: sync && r.chance(0.4) ? scale(pick([4000, 3000, 2000, 1500])) : Infinity,
   };
 }
 
@@ -147,7 +153,7 @@ export function describeHostProfile(p: HostProfile): string {
   const f = (x: number): string => (x === Infinity ? 'never' : `${Math.round(x)}ms`);
   const n = p.network;
   return `level ${p.level}; syncForce ${p.syncForce}; delay ${n.delayMsMin.toFixed(2)}–${n.delayMsMax.toFixed(1)}ms drop ${n.dropP.toFixed(3)} ` +
-    `straggler ${n.stragglerP.toFixed(3)}; crash every ${f(p.crashEveryMs)} (machine ${(p.machineCrashP * 100).toFixed(0)}%, down ≤ ${f(p.downMsMax)}), ` +
+    `straggler ${n.stragglerP.toFixed(3)}; crash every ${f(p.crashEveryMs)} (machine ${(p.machineCrashP * 100).toFixed(0)}%, down ≤ ${f(p.downMsMax)}), power loss every ${f(p.powerLossEveryMs)}, ` +
     `pause every ${f(p.pauseEveryMs)}, partition every ${f(p.partitionEveryMs)}, link failure every ${f(p.linkFailEveryMs)}, ` +
     `transfer every ${f(p.transferEveryMs)}, disk full every ${f(p.diskFullEveryMs)}, sync EIO p ${p.fs.failSyncP.toFixed(4)}; ` +
     `sync ${p.fs.syncMsMin.toFixed(2)}–${p.fs.syncMsMax.toFixed(1)}ms; clock ±${(p.clockRateSkew * 100).toFixed(1)}% jumps every ${f(p.clockJumpEveryMs)}; ` +

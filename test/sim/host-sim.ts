@@ -49,6 +49,8 @@ export class HostSimFailure extends Error {
 export interface HostSimStats {
   crashesProcess: number;
   crashesMachine: number;
+  /** Every machine crashed at once (syncForce on). */
+  powerLosses: number;
   shardFailures: number;
   restarts: number;
   pauses: number;
@@ -62,11 +64,20 @@ export interface HostSimStats {
   writesNoSpace: number;
   filesLostTail: number;
   filesTorn: number;
+  filesTornZeroed: number;
   dirChangesLost: number;
   snapshotsInstalled: number;
   snapshotsTaken: number;
   /** Commands applied as the second or later of an entry that carried several (command-batch.ts). */
   commandsBatched: number;
+  /** syncForce off, machine crashes: log entries they took from the node (its unsynced tail). */
+  tailEntriesLost: number;
+  /** Of those, entries the cluster had committed (a quorum held them). */
+  committedEntriesLost: number;
+  /** Groups whose hard state (term or vote) such a crash took back. */
+  hardStatesLost: number;
+  /** Nodes that lost committed entries and were then repaired (their logs whole again). */
+  tailsRepaired: number;
 }
 
 export interface HostSimResult {
@@ -124,6 +135,15 @@ class Machine {
   readonly clock: Clock;
   /** Since the last machine crash (syncForce off): false until its logs are whole again. */
   caughtUp = true;
+  /**
+   * Per group, what this node held when its machine last crashed without syncForce, and what
+   * the cluster had committed then: compared with what recovery gives back (HostSim.lossFound).
+   */
+  lossProbe: Map<number, { last: number; term: number; vote: number; commit: number }> | null = null;
+  /** It lost committed entries in a machine crash and has not been repaired yet. */
+  repairPending = false;
+  /** Per group, its log's last index when its process last ended (a process crash keeps it). */
+  readonly lastAtCrash = new Map<number, number>();
 
   constructor(readonly sim: HostSim, readonly index: number, rng: Prng) {
     const p = sim.profile;
@@ -382,9 +402,10 @@ export class HostSim {
   readonly clients: SimClient[] = [];
   readonly history: HistoryOp[] = [];
   readonly stats: HostSimStats = {
-    crashesProcess: 0, crashesMachine: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
+    crashesProcess: 0, crashesMachine: 0, powerLosses: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
     messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0,
-    filesTorn: 0, dirChangesLost: 0, snapshotsInstalled: 0, snapshotsTaken: 0, commandsBatched: 0,
+    filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0, snapshotsInstalled: 0, snapshotsTaken: 0, commandsBatched: 0,
+    tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
   };
   nextOpId = 1;
   nextRequestId = 1;
@@ -543,6 +564,7 @@ export class HostSim {
       if (!alive()) return;
       proc.shard = shard;
       this.trace(`ready n${m.nodeId}: ${shard.groups.size} groups`);
+      if (m.lossProbe !== null) this.lossFound(m);
       this.refreshLinks();
       shard.run().then(() => {
         if (alive()) this.fail(null, `node ${m.nodeId}: the shard stopped without being asked`);
@@ -580,6 +602,13 @@ export class HostSim {
   private crash(m: Machine, machine: boolean): void {
     if (!m.up) return;
     this.harvest(m.proc);
+    const cores = this.cores(m);
+    for (const c of cores) m.lastAtCrash.set(c.group, c.core.lastIndex());
+    // A machine crash while the last one's loss is still being looked at (the shard had not
+    // opened) keeps the older probe: it knew more.
+    if (machine && !this.profile.syncForce && m.lossProbe === null && cores.length > 0) {
+      m.lossProbe = new Map(cores.map((c) => [c.group, { last: c.core.lastIndex(), term: c.core.term, vote: c.core.vote, commit: this.commitOf(c.group) }]));
+    }
     m.up = false;
     m.inc++;
     m.proc = null;
@@ -832,6 +861,46 @@ export class HostSim {
     return true;
   }
 
+  /** The highest commit index any running member of group `g` knows. */
+  private commitOf(g: number): number {
+    let commit = 0;
+    for (const x of this.machines) for (const c of this.cores(x)) if (c.group === g) commit = Math.max(commit, c.core.commit);
+    return commit;
+  }
+
+  /**
+   * The loss model without syncForce (docs/storage.md): a machine crash may take the node's
+   * unsynced tail, entries and hard state; an acknowledged write is lost only if its entry goes
+   * from a quorum of members. Recovery has just given back machine `m`'s logs: count what the
+   * crash took, and check that every committed entry it took is still held by a quorum of the
+   * others (so no acknowledged write can be lost, and the history is held to linearizability
+   * in full); the node must then be repaired by its leaders (counted when its logs are whole).
+   */
+  private lossFound(m: Machine): void {
+    const probe = m.lossProbe!;
+    m.lossProbe = null;
+    for (const c of this.cores(m)) {
+      const was = probe.get(c.group);
+      if (was === undefined) continue;
+      const last = c.core.lastIndex();
+      this.stats.tailEntriesLost += Math.max(0, was.last - last);
+      const committedLost = Math.max(0, Math.min(was.last, was.commit) - last);
+      if (c.core.term < was.term || (c.core.term === was.term && c.core.vote !== was.vote)) this.stats.hardStatesLost++;
+      if (committedLost === 0) continue;
+      this.stats.committedEntriesLost += committedLost;
+      m.repairPending = true;
+      const quorum = Math.floor(this.machines.length / 2) + 1;
+      const index = Math.min(was.last, was.commit);
+      const holders = this.machines.filter((x) => x !== m && (x.up && x.proc?.shard !== null && x.proc?.shard !== undefined
+        ? (x.proc.shard.groups.get(c.group)?.core.lastIndex() ?? 0) >= index
+        : (x.lastAtCrash.get(c.group) ?? 0) >= index)).length;
+      this.trace(`n${m.nodeId} g${c.group}: a machine crash took entries ${last + 1}..${was.last} (committed to ${was.commit}); ${holders} others hold ${index}`);
+      if (holders < quorum) {
+        this.fail(c.group, `node ${m.nodeId}: a machine crash without syncForce took committed entries ${last + 1}..${index}, now held by ${holders} other nodes, fewer than a quorum (${quorum}): acknowledged writes may be lost, which the fault injection must not allow`);
+      }
+    }
+  }
+
   private updateCaughtUp(): void {
     for (const m of this.machines) {
       if (m.caughtUp || !m.up) continue;
@@ -842,16 +911,26 @@ export class HostSim {
         const mine = this.cores(m).find((c) => c.group === g.id);
         if (mine === undefined || mine.core.lastIndex() < commit) ok = false;
       }
-      if (ok) m.caughtUp = true;
+      if (ok) {
+        m.caughtUp = true;
+        if (m.repairPending) this.stats.tailsRepaired++;
+        m.repairPending = false;
+      }
     }
   }
 
   private chaosCrash(): void {
     const up = this.machines.filter((m) => m.up);
     if (up.length === 0) return;
-    const m = this.rngChaos.pick(up);
+    let m = this.rngChaos.pick(up);
     let machine = this.rngChaos.chance(this.profile.machineCrashP);
-    if (machine && !this.machineCrashSafe(m)) machine = false;
+    if (machine && !this.machineCrashSafe(m)) {
+      // Without syncForce, a machine that may lose its tail: one where the loss cannot take an
+      // acknowledged write (always m itself with syncForce on).
+      const safe = up.filter((x) => this.machineCrashSafe(x));
+      if (safe.length > 0) m = this.rngChaos.pick(safe);
+      else machine = false;
+    }
     if (!this.profile.syncForce && !machine && this.machines.some((x) => !x.caughtUp && x !== m)) {
       // A process crash keeps what the OS had, but the node that lost its tail still needs the
       // others' copies: leave them be until it has caught up.
@@ -859,6 +938,18 @@ export class HostSim {
     }
     this.crash(m, machine);
     this.queue.after(this.rngChaos.real(5, this.profile.downMsMax), () => this.restart(m));
+  }
+
+  /** A power loss of the whole cluster: every machine crashes at once, and comes back. */
+  private chaosPowerLoss(): void {
+    const up = this.machines.filter((m) => m.up);
+    if (up.length === 0) return;
+    this.stats.powerLosses++;
+    this.trace('power loss');
+    for (const m of up) {
+      this.crash(m, true);
+      this.queue.after(this.rngChaos.real(5, this.profile.downMsMax), () => this.restart(m));
+    }
   }
 
   private chaosPause(): void {
@@ -1032,6 +1123,7 @@ export class HostSim {
     for (const m of this.machines) this.queue.after(this.rng.real(0, 5), () => this.start(m));
     for (const c of this.clients) c.start(this.rng.real(20, 80));
     this.every(p.crashEveryMs, () => this.chaosCrash());
+    this.every(p.powerLossEveryMs, () => this.chaosPowerLoss());
     this.every(p.partitionEveryMs, () => this.chaosPartition());
     this.every(p.linkFailEveryMs, () => this.chaosLink());
     this.every(p.pauseEveryMs, () => this.chaosPause());
@@ -1099,6 +1191,7 @@ export class HostSim {
       this.stats.writesNoSpace += s.writesNoSpace;
       this.stats.filesLostTail += s.filesLostTail;
       this.stats.filesTorn += s.filesTorn;
+      this.stats.filesTornZeroed += s.filesTornZeroed;
       this.stats.dirChangesLost += s.dirChangesLost;
     }
 

@@ -6,7 +6,10 @@
 // - A file's data written since its last fdatasync (or fsync) is in the "page cache" only.
 //   A process crash loses nothing (the OS still has it). A machine crash (power loss, kernel
 //   panic) keeps, per file, none of those writes, all of them, or a prefix of them with the
-//   next one torn at any byte — chosen by the seed.
+//   next one torn at any byte — chosen by the seed. Past the torn point, the rest of that
+//   write's range holds what the media held before (a recycled file's stale bytes: an older
+//   segment's frames) or, as the seed chooses, zeros up to the write's end (blocks allocated
+//   but never written read back as zeros, so the file may end after the torn point).
 // - A directory's entries (files created, renamed, deleted) are durable only once the directory
 //   is synced; a machine crash keeps a prefix of the changes made since.
 // - fdatasync fails with EIO when told (`failSyncP`); writes fail with ENOSPC once the machine's
@@ -39,6 +42,8 @@ export interface SimFsStats {
   crashesMachine: number;
   filesLostTail: number;
   filesTorn: number;
+  /** Of the torn writes, those whose rest reads back as zeros (the others keep what was there). */
+  filesTornZeroed: number;
   dirChangesLost: number;
 }
 
@@ -48,10 +53,17 @@ class Inode {
   /** What a read sees now (the page cache). */
   data: Uint8Array = new Uint8Array(0);
   size = 0;
-  /** What is on the media. */
+  /** What is on the media: its first durableSize bytes (the buffer grows by doubling). */
   durable: Uint8Array = new Uint8Array(0);
+  durableSize = 0;
   /** Changes since the last sync, in order: what a machine crash may keep part of. */
   changes: Change[] = [];
+  /**
+   * The byte range the changes since the last sync touched: a sync copies just that (copying
+   * the whole file at every sync was a fifth of the simulator's time).
+   */
+  private dirtyFrom = Infinity;
+  private dirtyTo = 0;
 
   write(pos: number, bytes: Uint8Array): void {
     const end = pos + bytes.length;
@@ -62,6 +74,8 @@ class Inode {
     }
     if (pos > this.size) this.data.fill(0, this.size, pos);
     this.data.set(bytes, pos);
+    // A write past the end also makes the hole before it (zeros) part of the file.
+    this.dirty(Math.min(pos, this.size), end);
     if (end > this.size) this.size = end;
     // A copy that owns its bytes (a Buffer's slice() is a view, and writers reuse their buffers).
     this.changes.push({ kind: 'write', pos, bytes: new Uint8Array(bytes) });
@@ -74,18 +88,36 @@ class Inode {
       grown.set(this.data.subarray(0, this.size));
       this.data = grown;
     }
+    this.dirty(Math.min(size, this.size), Math.max(size, this.size));
     this.size = size;
     this.changes.push({ kind: 'truncate', size });
   }
 
+  private dirty(from: number, to: number): void {
+    if (from < this.dirtyFrom) this.dirtyFrom = from;
+    if (to > this.dirtyTo) this.dirtyTo = to;
+  }
+
   sync(): void {
-    this.durable = this.data.slice(0, this.size);
+    if (this.size > this.durable.length) {
+      const grown = new Uint8Array(Math.max(this.size, this.durable.length * 2, 4096));
+      grown.set(this.durable.subarray(0, this.durableSize));
+      this.durable = grown;
+    }
+    const to = Math.min(this.dirtyTo, this.size);
+    if (to > this.dirtyFrom) this.durable.set(this.data.subarray(this.dirtyFrom, to), this.dirtyFrom);
+    this.durableSize = this.size;
+    this.dirtyFrom = Infinity;
+    this.dirtyTo = 0;
     this.changes = [];
   }
 
-  /** A machine crash: the media keeps `keep` of the changes, and `tornBytes` of the next write. */
-  crash(keep: number, tornBytes: number): void {
-    let out = this.durable;
+  /**
+   * A machine crash: the media keeps `keep` of the changes, and `tornBytes` of the next write;
+   * with `zeroRest`, the rest of that write's range reads back as zeros, not as before.
+   */
+  crash(keep: number, tornBytes: number, zeroRest: boolean): void {
+    let out = this.durable.slice(0, this.durableSize);
     const apply = (c: Change, bytes: Uint8Array | null): void => {
       if (c.kind === 'truncate') {
         const n = new Uint8Array(c.size);
@@ -104,11 +136,21 @@ class Inode {
     };
     for (let i = 0; i < keep; i++) apply(this.changes[i]!, null);
     const next = this.changes[keep];
-    if (tornBytes > 0 && next !== undefined && next.kind === 'write') apply(next, next.bytes.subarray(0, tornBytes));
+    if (tornBytes > 0 && next !== undefined && next.kind === 'write') {
+      let torn = next.bytes.subarray(0, tornBytes);
+      if (zeroRest) {
+        torn = new Uint8Array(next.bytes.length);
+        torn.set(next.bytes.subarray(0, tornBytes));
+      }
+      apply(next, torn);
+    }
     this.durable = out;
+    this.durableSize = out.length;
     this.data = out.slice();
     this.size = out.length;
     this.changes = [];
+    this.dirtyFrom = Infinity;
+    this.dirtyTo = 0;
   }
 }
 
@@ -156,7 +198,7 @@ export type Defer = (ms: number, fn: () => void) => void;
 
 export class SimFs implements FileSystem {
   readonly stats: SimFsStats = {
-    writes: 0, syncs: 0, syncsFailed: 0, writesNoSpace: 0, crashesMachine: 0, filesLostTail: 0, filesTorn: 0, dirChangesLost: 0,
+    writes: 0, syncs: 0, syncsFailed: 0, writesNoSpace: 0, crashesMachine: 0, filesLostTail: 0, filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0,
   };
   /** Writes that would take the machine past this many bytes fail with ENOSPC. */
   bytesMax = Infinity;
@@ -214,16 +256,21 @@ export class SimFs implements FileSystem {
     const r = this.rng.next();
     let keep: number;
     let torn = 0;
+    let zeroRest = false;
     if (r < 0.3) keep = 0;
     else if (r < 0.5) keep = c;
     else {
       keep = this.rng.int(0, c - 1);
       const next = n.changes[keep]!;
-      if (next.kind === 'write' && next.bytes.length > 0) torn = this.rng.int(0, next.bytes.length - 1);
+      if (next.kind === 'write' && next.bytes.length > 0) {
+        torn = this.rng.int(0, next.bytes.length - 1);
+        zeroRest = torn > 0 && this.rng.chance(0.5);
+      }
     }
     if (keep < c) this.stats.filesLostTail++;
     if (torn > 0) this.stats.filesTorn++;
-    n.crash(keep, torn);
+    if (zeroRest) this.stats.filesTornZeroed++;
+    n.crash(keep, torn, zeroRest);
   }
 
   /** Bytes held (page cache view), for ENOSPC. */
