@@ -67,6 +67,8 @@ export class Conn {
   redeliverScheduled = false;
   /** Waiting for the peer's live link to close (PeerLinks.contend); input read meanwhile is in pendingInput. */
   contending = false;
+  /** The peer whose live link this connection waits to replace (PeerLinks.contend). */
+  contendFor: Peer | null = null;
   pendingInput: Uint8Array | null = null;
   readonly remoteAddress: string;
   /** Set by PeerLinks: the frame reader's callback, bound to this connection. */

@@ -447,6 +447,7 @@ export class PeerLinks {
     }
     peer.contender = conn;
     conn.contending = true;
+    conn.contendFor = peer;
     if (conn.timer !== null) clearTimeout(conn.timer);
     old.socket.write(new Uint8Array(LINK_FRAME_HEADER_BYTES));
     conn.timer = setTimeout(() => {
@@ -463,6 +464,7 @@ export class PeerLinks {
     peer.contender = null;
     if (conn === null || conn.state !== ConnState.Handshake || this.closing) return;
     conn.contending = false;
+    conn.contendFor = null;
     if (conn.timer !== null) clearTimeout(conn.timer);
     conn.timer = null;
     this.pending.delete(conn);
@@ -558,6 +560,9 @@ export class PeerLinks {
     if (conn.state === ConnState.Closed) return;
     const wasUp = conn.state === ConnState.Up;
     conn.contending = false;
+    // A contender that goes away (its socket closed, or refused) frees the place for the next.
+    if (conn.contendFor !== null && conn.contendFor.contender === conn) conn.contendFor.contender = null;
+    conn.contendFor = null;
     conn.state = ConnState.Closed;
     if (conn.timer !== null) clearTimeout(conn.timer);
     conn.timer = null;

@@ -394,11 +394,19 @@ test('a new connection from a node replaces its old one once the old one closes 
     sockets.push(a.socket);
     a.socket.write(encodeHello(CLUSTER, 1, 2));
     await waitFor('first link up', () => n2.links.isUp(1));
+    // A contender that gives up while waiting frees the place: the next one waits in turn.
+    const quitter = await rawDial(n2.links.port);
+    sockets.push(quitter.socket);
+    quitter.socket.write(encodeHello(CLUSTER, 1, 2));
+    await sleep(50);
+    quitter.socket.destroy();
+    await sleep(50);
     const b = await rawDial(n2.links.port);
     sockets.push(b.socket);
     // The hello and a frame in one write: the frame must be delivered once the link is b's.
     b.socket.write(Buffer.concat([Buffer.from(encodeHello(CLUSTER, 1, 2)), frameOf(tagged(1, 2, 5))]));
     await sleep(50);
+    assert.equal(b.closed, false, 'the next contender waits instead of being refused');
     a.socket.destroy(); // as the restarted node's kernel would answer the probe
     await waitFor('the new link up', () => n2.states.length === 3);
     assert.deepEqual(n2.states.map((s) => s.up), [true, false, true]);
