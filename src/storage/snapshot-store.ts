@@ -44,7 +44,7 @@
 
 import * as path from 'node:path';
 import { nodeFileSystem, type FileHandle, type FileSystem } from '../io/file-system.js';
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import type { ConfState, NodeId, Snapshot, SnapshotMeta } from '../raft/types.js';
 import { crc32 } from './checksum.js';
 

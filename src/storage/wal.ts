@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../io/clock.js';
 import { nodeFileSystem, type FileSystem } from '../io/file-system.js';
-import { assert, AssertionError } from '../raft/assert.js';
+import { assert, AssertionError } from '../util/assert.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import { EntryCache, GroupLog, type SnapshotDataSource } from './group-log.js';
 import {
