@@ -19,6 +19,12 @@ export interface HostSimOptions {
   /** Keep the last trace lines, printed with a failure. */
   trace: boolean;
   checkStepsMaxPerKey: number;
+  /**
+   * A deliberate bug in the simulator's own clients, to show the checks are not vacuous
+   * (host-sim.test.ts): `stale-read` asks for every read as a stale one (served by whichever
+   * replica gets it, from its own state), which the linearizability checker must catch.
+   */
+  bug?: 'stale-read';
 }
 
 export const hostSimDefaults: Omit<HostSimOptions, 'seed'> = {

@@ -298,7 +298,8 @@ class SimClient {
       : op.kind === 'put' ? { op: 'put', key: op.key, value: op.value }
         : op.kind === 'delete' ? { op: 'delete', key: op.key } : { op: 'cas', key: op.key, expect: op.expect, value: op.value };
     const read = op.kind === 'get' && !cur.viaLog;
-    const frame = encodeFrame(FrameKind.Command, read ? FrameFlag.Read : 0, requestId, cur.group, encodeCommand(cmd));
+    const flags = !read ? 0 : sim.opts.bug === 'stale-read' ? FrameFlag.Read | FrameFlag.Stale : FrameFlag.Read;
+    const frame = encodeFrame(FrameKind.Command, flags, requestId, cur.group, encodeCommand(cmd));
     sim.trace(`client ${this.index} op ${cur.hop.id} attempt ${cur.attempt} → n${node + 1}`);
     sim.clientSend(this, node, frame);
     const attempt = cur.attempt;
@@ -1185,6 +1186,7 @@ export class HostSim {
     await this.runUntil(this.now + livenessMs * 2, () => !reader.busy);
     if (reader.busy) this.fail(null, `the final reads did not finish; ${this.describe()}`);
     for (const c of this.clients) c.abandon();
+
 
     for (const m of this.machines) {
       this.harvest(m.proc);
