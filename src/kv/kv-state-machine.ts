@@ -11,7 +11,7 @@
 // order is itself replicated state: replicas that applied the same log, or restored an image
 // of it, hold their keys in the same order, so they give byte-equal images. (Sorting would
 // make images canonical across different histories too, at a cost that dominated imaging.)
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import {
   KvError,
   KvReader,

@@ -19,7 +19,7 @@
 //    9  u8  0
 //   10  u16 0
 //   12  body        see raft-codec.ts
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import { MessageType, type Message } from '../raft/types.js';
 import {
   CodecError,

@@ -45,7 +45,7 @@
 //         0  u32 group | 4 u32 from | 8 u32 to | 12 u8 flags (bit 0: reject; bit 1: quiesce, in a
 //            Heartbeat only) | 13 u8 0 | 14 u16 0
 //        16  u64 term | 24 u64 commit (0 in HeartbeatResp) | 32 u64 context
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import {
   EntryType,
   MessageType,

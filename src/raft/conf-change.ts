@@ -1,7 +1,7 @@
 // Membership changes and their encoding inside an entry of type ConfChange.
 // Every change goes through joint consensus: the first entry (`enter`) moves the group from
 // C_old to C_old,new, and the leader appends the second (`leave`) once the first is applied.
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 import type { ConfState, NodeId } from './types.js';
 
 export enum ChangeType {

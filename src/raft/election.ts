@@ -1,6 +1,6 @@
 // Elections and roles: the election timer, pre-vote and vote campaigns, granting votes,
 // check-quorum, and the role changes (follower, candidate, leader) with what each resets.
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 import { hasUnappliedConfChanges } from './membership.js';
 import { appendLocal } from './proposals.js';
 import { nudgeLeader } from './quiescence.js';

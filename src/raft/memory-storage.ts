@@ -1,7 +1,7 @@
 // An in-memory LogStorage: what the simulator and unit tests use as "the disk". The host appends
 // to it only what a Ready made durable, so the core's view of stable entries stays honest.
 import { EntryType, type ConfState, type Entry, type HardState, type LogStorage, type NodeId, type Snapshot } from './types.js';
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 import { ChangeType, encodeConfChange } from './conf-change.js';
 
 export class MemoryStorage implements LogStorage {

@@ -1,7 +1,7 @@
 // What a leader knows about each follower: how far its log matches (`match`), what to send next
 // (`next`), and how replication to it is flowing (probe / replicate / snapshot), with a bounded
 // window of messages in flight.
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 
 export enum ProgressState {
   /** Unsure where the follower's log ends: one message at a time until it answers. */

@@ -1,7 +1,7 @@
 // The log as one member sees it: the stable part in LogStorage (already durable) followed by an
 // unstable tail held in memory until the host reports it durable. A snapshot received from a
 // leader also waits here until it is durable.
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 import type { Entry, LogStorage, Snapshot } from './types.js';
 
 export class RaftLog {

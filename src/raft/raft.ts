@@ -9,7 +9,7 @@
 // what, and each part lives in a file named after it (docs/raft.md, "Where things are"):
 // election.ts, replication.ts, proposals.ts, read-index.ts, lease.ts, quiescence.ts,
 // transfer.ts, membership.ts, ready.ts; the state they share is in state.ts.
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 import { messageProblem, type MessageProblem } from './message-check.js';
 import { ChangeType, type ConfChange } from './conf-change.js';
 import {

@@ -12,7 +12,7 @@
 // t + ticksElection - margin the leader may serve reads without a round at all (lease.ts).
 //
 // This file holds the queues; read-index.ts is the leader's read path that uses them.
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 import type { ReadState } from './types.js';
 
 interface PendingRead {

@@ -2,7 +2,7 @@
 // `Outbox` as the member steps and ticks, and `persisted`, the host's word that a Ready is
 // durable. Committed entries are applied here, as they are handed out, so that a conf change
 // takes effect before the messages of the same Ready are chosen.
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 import { applyConfEntry, maybeLeaveJoint } from './membership.js';
 import { broadcastAppend, broadcastHeartbeat, maybeCommit } from './replication.js';
 import type { RaftState } from './state.js';

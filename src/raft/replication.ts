@@ -2,7 +2,7 @@
 // its Progress (progress.ts), heartbeats, the answers to both, and advancing the commit index
 // (quorum.ts decides it). The follower: accepting or rejecting appends, installing snapshots,
 // answering heartbeats.
-import { assert } from './assert.js';
+import { assert } from '../util/assert.js';
 import { ProgressState, type Progress } from './progress.js';
 import { followQuiesce } from './quiescence.js';
 import { confirmRounds } from './read-index.js';

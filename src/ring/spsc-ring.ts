@@ -43,7 +43,7 @@
 //
 // A pending Atomics.waitAsync does not keep a thread's event loop alive, so while a wait is
 // pending the ring holds a referenced timer; close() lets it go and rejects pending waits.
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 
 /** Smallest and largest capacity, in bytes, that allocate() accepts. */
 export const RING_CAPACITY_BYTES_MIN = 4096;

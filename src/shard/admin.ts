@@ -1,7 +1,8 @@
 // Admin requests as a shard receives them: node-level ones (InKind.Admin, a msgpack
 // AdminRequest) and group-level ones (a client frame of kind Admin whose msgpack body names the
 // op, for the group in the frame header). Both are checked here before anything runs (parse),
-// then run by `Admin`: status, metrics, addGroup, removeGroup, transferLeader.
+// then run by `Admin`: status, metrics, addGroup, joinGroup, removeGroup, transferLeader, and
+// the membership changes addMember, promote, removeMember (member-changes.ts).
 import { pack, unpack } from 'msgpackr';
 import type { Clock } from '../io/clock.js';
 import { FrameKind, type FrameHeader } from '../protocol/client-frame.js';
@@ -13,6 +14,7 @@ import type { GroupTable } from './group-table.js';
 import type { LatencyHistogram } from './latency.js';
 import type { ShardLogger } from './log.js';
 import type { LoopControl } from './loop-control.js';
+import { MemberChanges } from './member-changes.js';
 import type { Outbox } from './outbox.js';
 import type { SnapshotAssembler } from './snapshot-assembler.js';
 import type { Snapshots } from './snapshots.js';
@@ -72,6 +74,18 @@ export function parseAdminRequest(bytes: Uint8Array, headerGroup: number | null)
       if (!isGroupId(group)) return `bad group id ${String(group)}`;
       if (!isNodeId(r.to)) return `bad node id ${String(r.to)}`;
       return { op: 'transferLeader', group, to: r.to };
+    case 'joinGroup':
+      if (!isGroupId(group)) return `bad group id ${String(group)}`;
+      return { op: 'joinGroup', group };
+    case 'addMember':
+    case 'promote':
+    case 'removeMember': {
+      if (!isGroupId(group)) return `bad group id ${String(group)}`;
+      if (!isNodeId(r.node)) return `bad node id ${String(r.node)}`;
+      if (r.op !== 'addMember') return { op: r.op, group, node: r.node };
+      if (r.learner !== undefined && typeof r.learner !== 'boolean') return `learner must be true or false, not ${String(r.learner)}`;
+      return { op: 'addMember', group, node: r.node, learner: r.learner === true };
+    }
     default:
       return `unknown admin op ${String(r.op)}`;
   }
@@ -92,6 +106,7 @@ export class Admin {
   /** Groups created by addGroup whose founding entry is not durable yet, with their members. */
   private readonly founding = new Map<number, { members: number[]; durable: Promise<void> }>();
   private readonly removing = new Set<number>();
+  private readonly members: MemberChanges;
 
   constructor(
     ctx: ShardContext,
@@ -108,6 +123,7 @@ export class Admin {
     this.outbox = ctx.outbox;
     this.wal = ctx.wal;
     this.control = ctx.control;
+    this.members = new MemberChanges(this.task.nodeId, table, requests, this.control, () => this.clock.nowMs());
   }
 
   nodeAdmin(id: number, bytes: Uint8Array): void {
@@ -134,6 +150,12 @@ export class Admin {
 
   /** Runs an admin request; `reply` is called exactly once, inside or after this call. */
   private runAdmin(req: AdminRequest, scope: number | null, reply: (r: AdminReply) => void): void {
+    if (req.op === 'addMember' || req.op === 'promote' || req.op === 'removeMember') {
+      // Not tracked as work under way: it waits on the group's log, which a stopping shard
+      // answers (abortAll) rather than waits for.
+      this.members.change(req, reply);
+      return;
+    }
     let out: AdminReply | Promise<AdminReply>;
     try {
       out = this.admin(req, scope);
@@ -170,6 +192,12 @@ export class Admin {
         return this.addGroup(req.group, req.members);
       case 'removeGroup':
         return this.removeGroup(req.group);
+      case 'joinGroup':
+        return this.joinGroup(req.group);
+      case 'addMember':
+      case 'promote':
+      case 'removeMember':
+        throw new Error(`${req.op} runs in runAdmin`);
       case 'transferLeader': {
         const h = this.table.groups.get(req.group);
         if (h === undefined) return adminError('NO_GROUP', `node ${this.task.nodeId} does not host group ${req.group}`);
@@ -208,6 +236,29 @@ export class Admin {
       if (this.founding.get(group)?.durable === durable) this.founding.delete(group);
     }
     this.log.info({ group, members }, 'group added');
+    return { ok: true };
+  }
+
+  /** Creates an empty replica of `group` here (idempotent); resolves once its first hard state is durable. */
+  private async joinGroup(group: number): Promise<AdminReply> {
+    const { shard, shards } = this.task;
+    if (group % shards !== shard) return adminError('BAD_REQUEST', `group ${group} belongs on shard ${group % shards}, not ${shard}`);
+    const existing = this.table.groups.get(group);
+    if (existing !== undefined) {
+      const founding = this.founding.get(group);
+      if (founding !== undefined) await founding.durable;
+      return { ok: true };
+    }
+    if (this.removing.has(group)) return adminError('UNAVAILABLE', `group ${group} is being removed; retry`);
+    const durable = this.table.join(group);
+    this.founding.set(group, { members: [], durable });
+    this.control.wake();
+    try {
+      await durable;
+    } finally {
+      if (this.founding.get(group)?.durable === durable) this.founding.delete(group);
+    }
+    this.log.info({ group }, 'group joined (empty replica)');
     return { ok: true };
   }
 

@@ -3,13 +3,14 @@
 // result), configuration, ReadStates confirming reads (served once applied reaches their
 // index), aborted reads, and role changes (waiting writes answered when leadership is lost).
 // Then, every snapshotEntries applied commands, a snapshot (snapshots.ts).
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import { EntryType, Role, type Entry, type Ready, type SoftState } from '../raft/types.js';
 import { ClientRequests } from './client-requests.js';
 import { forEachCommand } from './command-batch.js';
 import { ShardCounter } from './counters.js';
 import { copyConf, type GroupHost } from './group-host.js';
 import type { GroupTable } from './group-table.js';
+import { MemberChanges } from './member-changes.js';
 import type { Snapshots } from './snapshots.js';
 
 export class Applier {
@@ -41,6 +42,7 @@ export class Applier {
     }
     if (rd.soft !== null) this.onSoft(h, rd.soft);
     if (h.readsConfirmed > 0) this.serveReads(h);
+    if (h.change !== null) MemberChanges.check(h);
     this.snapshots.maybeSnapshot(h);
   }
 

@@ -229,7 +229,7 @@ export class ClientRequests {
     else c[ShardCounter.ErrorsOther]!++;
   }
 
-  /** Answers every request waiting on `h` with `code` (removal, stop, failure). */
+  /** Answers every request waiting on `h` with `code` (removal, stop, failure), a membership change too. */
   abortGroup(h: GroupHost, code: ProtocolErrorCode, message: string): void {
     for (const p of h.proposals.values()) this.rejectWrite(h, p, code, message);
     for (const w of h.stagedWaiting) this.reject(w.conn, w.requestId, h.id, code, message, w.t0);
@@ -241,6 +241,9 @@ export class ClientRequests {
     h.proposals.clear();
     h.reads.clear();
     h.readsConfirmed = 0;
+    const change = h.change;
+    h.change = null;
+    change?.reply({ ok: false, code, message });
   }
 
   /** Answers every request waiting in the shard; each gets its one response. */
@@ -258,6 +261,11 @@ export class ClientRequests {
     this.lastSweep = now;
     const limit = now - this.task.requestTimeoutMs;
     for (const h of this.groups.values()) {
+      const change = h.change;
+      if (change !== null && change.t0 <= limit) {
+        h.change = null;
+        change.reply({ ok: false, code: 'TIMEOUT', message: `membership change of group ${h.id} not in effect within ${this.task.requestTimeoutMs} ms; it may still take effect` });
+      }
       if (h.pending === 0) continue;
       for (const [index, p] of h.proposals) {
         if (p.t0 > limit) continue;

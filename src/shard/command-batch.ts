@@ -5,7 +5,7 @@
 //
 // Layout: count u32 | count × (bytes u32 | command), little-endian; count ≥ 2 (a single write is
 // proposed as a Normal entry of just its command, as before batching existed).
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 
 /** Most commands in one entry: bounds the work of applying one entry, and the waiters kept per index. */
 export const COMMANDS_PER_ENTRY_MAX = 256;

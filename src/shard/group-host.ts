@@ -5,7 +5,7 @@ import { emptyConf } from '../raft/conf-change.js';
 import { RaftNode } from '../raft/raft.js';
 import { Role, type ConfState, type HardState, type NodeId } from '../raft/types.js';
 import type { StateMachine } from './state-machine.js';
-import type { GroupStatus } from './task.js';
+import type { AdminReply, GroupStatus } from './task.js';
 
 /** A client write waiting for its outcome. */
 export interface WaitingWrite {
@@ -23,6 +23,17 @@ export interface WaitingWrite {
 export interface PendingWrite extends WaitingWrite {
   term: number;
   rest: WaitingWrite[] | null;
+}
+
+/** A membership change proposed here by admin (member-changes.ts), answered once it has taken effect. */
+export interface PendingChange {
+  /** Index and term of its entry (the one that enters the joint configuration). */
+  index: number;
+  term: number;
+  /** Its entry was applied with its term: it waits for the joint configuration to be left. */
+  entered: boolean;
+  t0: number;
+  reply: (r: AdminReply) => void;
 }
 
 /** A linearizable read, answered once a ReadState confirms it and the state machine has applied its index. */
@@ -67,6 +78,8 @@ export class GroupHost {
   /** Client writes waiting here, staged or proposed (an entry may carry many). */
   writesWaiting = 0;
   readonly reads = new Map<number, PendingRead>();
+  /** The membership change waiting here, if any (one at a time). */
+  change: PendingChange | null = null;
   /** Reads with a ReadState, waiting for `applied` to reach their index. */
   readsConfirmed = 0;
   /** The newest hard state whose only change was the commit index, not yet written (see Readies.handleReadyIo). */

@@ -1,7 +1,7 @@
 // The groups a shard hosts: which ones live here (recovered from the log at open, bootstrapped,
 // added and removed by admin), how each one's Raft core is made and configured, which are awake
 // (ticked), which were touched since the last Readys were collected, and how many lead.
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import { ChangeType, encodeConfChange } from '../raft/conf-change.js';
 import { RaftNode } from '../raft/raft.js';
 import { configDefaults, EntryType, Role, type RaftConfig, type Snapshot } from '../raft/types.js';
@@ -123,6 +123,17 @@ export class GroupTable {
     }));
     const durable = this.wal.append(writes);
     for (const g of groups) this.makeHost(g, this.factory(g));
+    return durable;
+  }
+
+  /**
+   * Creates an empty replica of an existing group: no entries, no configuration, a zero hard
+   * state written so that the log knows the group after a restart. Its first leader's append
+   * (or snapshot) brings the log and the configuration; until then it cannot campaign.
+   */
+  join(group: number): Promise<void> {
+    const durable = this.wal.append([{ group, entries: [], hardState: { term: 0, vote: 0, commit: 0 } }]);
+    this.makeHost(group, this.factory(group));
     return durable;
   }
 

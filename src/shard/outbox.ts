@@ -5,7 +5,7 @@
 // several, cut between sub-records (or frames), which stand on their own. A full ring is waited out, never
 // dropped: the main thread drains out rings whatever else it does, so the wait ends.
 import { pack } from 'msgpackr';
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import { MessageType, type Message } from '../raft/types.js';
 import { OutKind, RECORD_HEADER_BYTES, tryWriteRecord, writeRecordHeader } from '../ring/records.js';
 import type { SpscRing } from '../ring/spsc-ring.js';

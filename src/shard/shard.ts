@@ -19,7 +19,7 @@
 import * as path from 'node:path';
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../io/clock.js';
 import { nodeFileSystem, type FileSystem } from '../io/file-system.js';
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import type { Snapshot, SnapshotMeta } from '../raft/types.js';
 import type { SpscRing } from '../ring/spsc-ring.js';
 import type { ProtocolErrorCode } from '../protocol/client-frame.js';

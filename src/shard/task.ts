@@ -74,10 +74,30 @@ export type AdminRequest =
   /** Forgets the group here: its log records, snapshots and state machine. */
   | { op: 'removeGroup'; group: number }
   | { op: 'transferLeader'; group: number; to: number }
+  /**
+   * Creates here an empty replica of an existing group (no founding entry, no configuration):
+   * it waits for the group's leader to send it the log or a snapshot once the leader adds this
+   * node (addMember). Idempotent. Never for a node whose replica of the group was removed: it
+   * would come back without the votes it gave (member-changes.ts, docs/operations.md).
+   */
+  | { op: 'joinGroup'; group: number }
+  | MemberChangeRequest
   /** Per-group status of every group on the shard. */
   | { op: 'status' }
   /** Latency histograms (bucket counts) since the shard started. */
   | { op: 'metrics' };
+
+/**
+ * Membership changes, asked of the group's leader; each is one joint-consensus change, answered
+ * once it has taken effect (src/shard/member-changes.ts).
+ */
+export type MemberChangeRequest =
+  /** Adds `node` as a learner (it receives the log, never votes) or straight as a voter. */
+  | { op: 'addMember'; group: number; node: number; learner: boolean }
+  /** Makes the learner `node` a voter. */
+  | { op: 'promote'; group: number; node: number }
+  /** Removes the voter or learner `node` (the leader too: it hands over leadership). */
+  | { op: 'removeMember'; group: number; node: number };
 
 export interface GroupStatus {
   group: number;
@@ -105,5 +125,5 @@ export interface LatencySummary {
 }
 
 export type AdminReply =
-  | { ok: true; groups?: GroupStatus[]; latency?: Record<string, LatencySummary> }
+  | { ok: true; groups?: GroupStatus[]; latency?: Record<string, LatencySummary>; members?: { voters: number[]; learners: number[] } }
   | { ok: false; code: string; message: string };

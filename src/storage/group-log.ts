@@ -3,7 +3,7 @@
 // the payloads of recent entries cached in memory. It implements the Raft core's LogStorage,
 // so the core reads entries from here: from memory in the common case, from the segment file
 // for laggards.
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import { emptyConf } from '../raft/conf-change.js';
 import type { Entry, EntryType, HardState, LogStorage, Snapshot, SnapshotMeta } from '../raft/types.js';
 

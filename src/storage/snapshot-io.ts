@@ -2,7 +2,7 @@
 // corruption), whole writes, durable directory creation, and tolerant listing and deletion.
 import * as path from 'node:path';
 import type { FileHandle, FileSystem } from '../io/file-system.js';
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import { SnapshotCorruptError } from './snapshot-format.js';
 import type { SnapshotWriteFile } from './snapshot-writer.js';
 

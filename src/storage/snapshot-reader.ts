@@ -1,7 +1,7 @@
 // Reading one snapshot back: the header verified at open (`openSnapshotFile`), the data
 // verified chunk by chunk as it streams, and the trailer's totals at the end.
 import type { FileHandle, FileSystem } from '../io/file-system.js';
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import type { ConfState, NodeId, SnapshotMeta } from '../raft/types.js';
 import { crc32 } from './checksum.js';
 import {

@@ -22,7 +22,7 @@
 
 import * as path from 'node:path';
 import { nodeFileSystem, type FileSystem } from '../io/file-system.js';
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import type { Snapshot, SnapshotMeta } from '../raft/types.js';
 import {
   bytesPerChunkLimit, checkIntegerIn, copyMeta, encodeHeader, headerBytes, snapshotFileName, SnapshotTooLargeError, trailerBytes,

@@ -3,7 +3,7 @@
 // file that `finish` makes durable under its final name; any failure leaves nothing behind.
 import * as path from 'node:path';
 import type { FileSystem } from '../io/file-system.js';
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { crc32 } from './checksum.js';
 import { copyMeta, frameBytes, trailerBytes, writeU64 } from './snapshot-format.js';

@@ -1,7 +1,7 @@
 // The batch being gathered: the records of every append since the last batch went to the
 // writer, laid out in frames (one per segment the batch touches) in reused buffers. Positions
 // are known as the bytes are laid out, so each group's in-memory index is updated here, at once.
-import { assert } from '../raft/assert.js';
+import { assert } from '../util/assert.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 import type { GroupLog } from './group-log.js';
 import {

@@ -12,7 +12,7 @@
 //   wal-purge.ts          deleting unneeded segments, rewriting small groups that pin one
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../io/clock.js';
 import { nodeFileSystem, type FileSystem } from '../io/file-system.js';
-import { assert, AssertionError } from '../raft/assert.js';
+import { assert, AssertionError } from '../util/assert.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import { EntryCache, GroupLog, type SnapshotDataSource } from './group-log.js';
 import { BatchLayout, type GroupWrite } from './wal-batch.js';

@@ -3,7 +3,7 @@
 // builds for one destination with its heartbeats coalesced.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AssertionError } from '../../src/raft/assert.js';
+import { AssertionError } from '../../src/util/assert.js';
 import { EntryType, MessageType, message, type Message } from '../../src/raft/types.js';
 import {
   decodeHello,

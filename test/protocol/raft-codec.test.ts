@@ -3,7 +3,7 @@
 // (truncated, padded, corrupted) are refused with a CodecError rather than a crash or a hang.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AssertionError } from '../../src/raft/assert.js';
+import { AssertionError } from '../../src/util/assert.js';
 import { EntryType, MessageType, message, type ConfState, type Entry, type Message } from '../../src/raft/types.js';
 import {
   CodecError,

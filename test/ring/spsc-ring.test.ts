@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { RING_HEADER_BYTES, RingWord, SpscRing } from '../../src/ring/spsc-ring.js';
-import { AssertionError } from '../../src/raft/assert.js';
+import { AssertionError } from '../../src/util/assert.js';
 import {
   consumeStream,
   produceStream,

@@ -19,6 +19,12 @@ export interface HostSimOptions {
   /** Keep the last trace lines, printed with a failure. */
   trace: boolean;
   checkStepsMaxPerKey: number;
+  /**
+   * A deliberate bug in the simulator's own clients, to show the checks are not vacuous
+   * (host-sim.test.ts): `stale-read` asks for every read as a stale one (served by whichever
+   * replica gets it, from its own state), which the linearizability checker must catch.
+   */
+  bug?: 'stale-read';
 }
 
 export const hostSimDefaults: Omit<HostSimOptions, 'seed'> = {
@@ -76,6 +82,8 @@ export interface HostProfile {
   pauseEveryMs: number;
   pauseMsMax: number;
   transferEveryMs: number;
+  /** Membership changes through the admin path: remove a member, add one back as a learner, promote, destroy a removed replica. */
+  memberChangeEveryMs: number;
   diskFullEveryMs: number;
   diskFullMsMax: number;
   clientTimeoutMs: number;
@@ -137,6 +145,7 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     pauseEveryMs: level === 0 ? Infinity : scale(pick([Infinity, 4000, 2000, 1000])),
     pauseMsMax: r.real(20, 800),
     transferEveryMs: scale(pick([3000, 2000, 1200, 800])),
+    memberChangeEveryMs: r.chance(0.25) ? Infinity : scale(pick([2500, 1500, 900, 500])),
     diskFullEveryMs: level >= 2 && r.chance(0.5) ? scale(3000) : Infinity,
     diskFullMsMax: r.real(50, 600),
     clientTimeoutMs: r.real(300, 1500),
@@ -155,7 +164,7 @@ export function describeHostProfile(p: HostProfile): string {
   return `level ${p.level}; syncForce ${p.syncForce}; delay ${n.delayMsMin.toFixed(2)}–${n.delayMsMax.toFixed(1)}ms drop ${n.dropP.toFixed(3)} ` +
     `straggler ${n.stragglerP.toFixed(3)}; crash every ${f(p.crashEveryMs)} (machine ${(p.machineCrashP * 100).toFixed(0)}%, down ≤ ${f(p.downMsMax)}), power loss every ${f(p.powerLossEveryMs)}, ` +
     `pause every ${f(p.pauseEveryMs)}, partition every ${f(p.partitionEveryMs)}, link failure every ${f(p.linkFailEveryMs)}, ` +
-    `transfer every ${f(p.transferEveryMs)}, disk full every ${f(p.diskFullEveryMs)}, sync EIO p ${p.fs.failSyncP.toFixed(4)}; ` +
+    `transfer every ${f(p.transferEveryMs)}, member change every ${f(p.memberChangeEveryMs)}, disk full every ${f(p.diskFullEveryMs)}, sync EIO p ${p.fs.failSyncP.toFixed(4)}; ` +
     `sync ${p.fs.syncMsMin.toFixed(2)}–${p.fs.syncMsMax.toFixed(1)}ms; clock ±${(p.clockRateSkew * 100).toFixed(1)}% jumps every ${f(p.clockJumpEveryMs)}; ` +
     `heartbeat ${p.ticksHeartbeat} quiesce ${p.ticksQuiesce} snapshot every ${p.snapshotEntries} ratio ${p.snapshotLogRatio} keep ${p.snapshotKeepEntries} ` +
     `segment ${p.segmentBytes} chunk ${p.snapChunkBytes} turn records ${p.turnRecordsMax} doorbell ≤ ${p.doorbellMsMax.toFixed(2)}ms`;

@@ -30,3 +30,29 @@ test('a seed replays exactly: the same trace hash twice', async () => {
   assert.equal(a.events, b.events);
   assert.ok(a.ops > 0);
 });
+
+// The deliberate bug that can be built into a run (host-profile.ts `bug`): reads served from any
+// replica's own state. Some seed in a small range must fail on it, naming its seed. The bugs
+// in production code are in test/sim/mutations (run by hand: a build per bug).
+test('a deliberate bug is caught: stale reads, by the linearizability checker', async () => {
+  const caught: string[] = [];
+  for (let seed = 1; seed <= 30 && caught.length === 0; seed++) {
+    const r = await runHostSeed({ ...hostSimDefaults, seed, bug: 'stale-read' });
+    if (r.outcome === 'violation') {
+      assert.match(r.failure ?? '', new RegExp(`^seed ${seed}: linearizability violation`));
+      caught.push(r.failure!);
+    }
+  }
+  assert.ok(caught.length > 0, 'stale reads went unnoticed in seeds 1..30');
+});
+
+test('membership changes run through the admin path and take effect', async () => {
+  let asked = 0;
+  let done = 0;
+  for (let seed = 1; seed <= 10; seed++) {
+    const r = await runHostSeed({ ...hostSimDefaults, seed });
+    asked += r.stats.memberChangesAsked;
+    done += r.stats.memberChangesDone;
+  }
+  assert.ok(done > 0 && done <= asked, `${done} of ${asked} membership changes in effect in seeds 1..10`);
+});

@@ -60,6 +60,11 @@ export interface HostSimStats {
   clockJumps: number;
   diskFulls: number;
   transfers: number;
+  /** Membership changes asked through admin, and those answered as in effect. */
+  memberChangesAsked: number;
+  memberChangesDone: number;
+  /** Replicas of removed members destroyed (removeGroup on their node). */
+  replicasDestroyed: number;
   syncsFailed: number;
   writesNoSpace: number;
   filesLostTail: number;
@@ -207,6 +212,12 @@ class SimGroup {
   readonly keys: string[];
   /** machine index → commit last seen on that machine's leader core (and its incarnation). */
   readonly commitSeen = new Map<number, { inc: number; commit: number }>();
+  /**
+   * Machines whose replica was destroyed after their removal: they never host the group again
+   * (not bootstrapped at a restart, never added back), since a replica made anew would have
+   * forgotten the votes it gave (src/shard/task.ts, joinGroup).
+   */
+  readonly destroyed = new Set<number>();
   constructor(readonly sim: HostSim, readonly id: number, keys: number) {
     this.inv = new GroupInvariants((what) => sim.fail(id, what), 10_000_000);
     this.keys = Array.from({ length: keys }, (_, i) => `g${id}/k${i}`);
@@ -307,7 +318,8 @@ class SimClient {
       : op.kind === 'put' ? { op: 'put', key: op.key, value: op.value }
         : op.kind === 'delete' ? { op: 'delete', key: op.key } : { op: 'cas', key: op.key, expect: op.expect, value: op.value };
     const read = op.kind === 'get' && !cur.viaLog;
-    const frame = encodeFrame(FrameKind.Command, read ? FrameFlag.Read : 0, requestId, cur.group, encodeCommand(cmd));
+    const flags = !read ? 0 : sim.opts.bug === 'stale-read' ? FrameFlag.Read | FrameFlag.Stale : FrameFlag.Read;
+    const frame = encodeFrame(FrameKind.Command, flags, requestId, cur.group, encodeCommand(cmd));
     sim.trace(`client ${this.index} op ${cur.hop.id} attempt ${cur.attempt} → n${node + 1}`);
     sim.clientSend(this, node, frame);
     const attempt = cur.attempt;
@@ -403,9 +415,9 @@ export class HostSim {
   readonly history: HistoryOp[] = [];
   readonly stats: HostSimStats = {
     crashesProcess: 0, crashesMachine: 0, powerLosses: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
-    messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0,
-    filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0, snapshotsInstalled: 0, snapshotsTaken: 0, commandsBatched: 0,
-    tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
+    messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, memberChangesAsked: 0, memberChangesDone: 0, replicasDestroyed: 0,
+    syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0, filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0, snapshotsInstalled: 0,
+    snapshotsTaken: 0, commandsBatched: 0, tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
   };
   nextOpId = 1;
   nextRequestId = 1;
@@ -421,6 +433,8 @@ export class HostSim {
   /** Per directed link, as the shards were last told: up or down. */
   private readonly linkToldUp: boolean[];
   private adminSeq = 1;
+  /** Admin requests whose reply is counted: id → what they asked. */
+  private readonly adminAsked = new Map<number, string>();
 
   constructor(readonly opts: HostSimOptions) {
     this.rng = new Prng(opts.seed);
@@ -477,7 +491,7 @@ export class HostSim {
       outRing: proc.outRingSab,
       counters: proc.counters.buffer as SharedArrayBuffer,
       dir: `/node-${m.nodeId}/shard-0`,
-      bootstrapGroups: this.groups.map((g) => g.id),
+      bootstrapGroups: this.groups.filter((g) => !g.destroyed.has(m.index)).map((g) => g.id),
       syncForce: p.syncForce,
       segmentBytes: p.segmentBytes,
       tickMs: p.tickMs,
@@ -730,8 +744,11 @@ export class HostSim {
         return;
       }
       case OutKind.AdminReply: {
-        const r = unpack(payload) as { ok: boolean; code?: string };
-        this.trace(`admin ${arg} at n${m.nodeId}: ${r.ok ? 'ok' : r.code}`);
+        const r = unpack(payload) as { ok: boolean; code?: string; members?: unknown };
+        this.trace(`admin ${arg} at n${m.nodeId}: ${r.ok ? `ok${r.members !== undefined ? ` ${JSON.stringify(r.members)}` : ''}` : r.code}`);
+        const asked = this.adminAsked.get(arg);
+        this.adminAsked.delete(arg);
+        if (asked === 'member' && r.ok) this.stats.memberChangesDone++;
         return;
       }
       case OutKind.Event:
@@ -818,8 +835,10 @@ export class HostSim {
     this.queue.after(this.rngNet.real(net.delayMsMin, net.delayMsMax), () => m.run(() => this.deliver(m, InKind.Client, c.conn, frame)));
   }
 
-  private admin(m: Machine, req: unknown): void {
-    m.run(() => this.deliver(m, InKind.Admin, this.adminSeq++, pack(req) as Uint8Array));
+  private admin(m: Machine, req: unknown, counted?: string): void {
+    const id = this.adminSeq++;
+    if (counted !== undefined) this.adminAsked.set(id, counted);
+    m.run(() => this.deliver(m, InKind.Admin, id, pack(req) as Uint8Array));
   }
 
   // --- Chaos ---
@@ -854,9 +873,15 @@ export class HostSim {
     if (this.machines.some((x) => !x.up || x.proc?.shard === null || !x.caughtUp)) return false;
     if (this.cores(m).some((c) => c.core.role === Role.Leader)) return false;
     for (const g of this.groups) {
+      // Removed members' replicas lag for good and do not count.
+      const members = this.members(g);
+      if (members === null) return false;
       let commit = 0;
       for (const x of this.machines) for (const c of this.cores(x)) if (c.group === g.id) commit = Math.max(commit, c.core.commit);
-      for (const x of this.machines) for (const c of this.cores(x)) if (c.group === g.id && c.core.lastIndex() < commit) return false;
+      for (const x of this.machines) {
+        if (!members.has(x.index)) continue;
+        for (const c of this.cores(x)) if (c.group === g.id && c.core.lastIndex() < commit) return false;
+      }
     }
     return true;
   }
@@ -909,6 +934,8 @@ export class HostSim {
         let commit = 0;
         for (const x of this.machines) for (const c of this.cores(x)) if (c.group === g.id) commit = Math.max(commit, c.core.commit);
         const mine = this.cores(m).find((c) => c.group === g.id);
+        const members = this.members(g);
+        if (members !== null && !members.has(m.index)) continue;
         if (mine === undefined || mine.core.lastIndex() < commit) ok = false;
       }
       if (ok) {
@@ -1019,6 +1046,68 @@ export class HostSim {
     this.admin(m, { op: 'transferLeader', group: c.group, to });
   }
 
+  /**
+   * A membership change through the shard's admin path (src/shard/member-changes.ts), asked of
+   * a leader: remove a voter (the leader itself too) or a learner, add back as a learner a
+   * machine that still holds its replica, promote a learner; or destroy the replica of a
+   * machine that was removed, once every member has applied the configuration without it
+   * (earlier, a lagging member still in the joint configuration might need its vote).
+   */
+  private chaosMemberChange(): void {
+    const rng = this.rngChaos;
+    const g = rng.pick(this.groups);
+    const leaders = this.machines.flatMap((m) => this.cores(m).filter((c) => c.group === g.id && c.core.role === Role.Leader).map((c) => ({ m, core: c.core })));
+    if (leaders.length === 0) return;
+    const { m, core } = leaders.reduce((a, b) => (b.core.term > a.core.term ? b : a));
+    const conf = core.confState();
+    if (conf.votersOutgoing.length > 0) return;
+    const hosts = (x: Machine): boolean => x.up && x.proc?.shard?.groups.has(g.id) === true;
+    const outside = this.machines.filter((x) => !conf.voters.includes(x.nodeId) && !conf.learners.includes(x.nodeId) && !g.destroyed.has(x.index));
+    const options: (() => void)[] = [];
+    const ask = (req: { op: string; node: number; learner?: boolean }): void => {
+      this.stats.memberChangesAsked++;
+      this.trace(`member ${req.op} g${g.id} n${req.node}${req.learner === true ? ' (learner)' : ''} via n${m.nodeId}`);
+      this.admin(m, { ...req, group: g.id }, 'member');
+    };
+    if (conf.voters.length > 2 || (conf.voters.length > 1 && rng.chance(0.3))) options.push(() => ask({ op: 'removeMember', node: rng.pick(conf.voters) }));
+    if (conf.learners.length > 0) {
+      options.push(() => ask({ op: 'promote', node: rng.pick(conf.learners) }));
+      if (rng.chance(0.3)) options.push(() => ask({ op: 'removeMember', node: rng.pick(conf.learners) }));
+    }
+    const back = outside.filter(hosts);
+    if (back.length > 0) options.push(() => ask({ op: 'addMember', node: rng.pick(back).nodeId, learner: true }));
+    // Destroy a removed replica only once every member runs and has applied this configuration.
+    const membersApplied = this.machines.every((x) => {
+      if (!conf.voters.includes(x.nodeId) && !conf.learners.includes(x.nodeId)) return true;
+      const h = x.up ? x.proc?.shard?.groups.get(g.id) : undefined;
+      return h !== undefined && h.conf.votersOutgoing.length === 0 && sameIds(h.conf.voters, conf.voters) && sameIds(h.conf.learners, conf.learners);
+    });
+    if (back.length > 0 && membersApplied && rng.chance(0.3)) {
+      options.push(() => {
+        const x = rng.pick(back);
+        g.destroyed.add(x.index);
+        this.stats.replicasDestroyed++;
+        this.trace(`destroy g${g.id} on n${x.nodeId}`);
+        this.admin(x, { op: 'removeGroup', group: g.id });
+      });
+    }
+    if (options.length > 0) rng.pick(options)();
+  }
+
+  /** Machines that are members of `g` as its newest leader's configuration says; null when no machine leads it. */
+  private members(g: SimGroup): Set<number> | null {
+    let best: { term: number; voters: number[]; learners: number[]; outgoing: number[]; next: number[] } | null = null;
+    for (const m of this.machines) {
+      for (const c of this.cores(m)) {
+        if (c.group !== g.id || c.core.role !== Role.Leader || (best !== null && c.core.term <= best.term)) continue;
+        const conf = c.core.confState();
+        best = { term: c.core.term, voters: conf.voters, learners: conf.learners, outgoing: conf.votersOutgoing, next: conf.learnersNext };
+      }
+    }
+    if (best === null) return null;
+    return new Set([...best.voters, ...best.learners, ...best.outgoing, ...best.next].map((id) => id - 1));
+  }
+
   // --- Checks ---
 
   private checkInvariants(): void {
@@ -1045,17 +1134,22 @@ export class HostSim {
     this.updateCaughtUp();
   }
 
+  /** Every machine runs; one member leads, out of any joint configuration; every member has applied its whole log. */
   private groupSettled(g: SimGroup): boolean {
+    if (this.machines.some((m) => !m.up || m.proc?.shard === null || m.proc?.shard === undefined)) return false;
+    const members = this.members(g);
+    if (members === null) return false;
     let target = -1;
     let leaders = 0;
     const hosts = [];
-    for (const m of this.machines) {
-      const h = m.proc?.shard?.groups.get(g.id);
-      if (h === undefined || !m.up) return false;
+    for (const i of members) {
+      const h = this.machines[i]!.proc!.shard!.groups.get(g.id);
+      if (h === undefined) return false;
       hosts.push(h);
       if (h.core.role === Role.Leader) {
         leaders++;
         target = h.core.lastIndex();
+        if (h.core.confState().votersOutgoing.length > 0) return false;
       }
     }
     if (leaders !== 1) return false;
@@ -1065,7 +1159,8 @@ export class HostSim {
   private checkFinalState(g: SimGroup): void {
     let image: Uint8Array | null = null;
     let first = 0;
-    for (const m of this.machines) {
+    for (const i of this.members(g)!) {
+      const m = this.machines[i]!;
       const h = m.proc!.shard!.groups.get(g.id)!;
       const img = h.sm.snapshot();
       if (image === null) {
@@ -1128,6 +1223,7 @@ export class HostSim {
     this.every(p.linkFailEveryMs, () => this.chaosLink());
     this.every(p.pauseEveryMs, () => this.chaosPause());
     this.every(p.transferEveryMs, () => this.chaosTransfer());
+    this.every(p.memberChangeEveryMs, () => this.chaosMemberChange());
     this.every(p.clockJumpEveryMs, () => this.chaosClockJump());
     this.every(p.diskFullEveryMs, () => this.chaosDiskFull());
     const periodic = (): void => {
@@ -1184,6 +1280,7 @@ export class HostSim {
     if (reader.busy) this.fail(null, `the final reads did not finish; ${this.describe()}`);
     for (const c of this.clients) c.abandon();
 
+
     for (const m of this.machines) {
       this.harvest(m.proc);
       const s = m.fs.stats;
@@ -1233,4 +1330,8 @@ export async function runHostSeed(opts: HostSimOptions): Promise<HostSimResult> 
       simMs: sim.now, events: sim.queue.eventsRun, stats: { ...sim.stats }, profile: describeHostProfile(sim.profile), trace: sim.traceTail(),
     };
   }
+}
+
+function sameIds(a: number[], b: number[]): boolean {
+  return a.length === b.length && [...a].sort((x, y) => x - y).every((v, i) => v === [...b].sort((x, y) => x - y)[i]);
 }

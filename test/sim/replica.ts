@@ -335,7 +335,7 @@ export class Replica {
     if (this.applied - s.snapshot().meta.index < p.snapshotEvery) return;
     // Like etcd's server, snapshot only what the durable hard state says is committed: the
     // commit index that covers `applied` may still sit in a pending write, and a restart from
-    // a snapshot beyond the durable commit index trips the core (FINDINGS.md, F1).
+    // a snapshot beyond the durable commit index trips the core (test/sim/README.md, "What the core simulator found").
     if (s.hardState.commit < this.applied) return;
     s.createSnapshot(this.applied, this.conf, this.kv.serialize());
     s.compact(Math.max(0, this.applied - p.snapshotKeep));

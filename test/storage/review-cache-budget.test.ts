@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 7): EntryCache.add runs its eviction loop while the entry
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 7): EntryCache.add runs its eviction loop while the entry
 // just added is not yet part of its group's log (placeEntries raises lastIdx only after
 // cache.add). When the loop reaches that newest entry, GroupLog.evict refuses it (index >
 // lastIdx), the queue moves past it, and its bytes are never taken off `cache.bytes`: it stays

@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 6): the entry cache evicts payloads of entries whose frame
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 6): the entry cache evicts payloads of entries whose frame
 // is not written yet (same batch, or the batch in flight); the only copy is then the unwritten
 // frame buffer. A rewrite (on roll) reads such entries back with fs.readSync, gets a short read,
 // and append() throws synchronously in the middle of laying out a turn (the log is not even

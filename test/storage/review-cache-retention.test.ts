@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 8): the cache's eviction queue keeps a reference to every
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 8): the cache's eviction queue keeps a reference to every
 // payload it was given until the queue head passes it, and the head only moves while `bytes` is
 // over budget. Payloads that leave by compaction or truncation are subtracted from `bytes` at
 // once but stay referenced by the queue, so with a steady "append, snapshot, compact" pattern the

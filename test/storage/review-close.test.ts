@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 12): close() checks `closed` only on entry and sets it
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 12): close() checks `closed` only on entry and sets it
 // after awaiting, so two overlapping calls both close every segment descriptor: the second
 // closeSync throws EBADF — or, had the number been reused in between (snapshot files, sockets),
 // closes somebody else's descriptor.

@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 3): recovery does not notice a segment file missing from
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 3): recovery does not notice a segment file missing from
 // the middle of the log. Segment numbers and frame sequence numbers are only checked to increase,
 // not to be consecutive, and `checkRecovered` is vacuous for any group that has a Compact record
 // (its floor is `prevIndex` itself, i.e. the end of the gap). The log opens and silently serves

@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 9): after a leader's snapshot is installed (reset at i,
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 9): after a leader's snapshot is installed (reset at i,
 // term t) the only record of "the log starts after (i, t)" is that Snapshot record. Once the
 // host records a newer snapshot of its own, `snapSeg` moves on, nothing pins the reset record's
 // segment, and it is deleted. On reopen the entries after i look like a gap: prevIndex = i with

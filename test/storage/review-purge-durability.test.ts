@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 1): a segment is deleted as soon as the records that make
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 1): a segment is deleted as soon as the records that make
 // it unneeded (a Rewrite, a Compact, ...) are laid out in memory, before they are written or
 // synced. A crash, or a failed write, in between loses data that was acknowledged long before.
 import { test, after } from 'node:test';

@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 4): purge closes the descriptor of a segment that the
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 4): purge closes the descriptor of a segment that the
 // batch in flight has written to but not yet fdatasync'ed; that fdatasync then fails with
 // EBADF (or syncs whatever file reused the number) and the whole log stops with WAL_FAILED.
 import { test, after } from 'node:test';

@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 2): a group's Rewrite record cannot be replayed over an
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 2): a group's Rewrite record cannot be replayed over an
 // older segment that survives (pinned by another group) and still holds some of the group's
 // original entries. Recovery turns those stale entries into a "gap", and `placeEntries` then
 // skips every rewritten entry below the gap (`if (i <= this.prevIndex) continue`). Without a

@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 10): rewriteGroup writes the group's Snapshot marker
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 10): rewriteGroup writes the group's Snapshot marker
 // (reset 0) before its Compact marker and entries. On recovery, once the older segments are
 // gone, placeSnapshot's "recovery only" branch (meta.index > lastIdx) restarts the log after the
 // snapshot, the Compact marker below it is ignored, and the rewritten entries up to the

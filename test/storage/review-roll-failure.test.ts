@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 11): creating the next segment (fs.openSync 'wx+' in roll,
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 11): creating the next segment (fs.openSync 'wx+' in roll,
 // also unlinkSync/closeSync in purge) happens synchronously while a turn is being laid out.
 // If it fails (ENOSPC, EMFILE, EDQUOT...) append() throws synchronously instead of rejecting, the
 // log is not marked failed, and the part of the turn laid out before the roll stays queued and

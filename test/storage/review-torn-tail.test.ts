@@ -1,4 +1,4 @@
-// Review reproduction (REVIEW.md, bug 5): a torn tail is only recognised in the *last*
+// Review reproduction (docs/storage.md, "Regression tests from the storage review"; bug 5): a torn tail is only recognised in the *last*
 // segment file, but a segment file is created (roll) while the batch is gathered, before the
 // frames in front of it are written. A crash in the middle of writing the last frame of
 // segment N, once segment N+1 exists, leaves a torn frame in a segment that is not the last:

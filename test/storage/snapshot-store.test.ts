@@ -6,7 +6,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { AssertionError } from '../../src/raft/assert.js';
+import { AssertionError } from '../../src/util/assert.js';
 import type { SnapshotMeta } from '../../src/raft/types.js';
 import { crc32, crc32Implementation, crc32Native, crc32Zlib } from '../../src/storage/checksum.js';
 import {

@@ -1,4 +1,4 @@
-// Helpers shared by the write-ahead log tests (wal.test.ts and the review-*.test.ts reproductions, see REVIEW.md). Not a test file.
+// Helpers shared by the write-ahead log tests (wal.test.ts and the review-*.test.ts reproductions, see docs/storage.md). Not a test file.
 import fsCjs from 'node:fs';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

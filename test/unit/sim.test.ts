@@ -99,7 +99,7 @@ for (const { bug, caughtBy, pattern } of BUGS) {
   });
 }
 
-// Seeds that once exposed core bugs in longer runs (test/sim/FINDINGS.md), kept at their full
+// Seeds that once exposed core bugs in longer runs (test/sim/README.md, "What the core simulator found"), kept at their full
 // length as regression tests: F1 snapshot ahead of the durable commit (31), F2 a removed leader
 // stranding the group (429, 1073, 3155), F3 dropped appends never resent (619, 1993, 2041,
 // 3329, 3996).
