@@ -218,6 +218,12 @@ class SimGroup {
    * forgotten the votes it gave (src/shard/task.ts, joinGroup).
    */
   readonly destroyed = new Set<number>();
+  /**
+   * Admin ids of member changes asked for this group and not answered: while any is, no replica
+   * is destroyed (a change adding a machine back may still be proposed and commit; an answer
+   * lost with a crashed node keeps this group's replicas, which only makes destroys rarer).
+   */
+  readonly changesInFlight = new Set<number>();
   constructor(readonly sim: HostSim, readonly id: number, keys: number) {
     this.inv = new GroupInvariants((what) => sim.fail(id, what), 10_000_000);
     this.keys = Array.from({ length: keys }, (_, i) => `g${id}/k${i}`);
@@ -748,6 +754,7 @@ export class HostSim {
         this.trace(`admin ${arg} at n${m.nodeId}: ${r.ok ? `ok${r.members !== undefined ? ` ${JSON.stringify(r.members)}` : ''}` : r.code}`);
         const asked = this.adminAsked.get(arg);
         this.adminAsked.delete(arg);
+        for (const g of this.groups) g.changesInFlight.delete(arg);
         if (asked === 'member' && r.ok) this.stats.memberChangesDone++;
         return;
       }
@@ -835,10 +842,11 @@ export class HostSim {
     this.queue.after(this.rngNet.real(net.delayMsMin, net.delayMsMax), () => m.run(() => this.deliver(m, InKind.Client, c.conn, frame)));
   }
 
-  private admin(m: Machine, req: unknown, counted?: string): void {
+  private admin(m: Machine, req: unknown, counted?: string): number {
     const id = this.adminSeq++;
     if (counted !== undefined) this.adminAsked.set(id, counted);
     m.run(() => this.deliver(m, InKind.Admin, id, pack(req) as Uint8Array));
+    return id;
   }
 
   // --- Chaos ---
@@ -1067,7 +1075,7 @@ export class HostSim {
     const ask = (req: { op: string; node: number; learner?: boolean }): void => {
       this.stats.memberChangesAsked++;
       this.trace(`member ${req.op} g${g.id} n${req.node}${req.learner === true ? ' (learner)' : ''} via n${m.nodeId}`);
-      this.admin(m, { ...req, group: g.id }, 'member');
+      g.changesInFlight.add(this.admin(m, { ...req, group: g.id }, 'member'));
     };
     if (conf.voters.length > 2 || (conf.voters.length > 1 && rng.chance(0.3))) options.push(() => ask({ op: 'removeMember', node: rng.pick(conf.voters) }));
     if (conf.learners.length > 0) {
@@ -1076,11 +1084,14 @@ export class HostSim {
     }
     const back = outside.filter(hosts);
     if (back.length > 0) options.push(() => ask({ op: 'addMember', node: rng.pick(back).nodeId, learner: true }));
-    // Destroy a removed replica only once every member runs and has applied this configuration.
-    const membersApplied = this.machines.every((x) => {
+    // Destroy a removed replica only once every member runs and has applied this configuration,
+    // with nothing in its log left to apply (a change adding the machine back may be there) and
+    // no member change asked and unanswered.
+    const membersApplied = g.changesInFlight.size === 0 && this.machines.every((x) => {
       if (!conf.voters.includes(x.nodeId) && !conf.learners.includes(x.nodeId)) return true;
       const h = x.up ? x.proc?.shard?.groups.get(g.id) : undefined;
-      return h !== undefined && h.conf.votersOutgoing.length === 0 && sameIds(h.conf.voters, conf.voters) && sameIds(h.conf.learners, conf.learners);
+      return h !== undefined && h.core.lastIndex() === h.core.applied && h.conf.votersOutgoing.length === 0 &&
+        sameIds(h.conf.voters, conf.voters) && sameIds(h.conf.learners, conf.learners);
     });
     if (back.length > 0 && membersApplied && rng.chance(0.3)) {
       options.push(() => {
