@@ -92,10 +92,14 @@ export class DataDirLock {
   }
 }
 
+/** Numbers this process's private files, so that two locks taken at once never share one. */
+let privateSeq = 0;
+
 /** Creates `file` holding `text`, whole, unless it exists (then false). */
 function createWhole(file: string, text: string): boolean {
-  const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-  fs.writeFileSync(tmp, text, { flag: 'wx' });
+  const tmp = `${file}.${process.pid}.${++privateSeq}.tmp`;
+  // 'w', not 'wx': a leftover of a process that died here, under the same pid, is overwritten.
+  fs.writeFileSync(tmp, text, { flag: 'w' });
   try {
     fs.linkSync(tmp, file);
     return true;
@@ -109,7 +113,7 @@ function createWhole(file: string, text: string): boolean {
 
 /** Moves a stale LOCK (whose text was `stale`) out of the way; puts it back if it was not the one judged. */
 function takeOver(file: string, stale: string): void {
-  const aside = `${file}.stale.${process.pid}.${Date.now()}`;
+  const aside = `${file}.stale.${process.pid}.${++privateSeq}`;
   try {
     fs.renameSync(file, aside);
   } catch (e) {
