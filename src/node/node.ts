@@ -19,6 +19,7 @@ import { NodeAdmin } from './node-admin.js';
 import { NodeError } from './node-error.js';
 import { OutRingDrain } from './out-ring-drain.js';
 import { PeerRouter } from './peer-routing.js';
+import { DataDirLock } from './data-dir-lock.js';
 import { readNodeFile, writeNodeFile } from './placement.js';
 import { ShardPool, type ShardSlot } from './shard-pool.js';
 
@@ -69,6 +70,8 @@ class Node implements FlotillaNode {
    */
   private phase: 'starting' | 'serving' | 'failed' | 'stopping' = 'starting';
   private stopping: Promise<void> | null = null;
+  /** The data directory's lock, held from start until the shards have closed their files. */
+  private lock: DataDirLock | null = null;
 
   constructor(readonly config: NodeConfig, private readonly opts: NodeOptions) {
     // How this process writes log lines; the shards get it in their task.
@@ -89,6 +92,8 @@ class Node implements FlotillaNode {
     if (self === undefined) throw new NodeError('BAD_CONFIG', `peers do not include node ${c.nodeId}`);
     // Before anything starts: 'uws' where uWebSockets.js cannot load throws UWS_UNAVAILABLE.
     if (c.websocket !== 'off') chooseWebSocketEngine(c.websocket);
+    // Before any other file of the data directory is read or written: one process per directory.
+    this.lock = DataDirLock.acquire(c.dataDir);
     fs.mkdirSync(c.dataDir, { recursive: true });
     const fresh = readNodeFile(c.dataDir, c.nodeId, c.shards) === null;
     const drain = new OutRingDrain(this.pool, this.clients, this.local, this.admin, this.peers);
@@ -189,6 +194,7 @@ class Node implements FlotillaNode {
     if (!await this.pool.stopShards()) this.log.warn({}, 'shards did not stop in time; terminating their threads');
     if (this.peers.links !== null) await this.peers.links.close();
     await this.pool.destroy();
+    this.lock?.release();
     this.local.rejectAll(new NodeError('UNAVAILABLE', 'the node stopped'));
     this.admin.resolveAll({ ok: false, code: 'UNAVAILABLE', message: 'the node stopped' });
     this.log.info({}, 'node stopped');

@@ -133,6 +133,9 @@ export class Shard {
       dir: path.join(task.dir, 'wal'),
       syncForce: task.syncForce,
       segmentBytes: task.segmentBytes,
+      // Every cut of a torn tail is logged: what recovery dropped must never go unsaid.
+      onCut: (cut) => io.log.warn({ file: cut.file, offset: cut.offset, bytesDropped: cut.bytesDropped, reason: cut.reason },
+        'log recovery cut a torn tail'),
       snapshotData: (group: number, meta: SnapshotMeta): Uint8Array => {
         const s = images.get(group);
         assert(s !== undefined && s.meta.index === meta.index && s.meta.term === meta.term,

@@ -73,3 +73,41 @@ export function crc32(data: Uint8Array, initial = 0): number {
   if (data.length === 0) return initial >>> 0;
   return impl(data, initial);
 }
+
+// --- Locating a single flipped bit ---
+
+/** The byte-wise table of the reflected IEEE polynomial (what zlib's crc32 computes with). */
+const crcTable: Uint32Array = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/**
+ * Where one flipped bit would explain a CRC mismatch: given `syndrome` = stored CRC ^ computed
+ * CRC of a `bytes`-long message, the position (byte, bit) in the message of the single bit
+ * whose flip turns one CRC into the other, or null if no single bit does. CRC-32 is linear:
+ * for messages of equal length, crc(m) ^ crc(m ^ e) depends on the error pattern e alone, and
+ * for e a single bit it is that bit's effect carried through the bytes after it. Costs 8 steps
+ * per byte; used only on the one damaged frame recovery may meet.
+ */
+export function crc32SingleBitError(syndrome: number, bytes: number): { byte: number; bit: number } | null {
+  const s = syndrome >>> 0;
+  if (s === 0 || bytes <= 0) return null;
+  // regs[b]: the syndrome of bit b of byte i, starting from the last byte and walking back.
+  const regs = new Uint32Array(8);
+  for (let b = 0; b < 8; b++) regs[b] = crcTable[1 << b]!;
+  for (let i = bytes - 1; i >= 0; i--) {
+    for (let b = 0; b < 8; b++) {
+      const r = regs[b]!;
+      if (r === s) return { byte: i, bit: b };
+      // One more zero byte after the flipped one.
+      regs[b] = crcTable[r & 0xff]! ^ (r >>> 8);
+    }
+  }
+  return null;
+}

@@ -35,7 +35,7 @@
 //   Remove      (nothing) — the group left this shard
 //   conf := 4 lists (voters, outgoing, learners, learnersNext), each count u16 | id u32*
 import type { ConfState, Entry, HardState, SnapshotMeta } from '../raft/types.js';
-import { crc32 } from './checksum.js';
+import { crc32, crc32SingleBitError } from './checksum.js';
 
 export const FRAME_MAGIC = 0x31574c46; // "FLW1" read as little-endian bytes
 export const FRAME_HEADER_BYTES = 24;
@@ -152,6 +152,96 @@ export function frameProblem(data: Buffer, off: number, seqAfter: number): strin
   if (frameCrc(data, off, bodyBytes) !== data.readUInt32LE(off + 8)) return 'checksum mismatch';
   if (seq <= seqAfter) return `frame sequence ${seq} after ${seqAfter}`;
   return null;
+}
+
+/** A bit of the file: `data[at] ^ (1 << bit)` undoes it. */
+export interface FlippedBit {
+  at: number;
+  bit: number;
+}
+
+/**
+ * Whether the damaged frame at `off` is a complete frame spoiled by exactly one flipped bit: the
+ * bit whose flip makes it an intact frame after `seqAfter` whose records parse, or null. Every
+ * field is tried: the magic, the length (a flip there moves the frame's end, so each of its 32
+ * bits is tried with the extent it implies), the stored CRC, and every byte the CRC covers
+ * (located in one pass from the CRC's syndrome: see crc32SingleBitError). A torn write leaves
+ * whole sectors zero or stale, or the file ending inside the frame; it does not look like this.
+ * So that a tear cannot pass for a flip, the whole write must show: the frame's end mark in
+ * full, and the flipped bit's sector not all zeros (see wholeWriteOnDisk).
+ * Recovery (wal-recovery.ts) calls it only for a damaged frame that no intact frame follows.
+ */
+export function frameFlippedBit(data: Buffer, off: number, seqAfter: number): FlippedBit | null {
+  if (off + FRAME_HEADER_BYTES > data.length) return null;
+  const candidates: FlippedBit[] = [];
+  const magicDiff = (data.readUInt32LE(off) ^ FRAME_MAGIC) >>> 0;
+  if (magicDiff !== 0) {
+    if (isPowerOfTwo(magicDiff)) candidates.push(fieldBit(off, magicDiff));
+  } else {
+    const bodyBytes = data.readUInt32LE(off + 4);
+    if (off + FRAME_HEADER_BYTES + bodyBytes <= data.length) {
+      const syndrome = (data.readUInt32LE(off + 8) ^ frameCrc(data, off, bodyBytes)) >>> 0;
+      if (isPowerOfTwo(syndrome)) candidates.push(fieldBit(off + 8, syndrome));
+      // The CRC covers bodyBytes (stream bytes 0..4, tried below with their own extents),
+      // segment and seq (4..16), then the body.
+      const e = crc32SingleBitError(syndrome, 16 + bodyBytes);
+      if (e !== null && e.byte >= 4) candidates.push({ at: e.byte < 16 ? off + 12 + (e.byte - 4) : off + FRAME_HEADER_BYTES + (e.byte - 16), bit: e.bit });
+    }
+    for (let k = 0; k < 32; k++) {
+      if (off + FRAME_HEADER_BYTES + ((bodyBytes ^ (2 ** k)) >>> 0) <= data.length) candidates.push({ at: off + 4 + (k >> 3), bit: k & 7 });
+    }
+  }
+  for (const c of candidates) {
+    // Tried in place (the buffer is recovery's own copy of the file) and put back.
+    data[c.at] = data[c.at]! ^ (1 << c.bit);
+    const end = off + FRAME_HEADER_BYTES + frameBodyBytes(data, off);
+    const ok = frameProblem(data, off, seqAfter) === null && recordsParse(data, off + FRAME_HEADER_BYTES, end);
+    data[c.at] = data[c.at]! ^ (1 << c.bit);
+    if (ok && wholeWriteOnDisk(data, off, end, c.at)) return c;
+  }
+  return null;
+}
+
+/** The sector size torn writes are reasoned about in (the smallest a disk writes whole). */
+const SECTOR_BYTES = 512;
+
+/**
+ * Whether the write of the frame [off, end) plainly reached the disk in full around `at`: its
+ * end mark (written with it, after it) is there in full, and the bytes of `at`'s sector that
+ * belong to the write are not all zero (an unwritten sector of a file that grew reads as
+ * zeros; a frame whose tail lay alone in such a sector could differ from what was written by
+ * one bit, and is a torn write).
+ */
+function wholeWriteOnDisk(data: Buffer, off: number, end: number, at: number): boolean {
+  if (end + END_MARK_BYTES > data.length) return false;
+  for (let i = end; i < end + END_MARK_BYTES; i++) if (data[i] !== 0) return false;
+  const from = Math.max(off, at - (at % SECTOR_BYTES));
+  const to = Math.min(end + END_MARK_BYTES, at - (at % SECTOR_BYTES) + SECTOR_BYTES);
+  for (let i = from; i < to; i++) if (data[i] !== 0) return true;
+  return false;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n !== 0 && (n & (n - 1)) === 0;
+}
+
+/** The bit of a little-endian u32 field at `at` that `diff` (one bit set) names. */
+function fieldBit(at: number, diff: number): FlippedBit {
+  const p = 31 - Math.clz32(diff);
+  return { at: at + (p >> 3), bit: p & 7 };
+}
+
+const ignoreRecords: RecordVisitor = { entries() {}, hardState() {}, snapshot() {}, compact() {}, remove() {} };
+
+function recordsParse(data: Buffer, start: number, end: number): boolean {
+  const bad = new Error('record does not parse');
+  try {
+    readRecords(data, start, end, ignoreRecords, () => { throw bad; });
+    return true;
+  } catch (e) {
+    if (e === bad || e instanceof RangeError) return false;
+    throw e;
+  }
 }
 
 export function frameBodyBytes(data: Buffer, off: number): number {

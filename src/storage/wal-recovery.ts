@@ -2,17 +2,29 @@
 // frames of each end, and every record in them, in order. The rules (docs/storage.md,
 // "Recovery"): segment numbers must be contiguous; a damaged frame is a torn tail only if no
 // intact frame follows it, in its segment or a later one (the writer syncs a segment before it
-// writes the next); anything else is WAL_CORRUPT, never a silently shorter log. A segment's
+// writes the next), and it is not a complete frame that one flipped bit explains (a torn write
+// cannot look like that); anything else is WAL_CORRUPT, never a silently shorter log. Every cut
+// is reported to the caller (`onCut`: file, offset, bytes dropped), which logs it. A segment's
 // written part also ends cleanly, with nothing to cut, at the end of its file, at a zero end
 // mark, or at an intact frame that another segment wrote: the leftovers of a recycled file.
 import * as path from 'node:path';
 import type { FileSystem } from '../io/file-system.js';
 import {
-  FRAME_HEADER_BYTES, FRAME_MAGIC, frameBodyBytes, frameOwnedBy, frameProblem, frameSeq, isEndMark, parseSegmentName,
-  parseSpareName, readRecords, segmentName, spareName, type RecordVisitor,
+  FRAME_HEADER_BYTES, FRAME_MAGIC, frameBodyBytes, frameFlippedBit, frameOwnedBy, frameProblem, frameSeq, isEndMark,
+  parseSegmentName, parseSpareName, readRecords, segmentName, spareName, type RecordVisitor,
 } from './wal-format.js';
 
 export type WalCorruptReporter = (message: string, file: string, offset: number) => never;
+
+/** Bytes recovery cut off the log (a torn tail, or a later segment after one): the log must say so. */
+export interface WalCut {
+  file: string;
+  /** Where the file now ends (0: the file was removed). */
+  offset: number;
+  bytesDropped: number;
+  /** Why: the damage found at `offset`, or the torn tail the file came after. */
+  reason: string;
+}
 
 export interface RecoveredSegment {
   seq: number;
@@ -33,10 +45,12 @@ export interface Recovery {
 
 /**
  * Reads every segment of `dir` in order, handing each record to `visitorFor(segment seq)`, cuts a
- * torn tail (and removes the later segments, which then hold no intact frame), and reports any
- * other damage through `corrupt` (which throws).
+ * torn tail (and removes the later segments, which then hold no intact frame), telling `onCut`
+ * about each, and reports any other damage through `corrupt` (which throws).
  */
-export function recoverSegments(fs: FileSystem, dir: string, visitorFor: (seq: number) => RecordVisitor, corrupt: WalCorruptReporter): Recovery {
+export function recoverSegments(
+  fs: FileSystem, dir: string, visitorFor: (seq: number) => RecordVisitor, corrupt: WalCorruptReporter, onCut: (cut: WalCut) => void,
+): Recovery {
   const seqs = fs.readdirSync(dir).map(parseSegmentName).filter((s): s is number => s !== null).sort((a, b) => a - b);
   const fileOf = (seq: number): string => path.join(dir, segmentName(seq));
   for (let i = 1; i < seqs.length; i++) {
@@ -52,33 +66,45 @@ export function recoverSegments(fs: FileSystem, dir: string, visitorFor: (seq: n
     const data = fs.readFileSync(file);
     const later = seqs.slice(i + 1);
     const { end, torn } = replaySegment(fs, seq, file, data, later, fileOf, out, visitorFor(seq), corrupt);
-    if (torn) fs.truncateSync(file, end);
+    if (torn !== null) {
+      fs.truncateSync(file, end);
+      onCut({ file, offset: end, bytesDropped: data.length - end, reason: torn });
+    }
     out.segments.push({ seq, file, end });
-    if (torn) {
+    if (torn !== null) {
       // A torn tail: the later segments hold no intact frame (checked); they go.
-      for (const s of later) fs.unlinkSync(fileOf(s));
+      for (const s of later) {
+        const bytes = fs.readFileSync(fileOf(s)).length;
+        fs.unlinkSync(fileOf(s));
+        onCut({ file: fileOf(s), offset: 0, bytesDropped: bytes, reason: `a later segment than the torn tail of ${file}, holding no intact frame` });
+      }
       break;
     }
   }
   return out;
 }
 
-/** Replays one segment; returns where its intact frames end, and whether a torn frame follows. */
+/** Replays one segment; returns where its intact frames end, and what is wrong with the torn frame there (null: none). */
 function replaySegment(
   fs: FileSystem, seq: number, file: string, data: Buffer, later: number[], fileOf: (seq: number) => string, out: Recovery,
   visit: RecordVisitor, corrupt: WalCorruptReporter,
-): { end: number; torn: boolean } {
+): { end: number; torn: string | null } {
   let off = 0;
   while (off < data.length) {
-    if (isEndMark(data, off) || isForeignFrame(data, off, seq)) return { end: off, torn: false };
+    if (isEndMark(data, off) || isForeignFrame(data, off, seq)) return { end: off, torn: null };
     const bad = frameProblem(data, off, out.frameSeq);
     if (bad !== null) {
       // A damaged frame is a torn tail only if no intact frame follows it, in this segment
       // or a later one (a batch syncs a segment before writing the next); anything else is
       // corruption, and serving a shorter log would be wrong.
       const goodLater = goodFrameAfter(data, off + 1, seq, out.frameSeq) || later.some((s) => goodFrameAfter(fs.readFileSync(fileOf(s)), 0, s, out.frameSeq));
-      if (!goodLater) return { end: off, torn: true };
-      corrupt(`corrupt log record at ${file}:${off} (${bad})`, file, off);
+      if (goodLater) corrupt(`corrupt log record at ${file}:${off} (${bad}; an intact frame follows it)`, file, off);
+      // The last frame written. A torn write of it is cut; but one that is complete in the
+      // file and spoiled by one flipped bit was written whole, perhaps acknowledged, and then
+      // damaged: cutting it could drop an acknowledged write without a trace.
+      const flip = frameFlippedBit(data, off, out.frameSeq);
+      if (flip === null) return { end: off, torn: bad };
+      corrupt(`corrupt log record at ${file}:${off} (${bad}: the last frame is complete and one flipped bit, bit ${flip.bit} of byte ${flip.at}, explains it; a torn write does not look like that)`, file, off);
     }
     const bodyBytes = frameBodyBytes(data, off);
     out.frameSeq = frameSeq(data, off);
@@ -86,7 +112,7 @@ function replaySegment(
     readRecords(data, start, start + bodyBytes, visit, (at, why) => corrupt(`bad record at ${file}:${at} (${why})`, file, at));
     off = start + bodyBytes;
   }
-  return { end: off, torn: false };
+  return { end: off, torn: null };
 }
 
 /** An intact frame that another segment wrote: left in a recycled file by the segment it held before. */

@@ -19,7 +19,7 @@ import { BatchLayout, type GroupWrite } from './wal-batch.js';
 import { newWalStats, WalError, type WalStats } from './wal-error.js';
 import type { RecordVisitor } from './wal-format.js';
 import { SegmentPurge } from './wal-purge.js';
-import { recoverSegments } from './wal-recovery.js';
+import { recoverSegments, type WalCut } from './wal-recovery.js';
 import { SegmentFiles } from './wal-segment-files.js';
 import { SegmentSync } from './wal-sync.js';
 import { BatchWriter } from './wal-writer.js';
@@ -27,6 +27,7 @@ import { BatchWriter } from './wal-writer.js';
 export type { GroupWrite } from './wal-batch.js';
 export { WalError, type WalErrorCode, type WalStats } from './wal-error.js';
 export { WAL_SPARES_MAX } from './wal-segment-files.js';
+export type { WalCut } from './wal-recovery.js';
 
 export interface WalOptions {
   /** `<dataDir>/wal/shard-<k>`; created if missing. */
@@ -43,6 +44,8 @@ export interface WalOptions {
   fs?: FileSystem;
   clock?: Clock;
   scheduler?: Scheduler;
+  /** Told of every cut recovery makes (a torn tail, a later segment removed); the shard logs each at warn. */
+  onCut?: (cut: WalCut) => void;
 }
 
 export const walDefaults = {
@@ -53,9 +56,10 @@ export const walDefaults = {
 };
 
 export class Wal {
-  readonly opts: Required<Omit<WalOptions, 'snapshotData' | 'fs' | 'clock' | 'scheduler'>> & { snapshotData: SnapshotDataSource };
+  readonly opts: Required<Omit<WalOptions, 'snapshotData' | 'fs' | 'clock' | 'scheduler' | 'onCut'>> & { snapshotData: SnapshotDataSource };
   private readonly fs: FileSystem;
   private readonly scheduler: Scheduler;
+  private readonly onCut: (cut: WalCut) => void;
   readonly stats: WalStats = newWalStats();
   private readonly groups = new Map<number, GroupLog>();
   private readonly cache: EntryCache;
@@ -67,7 +71,7 @@ export class Wal {
   private closing: Promise<void> | null = null;
 
   private constructor(opts: WalOptions) {
-    const { fs, clock, scheduler, ...settings } = opts;
+    const { fs, clock, scheduler, onCut, ...settings } = opts;
     this.opts = {
       ...walDefaults,
       ...Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)),
@@ -76,6 +80,7 @@ export class Wal {
     } as Wal['opts'];
     this.fs = fs ?? nodeFileSystem;
     this.scheduler = scheduler ?? systemScheduler;
+    this.onCut = onCut ?? ((): void => {});
     assert(this.opts.segmentBytes >= 4096, 'segmentBytes must be at least 4 KiB');
     this.cache = new EntryCache(this.opts.cacheBytesMax);
     this.files = new SegmentFiles(this.fs, this.opts.dir, this.stats);
@@ -229,7 +234,7 @@ export class Wal {
     this.files.createDirectory();
     const r = recoverSegments(this.fs, this.opts.dir, (seq) => this.placer(seq), (message, file, offset) => {
       throw new WalError('WAL_CORRUPT', message, file, offset);
-    });
+    }, this.onCut);
     this.writer.resumeAfter(r.frameSeq);
     this.files.adopt(r);
     for (const g of this.groups.values()) {
