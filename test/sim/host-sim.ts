@@ -25,7 +25,9 @@ import { decodeKvResult } from '../../src/kv/kv-service.js';
 import { encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader, type ErrorBody } from '../../src/protocol/client-frame.js';
-import { Role } from '../../src/raft/types.js';
+import { SUB_HEADER_BYTES, SubKind } from '../../src/protocol/peer-wire.js';
+import { decodeRaftMessage } from '../../src/protocol/raft-codec.js';
+import { MessageType, Role } from '../../src/raft/types.js';
 import { InKind, OutKind, RECORD_HEADER_BYTES, recordArg, tryWriteRecord } from '../../src/ring/records.js';
 import { SpscRing } from '../../src/ring/spsc-ring.js';
 import { createCounters, ShardCounter } from '../../src/shard/counters.js';
@@ -408,6 +410,21 @@ class SimClient {
   }
 }
 
+/** Whether a peer payload (sub-records, peer-wire.ts) holds a granted vote. */
+function grantsVote(payload: Uint8Array): boolean {
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  for (let p = 0; p + SUB_HEADER_BYTES <= payload.length;) {
+    const bytes = dv.getUint32(p, true);
+    if (bytes < SUB_HEADER_BYTES) return false;
+    if (payload[p + 8] === SubKind.RaftMessage) {
+      const msg = decodeRaftMessage(payload, p + SUB_HEADER_BYTES, p + bytes);
+      if (msg.type === MessageType.VoteResp && !msg.reject) return true;
+    }
+    p += bytes;
+  }
+  return false;
+}
+
 export class HostSim {
   readonly queue = new EventQueue(2_000_000);
   readonly profile: HostProfile;
@@ -435,6 +452,8 @@ export class HostSim {
   /** Per directed link, as the shards were last told: up or down. */
   private readonly linkToldUp: boolean[];
   private adminSeq = 1;
+  /** A machine crash waiting for the next vote a node grants, of that node (chaosCrash). */
+  private onVote: ((m: Machine) => void) | null = null;
   /** A power loss waiting for the next acknowledgement a shard sends a client (chaosPowerLoss). */
   private onAck: (() => void) | null = null;
 
@@ -726,9 +745,16 @@ export class HostSim {
 
   private route(m: Machine, kind: number, arg: number, payload: Uint8Array): void {
     switch (kind) {
-      case OutKind.Peer:
+      case OutKind.Peer: {
+        const aimed = this.onVote;
+        if (aimed !== null && grantsVote(payload)) {
+          // The vote has left the node: its machine crashes now (was the vote durable?).
+          this.onVote = null;
+          this.queue.after(0, () => aimed(m));
+        }
         this.sendPeer(m.index, arg - 1, payload);
         return;
+      }
       case OutKind.Client: {
         const client = this.clients[arg - 1];
         if (client === undefined) return;
@@ -956,8 +982,10 @@ export class HostSim {
       this.crashAndRestart(m, false);
       return;
     }
-    // Checked again when it fires: the cluster may have changed meanwhile.
-    this.whenWritten(m, () => this.crashAndRestart(m, this.machineCrashSafe(m)));
+    // Checked again when it fires: the cluster may have changed meanwhile. With syncForce on, a
+    // quarter of the machine crashes strike the next node to grant a vote, as it sends it.
+    if (this.profile.syncForce && this.rngChaos.chance(0.25)) this.onVote = (x) => this.crashAndRestart(x, true);
+    else this.whenWritten(m, () => this.crashAndRestart(m, this.machineCrashSafe(m)));
   }
 
   private crashAndRestart(m: Machine, machine: boolean): void {
