@@ -99,7 +99,7 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
   const scale = (x: number): number => x * r.real(0.5, 1.5);
   const sync = syncForce ?? r.chance(0.75);
   const ticksElection = 10;
-  return {
+  const p: HostProfile = {
     level,
     syncForce: sync,
     network: {
@@ -156,6 +156,14 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     snapshotLogRatio: r.int(0, 2),
     powerLossEveryMs: sync && r.chance(0.4) ? scale(pick([4000, 3000, 2000, 1500])) : Infinity,
   };
+  // A slow disk (a network volume, a spinning disk) in some seeds: syncs slower than a round trip
+  // between nodes, which is when acknowledging before a sync finishes would show.
+  if (r.chance(0.3)) {
+    const slower = r.real(4, 12);
+    p.fs.syncMsMin *= slower;
+    p.fs.syncMsMax *= slower;
+  }
+  return p;
 }
 
 export function describeHostProfile(p: HostProfile): string {

@@ -25,7 +25,9 @@ import { decodeKvResult } from '../../src/kv/kv-service.js';
 import { encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader, type ErrorBody } from '../../src/protocol/client-frame.js';
-import { Role } from '../../src/raft/types.js';
+import { SUB_HEADER_BYTES, SubKind } from '../../src/protocol/peer-wire.js';
+import { decodeRaftMessage } from '../../src/protocol/raft-codec.js';
+import { MessageType, Role } from '../../src/raft/types.js';
 import { InKind, OutKind, RECORD_HEADER_BYTES, recordArg, tryWriteRecord } from '../../src/ring/records.js';
 import { SpscRing } from '../../src/ring/spsc-ring.js';
 import { createCounters, ShardCounter } from '../../src/shard/counters.js';
@@ -102,6 +104,8 @@ export interface HostSimResult {
 const RING_BYTES = 4 << 20;
 const BACKLOG_RECORDS_MAX = 200_000;
 const INVARIANTS_EVERY_MS = 100;
+/** A machine crash aimed at a write (HostSim.whenWritten) waits at most this long for one. */
+const AIM_WAIT_MS_MAX = 50;
 const LIVENESS_ELECTION_TIMEOUTS = 12;
 const TRACE_LINES_MAX = 20_000;
 const EVENTS_PER_SIM_MS_MAX = 4000;
@@ -332,6 +336,18 @@ class SimClient {
     sim.queue.after(this.timeoutMs, () => this.onTimeout(cur.hop.id, attempt));
   }
 
+  /** Whether `payload` (client frames) holds the result of the write this client waits for. */
+  awaitsWriteResult(payload: Uint8Array): boolean {
+    const cur = this.current;
+    if (cur === null || cur.sent === null || (cur.hop.op.kind === 'get' && !cur.viaLog)) return false;
+    for (let p = 0; p + FRAME_HEADER_BYTES <= payload.length;) {
+      const h = readHeader(payload, p);
+      if (h.kind === FrameKind.Result && h.requestId === cur.sent.requestId) return true;
+      p += h.frameBytes;
+    }
+    return false;
+  }
+
   /** A response frame for this client's connection. */
   onFrame(kind: number, requestId: number, body: Uint8Array): void {
     const cur = this.current;
@@ -412,6 +428,21 @@ class SimClient {
   }
 }
 
+/** Whether a peer payload (sub-records, peer-wire.ts) holds a granted vote. */
+function grantsVote(payload: Uint8Array): boolean {
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  for (let p = 0; p + SUB_HEADER_BYTES <= payload.length;) {
+    const bytes = dv.getUint32(p, true);
+    if (bytes < SUB_HEADER_BYTES) return false;
+    if (payload[p + 8] === SubKind.RaftMessage) {
+      const msg = decodeRaftMessage(payload, p + SUB_HEADER_BYTES, p + bytes);
+      if (msg.type === MessageType.VoteResp && !msg.reject) return true;
+    }
+    p += bytes;
+  }
+  return false;
+}
+
 export class HostSim {
   readonly queue = new EventQueue(2_000_000);
   readonly profile: HostProfile;
@@ -441,6 +472,10 @@ export class HostSim {
   private adminSeq = 1;
   /** Admin requests whose reply is counted: id → what they asked. */
   private readonly adminAsked = new Map<number, string>();
+  /** A machine crash waiting for the next vote a node grants, of that node (chaosCrash). */
+  private onVote: ((m: Machine) => void) | null = null;
+  /** A power loss waiting for the next acknowledgement a shard sends a client (chaosPowerLoss). */
+  private onAck: (() => void) | null = null;
 
   constructor(readonly opts: HostSimOptions) {
     this.rng = new Prng(opts.seed);
@@ -731,12 +766,25 @@ export class HostSim {
 
   private route(m: Machine, kind: number, arg: number, payload: Uint8Array): void {
     switch (kind) {
-      case OutKind.Peer:
+      case OutKind.Peer: {
+        const aimed = this.onVote;
+        if (aimed !== null && grantsVote(payload)) {
+          // The vote has left the node: its machine crashes now (was the vote durable?).
+          this.onVote = null;
+          this.queue.after(0, () => aimed(m));
+        }
         this.sendPeer(m.index, arg - 1, payload);
         return;
+      }
       case OutKind.Client: {
         const client = this.clients[arg - 1];
         if (client === undefined) return;
+        const aimed = this.onAck;
+        if (aimed !== null && client.awaitsWriteResult(payload)) {
+          // A write's result has left the node (the client will have it): the power goes now.
+          this.onAck = null;
+          this.queue.after(0, aimed);
+        }
         if (this.chaos && this.rngNet.chance(this.profile.network.clientDropP)) return; // the connection broke
         const delay = this.rngNet.real(this.profile.network.delayMsMin, this.profile.network.delayMsMax);
         this.queue.after(delay, () => {
@@ -966,6 +1014,17 @@ export class HostSim {
       if (safe.length > 0) m = this.rngChaos.pick(safe);
       else machine = false;
     }
+    if (!machine) {
+      this.crashAndRestart(m, false);
+      return;
+    }
+    // Checked again when it fires: the cluster may have changed meanwhile. With syncForce on, a
+    // quarter of the machine crashes strike the next node to grant a vote, as it sends it.
+    if (this.profile.syncForce && this.rngChaos.chance(0.25)) this.onVote = (x) => this.crashAndRestart(x, true);
+    else this.whenWritten(m, () => this.crashAndRestart(m, this.machineCrashSafe(m)));
+  }
+
+  private crashAndRestart(m: Machine, machine: boolean): void {
     if (!this.profile.syncForce && !machine && this.machines.some((x) => !x.caughtUp && x !== m)) {
       // A process crash keeps what the OS had, but the node that lost its tail still needs the
       // others' copies: leave them be until it has caught up.
@@ -975,16 +1034,44 @@ export class HostSim {
     this.queue.after(this.rngChaos.real(5, this.profile.downMsMax), () => this.restart(m));
   }
 
+  /**
+   * Runs `fire` (a machine crash) now, or, for half of them, soon after machine `m` next writes,
+   * within the longest a sync of that write may take: a power loss at a random moment mostly
+   * finds everything synced (the disk is idle more than it syncs), and then loses nothing.
+   */
+  private whenWritten(m: Machine, fire: () => void): void {
+    if (!this.rngChaos.chance(0.5)) {
+      fire();
+      return;
+    }
+    const inc = m.inc;
+    let done = false;
+    const go = (): void => {
+      if (done) return;
+      done = true;
+      m.fs.onWrite = null;
+      if (this.chaos && m.up && m.inc === inc) fire();
+    };
+    m.fs.onWrite = () => this.queue.after(this.rngChaos.real(0, this.profile.fs.syncMsMax), go);
+    this.queue.after(AIM_WAIT_MS_MAX, go);
+  }
+
   /** A power loss of the whole cluster: every machine crashes at once, and comes back. */
   private chaosPowerLoss(): void {
     const up = this.machines.filter((m) => m.up);
     if (up.length === 0) return;
-    this.stats.powerLosses++;
-    this.trace('power loss');
-    for (const m of up) {
-      this.crash(m, true);
-      this.queue.after(this.rngChaos.real(5, this.profile.downMsMax), () => this.restart(m));
-    }
+    const fire = (): void => {
+      if (!this.chaos) return;
+      this.stats.powerLosses++;
+      this.trace('power loss');
+      for (const m of this.machines.filter((x) => x.up)) {
+        this.crash(m, true);
+        this.queue.after(this.rngChaos.real(5, this.profile.downMsMax), () => this.restart(m));
+      }
+    };
+    // A third of them right after a shard answers a client's write: what it acknowledged must survive.
+    if (this.rngChaos.chance(1 / 3)) this.onAck = fire;
+    else this.whenWritten(this.rngChaos.pick(up), fire);
   }
 
   private chaosPause(): void {

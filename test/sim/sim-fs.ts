@@ -3,15 +3,16 @@
 // real write-ahead log and snapshot store run on it unchanged.
 //
 // What it models, as ext4 with data=ordered behaves closely enough for the code's promises:
-// - A file's data written since its last fdatasync (or fsync) is in the "page cache" only.
+// - A file's data is in the "page cache" only until an fdatasync (or fsync) called after it was
+//   written returns; one still running when a write is made does not cover that write.
 //   A process crash loses nothing (the OS still has it). A machine crash (power loss, kernel
 //   panic) keeps, per file, none of those writes, all of them, or a prefix of them with the
 //   next one torn at any byte — chosen by the seed. Past the torn point, the rest of that
 //   write's range holds what the media held before (a recycled file's stale bytes: an older
 //   segment's frames) or, as the seed chooses, zeros up to the write's end (blocks allocated
 //   but never written read back as zeros, so the file may end after the torn point).
-// - A directory's entries (files created, renamed, deleted) are durable only once the directory
-//   is synced; a machine crash keeps a prefix of the changes made since.
+// - A directory's entries (files created, renamed, deleted) are durable only once a sync of the
+//   directory called after the change returns; a machine crash keeps a prefix of the changes made since.
 // - fdatasync fails with EIO when told (`failSyncP`); writes fail with ENOSPC once the machine's
 //   bytes exceed `bytesMax` (the simulator fills and frees the disk).
 // Syncs and the snapshot store's promises complete after a simulated latency on the event queue;
@@ -56,14 +57,14 @@ class Inode {
   /** What is on the media: its first durableSize bytes (the buffer grows by doubling). */
   durable: Uint8Array = new Uint8Array(0);
   durableSize = 0;
-  /** Changes since the last sync, in order: what a machine crash may keep part of. */
+  /** Changes not yet on the media, in order: what a machine crash may keep part of. */
   changes: Change[] = [];
-  /**
-   * The byte range the changes since the last sync touched: a sync copies just that (copying
-   * the whole file at every sync was a fifth of the simulator's time).
-   */
-  private dirtyFrom = Infinity;
-  private dirtyTo = 0;
+  /** How many changes were ever made before changes[0]: a sync covers those made before it was called. */
+  changesBase = 0;
+
+  get changeCount(): number {
+    return this.changesBase + this.changes.length;
+  }
 
   write(pos: number, bytes: Uint8Array): void {
     const end = pos + bytes.length;
@@ -74,8 +75,6 @@ class Inode {
     }
     if (pos > this.size) this.data.fill(0, this.size, pos);
     this.data.set(bytes, pos);
-    // A write past the end also makes the hole before it (zeros) part of the file.
-    this.dirty(Math.min(pos, this.size), end);
     if (end > this.size) this.size = end;
     // A copy that owns its bytes (a Buffer's slice() is a view, and writers reuse their buffers).
     this.changes.push({ kind: 'write', pos, bytes: new Uint8Array(bytes) });
@@ -88,28 +87,42 @@ class Inode {
       grown.set(this.data.subarray(0, this.size));
       this.data = grown;
     }
-    this.dirty(Math.min(size, this.size), Math.max(size, this.size));
     this.size = size;
     this.changes.push({ kind: 'truncate', size });
   }
 
-  private dirty(from: number, to: number): void {
-    if (from < this.dirtyFrom) this.dirtyFrom = from;
-    if (to > this.dirtyTo) this.dirtyTo = to;
+  /**
+   * An fdatasync called when `changeCount` was `upTo` finished: the changes made before the call
+   * are on the media; later ones (written while it ran) are not, as with a real fdatasync. Only
+   * the changes are copied (copying the whole file at each sync was a fifth of the run's time).
+   */
+  sync(upTo: number): void {
+    const n = Math.min(upTo - this.changesBase, this.changes.length);
+    if (n <= 0) return;
+    for (let i = 0; i < n; i++) {
+      const c = this.changes[i]!;
+      if (c.kind === 'truncate') {
+        this.durableSize = this.resizeDurable(c.size);
+        continue;
+      }
+      const end = c.pos + c.bytes.length;
+      if (end > this.durableSize) this.durableSize = this.resizeDurable(end);
+      this.durable.set(c.bytes, c.pos);
+    }
+    this.changes.splice(0, n);
+    this.changesBase += n;
   }
 
-  sync(): void {
-    if (this.size > this.durable.length) {
-      const grown = new Uint8Array(Math.max(this.size, this.durable.length * 2, 4096));
+  /** Makes the media's file `size` bytes: cut, or grown with zeros. */
+  private resizeDurable(size: number): number {
+    if (size > this.durable.length) {
+      const grown = new Uint8Array(Math.max(size, this.durable.length * 2, 4096));
       grown.set(this.durable.subarray(0, this.durableSize));
       this.durable = grown;
+    } else if (size > this.durableSize) {
+      this.durable.fill(0, this.durableSize, size);
     }
-    const to = Math.min(this.dirtyTo, this.size);
-    if (to > this.dirtyFrom) this.durable.set(this.data.subarray(this.dirtyFrom, to), this.dirtyFrom);
-    this.durableSize = this.size;
-    this.dirtyFrom = Infinity;
-    this.dirtyTo = 0;
-    this.changes = [];
+    return size;
   }
 
   /**
@@ -148,9 +161,8 @@ class Inode {
     this.durableSize = out.length;
     this.data = out.slice();
     this.size = out.length;
+    this.changesBase += this.changes.length;
     this.changes = [];
-    this.dirtyFrom = Infinity;
-    this.dirtyTo = 0;
   }
 }
 
@@ -160,6 +172,11 @@ class Dir {
   entries = new Map<string, Inode | Dir>();
   durable = new Map<string, Inode | Dir>();
   changes: DirChange[] = [];
+  changesBase = 0;
+
+  get changeCount(): number {
+    return this.changesBase + this.changes.length;
+  }
 
   set(name: string, node: Inode | Dir | null): void {
     if (node === null) this.entries.delete(name);
@@ -167,9 +184,17 @@ class Dir {
     this.changes.push({ name, node });
   }
 
-  sync(): void {
-    this.durable = new Map(this.entries);
-    this.changes = [];
+  /** A directory sync called when `changeCount` was `upTo` finished (see Inode.sync). */
+  sync(upTo: number): void {
+    const n = Math.min(upTo - this.changesBase, this.changes.length);
+    if (n <= 0) return;
+    for (let i = 0; i < n; i++) {
+      const c = this.changes[i]!;
+      if (c.node === null) this.durable.delete(c.name);
+      else this.durable.set(c.name, c.node);
+    }
+    this.changes.splice(0, n);
+    this.changesBase += n;
   }
 
   crash(keep: number): number {
@@ -182,6 +207,7 @@ class Dir {
     const lost = this.changes.length - keep;
     this.entries = out;
     this.durable = new Map(out);
+    this.changesBase += this.changes.length;
     this.changes = [];
     return lost;
   }
@@ -202,6 +228,8 @@ export class SimFs implements FileSystem {
   };
   /** Writes that would take the machine past this many bytes fail with ENOSPC. */
   bytesMax = Infinity;
+  /** Called once, then cleared, after the next write (the simulator aims crashes with it). */
+  onWrite: (() => void) | null = null;
   /** fdatasync fails with EIO with this probability (the simulator turns it on and off). */
   failSyncP: number;
   private readonly root = new Dir();
@@ -388,6 +416,11 @@ export class SimFs implements FileSystem {
     }
     this.stats.writes++;
     n.write(position, buf.subarray(offset, offset + length));
+    const f = this.onWrite;
+    if (f !== null) {
+      this.onWrite = null;
+      f();
+    }
     return length;
   }
 
@@ -432,6 +465,7 @@ export class SimFs implements FileSystem {
       return;
     }
     const fail = this.failSyncP > 0 && this.rng.chance(this.failSyncP);
+    const upTo = n.changeCount;
     this.complete(this.syncLatency(), () => {
       if (fail) {
         // As Linux after a failed writeback: the error is reported once and what was not
@@ -441,7 +475,7 @@ export class SimFs implements FileSystem {
         return;
       }
       this.stats.syncs++;
-      n.sync();
+      n.sync(upTo);
       done(null);
     });
   }
@@ -454,9 +488,10 @@ export class SimFs implements FileSystem {
       this.complete(0, () => done(e as NodeJS.ErrnoException));
       return;
     }
+    const upTo = d.changeCount;
     this.complete(this.syncLatency(), () => {
       this.stats.syncs++;
-      d.sync();
+      d.sync(upTo);
       done(null);
     });
   }
