@@ -931,12 +931,21 @@ export class HostSim {
     for (const g of this.groups) {
       // Removed members' replicas lag for good and do not count.
       const members = this.members(g);
-      if (members === null) return false;
+      const voterSets = this.voterSets(g);
+      if (members === null || voterSets === null) return false;
       let commit = 0;
       for (const x of this.machines) for (const c of this.cores(x)) if (c.group === g.id) commit = Math.max(commit, c.core.commit);
       for (const x of this.machines) {
         if (!members.has(x.index)) continue;
         for (const c of this.cores(x)) if (c.group === g.id && c.core.lastIndex() < commit) return false;
+      }
+      // What m loses must stay with a quorum of the voters without m, in each voter set (two
+      // in a joint configuration): with 2 voters, say, any voter's crash may take a write.
+      for (const voters of voterSets) {
+        if (!voters.includes(m.nodeId)) continue;
+        const holders = this.machines.filter((x) => x !== m && voters.includes(x.nodeId) &&
+          this.cores(x).some((c) => c.group === g.id && c.core.lastIndex() >= commit)).length;
+        if (2 * holders <= voters.length) return false;
       }
     }
     return true;
@@ -1190,6 +1199,19 @@ export class HostSim {
       });
     }
     if (options.length > 0) rng.pick(options)();
+  }
+
+  /** The voter sets of `g` (one, or two while joint) as its newest leader's configuration says; null when no machine leads it. */
+  private voterSets(g: SimGroup): number[][] | null {
+    let best: { term: number; sets: number[][] } | null = null;
+    for (const m of this.machines) {
+      for (const c of this.cores(m)) {
+        if (c.group !== g.id || c.core.role !== Role.Leader || (best !== null && c.core.term <= best.term)) continue;
+        const conf = c.core.confState();
+        best = { term: c.core.term, sets: conf.votersOutgoing.length > 0 ? [conf.voters, conf.votersOutgoing] : [conf.voters] };
+      }
+    }
+    return best === null ? null : best.sets;
   }
 
   /** Machines that are members of `g` as its newest leader's configuration says; null when no machine leads it. */
