@@ -14,6 +14,11 @@ export class SegmentSync {
   private running: Promise<void> | null = null;
   /** Files of deleted segments whose background sync was still running when they went. */
   private closeAfterSync: number[] = [];
+  /** Background syncs started, and the last one that finished well (numbered from 1). */
+  private started = 0;
+  private finished = 0;
+  /** Work waiting for the background sync numbered `after` to finish (see afterCovered). */
+  private waiting: { after: number; run: () => void }[] = [];
 
   /**
    * `failed` tells whether the log has stopped; `fail` stops it (a background sync that fails
@@ -62,6 +67,22 @@ export class SegmentSync {
     this.stats.fsyncs++;
   }
 
+  /**
+   * syncForce off: runs `fn` once everything written so far is synced, i.e. after the background
+   * sync that takes the segments now waiting (or the one running, if it took them). A segment
+   * may be deleted only then: its deletion must not reach the disk before the records that made
+   * it unneeded (the directory sync that makes a deletion durable would otherwise run beside an
+   * fdatasync called before those records were written). Dropped if the log fails.
+   */
+  afterCovered(fn: () => void): void {
+    const after = this.unsynced.size > 0 ? this.started + 1 : this.started;
+    if (after <= this.finished) {
+      fn();
+      return;
+    }
+    this.waiting.push({ after, run: fn });
+  }
+
   /** syncForce off: `segments` were written; the background sync covers them (starting now if idle). */
   syncLater(segments: Iterable<Segment>): void {
     for (const seg of segments) this.unsynced.add(seg);
@@ -71,8 +92,11 @@ export class SegmentSync {
         const batch = [...this.unsynced];
         this.unsynced.clear();
         this.syncing = batch;
+        const n = ++this.started;
+        let ok = false;
         try {
           await this.syncAll(batch);
+          ok = true;
         } catch (e) {
           if (!this.failed()) this.fail(e);
         } finally {
@@ -80,6 +104,14 @@ export class SegmentSync {
         }
         for (const fd of this.closeAfterSync) this.fs.closeSync(fd);
         this.closeAfterSync = [];
+        if (!ok) {
+          this.waiting = [];
+          continue;
+        }
+        this.finished = n;
+        const due = this.waiting.filter((w) => w.after <= n);
+        this.waiting = this.waiting.filter((w) => w.after > n);
+        for (const w of due) w.run();
       }
     };
     this.running = run().finally(() => {

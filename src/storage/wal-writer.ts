@@ -102,7 +102,9 @@ export class BatchWriter {
         try {
           await this.writeBatch(frames);
           this.inflight = [];
-          this.retirement.deleteUnneeded(needed);
+          // With syncForce off the batch is not synced yet: segments go once it is (wal-sync.ts).
+          if (this.syncForce) this.retirement.deleteUnneeded(needed);
+          else this.sync.afterCovered(() => this.retirement.deleteUnneeded(needed));
           for (const w of waiters) w.resolve();
         } catch (e) {
           this.inflight = [];

@@ -1,8 +1,3 @@
-// The host simulator's command line (host-sim.ts):
-//   node dist/test/sim/host-cli.js --seeds N [--seed-start B] [--jobs J] [--steps K] [--sync-force on|off]
-//   node dist/test/sim/host-cli.js --seed S [--trace]          (replay one seed, with its trace)
-// Prints one line per failing seed with the command that replays it, then ops checked, faults
-// injected by kind, and the time taken; exits 1 if any seed failed.
 // The host simulator's command line (host-sim.ts), `npm run sim`:
 //   npm run sim -- --seeds N [--seed-start B] [--jobs J] [--steps K] [--sync-force on|off]
 //   npm run sim -- --seed S [--trace]          (replay one seed, with its trace)

@@ -214,9 +214,10 @@ test('groups interleaved across segments without compaction survive the rewrites
         return { group: m.id, entries, hardState: m.hs };
       }));
     }
-    assert.ok(wal.stats.groupsRewritten > 0 && wal.stats.segmentsDeleted > 0, 'the log neither rewrote nor deleted anything');
     checkAll('before closing', wal, models);
     await wal.close();
+    // After the close: with syncForce off, deletions wait for the background sync (wal-sync.ts).
+    assert.ok(wal.stats.groupsRewritten > 0 && wal.stats.segmentsDeleted > 0, 'the log neither rewrote nor deleted anything');
     const again = reopen('40 groups', opts);
     checkAll('after reopening', again, models);
     await again.close();
@@ -273,7 +274,10 @@ test('with groups compacting and some idle for good, disk use stays under a boun
 
   const dir = tmpdir();
   try {
-    const opts = { dir, segmentBytes: SEGMENT_BYTES, syncForce: false, rewriteBytesMax: REWRITE_BYTES_MAX };
+    // syncForce on: a freed segment goes as soon as the batch that freed it is durable. (Off, it
+    // waits for the background sync after that batch (wal-sync.ts, afterCovered), and a writer
+    // that never waits for a sync can fill any number of segments meanwhile.)
+    const opts = { dir, segmentBytes: SEGMENT_BYTES, syncForce: true, rewriteBytesMax: REWRITE_BYTES_MAX };
     const wal = Wal.open(opts);
     const active = Array.from({ length: ACTIVE }, (_, k) => new GroupModel(100 + k, ENTRY_BYTES));
     const idle = Array.from({ length: IDLE }, (_, k) => new GroupModel(10_000 + k, ENTRY_BYTES));
