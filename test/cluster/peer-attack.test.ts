@@ -48,7 +48,7 @@ test('a raw peer speaking as a member cannot stop a node with a bad append, nor 
     // Another cluster's node: refused.
     const stranger = await dial(n2.raftPort);
     sockets.push(stranger.sock);
-    stranger.sock.write(encodeHello(clusterId ^ 1, 1, 2));
+    stranger.sock.write(encodeHello((clusterId ^ 1) >>> 0, 1, 2));
     await waitFor(() => stranger.closed(), 10_000, 'the other cluster refused');
 
     const fake = await dial(n2.raftPort);
