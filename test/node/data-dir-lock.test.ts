@@ -113,6 +113,9 @@ test('two `flotilla start` on one data dir: the second exits with DATA_DIR_LOCKE
     started.push(first);
     await waitFor(() => first.out().includes('node serving') || first.child.exitCode !== null, 40_000, 'the first node serving');
     assert.ok(first.out().includes('node serving'), first.err());
+    // The first node is held still (SIGSTOP: it keeps its lock) while the second runs, so that
+    // any change to the directory is the second's; it may still be electing or writing itself.
+    first.child.kill('SIGSTOP');
     const before = snapshotTree(dataDir);
 
     const second = flotillaStart(dataDir, base + 10);
@@ -121,8 +124,8 @@ test('two `flotilla start` on one data dir: the second exits with DATA_DIR_LOCKE
     assert.equal(await Promise.race([second.exited, Promise.resolve('running')]), 1, `the second exits 1: ${second.err()}`);
     assert.match(second.err(), new RegExp(`DATA_DIR_LOCKED: .*process ${first.child.pid}\\b`));
     assert.equal(second.out().includes('shards ready'), false, 'the second never opened a shard');
-    // Idle groups write nothing; the first node may not have written since either.
     assert.deepEqual(snapshotTree(dataDir), before, 'the second process changed no file');
+    first.child.kill('SIGCONT');
     assert.equal(first.child.exitCode, null, 'the first node is still running');
 
     first.child.kill('SIGKILL');
