@@ -141,6 +141,8 @@ export class BenchCluster {
   /** The first NODE_LINES_KEPT of them. */
   readonly nodeLinesKept: string[] = [];
   private stopped = false;
+  /** Nodes spawned here that exited when nobody asked them to. */
+  private readonly exited: string[] = [];
   private readonly onExit = (): void => {
     this.killNodesNow();
     this.removeData();
@@ -213,6 +215,56 @@ export class BenchCluster {
         // gone meanwhile
       }
     }
+  }
+
+  /**
+   * Starts node `id` again (`node ...nodeArgs flotilla start --config FILE`) on its config and
+   * data; its output joins the cluster's. For clusters whose nodes run apart, and for nodes
+   * killed by the benchmark.
+   */
+  spawnNode(id: number, nodeArgs: string[] = []): void {
+    const n = this.node(id);
+    const p = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', n.configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(n.configFile) });
+    this.procs.push(p);
+    n.pid = p.pid!;
+    for (const stream of [p.stdout!, p.stderr!]) {
+      stream.setEncoding('utf8');
+      stream.on('data', (text: string) => {
+        this.output = (this.output + text).slice(-OUTPUT_KEEP_CHARS);
+        for (const l of text.split('\n')) if (l.length > 0) this.nodeLine(`[node ${id}] ${l}`);
+      });
+    }
+    p.on('exit', (code, signal) => {
+      if (!this.stopped && n.pid === p.pid) this.exited.push(`node ${id} exited (${signal ?? code})`);
+    });
+  }
+
+  /** SIGKILL of node `id` (its PID, while it still runs its config), returning once it is gone. */
+  async kill(id: number): Promise<void> {
+    const n = this.node(id);
+    if (!this.alive(id)) return;
+    const pid = n.pid;
+    n.pid = 0; // its exit is expected
+    process.kill(pid, 'SIGKILL');
+    const deadline = Date.now() + STOP_MS_MAX;
+    while (fs.existsSync(`/proc/${pid}`) && Date.now() < deadline) await sleep(10);
+  }
+
+  /** Waits until each of `ids` answers /health with 200; throws if one exits meanwhile. */
+  async waitHealthy(ids: number[], ms: number): Promise<void> {
+    const healthy = async (port: number): Promise<boolean> => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+        return res.status === 200;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(async () => {
+      if (this.exited.length > 0) throw new Error(`${this.exited.join(', ')}; output:\n${this.output}`);
+      return (await Promise.all(ids.map((id) => healthy(this.node(id).adminPort)))).every(Boolean);
+    }, ms, 'every node healthy', 20);
   }
 
   removeData(): void {
@@ -295,37 +347,16 @@ export async function startBenchCluster(opts: BenchClusterOptions): Promise<Benc
 
 /** Spawns each node with `node ...nodeArgs flotilla start --config FILE` and waits for every /health. */
 async function startNodes(dir: string, basePort: number, peers: { id: number; raftPort: number; clientPort: number; adminPort: number }[], nodeArgs: string[]): Promise<BenchCluster> {
-  const procs: ChildProcess[] = [];
-  const cluster = new BenchCluster(dir, basePort, procs);
-  const exited: string[] = [];
+  const cluster = new BenchCluster(dir, basePort, []);
   try {
     for (const peer of peers) {
-      const configFile = path.join(dir, `node-${peer.id}`, 'flotilla.json');
-      const p = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
-      procs.push(p);
-      cluster.nodes.set(peer.id, { id: peer.id, pid: p.pid!, raftPort: peer.raftPort, clientPort: peer.clientPort, adminPort: peer.adminPort, configFile });
-      for (const stream of [p.stdout!, p.stderr!]) {
-        stream.setEncoding('utf8');
-        stream.on('data', (text: string) => {
-          cluster.output = (cluster.output + text).slice(-OUTPUT_KEEP_CHARS);
-          for (const l of text.split('\n')) if (l.length > 0) cluster.nodeLine(`[node ${peer.id}] ${l}`);
-        });
-      }
-      p.on('exit', (code, signal) => void exited.push(`node ${peer.id} exited (${signal ?? code})`));
+      cluster.nodes.set(peer.id, {
+        id: peer.id, pid: 0, raftPort: peer.raftPort, clientPort: peer.clientPort, adminPort: peer.adminPort,
+        configFile: path.join(dir, `node-${peer.id}`, 'flotilla.json'),
+      });
+      cluster.spawnNode(peer.id, nodeArgs);
     }
-    const healthy = async (port: number): Promise<boolean> => {
-      try {
-        const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
-        return res.status === 200;
-      } catch {
-        return false;
-      }
-    };
-    await waitFor(async () => {
-      if (exited.length > 0) throw new Error(`${exited.join(', ')}; output:\n${cluster.output}`);
-      return (await Promise.all(peers.map((p) => healthy(p.adminPort)))).every(Boolean);
-    }, READY_MS_MAX, 'every node healthy', 250);
+    await cluster.waitHealthy([...cluster.nodes.keys()], READY_MS_MAX);
   } catch (e) {
     await cluster.stop();
     cluster.removeData();
@@ -336,6 +367,46 @@ async function startNodes(dir: string, basePort: number, peers: { id: number; ra
 
 function running(p: ChildProcess): boolean {
   return p.exitCode === null && p.signalCode === null;
+}
+
+export interface Led {
+  led: number;
+  termMax: number;
+  /** group → "leader@term" as all members agree on it ("" when they do not). */
+  view: Map<number, string>;
+}
+
+/** Which groups have a leader that every member agrees on, at one term. */
+export function agreement(statuses: GroupStatus[][], groups: number): Led {
+  const byGroup = new Map<number, GroupStatus[]>();
+  for (const list of statuses) {
+    for (const g of list) {
+      let a = byGroup.get(g.group);
+      if (a === undefined) byGroup.set(g.group, (a = []));
+      a.push(g);
+    }
+  }
+  let led = 0;
+  let termMax = 0;
+  const view = new Map<number, string>();
+  for (let g = 1; g <= groups; g++) {
+    const a = byGroup.get(g) ?? [];
+    const first = a[0];
+    let ok = a.length === statuses.length && first !== undefined && first.leader !== 0;
+    if (ok) {
+      ok = a.every((s) => s.leader === first!.leader && s.term === first!.term)
+        && a.filter((s) => s.role === 'leader').length === 1;
+    }
+    for (const s of a) termMax = Math.max(termMax, s.term);
+    if (ok) led++;
+    view.set(g, ok ? `${first!.leader}@${first!.term}` : '');
+  }
+  return { led, termMax, view };
+}
+
+/** /status of every node, in node id order of the map. */
+export async function allStatus(c: BenchCluster): Promise<GroupStatus[][]> {
+  return Promise.all([...c.nodes.keys()].map((id) => c.status(id)));
 }
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string, pollMs = 50): Promise<void> {

@@ -31,10 +31,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseBool, parseIntIn, parseOrExit, type CommandSpec, type OptionValues } from '../src/cli/args.js';
-import type { GroupStatus } from '../src/shard/task.js';
 import {
-  clockTicks, cpuTicks, metricSum, rssBytes, sleep, startBenchCluster, waitFor,
-  type BenchCluster, type CpuTicks,
+  agreement, allStatus, clockTicks, cpuTicks, metricSum, rssBytes, sleep, startBenchCluster, waitFor,
+  type BenchCluster, type CpuTicks, type Led,
 } from './bench-cluster.js';
 
 const IDLE_SPEC = {
@@ -158,41 +157,6 @@ interface CaseRow {
   nodeOutput: string[];
 }
 
-interface Led {
-  led: number;
-  termMax: number;
-  /** group → "leader@term" as all members agree on it ("" when they do not). */
-  view: Map<number, string>;
-}
-
-/** Which groups have a leader that every member agrees on, at one term. */
-function agreement(statuses: GroupStatus[][], groups: number): Led {
-  const byGroup = new Map<number, GroupStatus[]>();
-  for (const list of statuses) {
-    for (const g of list) {
-      let a = byGroup.get(g.group);
-      if (a === undefined) byGroup.set(g.group, (a = []));
-      a.push(g);
-    }
-  }
-  let led = 0;
-  let termMax = 0;
-  const view = new Map<number, string>();
-  for (let g = 1; g <= groups; g++) {
-    const a = byGroup.get(g) ?? [];
-    const first = a[0];
-    let ok = a.length === statuses.length && first !== undefined && first.leader !== 0;
-    if (ok) {
-      ok = a.every((s) => s.leader === first!.leader && s.term === first!.term)
-        && a.filter((s) => s.role === 'leader').length === 1;
-    }
-    for (const s of a) termMax = Math.max(termMax, s.term);
-    if (ok) led++;
-    view.set(g, ok ? `${first!.leader}@${first!.term}` : '');
-  }
-  return { led, termMax, view };
-}
-
 /** Jiffies of the machine's aggregate cpu line: busy (everything but idle and iowait) and steal. */
 function machineTicks(): { total: number; busy: number; steal: number } {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
@@ -201,10 +165,6 @@ function machineTicks(): { total: number; busy: number; steal: number } {
   const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = f[3]! + f[4]!;
   return { total, busy: total - idle - f[7]!, steal: f[7]! };
-}
-
-async function allStatus(c: BenchCluster): Promise<GroupStatus[][]> {
-  return Promise.all([...c.nodes.keys()].map((id) => c.status(id)));
 }
 
 function mean(xs: number[]): number {
