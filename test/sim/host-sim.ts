@@ -153,6 +153,13 @@ class Machine {
   repairPending = false;
   /** Per group, its log's last index when its process last ended (a process crash keeps it). */
   readonly lastAtCrash = new Map<number, number>();
+  /**
+   * Per group, the latest vote this node granted (a VoteResp that left it): term and
+   * candidate. Checked against what recovery gives back (HostSim.checkVotesKept).
+   */
+  readonly votesGranted = new Map<number, { term: number; candidate: number }>();
+  /** A machine crash (which, without syncForce, may take back a vote) since its shard last opened. */
+  lastCrashMachine = false;
 
   constructor(readonly sim: HostSim, readonly index: number, rng: Prng) {
     const p = sim.profile;
@@ -429,18 +436,20 @@ class SimClient {
 }
 
 /** Whether a peer payload (sub-records, peer-wire.ts) holds a granted vote. */
-function grantsVote(payload: Uint8Array): boolean {
+/** The votes a peer payload grants (VoteResps that do not reject): group, term, candidate. */
+function votesIn(payload: Uint8Array): { group: number; term: number; candidate: number }[] {
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  const votes: { group: number; term: number; candidate: number }[] = [];
   for (let p = 0; p + SUB_HEADER_BYTES <= payload.length;) {
     const bytes = dv.getUint32(p, true);
-    if (bytes < SUB_HEADER_BYTES) return false;
+    if (bytes < SUB_HEADER_BYTES) break;
     if (payload[p + 8] === SubKind.RaftMessage) {
       const msg = decodeRaftMessage(payload, p + SUB_HEADER_BYTES, p + bytes);
-      if (msg.type === MessageType.VoteResp && !msg.reject) return true;
+      if (msg.type === MessageType.VoteResp && !msg.reject) votes.push({ group: dv.getUint32(p + 4, true), term: msg.term, candidate: msg.to });
     }
     p += bytes;
   }
-  return false;
+  return votes;
 }
 
 export class HostSim {
@@ -619,6 +628,7 @@ export class HostSim {
       if (!alive()) return;
       proc.shard = shard;
       this.trace(`ready n${m.nodeId}: ${shard.groups.size} groups`);
+      this.checkVotesKept(m);
       if (m.lossProbe !== null) this.lossFound(m);
       this.refreshLinks();
       shard.run().then(() => {
@@ -629,6 +639,29 @@ export class HostSim {
     }, (e: unknown) => {
       if (alive()) this.shardFailed(m, e);
     }).catch(noop);
+  }
+
+  /**
+   * A vote that left a node is durable (Raft's one vote per term rests on it): the hard state
+   * a recovered group starts from is of a later term, or of the same term with that vote. Not
+   * required after a machine crash without syncForce, which may take back a hard state
+   * (docs/storage.md); a process crash alone never may.
+   */
+  private checkVotesKept(m: Machine): void {
+    const shard = m.proc?.shard;
+    if (shard === null || shard === undefined) return;
+    if (this.profile.syncForce || !m.lastCrashMachine) {
+      for (const [group, v] of m.votesGranted) {
+        const h = shard.groups.get(group);
+        if (h === undefined) continue; // destroyed meanwhile
+        const core = h.core;
+        if (core.term < v.term || (core.term === v.term && core.vote !== v.candidate)) {
+          this.fail(group, `node ${m.nodeId} granted its vote in term ${v.term} to ${v.candidate}, but recovered term ${core.term} vote ${core.vote}: a vote left the node before it was durable`);
+        }
+      }
+    }
+    m.votesGranted.clear();
+    m.lastCrashMachine = false;
   }
 
   /**
@@ -671,6 +704,7 @@ export class HostSim {
     if (machine) {
       m.fs.crashMachine();
       m.caughtUp = false;
+      m.lastCrashMachine = true;
       this.stats.crashesMachine++;
     } else {
       m.fs.crashProcess();
@@ -767,8 +801,10 @@ export class HostSim {
   private route(m: Machine, kind: number, arg: number, payload: Uint8Array): void {
     switch (kind) {
       case OutKind.Peer: {
+        const votes = votesIn(payload);
+        for (const v of votes) m.votesGranted.set(v.group, { term: v.term, candidate: v.candidate });
         const aimed = this.onVote;
-        if (aimed !== null && grantsVote(payload)) {
+        if (aimed !== null && votes.length > 0) {
           // The vote has left the node: its machine crashes now (was the vote durable?).
           this.onVote = null;
           this.queue.after(0, () => aimed(m));
