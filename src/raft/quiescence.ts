@@ -111,8 +111,16 @@ export function unquiesce(r: RaftState): void {
  * its leader, overtaken by the quiesce heartbeat. Waking on it would only undo the quiescence
  * (and a follower woken so would campaign, since its leader stays silent). It is dropped, as
  * the network might have dropped it. Round 0 is a learner's nudge (nudgeLeader), not stale.
+ *
+ * Also a campaign (Vote or PreVote) from a node that is not a voter: typically a replica
+ * removed from the group while it was away, which never learned it and campaigns every
+ * election timeout. A quiesced member's configuration is the group's current one (it quiesced
+ * with the leader's whole log, and a new configuration would have to be replicated, which
+ * wakes it), so such a node cannot be elected; woken by each of its campaigns, the group would
+ * never stay quiet.
  */
 export function staleWhileQuiesced(r: RaftState, m: Message): boolean {
+  if ((m.type === MessageType.Vote || m.type === MessageType.PreVote) && !r.trk.isVoter(m.from)) return true;
   if (m.term !== r.term || m.context >= r.quiet.round) return false;
   if (r.role === Role.Leader) return m.type === MessageType.HeartbeatResp && m.context > 0;
   return m.type === MessageType.Heartbeat && m.from === r.leader;
@@ -144,7 +152,9 @@ export function followQuiesce(r: RaftState, m: Message): boolean {
  */
 export function nudgeLeader(r: RaftState): void {
   const t = r.time;
-  if (r.cfg.ticksQuiesce > 0 && r.role === Role.Follower && r.leader !== NONE && !r.trk.isVoter(r.id) &&
+  // Only a learner: a member that knows it was removed has nothing to ask of the leader.
+  const learner = r.trk.conf.learners.includes(r.id) || r.trk.conf.learnersNext.includes(r.id);
+  if (r.cfg.ticksQuiesce > 0 && r.role === Role.Follower && r.leader !== NONE && learner &&
       (t.electionElapsed - t.electionTimeoutRandomized) % r.cfg.ticksElection === 0) {
     r.out.send(message(MessageType.HeartbeatResp, r.id, r.leader, r.term));
   }

@@ -25,8 +25,8 @@ import { decodeKvResult } from '../../src/kv/kv-service.js';
 import { encodeCommand, type KvCommand } from '../../src/kv/kv-state-machine.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader, type ErrorBody } from '../../src/protocol/client-frame.js';
-import { SUB_HEADER_BYTES, SubKind } from '../../src/protocol/peer-wire.js';
-import { decodeRaftMessage } from '../../src/protocol/raft-codec.js';
+import { GROUP_BROADCAST, SUB_HEADER_BYTES, SubKind } from '../../src/protocol/peer-wire.js';
+import { decodeHeartbeats, decodeRaftMessage } from '../../src/protocol/raft-codec.js';
 import { MessageType, Role } from '../../src/raft/types.js';
 import { InKind, OutKind, RECORD_HEADER_BYTES, recordArg, tryWriteRecord } from '../../src/ring/records.js';
 import { SpscRing } from '../../src/ring/spsc-ring.js';
@@ -50,6 +50,10 @@ export class HostSimFailure extends Error {
 
 export interface HostSimStats {
   crashesProcess: number;
+  /** Seeds whose groups went quiet and then stayed silent (phase 5; seeds that quiesce). */
+  quietChecked: number;
+  /** What removed replicas that were never destroyed sent meanwhile (their campaigns: allowed). */
+  quietNonMemberSent: number;
   crashesMachine: number;
   /** Every machine crashed at once (syncForce on). */
   powerLosses: number;
@@ -269,8 +273,9 @@ class SimClient {
     return this.index + 1;
   }
 
+  /** An op in flight, or (the final reader) keys still to read: between two ops it is still busy. */
   get busy(): boolean {
-    return this.current !== null;
+    return this.current !== null || (this.finalKeys !== null && this.finalKeys.length > 0);
   }
 
   readAll(keys: { group: number; key: string }[]): void {
@@ -436,6 +441,43 @@ class SimClient {
 }
 
 /** Whether a peer payload (sub-records, peer-wire.ts) holds a granted vote. */
+/**
+ * Counts the sub-records of a peer payload by kind, group and message type (heartbeat batches
+ * item by item), into `tally`; those of groups `fromMember` says the sender is not a member of
+ * (a replica removed while away, never destroyed, which keeps campaigning) go under "non-member".
+ */
+function tallyPayload(tally: Map<string, number>, payload: Uint8Array, fromMember: (group: number) => boolean): void {
+  const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  for (let p = 0; p + SUB_HEADER_BYTES <= payload.length;) {
+    const bytes = dv.getUint32(p, true);
+    if (bytes < SUB_HEADER_BYTES) break;
+    const group = dv.getUint32(p + 4, true);
+    if (group !== GROUP_BROADCAST && !fromMember(group)) {
+      tally.set('non-member', (tally.get('non-member') ?? 0) + 1);
+      p += bytes;
+      continue;
+    }
+    let k = `kind ${payload[p + 8]} group ${group}`;
+    if (payload[p + 8] === SubKind.RaftMessage) k += ` ${MessageType[decodeRaftMessage(payload, p + SUB_HEADER_BYTES, p + bytes).type]}`;
+    if (payload[p + 8] === SubKind.Heartbeats || payload[p + 8] === SubKind.HeartbeatResps) {
+      const items: string[] = [];
+      let others = 0;
+      decodeHeartbeats(payload, p + SUB_HEADER_BYTES, p + bytes, () => true, (g, m) => {
+        if (fromMember(g)) items.push(`g${g}${m.quiesce ? 'q' : ''} ${m.from}->${m.to} t${m.term}`);
+        else others++;
+      });
+      if (others > 0) tally.set('non-member', (tally.get('non-member') ?? 0) + others);
+      if (items.length === 0) {
+        p += bytes;
+        continue;
+      }
+      k += ` [${items.join(', ')}]`;
+    }
+    tally.set(k, (tally.get(k) ?? 0) + 1);
+    p += bytes;
+  }
+}
+
 /** The votes a peer payload grants (VoteResps that do not reject): group, term, candidate. */
 function votesIn(payload: Uint8Array): { group: number; term: number; candidate: number }[] {
   const dv = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
@@ -460,7 +502,7 @@ export class HostSim {
   readonly clients: SimClient[] = [];
   readonly history: HistoryOp[] = [];
   readonly stats: HostSimStats = {
-    crashesProcess: 0, crashesMachine: 0, powerLosses: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
+    crashesProcess: 0, quietChecked: 0, quietNonMemberSent: 0, crashesMachine: 0, powerLosses: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
     messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, memberChangesAsked: 0, memberChangesDone: 0, replicasDestroyed: 0,
     syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0, filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0, snapshotsInstalled: 0,
     snapshotsTaken: 0, commandsBatched: 0, tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
@@ -481,6 +523,10 @@ export class HostSim {
   private adminSeq = 1;
   /** Admin requests whose reply is counted: id → what they asked. */
   private readonly adminAsked = new Map<number, string>();
+  /** While the quiet phase watches: what the shards sent, by sub-record kind and message type. */
+  private quietTally: Map<string, number> | null = null;
+  /** Client frames on their way to a node (an abandoned client's last ones still arrive). */
+  private clientFramesInFlight = 0;
   /** A machine crash waiting for the next vote a node grants, of that node (chaosCrash). */
   private onVote: ((m: Machine) => void) | null = null;
   /** A power loss waiting for the next acknowledgement a shard sends a client (chaosPowerLoss). */
@@ -855,6 +901,7 @@ export class HostSim {
    * the link went down (and up again, as the dialer reconnects).
    */
   private sendPeer(from: number, to: number, payload: Uint8Array): void {
+    if (this.quietTally !== null) tallyPayload(this.quietTally, payload, (group) => this.members(this.group(group))?.has(from) === true);
     const net = this.profile.network;
     const k = from * this.machines.length + to;
     if (this.chaos && this.rngNet.chance(net.dropP)) {
@@ -923,7 +970,11 @@ export class HostSim {
     const net = this.profile.network;
     if (this.chaos && this.rngNet.chance(net.clientDropP)) return;
     const m = this.machines[node]!;
-    this.queue.after(this.rngNet.real(net.delayMsMin, net.delayMsMax), () => m.run(() => this.deliver(m, InKind.Client, c.conn, frame)));
+    this.clientFramesInFlight++;
+    this.queue.after(this.rngNet.real(net.delayMsMin, net.delayMsMax), () => {
+      this.clientFramesInFlight--;
+      m.run(() => this.deliver(m, InKind.Client, c.conn, frame));
+    });
   }
 
   private admin(m: Machine, req: unknown, counted?: string): number {
@@ -1436,6 +1487,32 @@ export class HostSim {
     if (reader.busy) this.fail(null, `the final reads did not finish; ${this.describe()}`);
     for (const c of this.clients) c.abandon();
 
+    // Phase 5 (groups that quiesce): left alone, every member of every group goes quiet
+    // (members as each group's leader's configuration says: a removed replica that was never
+    // destroyed keeps campaigning, refused by pre-vote), and the shards then send nothing for
+    // four election timeouts.
+    if (p.ticksQuiesce > 0) {
+      const quiet = (): boolean => this.clientFramesInFlight === 0 && this.groups.every((g) => {
+        const members = this.members(g);
+        return members !== null && [...members].every((i) => this.machines[i]!.proc?.shard?.groups.get(g.id)?.core.quiesced === true);
+      });
+      const quietBoundMs = (p.ticksQuiesce + 2 * p.ticksElection) * p.tickMs * 2 + livenessMs;
+      await this.runUntil(this.now + quietBoundMs, quiet);
+      if (!quiet()) {
+        this.fail(null, `quiescence: the groups did not go quiet within ${quietBoundMs.toFixed(0)}ms of idling; ${this.quietDescription()}`);
+      }
+      this.quietTally = new Map();
+      const quietMs = 4 * electionMs;
+      await this.runUntil(this.now + quietMs);
+      this.stats.quietNonMemberSent += this.quietTally.get('non-member') ?? 0;
+      this.quietTally.delete('non-member');
+      if (this.quietTally.size > 0) {
+        const all = this.machines.flatMap((m) => this.cores(m).map((c) => `n${m.nodeId} g${c.group} ${Role[c.core.role]} q${c.core.quiesced ? 1 : 0} t${c.core.term} L${c.core.leader} v${c.core.confState().voters.join(',')} l${c.core.confState().learners.join(',')}`));
+        this.fail(null, `quiescence: quiet groups sent ${[...this.quietTally.values()].reduce((a, b) => a + b, 0)} sub-records in ${quietMs.toFixed(0)}ms: ${JSON.stringify([...this.quietTally].slice(0, 8))} ${all.join('; ')}`);
+      }
+      this.quietTally = null;
+      this.stats.quietChecked++;
+    }
 
     for (const m of this.machines) {
       this.harvest(m.proc);
@@ -1465,6 +1542,19 @@ export class HostSim {
       result.failure = `seed ${this.opts.seed}: linearizability ${report.outcome} on key ${report.failedKey}: ${report.detail ?? ''}`;
     }
     return result;
+  }
+
+  /** The members that are not quiesced, for a failure message. */
+  private quietDescription(): string {
+    const loud: string[] = [];
+    for (const g of this.groups) {
+      for (const i of this.members(g) ?? []) {
+        const core = this.machines[i]!.proc?.shard?.groups.get(g.id)?.core;
+        if (core === undefined || core.quiesced) continue;
+        loud.push(`n${i + 1} g${g.id} ${Role[core.role]} t${core.term} leader ${core.leader} last ${core.lastIndex()} commit ${core.commit}`);
+      }
+    }
+    return `client frames in flight ${this.clientFramesInFlight}; not quiesced: ${loud.join('; ') || 'none'}`;
   }
 
   traceTail(): string[] {
