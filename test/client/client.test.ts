@@ -289,16 +289,27 @@ test('a put whose connection drops after it was sent is resent; if no attempt su
   assert.deepEqual(commandsOf(leader), ['put']);
   await c.close();
   // The write reached a server that then dropped it; every later attempt hears NOT_LEADER
-  // (certainly not applied), until the deadline. The answer must still say "maybe".
-  const lost = await FakeServer.start((req, s) => s.error(req, 'NOT_LEADER', 'no leader known'));
-  const d = await client([dropper, lost], { requestTimeoutMs: 600 });
+  // (certainly not applied) until the redirects run out. The answer must still say "maybe".
+  const lost = await FakeServer.start(() => undefined);
+  const other = await FakeServer.start((req, s) => s.error(req, 'NOT_LEADER', 'ask lost', lost.hint));
+  lost.script = (req, s) => s.error(req, 'NOT_LEADER', 'ask other', other.hint);
+  const d = await client([dropper, lost], { redirectsMax: 1 });
   const e = await rejection(d.put('k', 'v'));
   assert.equal(e.code, 'OUTCOME_UNKNOWN', e.message);
-  assert.match(e.message, /may have been applied/);
-  assert.ok(commandsOf(lost).length >= 1);
+  assert.match(e.message, /may have been applied; the last attempt: NOT_LEADER/);
+  assert.deepEqual([commandsOf(lost).length, commandsOf(other).length], [1, 1]);
   await d.close();
+  // Or until the deadline: OUTCOME_UNKNOWN or TIMEOUT (whichever ends it), saying so too.
+  const noLeader = await FakeServer.start((req, s) => s.error(req, 'NOT_LEADER', 'no leader known'));
+  const f = await client([dropper, noLeader], { requestTimeoutMs: 400 });
+  const t = await rejection(f.put('k', 'v'));
+  assert.ok(['OUTCOME_UNKNOWN', 'TIMEOUT'].includes(t.code), t.code);
+  assert.match(t.message, /may have been applied/);
+  await f.close();
+  await noLeader.close();
   await dropper.close();
   await lost.close();
+  await other.close();
   await leader.close();
 });
 
