@@ -477,7 +477,7 @@ test('retries back off from backoffMsMin, doubling up to backoffMsMax, with jitt
   });
   const c = await client([server], { backoffMsMin: 40, backoffMsMax: 80, requestTimeoutMs: 900 });
   const e = await rejection(c.put('k', 'v'));
-  assert.equal(e.code, 'NOT_LEADER');
+  assert.ok(['NOT_LEADER', 'TIMEOUT'].includes(e.code), e.code); // whichever the deadline ended
   const gaps = at.slice(1).map((t, i) => t - at[i]!);
   assert.ok(gaps.length >= 8 && gaps.length <= 45, `${gaps.length} retries: ${gaps.join(' ')}`);
   // Each wait is 50-100 % of its ceiling: at least 20 ms, at most 80 (plus timer slack).
