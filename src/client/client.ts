@@ -23,21 +23,65 @@ export interface ClientOptions {
   servers: string[];
   /** The KV key space is groups 1..groups; must match the cluster's `groups`. Default 64. */
   groups?: number;
-  /** Each call's whole time, retries included. Default 5,000. */
+  /**
+   * Each call's whole time, retries and waiting out an election included. Default 12,000: above
+   * the servers' default `requestTimeoutMs` (10,000) plus their timeout sweep (up to 1,000), so
+   * a write left waiting on a server gets that server's own verdict before the client gives up.
+   */
   requestTimeoutMs?: number;
+  /**
+   * How long one attempt waits for its answer before the call goes to another server (a read,
+   * a put) or keeps waiting only on that attempt (any other write: sending it again might apply
+   * it twice). The server is then skipped for `downMs`. Default 1,000: a leader silent that long
+   * is about as long as its followers wait before electing another (the servers' default
+   * election timeout is 1–2 s).
+   */
+  attemptTimeoutMs?: number;
   /** Requests on the wire per connection; more wait in the client. Default 4,096. */
   inflightMax?: number;
   /** Requests waiting per connection beyond `inflightMax`; more are refused with OVERLOADED. Default 16,384. */
   queuedMax?: number;
-  /** NOT_LEADER hops per request. Default 5. */
+  /** NOT_LEADER hops per request (hints to a server that failed are not followed, and not counted). Default 5. */
   redirectsMax?: number;
-  /** Other retries per request (backoffs, other servers). Default 8. */
+  /** Other retries per request (backoffs, other servers); waiting for an election is bounded by the deadline only. Default 8. */
   retriesMax?: number;
+  /** First backoff before a retry; each retry doubles it, up to `backoffMsMax`, and waits a random 50–100 % of it. Default 5. */
+  backoffMsMin?: number;
+  /** Largest backoff before a retry. Default 250. */
+  backoffMsMax?: number;
+  /** How long a server that refused or lost a connection, or let an attempt time out unanswered, is skipped. Default 1,000. */
+  downMs?: number;
+  /**
+   * Send a put (or a batch of only puts) again after it may have been applied — no answer
+   * within `attemptTimeoutMs`, a connection lost after it was sent, OUTCOME_UNKNOWN, TIMEOUT,
+   * UNAVAILABLE — so a put rides out a failover. Applying a put twice leaves the value it
+   * leaves once, and its result says no more than "done"; but the first copy may still be
+   * applied after a later write of another client to the same key (at least once, not
+   * exactly once). false: such a put fails with OUTCOME_UNKNOWN instead. Default true.
+   */
+  resendPuts?: boolean;
   /** Time to establish a TCP connection. Default 2,000. */
   connectTimeoutMs?: number;
   /** Largest response frame accepted (a batch of gets can be large). Default 64 MiB. */
   frameBytesMax?: number;
 }
+
+/** The defaults of ClientOptions (docs/protocol.md, "The TypeScript client"). */
+export const CLIENT_DEFAULTS = {
+  groups: 64,
+  requestTimeoutMs: 12_000,
+  attemptTimeoutMs: 1_000,
+  inflightMax: 4096,
+  queuedMax: 16_384,
+  redirectsMax: 5,
+  retriesMax: 8,
+  backoffMsMin: 5,
+  backoffMsMax: 250,
+  downMs: 1_000,
+  resendPuts: true,
+  connectTimeoutMs: 2_000,
+  frameBytesMax: 64 * 1024 * 1024,
+} as const;
 
 export interface CommandOptions {
   /** A read: served after the leader confirms it still leads (linearizable), never logged. */
@@ -58,10 +102,13 @@ export interface ClientAdmin {
 }
 
 const GROUP_MAX = 0xfffffffe;
+/** Longest time option accepted: setTimeout's own limit (about 24.8 days). */
+const MS_MAX = 0x7fffffff;
 
-const READ: RequestMode = { read: true, learn: true, copy: false, pinned: null };
-const STALE_READ: RequestMode = { read: true, learn: false, copy: false, pinned: null };
-const WRITE: RequestMode = { read: false, learn: true, copy: false, pinned: null };
+const READ: RequestMode = { read: true, resend: false, learn: true, copy: false, pinned: null };
+const STALE_READ: RequestMode = { read: true, resend: false, learn: false, copy: false, pinned: null };
+const WRITE: RequestMode = { read: false, resend: false, learn: true, copy: false, pinned: null };
+const PUT: RequestMode = { read: false, resend: true, learn: true, copy: false, pinned: null };
 
 export class FlotillaClient {
   readonly admin: ClientAdmin;
@@ -70,6 +117,7 @@ export class FlotillaClient {
   private constructor(
     private readonly d: Dispatcher,
     groups: number,
+    private readonly resendPuts: boolean,
   ) {
     this.groups = groups;
     this.admin = {
@@ -88,16 +136,26 @@ export class FlotillaClient {
     for (const s of opts.servers) {
       if (parseAddress(s) === null) throw new FlotillaError('BAD_REQUEST', `server "${s}" is not host:port`);
     }
-    const groups = positiveInt(opts.groups ?? 64, 'groups', GROUP_MAX);
+    const D = CLIENT_DEFAULTS;
+    const groups = positiveInt(opts.groups ?? D.groups, 'groups', GROUP_MAX);
+    const backoffMsMin = positiveInt(opts.backoffMsMin ?? D.backoffMsMin, 'backoffMsMin', MS_MAX);
+    const backoffMsMax = positiveInt(opts.backoffMsMax ?? Math.max(D.backoffMsMax, backoffMsMin), 'backoffMsMax', MS_MAX);
+    if (backoffMsMax < backoffMsMin) throw new FlotillaError('BAD_REQUEST', `backoffMsMax (${backoffMsMax}) is below backoffMsMin (${backoffMsMin})`);
+    const resendPuts = opts.resendPuts ?? D.resendPuts;
+    if (typeof resendPuts !== 'boolean') throw new FlotillaError('BAD_REQUEST', `resendPuts must be true or false, not ${String(resendPuts)}`);
     const d = new Dispatcher({
       servers: [...opts.servers],
-      requestTimeoutMs: positiveInt(opts.requestTimeoutMs ?? 5000, 'requestTimeoutMs'),
-      connectTimeoutMs: positiveInt(opts.connectTimeoutMs ?? 2000, 'connectTimeoutMs'),
-      inflightMax: positiveInt(opts.inflightMax ?? 4096, 'inflightMax'),
-      queuedMax: positiveInt(opts.queuedMax ?? 16_384, 'queuedMax'),
-      redirectsMax: nonNegativeInt(opts.redirectsMax ?? 5, 'redirectsMax'),
-      retriesMax: nonNegativeInt(opts.retriesMax ?? 8, 'retriesMax'),
-      frameBytesMax: positiveInt(opts.frameBytesMax ?? 64 * 1024 * 1024, 'frameBytesMax', 0xffffffff),
+      requestTimeoutMs: positiveInt(opts.requestTimeoutMs ?? D.requestTimeoutMs, 'requestTimeoutMs', MS_MAX),
+      attemptTimeoutMs: positiveInt(opts.attemptTimeoutMs ?? D.attemptTimeoutMs, 'attemptTimeoutMs', MS_MAX),
+      connectTimeoutMs: positiveInt(opts.connectTimeoutMs ?? D.connectTimeoutMs, 'connectTimeoutMs', MS_MAX),
+      inflightMax: positiveInt(opts.inflightMax ?? D.inflightMax, 'inflightMax'),
+      queuedMax: positiveInt(opts.queuedMax ?? D.queuedMax, 'queuedMax'),
+      redirectsMax: nonNegativeInt(opts.redirectsMax ?? D.redirectsMax, 'redirectsMax'),
+      retriesMax: nonNegativeInt(opts.retriesMax ?? D.retriesMax, 'retriesMax'),
+      backoffMsMin,
+      backoffMsMax,
+      downMs: positiveInt(opts.downMs ?? D.downMs, 'downMs', MS_MAX),
+      frameBytesMax: positiveInt(opts.frameBytesMax ?? D.frameBytesMax, 'frameBytesMax', 0xffffffff),
     });
     try {
       await d.connectAny();
@@ -105,7 +163,7 @@ export class FlotillaClient {
       await d.close();
       throw e;
     }
-    return new FlotillaClient(d, groups);
+    return new FlotillaClient(d, groups, resendPuts);
   }
 
   /** The group of a key: 1 + (FNV-1a 32-bit of its UTF-8 bytes) mod groups. */
@@ -120,12 +178,12 @@ export class FlotillaClient {
     const stale = opts.stale === true;
     const read = stale || opts.read === true;
     const flags = (read ? FrameFlag.Read : 0) | (stale ? FrameFlag.Stale : 0);
-    const mode: RequestMode = { read, learn: !stale, copy: true, pinned: null };
+    const mode: RequestMode = { read, resend: false, learn: !stale, copy: true, pinned: null };
     return this.d.request(FrameKind.Command, flags, group, body, mode);
   }
 
   async put(key: string, value: string): Promise<void> {
-    await this.kv(this.groupOf(key), { op: 'put', key, value }, 'put');
+    await this.kv(this.groupOf(key), { op: 'put', key, value }, 'put', this.resendPuts ? 'put' : 'write');
   }
 
   async get(key: string, opts: { stale?: boolean } = {}): Promise<string | null> {
@@ -169,7 +227,9 @@ export class FlotillaClient {
       }
     }
     const readOnly = ops.length > 0 && ops.every((op) => op.op === 'get');
-    const r = await this.kv(g, { op: 'batch', ops }, 'batch', readOnly ? 'read' : 'write');
+    // Only puts: no condition, so it always applies whole, and a second copy changes nothing.
+    const putsOnly = this.resendPuts && ops.length > 0 && ops.every((op) => op.op === 'put');
+    const r = await this.kv(g, { op: 'batch', ops }, 'batch', readOnly ? 'read' : putsOnly ? 'put' : 'write');
     return { ok: r.ok, results: r.results };
   }
 
@@ -184,7 +244,7 @@ export class FlotillaClient {
     group: number,
     cmd: KvCommand,
     expect: Op,
-    how: 'write' | 'read' | 'stale' = 'write',
+    how: 'write' | 'put' | 'read' | 'stale' = 'write',
   ): Promise<Extract<KvResult, { op: Op }>> {
     let body: Uint8Array;
     try {
@@ -193,8 +253,8 @@ export class FlotillaClient {
       if (e instanceof KvError) throw new FlotillaError(e.code === 'TOO_LARGE' ? 'TOO_LARGE' : 'BAD_REQUEST', e.message);
       throw e;
     }
-    const flags = how === 'write' ? 0 : how === 'read' ? FrameFlag.Read : FrameFlag.Read | FrameFlag.Stale;
-    const mode = how === 'write' ? WRITE : how === 'read' ? READ : STALE_READ;
+    const flags = how === 'write' || how === 'put' ? 0 : how === 'read' ? FrameFlag.Read : FrameFlag.Read | FrameFlag.Stale;
+    const mode = how === 'write' ? WRITE : how === 'put' ? PUT : how === 'read' ? READ : STALE_READ;
     const bytes = await this.d.request(FrameKind.Command, flags, group, body, mode);
     let r: KvResult;
     try {
@@ -216,7 +276,7 @@ export class FlotillaClient {
     const bytes = pack(op === 'addGroup' ? { op, members: checkMembers(members) } : { op }) as Uint8Array;
     const servers = this.d.opts.servers;
     const outcomes = await Promise.allSettled(
-      servers.map((s) => this.d.request(FrameKind.Admin, 0, group, bytes, { read: false, learn: false, copy: false, pinned: s })),
+      servers.map((s) => this.d.request(FrameKind.Admin, 0, group, bytes, { read: false, resend: false, learn: false, copy: false, pinned: s })),
     );
     const failed: { server: string; error: FlotillaError }[] = [];
     outcomes.forEach((o, i) => {
@@ -232,7 +292,7 @@ export class FlotillaClient {
     checkGroup(group);
     if (!Number.isInteger(to) || to <= 0) throw new FlotillaError('BAD_REQUEST', `node id ${to} is not a positive integer`);
     const bytes = pack({ op: 'transferLeader', to }) as Uint8Array;
-    await this.d.request(FrameKind.Admin, 0, group, bytes, { read: false, learn: false, copy: false, pinned: null });
+    await this.d.request(FrameKind.Admin, 0, group, bytes, { read: false, resend: false, learn: false, copy: false, pinned: null });
     // Leadership is moving: find the new leader from the next answers.
     this.d.forgetLeaderOf(group);
   }
@@ -241,7 +301,7 @@ export class FlotillaClient {
     checkGroup(group);
     if (server !== undefined && parseAddress(server) === null) throw new FlotillaError('BAD_REQUEST', `server "${server}" is not host:port`);
     const bytes = pack({ op: 'status' }) as Uint8Array;
-    const reply = await this.d.request(FrameKind.Admin, 0, group, bytes, { read: true, learn: false, copy: false, pinned: server ?? null });
+    const reply = await this.d.request(FrameKind.Admin, 0, group, bytes, { read: true, resend: false, learn: false, copy: false, pinned: server ?? null });
     return unpack(reply) as unknown;
   }
 }

@@ -60,6 +60,8 @@ export class Connection {
   closeError: FlotillaError | null = null;
   /** Socket writes made; one per event-loop turn with requests to send. */
   socketWrites = 0;
+  /** Frames received: a count that moves shows the server is alive (attempt timeouts read it). */
+  framesIn = 0;
   /** Bytes read so far: the first ones tell a Flotilla client port from another service. */
   private bytesIn = 0;
   /** Resolves when connected; rejects (with the close error) when the connect fails. */
@@ -165,8 +167,9 @@ export class Connection {
   }
 
   /**
-   * The owner gives up on a request (its deadline passed). One not yet written is dropped; one
-   * on the wire keeps its id until its answer comes, since the server still counts it.
+   * The owner gives up on a request (its deadline passed, or it goes to another server). One
+   * not yet written is dropped; one on the wire keeps its id until its answer comes, since the
+   * server still counts it, and that answer is still reported to its exchange.
    */
   cancel(x: Exchange): void {
     if (x.abandoned || x.written) return;
@@ -281,6 +284,7 @@ export class Connection {
   }
 
   private onFrame(buf: Buffer, at: number, frameBytes: number): void {
+    this.framesIn++;
     const kind = buf[at + 4]! as FrameKind;
     const id = buf.readUInt32LE(at + 8);
     const body = buf.subarray(at + FRAME_HEADER_BYTES, at + frameBytes);

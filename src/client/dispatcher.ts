@@ -2,14 +2,28 @@
 // policy, over the connections (connection.ts).
 //
 // - A per-group leader cache, learned from successful answers and from NOT_LEADER hints.
-// - NOT_LEADER with a hint: go there at once (up to `redirectsMax` hops per request);
-//   without a hint: the next server, after a short backoff.
-// - Retries are bounded by `retriesMax` and by the request's deadline (`requestTimeoutMs`
-//   from when it was made). A read is sent again after any failure that may be transient. A
-//   write is sent again only when the server certainly did not apply it: NOT_LEADER,
-//   OVERLOADED, LEADER_TRANSFERRING, NO_GROUP, or a connection that failed before the frame
-//   was written. OUTCOME_UNKNOWN, TIMEOUT, and a connection lost after the frame was written
-//   surface to the caller, since sending it again might apply it twice.
+// - Each request is a series of attempts, each on one connection. An attempt with no answer
+//   after `attemptTimeoutMs` is given up on, and the server is suspected: it is skipped for
+//   `downMs` (so is a server that refused or lost a connection), the cache forgets it as a
+//   leader, and the request goes to another server. A superseded attempt that was sent stays
+//   on its connection: if its answer is a success after all, the request takes it.
+// - NOT_LEADER with a hint: go there at once (up to `redirectsMax` hops per request), unless
+//   the hinted node is suspected, or failed earlier in this request and has not answered
+//   since — then the hint is stale (followers still name a leader that died or froze until
+//   they elect another), so wait and ask the other servers, as without a hint: backoff from
+//   `backoffMsMin` doubling to `backoffMsMax`, with jitter, until a leader answers.
+// - Counted retries are bounded by `retriesMax`; waiting out an election is bounded only by
+//   the request's deadline (`requestTimeoutMs` from when it was made), which bounds it all.
+// - Write safety. A read may be sent again after any failure. A write is sent again when the
+//   server certainly did not apply it: NOT_LEADER, OVERLOADED, LEADER_TRANSFERRING, NO_GROUP,
+//   or a connection that failed before the frame was written. A write that may have been
+//   applied (no answer within the attempt timeout, a connection lost after the frame was
+//   written, OUTCOME_UNKNOWN, TIMEOUT, UNAVAILABLE, STORAGE_FAILED) is sent again only when
+//   its mode says `resend` (a put: applying it twice leaves what applying it once does, and
+//   its result says nothing more than "done"); otherwise it surfaces OUTCOME_UNKNOWN (or the
+//   server's code), or, after an attempt timeout, keeps waiting for its one attempt's answer
+//   until the deadline. Once any attempt of a write may have been applied, the request never
+//   fails with a code that says "not applied": such a final error becomes OUTCOME_UNKNOWN.
 import { FrameKind, type ErrorBody, type LeaderHint } from '../protocol/client-frame.js';
 import { unpack } from 'msgpackr';
 import { Connection, formatAddress, parseAddress, type Exchange } from './connection.js';
@@ -18,17 +32,27 @@ import { FlotillaError } from './errors.js';
 export interface DispatcherOptions {
   servers: string[];
   requestTimeoutMs: number;
+  attemptTimeoutMs: number;
   connectTimeoutMs: number;
   inflightMax: number;
   queuedMax: number;
   redirectsMax: number;
   retriesMax: number;
+  backoffMsMin: number;
+  backoffMsMax: number;
+  downMs: number;
   frameBytesMax: number;
 }
 
 export interface RequestMode {
   /** Safe to send again after any transient failure (it changes nothing). */
   read: boolean;
+  /**
+   * A write that may be sent again after it may have been applied: applying it twice leaves
+   * the state applying it once would, and its result carries nothing that a second
+   * application could change (a put).
+   */
+  resend: boolean;
   /** A success means the server that gave it leads the group: remember it. */
   learn: boolean;
   /** Copy the result out of the socket's buffer (it is handed to user code that may keep it). */
@@ -37,21 +61,62 @@ export interface RequestMode {
   pinned: string | null;
 }
 
-/** A server that refused a connection is skipped for this long when others are left. */
-const DOWN_MS = 1000;
-const BACKOFF_MS_MIN = 5;
-const BACKOFF_MS_MAX = 250;
 /** Bound on the leader cache; past it the cache starts over (it is only a hint). */
 const LEADERS_MAX = 65_536;
 /** Bound on open connections (servers plus leaders learned from hints). */
 const CONNECTIONS_MAX = 1024;
+/** Codes that say the server did not apply the request; not the last word once an earlier attempt may have been. */
+const NOT_APPLIED = new Set(['NOT_LEADER', 'OVERLOADED', 'LEADER_TRANSFERRING', 'NO_GROUP', 'UNAVAILABLE']);
 
-class Op implements Exchange {
+const MAYBE = '; it may have been applied';
+
+/** One sending of a request on one connection. */
+class Attempt implements Exchange {
   id = 0;
   written = false;
   abandoned = false;
+  /** When it was handed to the connection (ms), and the connection's frames in by then. */
+  startedAt = 0;
+  framesInAtStart = 0;
+
+  constructor(
+    readonly op: Op,
+    readonly conn: Connection,
+  ) {}
+
+  get kind(): FrameKind {
+    return this.op.kind;
+  }
+
+  get flags(): number {
+    return this.op.flags;
+  }
+
+  get group(): number {
+    return this.op.group;
+  }
+
+  get body(): Uint8Array {
+    return this.op.body;
+  }
+
+  onResponse(conn: Connection, kind: FrameKind, body: Uint8Array): void {
+    this.op.d.onResponse(this, conn, kind, body);
+  }
+
+  onServerError(conn: Connection, error: ErrorBody): void {
+    this.op.d.onServerError(this, conn, error);
+  }
+
+  onConnectionFailure(conn: Connection, error: FlotillaError, written: boolean): void {
+    this.op.d.onConnectionFailure(this, conn, error, written);
+  }
+}
+
+class Op {
   settled = false;
-  conn: Connection | null = null;
+  /** The attempt whose outcome decides what happens next; null while backing off. */
+  current: Attempt | null = null;
   /** The server of the current or last attempt. */
   address = '';
   /** Index into `servers` used when no leader is known; -1 until first used. */
@@ -61,11 +126,16 @@ class Op implements Exchange {
   /** Every retry so far, counted or not: drives the backoff. */
   attempts = 0;
   noGroupAnswers = 0;
+  /** Why an earlier attempt of this write may have been applied; null while none may have. */
+  maybeApplied: string | null = null;
+  /** Servers that failed during this request (no connection, connection lost, attempt timed out). */
+  failed: Set<string> | null = null;
   /** A retry that waits for its backoff. */
   timer: NodeJS.Timeout | null = null;
+  readonly resendable: boolean;
 
   constructor(
-    private readonly d: Dispatcher,
+    readonly d: Dispatcher,
     readonly kind: FrameKind,
     readonly flags: number,
     readonly group: number,
@@ -74,28 +144,31 @@ class Op implements Exchange {
     readonly deadline: number,
     readonly resolve: (v: Uint8Array) => void,
     readonly reject: (e: FlotillaError) => void,
-  ) {}
-
-  onResponse(conn: Connection, kind: FrameKind, body: Uint8Array): void {
-    this.d.onResponse(this, conn, kind, body);
+  ) {
+    this.resendable = mode.read || mode.resend;
   }
 
-  onServerError(conn: Connection, error: ErrorBody): void {
-    this.d.onServerError(this, conn, error);
-  }
-
-  onConnectionFailure(conn: Connection, error: FlotillaError, written: boolean): void {
-    this.d.onConnectionFailure(this, conn, error, written);
+  noteFailed(address: string): void {
+    if (this.failed === null) this.failed = new Set();
+    this.failed.add(address);
   }
 }
 
 export class Dispatcher {
   private readonly conns = new Map<string, Connection>();
   private readonly leaders = new Map<number, string>();
+  /**
+   * Suspected servers: address → until when they are skipped. An entry outlives its time
+   * (a request that saw the server fail still does not follow hints to it) until the server
+   * answers something.
+   */
   private readonly downUntil = new Map<string, number>();
   /** Requests not yet settled, oldest first: with one timeout for all, also earliest deadline first. */
   private readonly outstanding = new Set<Op>();
   private deadlineTimer: NodeJS.Timeout | null = null;
+  /** Attempts awaiting an answer, oldest first: with one attempt timeout for all, earliest expiry first. */
+  private readonly timing = new Set<Attempt>();
+  private attemptTimer: NodeJS.Timeout | null = null;
   /** The server tried first for a group with no known leader. */
   private preferred = 0;
   private closed = false;
@@ -144,8 +217,11 @@ export class Dispatcher {
     this.closed = true;
     if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = null;
+    if (this.attemptTimer !== null) clearTimeout(this.attemptTimer);
+    this.attemptTimer = null;
     const err = new FlotillaError('UNAVAILABLE', 'the client is closed');
     for (const op of [...this.outstanding]) this.settle(op, err, null);
+    this.timing.clear();
     for (const conn of [...this.conns.values()]) conn.close(err);
     this.conns.clear();
   }
@@ -169,32 +245,41 @@ export class Dispatcher {
       return;
     }
     op.address = address;
-    op.conn = conn;
-    const refused = conn.send(op);
+    const a = new Attempt(op, conn);
+    op.current = a;
+    const refused = conn.send(a);
     if (refused !== null) {
-      op.conn = null;
+      op.current = null;
       if (refused.code === 'OVERLOADED') this.settle(op, refused, null);
       else this.retry(op, 'next', refused);
+      return;
     }
+    this.startTiming(a);
   }
 
   private route(op: Op): string {
     if (op.mode.pinned !== null) return op.mode.pinned;
+    const now = this.downUntil.size > 0 ? Date.now() : 0;
     const leader = this.leaders.get(op.group);
-    if (leader !== undefined) return leader;
+    if (leader !== undefined && !this.skipped(op, leader, now)) return leader;
     const servers = this.opts.servers;
     if (op.cursor < 0) op.cursor = this.preferred;
-    // Skip servers that recently refused connections, unless every one did.
-    const now = Date.now();
+    // Skip servers that are suspected or failed during this request, unless every one is.
     for (let i = 0; i < servers.length; i++) {
       const at = (op.cursor + i) % servers.length;
-      const down = this.downUntil.get(servers[at]!);
-      if (down === undefined || down <= now) {
+      if (!this.skipped(op, servers[at]!, now)) {
         op.cursor = at;
         break;
       }
     }
     return servers[op.cursor]!;
+  }
+
+  /** Whether to avoid `address` for this request: suspected now, or failed in it and silent since. */
+  private skipped(op: Op, address: string, now: number): boolean {
+    const until = this.downUntil.get(address);
+    if (until === undefined) return false;
+    return until > now || (op.failed !== null && op.failed.has(address));
   }
 
   private connection(address: string): Connection {
@@ -220,59 +305,149 @@ export class Dispatcher {
 
   private onConnectionClosed(address: string, conn: Connection): void {
     if (this.conns.get(address) === conn) this.conns.delete(address);
-    if (!conn.wasOpen) this.downUntil.set(address, Date.now() + DOWN_MS);
-    if (this.downUntil.size > CONNECTIONS_MAX) this.downUntil.clear();
+    // Refused, or lost (a node that died or restarts): either way, skip it for a while.
+    if (!this.closed) this.suspect(address);
     const servers = this.opts.servers;
     if (servers[this.preferred] === address) this.preferred = (this.preferred + 1) % servers.length;
+  }
+
+  private suspect(address: string): void {
+    if (this.downUntil.size >= CONNECTIONS_MAX && !this.downUntil.has(address)) this.downUntil.clear();
+    this.downUntil.set(address, Date.now() + this.opts.downMs);
+  }
+
+  /** The server answered something: whatever it was suspected of, it is alive. */
+  private heard(address: string): void {
+    if (this.downUntil.size > 0) this.downUntil.delete(address);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Attempt timeouts: one timer for the whole client, set for the oldest attempt.
+
+  private startTiming(a: Attempt): void {
+    a.startedAt = Date.now();
+    a.framesInAtStart = a.conn.framesIn;
+    this.timing.add(a);
+    if (this.attemptTimer === null) this.armAttemptTimer();
+  }
+
+  private stopTiming(a: Attempt): void {
+    this.timing.delete(a);
+  }
+
+  private armAttemptTimer(): void {
+    if (this.attemptTimer !== null || this.closed) return;
+    const first = this.timing.values().next();
+    if (first.done === true) return;
+    const delayMs = Math.max(0, first.value.startedAt + this.opts.attemptTimeoutMs - Date.now());
+    this.attemptTimer = setTimeout(() => this.expireAttempts(), delayMs);
+    this.attemptTimer.unref();
+  }
+
+  private expireAttempts(): void {
+    this.attemptTimer = null;
+    const limit = Date.now() - this.opts.attemptTimeoutMs;
+    for (const a of this.timing) {
+      if (a.startedAt > limit) break;
+      this.timing.delete(a);
+      this.attemptTimedOut(a);
+    }
+    this.armAttemptTimer();
+  }
+
+  private attemptTimedOut(a: Attempt): void {
+    const op = a.op;
+    if (op.settled || op.current !== a) return;
+    const conn = a.conn;
+    const silent = conn.framesIn === a.framesInAtStart;
+    if (!a.written) {
+      if (!silent && conn.state === 'open') {
+        // Queued behind a busy connection that is answering: it is not the server's fault.
+        this.startTiming(a);
+        return;
+      }
+      // Never sent (still connecting, or stuck behind a server that stopped answering): take it back.
+      conn.cancel(a);
+    }
+    // The server said nothing at all for a whole attempt: suspect it for every request.
+    if (silent) this.suspect(conn.address);
+    this.forgetLeader(op.group, conn.address);
+    op.noteFailed(conn.address);
+    const err = new FlotillaError('TIMEOUT', `${conn.address} did not answer within attemptTimeoutMs (${this.opts.attemptTimeoutMs} ms)`);
+    if (a.written && !op.resendable) {
+      // Sending it again might apply it twice: wait for this attempt's answer until the deadline.
+      return;
+    }
+    if (a.written && !op.mode.read) op.maybeApplied ??= `${conn.address} did not answer within ${this.opts.attemptTimeoutMs} ms after it was sent`;
+    // A sent attempt stays on its connection, so a late success still counts.
+    op.current = null;
+    this.retry(op, 'next', err);
   }
 
   // ------------------------------------------------------------------------------------------
   // Outcomes
 
-  onResponse(op: Op, conn: Connection, kind: FrameKind, body: Uint8Array): void {
+  onResponse(a: Attempt, conn: Connection, kind: FrameKind, body: Uint8Array): void {
+    this.heard(conn.address);
+    const op = a.op;
     if (op.settled) return;
-    op.conn = null;
+    const current = op.current === a;
+    if (current) {
+      this.stopTiming(a);
+      op.current = null;
+    }
     if (kind === FrameKind.AdminResult) {
       // An admin failure comes as { ok: false, code, message }: act on it like an Error frame.
       let reply: unknown;
       try {
         reply = unpack(body);
       } catch {
-        this.settle(op, new FlotillaError('BAD_RESULT', `admin result from ${conn.address} is not msgpack`), null);
+        if (current) this.settle(op, new FlotillaError('BAD_RESULT', `admin result from ${conn.address} is not msgpack`), null);
         return;
       }
       const r = reply as { ok?: unknown; code?: unknown; message?: unknown; leader?: LeaderHint };
       if (r === null || typeof r !== 'object' || typeof r.ok !== 'boolean') {
-        this.settle(op, new FlotillaError('BAD_RESULT', `admin result from ${conn.address} has no ok`), null);
+        if (current) this.settle(op, new FlotillaError('BAD_RESULT', `admin result from ${conn.address} has no ok`), null);
         return;
       }
       if (!r.ok) {
+        if (!current) return;
         const e: ErrorBody = { code: String(r.code ?? 'BAD_REQUEST') as ErrorBody['code'], message: String(r.message ?? '') };
         if (r.leader !== undefined && r.leader !== null && typeof r.leader === 'object') e.leader = r.leader;
-        this.onServerError(op, conn, e);
+        this.serverError(op, conn, e);
         return;
       }
     }
+    // A success, from the current attempt or a superseded one that was slow: the request is done.
     if (op.mode.learn && op.mode.pinned === null) this.setLeader(op.group, conn.address);
     this.settle(op, null, op.mode.copy ? body.slice() : body);
   }
 
-  onServerError(op: Op, conn: Connection, e: ErrorBody): void {
-    if (op.settled) return;
-    op.conn = null;
+  onServerError(a: Attempt, conn: Connection, e: ErrorBody): void {
+    this.heard(conn.address);
+    const op = a.op;
+    // A superseded attempt's failure changes nothing: a later attempt is under way.
+    if (op.settled || op.current !== a) return;
+    this.stopTiming(a);
+    op.current = null;
+    this.serverError(op, conn, e);
+  }
+
+  private serverError(op: Op, conn: Connection, e: ErrorBody): void {
     const err = new FlotillaError(e.code, `${conn.address}: ${e.message}`, e.leader);
     switch (e.code) {
       case 'NOT_LEADER': {
         this.forgetLeader(op.group, conn.address);
         if (op.mode.pinned !== null) return this.settle(op, err, null);
         const hint = e.leader !== undefined ? formatAddress(e.leader.host, e.leader.clientPort) : null;
-        if (hint !== null && hint !== conn.address) {
+        if (hint !== null && hint !== conn.address && !this.skipped(op, hint, Date.now())) {
           if (op.redirects >= this.opts.redirectsMax) return this.settle(op, err, null);
           op.redirects++;
           this.setLeader(op.group, hint);
           return this.dispatch(op);
         }
-        // No leader known (an election is running): wait it out until the deadline, not a count.
+        // No leader known, or only one that failed (the followers have not elected another
+        // yet): wait it out until the deadline, not a count.
         return this.retry(op, 'next', err, false);
       }
       case 'OVERLOADED':
@@ -285,25 +460,34 @@ export class Dispatcher {
         return this.retry(op, 'next', err);
       case 'TIMEOUT':
       case 'OUTCOME_UNKNOWN':
-        if (!op.mode.read) return this.settle(op, err, null);
-        return this.retry(op, 'same', err);
+        if (!op.resendable) return this.settle(op, err, null);
+        if (!op.mode.read) op.maybeApplied ??= `${conn.address} answered ${e.code}`;
+        // Leadership was lost, or commit stalled, there: the leader may well be elsewhere now.
+        this.forgetLeader(op.group, conn.address);
+        return this.retry(op, 'next', err);
       case 'UNAVAILABLE':
       case 'STORAGE_FAILED':
         this.forgetLeader(op.group, conn.address);
-        if (!op.mode.read) return this.settle(op, err, null);
+        if (!op.resendable) return this.settle(op, err, null);
+        if (!op.mode.read) op.maybeApplied ??= `${conn.address} answered ${e.code}`;
+        op.noteFailed(conn.address);
         return this.retry(op, 'next', err);
       default:
         return this.settle(op, err, null);
     }
   }
 
-  onConnectionFailure(op: Op, conn: Connection, error: FlotillaError, written: boolean): void {
-    if (op.settled) return;
-    op.conn = null;
+  onConnectionFailure(a: Attempt, conn: Connection, error: FlotillaError, written: boolean): void {
+    const op = a.op;
+    if (op.settled || op.current !== a) return;
+    this.stopTiming(a);
+    op.current = null;
     // Neither gets better on another try: the stream was not Flotilla's, or not a client port.
     if (error.code === 'BAD_FRAME' || error.code === 'WRONG_PORT') return this.settle(op, error, null);
     this.forgetLeader(op.group, conn.address);
-    if (!written || op.mode.read) return this.retry(op, 'next', error);
+    op.noteFailed(conn.address);
+    if (written && !op.mode.read && op.resendable) op.maybeApplied ??= `the connection to ${conn.address} failed after it was sent (${error.message})`;
+    if (!written || op.resendable) return this.retry(op, 'next', error);
     this.settle(
       op,
       new FlotillaError('OUTCOME_UNKNOWN', `the connection to ${conn.address} failed after the request was sent (${error.message}); it may or may not have been applied`),
@@ -321,7 +505,7 @@ export class Dispatcher {
     }
     if (counted) op.retries++;
     op.attempts++;
-    const delayMs = backoffMs(op.attempts);
+    const delayMs = backoffMs(op.attempts, this.opts.backoffMsMin, this.opts.backoffMsMax);
     // Better the server's own error than a TIMEOUT that says less.
     if (Date.now() + delayMs >= op.deadline) return this.settle(op, err, null);
     op.timer = setTimeout(() => this.dispatch(op), delayMs);
@@ -333,10 +517,23 @@ export class Dispatcher {
     this.outstanding.delete(op);
     if (op.timer !== null) clearTimeout(op.timer);
     op.timer = null;
-    if (op.conn !== null) op.conn.cancel(op);
-    op.conn = null;
-    if (err !== null) op.reject(err);
-    else op.resolve(value!);
+    const a = op.current;
+    if (a !== null) {
+      this.stopTiming(a);
+      a.conn.cancel(a);
+    }
+    op.current = null;
+    if (err === null) {
+      op.resolve(value!);
+      return;
+    }
+    if (op.maybeApplied !== null && NOT_APPLIED.has(err.code)) {
+      // This answer is about the last attempt only; an earlier one may have taken effect.
+      err = new FlotillaError('OUTCOME_UNKNOWN', `${op.maybeApplied}, so it may have been applied; the last attempt: ${err.code} ${err.message}`, err.leader);
+    } else if (op.maybeApplied !== null && err.code === 'TIMEOUT' && !err.message.endsWith(MAYBE)) {
+      err = new FlotillaError('TIMEOUT', `${err.message} (${op.maybeApplied})${MAYBE}`, err.leader);
+    }
+    op.reject(err);
   }
 
   private setLeader(group: number, address: string): void {
@@ -368,13 +565,17 @@ export class Dispatcher {
     const now = Date.now();
     for (const op of this.outstanding) {
       if (op.deadline > now) break;
-      this.settle(op, new FlotillaError('TIMEOUT', `no answer within ${this.opts.requestTimeoutMs} ms${op.address !== '' ? ` (last tried ${op.address})` : ''}`), null);
+      const sent = op.current !== null && op.current.written;
+      const maybe = !op.mode.read && (op.maybeApplied !== null || sent) ? MAYBE : '';
+      const last = op.address !== '' ? ` (last tried ${op.address})` : '';
+      this.settle(op, new FlotillaError('TIMEOUT', `no answer within ${this.opts.requestTimeoutMs} ms${last}${maybe}`), null);
     }
     this.armDeadlineTimer();
   }
 }
 
-function backoffMs(attempt: number): number {
-  const ceiling = Math.min(BACKOFF_MS_MAX, BACKOFF_MS_MIN * 2 ** Math.min(attempt - 1, 16));
+/** Exponential backoff with jitter: a delay in [ceiling / 2, ceiling], the ceiling doubling from min to max. */
+export function backoffMs(attempt: number, min: number, max: number): number {
+  const ceiling = Math.min(max, min * 2 ** Math.min(attempt - 1, 30));
   return Math.round(ceiling * (0.5 + Math.random() * 0.5));
 }

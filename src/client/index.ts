@@ -2,7 +2,7 @@
 // docs/protocol.md for the wire protocol. It loads no server code — only this directory,
 // src/protocol/client-frame.ts and the KV codec — so a program that only talks to a cluster
 // does not pay for the engine (test/package/client-imports.test.ts holds that).
-export { FlotillaClient, type ClientAdmin, type ClientOptions, type CommandOptions } from './client.js';
+export { CLIENT_DEFAULTS, FlotillaClient, type ClientAdmin, type ClientOptions, type CommandOptions } from './client.js';
 export { FlotillaError, type ClientErrorCode, type LeaderHint } from './errors.js';
 export { fnv1a32, fnv1a32Utf8, groupOfKey } from './group-of.js';
 // For FlotillaClient.command with the built-in KV service's own bytes.

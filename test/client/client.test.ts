@@ -4,7 +4,8 @@
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pack, unpack } from 'msgpackr';
-import { FlotillaClient, FlotillaError, type ClientOptions } from '../../src/client/index.js';
+import { CLIENT_DEFAULTS, FlotillaClient, FlotillaError, type ClientOptions } from '../../src/client/index.js';
+import { configDefaults } from '../../src/node/config-schema.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
 import { decodeCommand, encodeCommand } from '../../src/kv/kv-codec.js';
 import { encodeFrame, FrameFlag, FrameKind } from '../../src/protocol/client-frame.js';
@@ -231,15 +232,17 @@ test('a read is retried on TIMEOUT, OUTCOME_UNKNOWN and UNAVAILABLE answers', T,
   await server.close();
 });
 
-test('a write is not retried on OUTCOME_UNKNOWN or TIMEOUT: the caller gets the code', T, async () => {
+test('a write other than a put is not retried on OUTCOME_UNKNOWN, TIMEOUT or UNAVAILABLE: the caller gets the code', T, async () => {
   for (const code of ['OUTCOME_UNKNOWN', 'TIMEOUT', 'UNAVAILABLE'] as const) {
     const server = await FakeServer.start((req, s) => s.error(req, code, 'leadership lost'));
     const other = await FakeServer.start(kvScript());
     const c = await client([server, other]);
-    const e = await rejection(c.put('k', 'v'));
-    assert.equal(e.code, code);
+    assert.equal((await rejection(c.delete('k'))).code, code);
+    assert.equal((await rejection(c.cas('k', null, 'v'))).code, code);
+    assert.equal((await rejection(c.batch([{ op: 'put', key: 'k', value: 'v' }, { op: 'delete', key: 'k' }]))).code, code);
+    assert.equal((await rejection(c.command(1, encodeCommand({ op: 'put', key: 'k', value: 'v' })))).code, code);
     await sleep(100);
-    assert.equal(server.requests.length, 1, code);
+    assert.equal(server.requests.length, 4, code);
     assert.equal(other.requests.length, 0, code);
     await c.close();
     await server.close();
@@ -247,15 +250,67 @@ test('a write is not retried on OUTCOME_UNKNOWN or TIMEOUT: the caller gets the 
   }
 });
 
-test('a write is not retried when its connection drops after it was sent', T, async () => {
+test('a put is resent after OUTCOME_UNKNOWN, TIMEOUT or UNAVAILABLE, and succeeds on another server; not with resendPuts: false', T, async () => {
+  for (const code of ['OUTCOME_UNKNOWN', 'TIMEOUT', 'UNAVAILABLE'] as const) {
+    const server = await FakeServer.start((req, s) => s.error(req, code, 'leadership lost'));
+    const other = await FakeServer.start(kvScript());
+    const c = await client([server, other]);
+    await c.put('k', 'v');
+    await c.batch([{ op: 'put', key: 'k', value: 'v' }, { op: 'put', key: 'k2', value: 'w' }], c.groupOf('k'));
+    assert.ok(commandsOf(server).length >= 1, code);
+    assert.deepEqual(commandsOf(other), ['put', 'batch'], code);
+    const strict = await client([server, other], { resendPuts: false });
+    assert.equal((await rejection(strict.put('k', 'v'))).code, code);
+    assert.deepEqual(commandsOf(other), ['put', 'batch'], code);
+    await c.close();
+    await strict.close();
+    await server.close();
+    await other.close();
+  }
+});
+
+test('a write other than a put is not retried when its connection drops after it was sent', T, async () => {
   const server = await FakeServer.start((req) => req.socket.destroy());
   const c = await client([server]);
-  const e = await rejection(c.put('k', 'v'));
+  const e = await rejection(c.delete('k'));
   assert.equal(e.code, 'OUTCOME_UNKNOWN');
   await sleep(100);
   assert.equal(server.requests.length, 1);
   await c.close();
   await server.close();
+});
+
+test('a put whose connection drops after it was sent is resent; if no attempt succeeds it fails OUTCOME_UNKNOWN, never a clean "not applied"', T, async () => {
+  const dropper = await FakeServer.start((req) => req.socket.destroy());
+  const leader = await FakeServer.start(kvScript());
+  const c = await client([dropper, leader]);
+  await c.put('k', 'v');
+  assert.deepEqual(commandsOf(dropper), ['put']);
+  assert.deepEqual(commandsOf(leader), ['put']);
+  await c.close();
+  // The write reached a server that then dropped it; every later attempt hears NOT_LEADER
+  // (certainly not applied) until the redirects run out. The answer must still say "maybe".
+  const lost = await FakeServer.start(() => undefined);
+  const other = await FakeServer.start((req, s) => s.error(req, 'NOT_LEADER', 'ask lost', lost.hint));
+  lost.script = (req, s) => s.error(req, 'NOT_LEADER', 'ask other', other.hint);
+  const d = await client([dropper, lost], { redirectsMax: 1 });
+  const e = await rejection(d.put('k', 'v'));
+  assert.equal(e.code, 'OUTCOME_UNKNOWN', e.message);
+  assert.match(e.message, /may have been applied; the last attempt: NOT_LEADER/);
+  assert.deepEqual([commandsOf(lost).length, commandsOf(other).length], [1, 1]);
+  await d.close();
+  // Or until the deadline: OUTCOME_UNKNOWN or TIMEOUT (whichever ends it), saying so too.
+  const noLeader = await FakeServer.start((req, s) => s.error(req, 'NOT_LEADER', 'no leader known'));
+  const f = await client([dropper, noLeader], { requestTimeoutMs: 400 });
+  const t = await rejection(f.put('k', 'v'));
+  assert.ok(['OUTCOME_UNKNOWN', 'TIMEOUT'].includes(t.code), t.code);
+  assert.match(t.message, /may have been applied/);
+  await f.close();
+  await noLeader.close();
+  await dropper.close();
+  await lost.close();
+  await other.close();
+  await leader.close();
 });
 
 test('a write is retried when the server certainly did not take it (OVERLOADED, LEADER_TRANSFERRING, NO_GROUP)', T, async () => {
@@ -289,6 +344,159 @@ test('a write is retried on the next server when the connection failed before it
   assert.deepEqual(commandsOf(second), ['put'], 'the refused connection sent the write to the next server');
   await c.close();
   await second.close();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Failover: attempt timeouts, stale hints, backoff (issue 12, item 6).
+
+/** A server that served the first `served` requests with `serve`, then stopped answering (as under SIGSTOP). */
+function freezesAfter(served: number, serve = kvScript()): (req: FakeRequest, s: FakeServer) => void {
+  return (req, s) => {
+    if (s.requests.length <= served) serve(req, s);
+  };
+}
+
+test('a put with no answer within attemptTimeoutMs goes to another server, and later calls skip the silent one', T, async () => {
+  const sm = createKvStateMachine(1);
+  const frozen = await FakeServer.start(freezesAfter(1, kvScript(sm)));
+  const leader = await FakeServer.start(kvScript(sm));
+  const c = await client([frozen, leader], { attemptTimeoutMs: 200, requestTimeoutMs: 5000 });
+  await c.put('k', 'v0'); // the client now takes `frozen` for the leader
+  const t0 = Date.now();
+  await c.put('k', 'v1');
+  const ms = Date.now() - t0;
+  assert.ok(ms >= 190 && ms < 1500, `the put failed over after ${ms} ms`);
+  assert.deepEqual(commandsOf(frozen), ['put', 'put']);
+  assert.deepEqual(commandsOf(leader), ['put']);
+  // The leader cache moved, and the silent server is skipped: these go straight to `leader`.
+  const t1 = Date.now();
+  assert.equal(await c.get('k'), 'v1');
+  await c.put('k', 'v2');
+  assert.ok(Date.now() - t1 < 150, `took ${Date.now() - t1} ms`);
+  assert.deepEqual(commandsOf(frozen), ['put', 'put']);
+  assert.deepEqual(commandsOf(leader), ['put', 'get', 'put']);
+});
+
+test('a read with no answer within attemptTimeoutMs is read from another server', T, async () => {
+  const sm = createKvStateMachine(1);
+  sm.apply(encodeCommand({ op: 'put', key: 'k', value: 'v' }), 1);
+  const frozen = await FakeServer.start(() => undefined);
+  const other = await FakeServer.start(kvScript(sm));
+  const c = await client([frozen, other], { attemptTimeoutMs: 150 });
+  assert.equal(await c.get('k'), 'v');
+  assert.deepEqual(commandsOf(frozen), ['get']);
+  assert.deepEqual(commandsOf(other), ['get']);
+});
+
+test('a cas with no answer within attemptTimeoutMs is not sent again: it waits for that answer until the deadline', T, async () => {
+  const held: FakeRequest[] = [];
+  const slow = await FakeServer.start((req) => void held.push(req));
+  const other = await FakeServer.start(kvScript());
+  const c = await client([slow, other], { attemptTimeoutMs: 100, requestTimeoutMs: 500 });
+  // An answer after the attempt timeout, inside the deadline, is still the answer.
+  const late = c.cas('k', null, 'v');
+  await waitFor(() => held.length === 1);
+  await sleep(250);
+  kvScript()(held[0]!, slow);
+  assert.deepEqual(await late, { ok: true, value: null });
+  // No answer at all: TIMEOUT at the deadline, saying that the write may have been applied.
+  const t0 = Date.now();
+  const e = await rejection(c.cas('k', null, 'v'));
+  const ms = Date.now() - t0;
+  assert.equal(e.code, 'TIMEOUT');
+  assert.match(e.message, /may have been applied/);
+  assert.ok(ms >= 450, `failed after ${ms} ms`);
+  assert.equal(other.requests.length, 0, 'a cas is never sent to a second server');
+  assert.equal(slow.requests.length, 2);
+});
+
+test('a put takes the late success of an attempt it had given up on', T, async () => {
+  const held: FakeRequest[] = [];
+  const slow = await FakeServer.start((req, s) => {
+    if (s.requests.length === 1) kvScript()(req, s);
+    else held.push(req);
+  });
+  const follower = await FakeServer.start((req, s) => s.error(req, 'NOT_LEADER', 'ask slow', slow.hint));
+  const c = await client([slow, follower], { attemptTimeoutMs: 100, requestTimeoutMs: 3000 });
+  await c.put('a', '0');
+  const p = c.put('a', '1');
+  await waitFor(() => held.length === 1);
+  await sleep(300);
+  assert.ok(commandsOf(follower).length >= 1, 'the put went to another server meanwhile');
+  kvScript()(held[0]!, slow);
+  await p;
+  // The hint to `slow` was not followed again while it was silent: it got the put only once.
+  assert.equal(commandsOf(slow).length, 2);
+});
+
+test('a stale hint to a refused node does not use up redirects: the put waits for the new leader', T, async () => {
+  const dead = await deadAddress();
+  const [deadHost, deadPort] = [dead.slice(0, dead.lastIndexOf(':')), Number(dead.slice(dead.lastIndexOf(':') + 1))];
+  const deadHint = { id: 1, host: deadHost, clientPort: deadPort, wsPort: 0 };
+  const leader = await FakeServer.start(kvScript());
+  let electedAt = Infinity;
+  const follower: (req: FakeRequest, s: FakeServer) => void = (req, s) =>
+    s.error(req, 'NOT_LEADER', 'the leader I know', Date.now() >= electedAt ? leader.hint : deadHint);
+  const f1 = await FakeServer.start(follower);
+  const f2 = await FakeServer.start(follower);
+  const c = await client([f1, f2], { redirectsMax: 2, requestTimeoutMs: 3000 });
+  const t0 = Date.now();
+  electedAt = t0 + 400;
+  await c.put('k', 'v');
+  const ms = Date.now() - t0;
+  assert.ok(ms >= 390 && ms < 1500, `succeeded after ${ms} ms`);
+  assert.deepEqual(commandsOf(leader), ['put']);
+  // Backoff between asking the followers: not a busy loop over them.
+  const asked = commandsOf(f1).length + commandsOf(f2).length;
+  assert.ok(asked >= 3 && asked <= 30, `followers asked ${asked} times in ${ms} ms`);
+});
+
+test('a stale hint to a node that stopped answering is followed once per request, then the new leader is awaited', T, async () => {
+  const frozen = await FakeServer.start(() => undefined);
+  const leader = await FakeServer.start(kvScript());
+  let electedAt = Infinity;
+  const follower: (req: FakeRequest, s: FakeServer) => void = (req, s) =>
+    s.error(req, 'NOT_LEADER', 'the leader I know', Date.now() >= electedAt ? leader.hint : frozen.hint);
+  const f1 = await FakeServer.start(follower);
+  const f2 = await FakeServer.start(follower);
+  const c = await client([f1, f2], { attemptTimeoutMs: 150, downMs: 100, requestTimeoutMs: 4000 });
+  const t0 = Date.now();
+  electedAt = t0 + 700;
+  await c.put('k', 'v');
+  const ms = Date.now() - t0;
+  assert.ok(ms >= 690 && ms < 2500, `succeeded after ${ms} ms`);
+  assert.equal(commandsOf(frozen).length, 1, 'the hint to the silent node was followed once, though it was suspected only for downMs');
+  assert.deepEqual(commandsOf(leader), ['put']);
+});
+
+test('retries back off from backoffMsMin, doubling up to backoffMsMax, with jitter; bad backoff options are refused', T, async () => {
+  const at: number[] = [];
+  const server = await FakeServer.start((req, s) => {
+    at.push(Date.now());
+    s.error(req, 'NOT_LEADER', 'no leader known');
+  });
+  const c = await client([server], { backoffMsMin: 40, backoffMsMax: 80, requestTimeoutMs: 900 });
+  const e = await rejection(c.put('k', 'v'));
+  assert.ok(['NOT_LEADER', 'TIMEOUT'].includes(e.code), e.code); // whichever the deadline ended
+  const gaps = at.slice(1).map((t, i) => t - at[i]!);
+  assert.ok(gaps.length >= 8 && gaps.length <= 45, `${gaps.length} retries: ${gaps.join(' ')}`);
+  // Each wait is 50-100 % of its ceiling: at least 20 ms, at most 80 (plus timer slack).
+  for (const g of gaps) assert.ok(g >= 18 && g <= 80 + 60, `gaps ${gaps.join(' ')}`);
+  // Past the first, the ceiling is 80: the later waits average well above the first floor.
+  const later = gaps.slice(2);
+  assert.ok(later.reduce((x, y) => x + y, 0) / later.length >= 38, `gaps ${gaps.join(' ')}`);
+  for (const bad of [{ backoffMsMin: 100, backoffMsMax: 50 }, { backoffMsMin: 0 }, { attemptTimeoutMs: 0 }, { downMs: -1 }, { resendPuts: 'yes' as unknown as boolean }]) {
+    const err = await rejection(FlotillaClient.connect({ servers: [server.address], ...bad }));
+    assert.equal(err.code, 'BAD_REQUEST', JSON.stringify(bad));
+  }
+});
+
+test('the client\'s default deadline outlasts the servers\' default requestTimeoutMs and its sweep; an attempt is a fraction of it', () => {
+  assert.ok(CLIENT_DEFAULTS.requestTimeoutMs > configDefaults.requestTimeoutMs + 1000);
+  assert.ok(CLIENT_DEFAULTS.attemptTimeoutMs * 4 <= CLIENT_DEFAULTS.requestTimeoutMs);
+  // An attempt outlasts one server election timeout (ticksElection × tickMs), the earliest a follower may stand.
+  assert.ok(CLIENT_DEFAULTS.attemptTimeoutMs >= configDefaults.ticksElection * configDefaults.tickMs);
+  assert.ok(CLIENT_DEFAULTS.backoffMsMin <= CLIENT_DEFAULTS.backoffMsMax);
 });
 
 test('connect fails with UNAVAILABLE when no server is reachable, and succeeds on the first one that is', T, async () => {

@@ -82,6 +82,16 @@ export class TestCluster {
     process.kill(n.pid, 'SIGKILL');
   }
 
+  /** SIGSTOP by PID: the node freezes with its sockets open (the kernel still accepts and buffers). */
+  pause(id: number): void {
+    process.kill(this.node(id).pid, 'SIGSTOP');
+  }
+
+  /** SIGCONT by PID: a paused node runs on. */
+  resume(id: number): void {
+    process.kill(this.node(id).pid, 'SIGCONT');
+  }
+
   /** Starts a stopped or killed node again on its own config and data. */
   async restart(id: number): Promise<void> {
     const n = this.node(id);
