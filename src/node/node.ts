@@ -80,7 +80,11 @@ class Node implements FlotillaNode {
     for (const w of configWarnings(config)) this.log.warn({}, `configuration: ${w}`);
     this.pool = new ShardPool(config, logOutput, opts.stateMachine ?? null, (shard, err) => this.shardFailed(shard, err));
     const shards = this.pool.shards;
-    this.clients = new ClientRouter(shards, config.inflightPerConnMax);
+    this.clients = new ClientRouter(shards, {
+      inflightPerConnMax: config.inflightPerConnMax,
+      inflightBytesPerConnMax: config.inflightBytesPerConnMax,
+      pendingBytesHigh: config.pendingBytesHigh,
+    });
     this.peers = new PeerRouter(shards, this.log);
     this.local = new LocalRequests(shards, config.frameBytesMax);
     this.admin = new NodeAdmin(config, this.pool, this.clients, this.peers, () => this.health());

@@ -200,6 +200,8 @@ export class Shard {
     // Acknowledgements of what just became durable leave before this turn takes new input: the
     // leader's commit waits for them, not for the work that arrived meanwhile.
     if (this.readies.completeBatches()) this.outbox.sendPeersNow();
+    // Reads a full outbox held back last turn go before this turn's input.
+    this.requests.serveDeferredReads();
     this.input.drain();
     // The writes read this turn go into the log as one entry per group.
     this.requests.proposeStaged();
