@@ -50,6 +50,8 @@ export interface ClientRouterLimits {
   inflightBytesPerConnMax: number;
   /** The listeners' pendingBytesHigh: a connection paused for bytes resumes at the latest when the listener's drain fires. */
   pendingBytesHigh: number;
+  /** The largest response a shard can send (one out-ring record's payload): a new connection's response guess. */
+  responseBytesMax: number;
 }
 
 export class ClientRouter implements ClientHandler {
@@ -72,9 +74,7 @@ export class ClientRouter implements ClientHandler {
     this.inflightPerConnMax = limits.inflightPerConnMax;
     this.bytesMax = limits.inflightBytesPerConnMax;
     this.bytesLow = Math.max(limits.pendingBytesHigh, this.bytesMax - (this.bytesMax >>> 2));
-    let largest = 0;
-    for (const s of shards) largest = Math.max(largest, s.outRing.recordBytesMax - RECORD_HEADER_BYTES);
-    this.responseGuessFirst = largest;
+    this.responseGuessFirst = limits.responseBytesMax;
   }
 
   /** A connection id unique among the open ones, never CONN_IN_PROCESS (the listeners' nextId). */

@@ -9,6 +9,7 @@ import type { ClientListener } from '../transport/client-listener.js';
 import { listenTcp } from '../transport/tcp-listener.js';
 import { chooseWebSocketEngine, listenWebSocket } from '../transport/websocket-listener.js';
 import { ShardCounter } from '../shard/counters.js';
+import { RECORD_HEADER_BYTES } from '../ring/records.js';
 import type { PeerInfo, StateMachineModule } from '../shard/task.js';
 import { startAdminHttp, type AdminBackend, type AdminServer } from './admin-http.js';
 import { ClientRouter } from './client-routing.js';
@@ -84,6 +85,8 @@ class Node implements FlotillaNode {
       inflightPerConnMax: config.inflightPerConnMax,
       inflightBytesPerConnMax: config.inflightBytesPerConnMax,
       pendingBytesHigh: config.pendingBytesHigh,
+      // The shards' out rings are made at start; a record is a quarter of a ring (spsc-ring.ts).
+      responseBytesMax: config.ringBytes / 4 - RECORD_HEADER_BYTES,
     });
     this.peers = new PeerRouter(shards, this.log);
     this.local = new LocalRequests(shards, config.frameBytesMax);
