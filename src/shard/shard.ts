@@ -177,7 +177,10 @@ export class Shard {
     control.startTicks(this.task.tickMs);
     try {
       for (;;) {
-        await control.waitForWork(this.input.moreInput);
+        // While the log is far behind (Readies.backlogged) only its completions, ticks and
+        // failures wake the loop: input waits in the ring.
+        const backlogged = this.readies.backlogged;
+        await control.waitForWork(this.input.moreInput && !backlogged, !backlogged);
         if (control.fatal !== null) throw control.fatal;
         this.turn();
         await this.outbox.flush();
@@ -202,7 +205,7 @@ export class Shard {
     if (this.readies.completeBatches()) this.outbox.sendPeersNow();
     // Reads a full outbox held back last turn go before this turn's input.
     this.requests.serveDeferredReads();
-    this.input.drain();
+    if (!this.readies.backlogged) this.input.drain();
     // The writes read this turn go into the log as one entry per group.
     this.requests.proposeStaged();
     if (this.control.takeTick()) this.table.tick();
