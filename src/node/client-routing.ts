@@ -14,7 +14,7 @@
 // that comes back (up at once, down by half per batch). So a client that pipelines gets of a
 // large value and never reads stops being read once about inflightBytesPerConnMax of answers
 // are under way, instead of having inflightPerConnMax of them made (issue 12, item 5). Bytes
-// are settled per response batch, not per request: two adds on the path of a request. The
+// are settled per response batch, not per request: an add and a multiply-add on the path of a request. The
 // guess can be gamed (small answers first, then large ones): what gets past it is still
 // bounded by pendingBytesMax, past which the listener closes the connection, and by the cap
 // on a shard's gathered responses (Outbox.clientBytesMax). Pausing for a slow reader's unsent
@@ -35,6 +35,12 @@ interface Conn {
   requestBytes: number;
   /** What each request in flight is expected to bring back, in bytes (see the header). */
   responseGuess: number;
+  /**
+   * The connection's unsent output as of its last response (only responses make it grow much):
+   * a request's check reads this, not the socket. A stale value errs high, and a pause it causes
+   * is looked at again, fresh, when the next response comes (one is always in flight then).
+   */
+  outBytes: number;
   /** Paused because too many requests are in flight. */
   pausedInflight: boolean;
   /** Paused because a shard's in ring is full. */
@@ -98,7 +104,7 @@ export class ClientRouter implements ClientHandler {
 
   onOpen(c: ClientConnection): void {
     this.conns.set(c.id, {
-      c, inflight: 0, requestBytes: 0, responseGuess: this.responseGuessFirst,
+      c, inflight: 0, requestBytes: 0, responseGuess: this.responseGuessFirst, outBytes: 0,
       pausedInflight: false, pausedRing: false, pausedBytes: false, closed: false,
     });
   }
@@ -114,9 +120,10 @@ export class ClientRouter implements ClientHandler {
     if (conn !== undefined && conn.pausedBytes) this.relieve(conn);
   }
 
-  /** A connection's bytes under way: requests in flight, the responses expected for them, output unsent. */
+  /** A connection's bytes under way: requests in flight, the responses expected for them, output unsent (read now). */
   private bytesUnderWay(conn: Conn): number {
-    return conn.requestBytes + conn.inflight * conn.responseGuess + conn.c.pendingBytes;
+    conn.outBytes = conn.c.pendingBytes;
+    return conn.requestBytes + conn.inflight * conn.responseGuess + conn.outBytes;
   }
 
   /** Lifts the pauses that no longer hold; reads again when none does. */
@@ -154,7 +161,7 @@ export class ClientRouter implements ClientHandler {
       conn.pausedInflight = true;
       c.pause();
     }
-    if (!conn.pausedBytes && this.bytesUnderWay(conn) > this.bytesMax) {
+    if (!conn.pausedBytes && conn.requestBytes + conn.inflight * conn.responseGuess + conn.outBytes > this.bytesMax) {
       conn.pausedBytes = true;
       c.pause();
     }
@@ -191,6 +198,7 @@ export class ClientRouter implements ClientHandler {
     const guess = conn.responseGuess;
     conn.responseGuess = largest >= guess ? largest : (guess + largest) >>> 1;
     conn.c.send(buf.subarray(from, end));
+    conn.outBytes = conn.c.pendingBytes;
     if (conn.pausedInflight || conn.pausedBytes) this.relieve(conn);
   }
 
