@@ -2,7 +2,9 @@
 // log and one snapshot store for all of them, and the turn loop that drives everything
 // (docs/internals.md, "The shard turn"). One turn:
 //   1. report finished appends: persisted() each Ready in order, send messagesAfterPersist;
-//   2. drain the in ring (at most turnRecordsMax records): propose, read, step, admin;
+//   2. serve reads a full outbox held back (client-requests.ts); drain the in ring (at most
+//      turnRecordsMax records; none while BATCHES_IN_FLIGHT_MAX batches wait for the log,
+//      readies.ts): propose, read, step, admin;
 //   3. tick every awake group if the shard's timer fired (quiesced ones are skipped, see
 //      `awake`); time out old requests once in a while;
 //   4. ready() every touched group: send messages, gather every group's entries and hard state
