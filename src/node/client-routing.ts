@@ -202,7 +202,7 @@ export class ClientRouter implements ClientHandler {
     if (conn.pausedInflight || conn.pausedBytes) this.relieve(conn);
   }
 
-  /** A connection's accounting (tests and /metrics). */
+  /** A connection's accounting (tests). */
   usage(connId: number): { inflight: number; requestBytes: number; responseGuess: number; paused: boolean } | undefined {
     const conn = this.conns.get(connId);
     if (conn === undefined) return undefined;
