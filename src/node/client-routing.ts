@@ -4,9 +4,21 @@
 // shard that owns its group. The shard answers every Client record with exactly one response
 // frame; the count of requests in flight per connection rests on that.
 //
-// Backpressure: a connection is paused while inflightPerConnMax requests are in flight, and
-// while a frame of it waits for room in a full in ring (in-ring.ts); it resumes when neither
-// holds. Pausing for a slow reader is the listener's business (client-listener.ts).
+// Backpressure: a connection is paused while inflightPerConnMax requests are in flight, while a
+// frame of it waits for room in a full in ring (in-ring.ts), and while its bytes under way are
+// above inflightBytesPerConnMax; it resumes when none holds. Bytes under way are the request
+// bytes in flight, plus the responses expected for them, plus the connection's output not yet
+// written to its socket. A response's size is not known when its request is read, so each
+// request in flight counts as the connection's response guess: at first the largest response
+// a shard can send (one out-ring record), then following the largest response of each batch
+// that comes back (up at once, down by half per batch). So a client that pipelines gets of a
+// large value and never reads stops being read once about inflightBytesPerConnMax of answers
+// are under way, instead of having inflightPerConnMax of them made (issue 12, item 5). Bytes
+// are settled per response batch, not per request: an add and a multiply-add on the path of a request. The
+// guess can be gamed (small answers first, then large ones): what gets past it is still
+// bounded by pendingBytesMax, past which the listener closes the connection, and by the cap
+// on a shard's gathered responses (Outbox.clientBytesMax). Pausing for a slow reader's unsent
+// output alone is the listener's business (client-listener.ts).
 
 import { pack } from 'msgpackr';
 import { encodeFrame, frameBytesOf, FrameKind, readHeader, type ErrorBody, type ProtocolErrorCode } from '../protocol/client-frame.js';
@@ -19,12 +31,33 @@ import type { ShardSlot } from './shard-pool.js';
 interface Conn {
   c: ClientConnection;
   inflight: number;
+  /** Bytes of the request frames in flight (settled in proportion as responses come back). */
+  requestBytes: number;
+  /** What each request in flight is expected to bring back, in bytes (see the header). */
+  responseGuess: number;
+  /**
+   * The connection's unsent output as of its last response (only responses make it grow much):
+   * a request's check reads this, not the socket. A stale value errs high, and a pause it causes
+   * is looked at again, fresh, when the next response comes (one is always in flight then).
+   */
+  outBytes: number;
   /** Paused because too many requests are in flight. */
   pausedInflight: boolean;
   /** Paused because a shard's in ring is full. */
   pausedRing: boolean;
+  /** Paused because its bytes under way are above inflightBytesPerConnMax. */
+  pausedBytes: boolean;
   /** Paused by the listener for a slow reader is the listener's business. */
   closed: boolean;
+}
+
+export interface ClientRouterLimits {
+  inflightPerConnMax: number;
+  inflightBytesPerConnMax: number;
+  /** The listeners' pendingBytesHigh: a connection paused for bytes resumes at the latest when the listener's drain fires. */
+  pendingBytesHigh: number;
+  /** The largest response a shard can send (one out-ring record's payload): a new connection's response guess. */
+  responseBytesMax: number;
 }
 
 export class ClientRouter implements ClientHandler {
@@ -32,8 +65,23 @@ export class ClientRouter implements ClientHandler {
   private connSeq = 0;
   /** False once the node stops or a shard has failed: requests are answered UNAVAILABLE. */
   accepting = true;
+  private readonly inflightPerConnMax: number;
+  private readonly bytesMax: number;
+  /**
+   * A connection paused for bytes resumes below this: a quarter under the budget, so that it is
+   * not paused and resumed at every response; never below pendingBytesHigh, so that the
+   * listener's onDrain (output below pendingBytesLow) always lifts a pause with nothing in flight.
+   */
+  private readonly bytesLow: number;
+  /** The first response guess of a connection: the largest response a shard can send. */
+  private readonly responseGuessFirst: number;
 
-  constructor(private readonly shards: readonly ShardSlot[], private readonly inflightPerConnMax: number) {}
+  constructor(private readonly shards: readonly ShardSlot[], limits: ClientRouterLimits) {
+    this.inflightPerConnMax = limits.inflightPerConnMax;
+    this.bytesMax = limits.inflightBytesPerConnMax;
+    this.bytesLow = Math.max(limits.pendingBytesHigh, this.bytesMax - (this.bytesMax >>> 2));
+    this.responseGuessFirst = limits.responseBytesMax;
+  }
 
   /** A connection id unique among the open ones, never CONN_IN_PROCESS (the listeners' nextId). */
   nextConnId(): number {
@@ -55,7 +103,10 @@ export class ClientRouter implements ClientHandler {
   }
 
   onOpen(c: ClientConnection): void {
-    this.conns.set(c.id, { c, inflight: 0, pausedInflight: false, pausedRing: false, closed: false });
+    this.conns.set(c.id, {
+      c, inflight: 0, requestBytes: 0, responseGuess: this.responseGuessFirst, outBytes: 0,
+      pausedInflight: false, pausedRing: false, pausedBytes: false, closed: false,
+    });
   }
 
   onClose(c: ClientConnection): void {
@@ -64,7 +115,24 @@ export class ClientRouter implements ClientHandler {
     this.conns.delete(c.id);
   }
 
-  onDrain(): void {}
+  onDrain(c: ClientConnection): void {
+    const conn = this.conns.get(c.id);
+    if (conn !== undefined && conn.pausedBytes) this.relieve(conn);
+  }
+
+  /** A connection's bytes under way: requests in flight, the responses expected for them, output unsent (read now). */
+  private bytesUnderWay(conn: Conn): number {
+    conn.outBytes = conn.c.pendingBytes;
+    return conn.requestBytes + conn.inflight * conn.responseGuess + conn.outBytes;
+  }
+
+  /** Lifts the pauses that no longer hold; reads again when none does. */
+  private relieve(conn: Conn): void {
+    if (conn.closed) return;
+    if (conn.pausedInflight && conn.inflight < this.inflightPerConnMax) conn.pausedInflight = false;
+    if (conn.pausedBytes && this.bytesUnderWay(conn) <= this.bytesLow) conn.pausedBytes = false;
+    if (!conn.pausedInflight && !conn.pausedRing && !conn.pausedBytes) conn.c.resume();
+  }
 
   onFrame(c: ClientConnection, buf: Uint8Array, at: number, frameBytes: number): void {
     const conn = this.conns.get(c.id);
@@ -88,8 +156,13 @@ export class ClientRouter implements ClientHandler {
       return;
     }
     conn.inflight++;
+    conn.requestBytes += frameBytes;
     if (conn.inflight >= this.inflightPerConnMax && !conn.pausedInflight) {
       conn.pausedInflight = true;
+      c.pause();
+    }
+    if (!conn.pausedBytes && conn.requestBytes + conn.inflight * conn.responseGuess + conn.outBytes > this.bytesMax) {
+      conn.pausedBytes = true;
       c.pause();
     }
     const frame = buf.subarray(at, at + frameBytes);
@@ -102,7 +175,7 @@ export class ClientRouter implements ClientHandler {
       if (conn.closed) return true;
       if (!input.write(InKind.Client, c.id, held)) return false;
       conn.pausedRing = false;
-      if (!conn.pausedInflight) c.resume();
+      this.relieve(conn);
       return true;
     });
   }
@@ -112,13 +185,31 @@ export class ClientRouter implements ClientHandler {
     const conn = this.conns.get(connId);
     if (conn === undefined || conn.closed) return;
     let frames = 0;
-    for (let at = from; at < end; frames++) at += frameBytesOf(buf, at);
-    conn.inflight -= frames;
-    conn.c.send(buf.subarray(from, end));
-    if (conn.pausedInflight && conn.inflight < this.inflightPerConnMax) {
-      conn.pausedInflight = false;
-      if (!conn.pausedRing) conn.c.resume();
+    let largest = 0;
+    for (let at = from; at < end; frames++) {
+      const n = frameBytesOf(buf, at);
+      if (n > largest) largest = n;
+      at += n;
     }
+    // Request bytes are not tracked per request: the answered share of them is settled (all of
+    // them once nothing is in flight).
+    conn.requestBytes = frames >= conn.inflight ? 0 : conn.requestBytes - Math.floor(conn.requestBytes * frames / conn.inflight);
+    conn.inflight = Math.max(0, conn.inflight - frames);
+    const guess = conn.responseGuess;
+    conn.responseGuess = largest >= guess ? largest : (guess + largest) >>> 1;
+    conn.c.send(buf.subarray(from, end));
+    conn.outBytes = conn.c.pendingBytes;
+    if (conn.pausedInflight || conn.pausedBytes) this.relieve(conn);
+  }
+
+  /** A connection's accounting (tests). */
+  usage(connId: number): { inflight: number; requestBytes: number; responseGuess: number; paused: boolean } | undefined {
+    const conn = this.conns.get(connId);
+    if (conn === undefined) return undefined;
+    return {
+      inflight: conn.inflight, requestBytes: conn.requestBytes, responseGuess: conn.responseGuess,
+      paused: conn.pausedInflight || conn.pausedRing || conn.pausedBytes,
+    };
   }
 }
 

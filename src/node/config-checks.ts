@@ -194,6 +194,13 @@ export function checkRelations(c: NodeConfig, fail: (keys: ConfigKey[], text: st
     fail(['pendingBytesLow', 'pendingBytesHigh', 'pendingBytesMax'],
       `need pendingBytesLow < pendingBytesHigh < pendingBytesMax, got ${c.pendingBytesLow}, ${c.pendingBytesHigh}, ${c.pendingBytesMax}`);
   }
+  // The budget pauses a connection only while its output is above pendingBytesHigh or answers
+  // are still to come, so the listener's drain (below pendingBytesLow) always lifts the pause;
+  // and what a paused connection still receives must fit under pendingBytesMax.
+  if (!(c.pendingBytesHigh < c.inflightBytesPerConnMax && c.inflightBytesPerConnMax <= c.pendingBytesMax)) {
+    fail(['inflightBytesPerConnMax', 'pendingBytesHigh', 'pendingBytesMax'],
+      `need pendingBytesHigh < inflightBytesPerConnMax ≤ pendingBytesMax, got ${c.inflightBytesPerConnMax} against ${c.pendingBytesHigh} and ${c.pendingBytesMax}`);
+  }
   for (const o of c.wsOrigins.split(',').map((x) => x.trim()).filter((x) => x !== '')) {
     if (o !== '*' && o !== 'self' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(o)) fail(['wsOrigins'], `${JSON.stringify(o)} is not an origin (scheme://host[:port]), self or *`);
   }

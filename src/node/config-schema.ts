@@ -37,6 +37,12 @@ export interface NodeConfig {
   frameBytesMax: number;
   linkFrameBytesMax: number;
   inflightPerConnMax: number;
+  /**
+   * Bytes one connection may have under way: request bytes in flight, plus the responses
+   * expected for them, plus responses not yet written to its socket. Above it the node stops
+   * reading that connection (client-routing.ts).
+   */
+  inflightBytesPerConnMax: number;
   connectionsMax: number;
   pendingBytesHigh: number;
   pendingBytesLow: number;
@@ -130,6 +136,7 @@ export const configDefaults: NodeConfig = deepFreeze({
   frameBytesMax: 1 * MiB,
   linkFrameBytesMax: 64 * MiB,
   inflightPerConnMax: 4096,
+  inflightBytesPerConnMax: 32 * MiB,
   connectionsMax: 10_000,
   pendingBytesHigh: 4 * MiB,
   pendingBytesLow: 1 * MiB,
@@ -196,6 +203,7 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   frameBytesMax: { kind: 'int', min: 1 * KiB, max: 256 * MiB, bytes: true },
   linkFrameBytesMax: { kind: 'int', min: 64 * KiB, max: 1 * GiB, bytes: true },
   inflightPerConnMax: { kind: 'int', min: 1, max: 1_000_000 },
+  inflightBytesPerConnMax: { kind: 'int', min: 64 * KiB, max: 16 * GiB, bytes: true },
   connectionsMax: { kind: 'int', min: 1, max: 1_000_000 },
   pendingBytesHigh: { kind: 'int', min: 1, max: 16 * GiB, bytes: true },
   pendingBytesLow: { kind: 'int', min: 0, max: 16 * GiB, bytes: true },

@@ -9,6 +9,7 @@ import type { ClientListener } from '../transport/client-listener.js';
 import { listenTcp } from '../transport/tcp-listener.js';
 import { chooseWebSocketEngine, listenWebSocket } from '../transport/websocket-listener.js';
 import { ShardCounter } from '../shard/counters.js';
+import { RECORD_HEADER_BYTES } from '../ring/records.js';
 import type { PeerInfo, StateMachineModule } from '../shard/task.js';
 import { startAdminHttp, type AdminBackend, type AdminServer } from './admin-http.js';
 import { ClientRouter } from './client-routing.js';
@@ -80,7 +81,13 @@ class Node implements FlotillaNode {
     for (const w of configWarnings(config)) this.log.warn({}, `configuration: ${w}`);
     this.pool = new ShardPool(config, logOutput, opts.stateMachine ?? null, (shard, err) => this.shardFailed(shard, err));
     const shards = this.pool.shards;
-    this.clients = new ClientRouter(shards, config.inflightPerConnMax);
+    this.clients = new ClientRouter(shards, {
+      inflightPerConnMax: config.inflightPerConnMax,
+      inflightBytesPerConnMax: config.inflightBytesPerConnMax,
+      pendingBytesHigh: config.pendingBytesHigh,
+      // The shards' out rings are made at start; a record is a quarter of a ring (spsc-ring.ts).
+      responseBytesMax: config.ringBytes / 4 - RECORD_HEADER_BYTES,
+    });
     this.peers = new PeerRouter(shards, this.log);
     this.local = new LocalRequests(shards, config.frameBytesMax);
     this.admin = new NodeAdmin(config, this.pool, this.clients, this.peers, () => this.health());

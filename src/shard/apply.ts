@@ -41,7 +41,7 @@ export class Applier {
       this.requests.reject(r.conn, r.requestId, h.id, 'NOT_LEADER', this.requests.notLeaderMessage(h.id, h.core.leader), r.t0, h.core.leader);
     }
     if (rd.soft !== null) this.onSoft(h, rd.soft);
-    if (h.readsConfirmed > 0) this.serveReads(h);
+    if (h.readsConfirmed > 0) this.requests.serveReads(h);
     if (h.change !== null) MemberChanges.check(h);
     this.snapshots.maybeSnapshot(h);
   }
@@ -115,12 +115,4 @@ export class Applier {
     }
   }
 
-  private serveReads(h: GroupHost): void {
-    for (const [id, r] of h.reads) {
-      if (r.index < 0 || r.index > h.applied) continue;
-      h.reads.delete(id);
-      h.readsConfirmed--;
-      this.requests.query(h, r.conn, r.requestId, r.body, r.t0);
-    }
-  }
 }

@@ -16,6 +16,7 @@ import { ShardCounter } from './counters.js';
 import type { GroupHost, PendingWrite } from './group-host.js';
 import type { GroupTable } from './group-table.js';
 import type { LatencyHistogram } from './latency.js';
+import type { LoopControl } from './loop-control.js';
 import type { Outbox } from './outbox.js';
 import type { PeerInfo, ShardTask } from './task.js';
 
@@ -34,6 +35,12 @@ export class ClientRequests {
   private lastSweep: number;
   /** Groups with writes staged this turn. */
   private readonly staging = new Set<GroupHost>();
+  /**
+   * Groups with confirmed reads left unserved because the turn's responses reached the outbox's
+   * clientBytesMax; served from the next turn on (serveDeferredReads). At most every group.
+   */
+  private readonly readsDeferred = new Set<GroupHost>();
+  private readonly control: LoopControl;
 
   constructor(
     ctx: ShardContext,
@@ -48,6 +55,7 @@ export class ClientRequests {
     this.outbox = ctx.outbox;
     this.counters = ctx.counters;
     this.clock = ctx.clock;
+    this.control = ctx.control;
     this.lastSweep = this.clock.nowMs();
     this.peersById = new Map(ctx.task.peers.map((p) => [p.id, p]));
     this.sweepIntervalMs = Math.min(SWEEP_INTERVAL_MS_MAX, Math.max(ctx.task.tickMs, ctx.task.requestTimeoutMs / 4));
@@ -70,6 +78,11 @@ export class ClientRequests {
       return;
     }
     if (stale) {
+      // Served at once, so it cannot wait for room like a linearizable read: refused instead.
+      if (this.outbox.clientFull) {
+        this.reject(conn, f.requestId, f.group, 'OVERLOADED', `shard ${this.task.shard} has ${this.outbox.clientBytesMax} bytes of responses waiting for the main thread`, t0);
+        return;
+      }
       // A copy: ring memory is a SharedArrayBuffer, which some decoders (msgpackr) refuse.
       this.query(h, conn, f.requestId, body.slice(), t0);
       return;
@@ -172,6 +185,38 @@ export class ClientRequests {
   /** The i-th write of `p` (0: `p` itself). */
   static writeAt(p: PendingWrite, i: number): { conn: number; requestId: number; t0: number } | undefined {
     return i === 0 ? p : p.rest?.[i - 1];
+  }
+
+  /**
+   * Serves the confirmed reads of `h` that applied has reached. Stops while the outbox holds
+   * clientBytesMax of responses (a read's result may be large: a 250 KB value times thousands
+   * of reads would otherwise be made in one turn); the rest are served in later turns.
+   */
+  serveReads(h: GroupHost): void {
+    for (const [id, r] of h.reads) {
+      if (r.index < 0 || r.index > h.applied) continue;
+      if (this.outbox.clientFull) {
+        this.readsDeferred.add(h);
+        this.control.turnAgain();
+        return;
+      }
+      h.reads.delete(id);
+      h.readsConfirmed--;
+      this.query(h, r.conn, r.requestId, r.body, r.t0);
+    }
+  }
+
+  /** Serves, as far as the outbox has room, the reads a full outbox left for this turn. */
+  serveDeferredReads(): void {
+    if (this.readsDeferred.size === 0) return;
+    for (const h of this.readsDeferred) {
+      if (this.outbox.clientFull) {
+        this.control.turnAgain();
+        return;
+      }
+      this.readsDeferred.delete(h);
+      if (!h.removed && h.readsConfirmed > 0) this.serveReads(h);
+    }
   }
 
   /** Serves a read from the local state machine as it is now. */

@@ -81,8 +81,11 @@ export class LoopControl {
     this.wake();
   };
 
-  /** Resolves when a turn should run: woken, `moreInput` left in the ring, or the ring's doorbell. */
-  async waitForWork(moreInput: boolean): Promise<void> {
+  /**
+   * Resolves when a turn should run: woken, `moreInput` left in the ring, or (unless `input` is
+   * false: the loop takes no input now) the ring's doorbell.
+   */
+  async waitForWork(moreInput: boolean, input = true): Promise<void> {
     if (this.woken || moreInput) {
       // Work is waiting; still give the event loop a turn, so that finished fsyncs and timers
       // are seen even while the ring stays busy.
@@ -90,7 +93,7 @@ export class LoopControl {
       await new Promise<void>((r) => this.scheduler.soon(r));
       return;
     }
-    if (!this.dataWaiting) {
+    if (!this.dataWaiting && input) {
       this.dataWaiting = true;
       this.waitInput().then(this.onData, noop);
     }

@@ -4,6 +4,14 @@
 // frames back to back), admin replies and events. What does not fit one ring record goes in
 // several, cut between sub-records (or frames), which stand on their own. A full ring is waited out, never
 // dropped: the main thread drains out rings whatever else it does, so the wait ends.
+//
+// Bounds: response bytes gathered in one turn are capped by clientBytesMax (one ring's worth:
+// more could not be in the ring at once anyway, so holding them gains nothing). The outbox does
+// not refuse a response itself (every request gets exactly one); the parts that make large
+// responses check clientFull before making one: linearizable reads wait for the next turn,
+// stale reads are answered OVERLOADED (client-requests.ts). Peer payloads, admin replies and
+// events of a turn are bounded by what one turn takes in (turnRecordsMax records, the Raft
+// cores' windows of messages in flight).
 import { pack } from 'msgpackr';
 import { assert } from '../util/assert.js';
 import { MessageType, type Message } from '../raft/types.js';
@@ -43,6 +51,10 @@ export class Outbox {
   readonly payloadBytesMax: number;
   /** Times a flush found the ring full and waited for room. */
   ringWaits = 0;
+  /** The most response bytes (frames with their headers) gathered before a flush; see the header. */
+  readonly clientBytesMax: number;
+  /** Response bytes gathered since the last flush. */
+  private clientBytes = 0;
   private readonly peers = new Map<number, PeerOut>();
   private clients = new Map<number, Response[]>();
   private others: OtherRecord[] = [];
@@ -50,6 +62,8 @@ export class Outbox {
 
   constructor(private readonly ring: SpscRing, private readonly snapChunkBytesMax: number) {
     this.payloadBytesMax = ring.recordBytesMax - RECORD_HEADER_BYTES;
+    // recordBytesMax is a quarter of the ring's capacity (spsc-ring.ts).
+    this.clientBytesMax = 4 * ring.recordBytesMax;
     assert(snapChunkBytesMax > 0, 'snapChunkBytes must be positive');
   }
 
@@ -108,6 +122,12 @@ export class Outbox {
       this.clients.set(conn, list);
     }
     list.push({ kind, requestId, group, body });
+    this.clientBytes += FRAME_HEADER_BYTES + body.length;
+  }
+
+  /** At or above clientBytesMax: what would make a large response waits for the flush. */
+  get clientFull(): boolean {
+    return this.clientBytes >= this.clientBytesMax;
   }
 
   error(conn: number, requestId: number, group: number, code: ProtocolErrorCode, message: string, leader?: LeaderHint): void {
@@ -188,6 +208,7 @@ export class Outbox {
     }
     const clients = this.clients;
     this.clients = new Map();
+    this.clientBytes = 0;
     for (const [conn, list] of clients) await this.responses(conn, list);
     while (this.others.length > 0) {
       const others = this.others;

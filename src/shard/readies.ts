@@ -21,6 +21,16 @@ import type { Snapshots } from './snapshots.js';
 
 const noop = (): void => {};
 
+/**
+ * Batches handed to the log (or held behind a snapshot install) and not yet completed, at most.
+ * A turn makes one batch while earlier ones sync, which is how group commit overlaps gathering
+ * with the fdatasync; a few are normal, this many means the disk is far behind. Then the loop
+ * takes no more input (shard.ts) until the oldest is durable: the in ring fills, and the main
+ * thread stops reading the sockets that feed it, instead of Readys, entries and their waiting
+ * requests piling up here for as long as the disk stalls.
+ */
+export const BATCHES_IN_FLIGHT_MAX = 64;
+
 /** One turn's Readys, what they make durable, and what waits for it. */
 interface Batch {
   writes: GroupWrite[];
@@ -62,6 +72,11 @@ export class Readies {
     this.counters = ctx.counters;
     this.clock = ctx.clock;
     this.control = ctx.control;
+  }
+
+  /** BATCHES_IN_FLIGHT_MAX batches wait for the log: the loop takes no input until the oldest completes. */
+  get backlogged(): boolean {
+    return this.batches.length >= BATCHES_IN_FLIGHT_MAX && !this.batches[0]!.done;
   }
 
   collect(): void {

@@ -2,7 +2,9 @@
 // log and one snapshot store for all of them, and the turn loop that drives everything
 // (docs/internals.md, "The shard turn"). One turn:
 //   1. report finished appends: persisted() each Ready in order, send messagesAfterPersist;
-//   2. drain the in ring (at most turnRecordsMax records): propose, read, step, admin;
+//   2. serve reads a full outbox held back (client-requests.ts); drain the in ring (at most
+//      turnRecordsMax records; none while BATCHES_IN_FLIGHT_MAX batches wait for the log,
+//      readies.ts): propose, read, step, admin;
 //   3. tick every awake group if the shard's timer fired (quiesced ones are skipped, see
 //      `awake`); time out old requests once in a while;
 //   4. ready() every touched group: send messages, gather every group's entries and hard state
@@ -177,7 +179,10 @@ export class Shard {
     control.startTicks(this.task.tickMs);
     try {
       for (;;) {
-        await control.waitForWork(this.input.moreInput);
+        // While the log is far behind (Readies.backlogged) only its completions, ticks and
+        // failures wake the loop: input waits in the ring.
+        const backlogged = this.readies.backlogged;
+        await control.waitForWork(this.input.moreInput && !backlogged, !backlogged);
         if (control.fatal !== null) throw control.fatal;
         this.turn();
         await this.outbox.flush();
@@ -200,7 +205,9 @@ export class Shard {
     // Acknowledgements of what just became durable leave before this turn takes new input: the
     // leader's commit waits for them, not for the work that arrived meanwhile.
     if (this.readies.completeBatches()) this.outbox.sendPeersNow();
-    this.input.drain();
+    // Reads a full outbox held back last turn go before this turn's input.
+    this.requests.serveDeferredReads();
+    if (!this.readies.backlogged) this.input.drain();
     // The writes read this turn go into the log as one entry per group.
     this.requests.proposeStaged();
     if (this.control.takeTick()) this.table.tick();

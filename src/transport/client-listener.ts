@@ -11,7 +11,7 @@
 //
 // Backpressure, for every engine:
 // - the handler pauses a connection when it cannot take more requests (a full ring, too many
-//   in flight) and resumes it later; a paused connection delivers no frame, even one already
+//   in flight, too many bytes under way: inflightBytesPerConnMax) and resumes it later; a paused connection delivers no frame, even one already
 //   read in the same chunk;
 // - the listener pauses reading a connection by itself while its unsent output is above
 //   pendingBytesHigh (a client that sends and never reads), and lifts that pause, calling

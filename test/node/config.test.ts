@@ -157,6 +157,10 @@ test('relations between keys are checked, naming every key involved and its sour
   assert.match(configError(() => loadConfig({ flags: { 'ring-bytes': '1MiB', 'frame-bytes-max': '1MiB' } })), /frameBytesMax .*, ringBytes .*: a frame of 1048576 bytes must fit in one ring record with its headers \(at most 261120 bytes/);
   assert.match(configError(() => loadConfig({ flags: { 'link-backoff-ms-min': '5000' } })), /linkBackoffMsMin .*: the first redial delay 5000 ms exceeds the largest 2000 ms/);
   assert.match(configError(() => loadConfig({ flags: { 'link-send-queue-bytes-max': '1MiB' } })), /a link send queue must hold at least one whole link frame/);
+  assert.match(configError(() => loadConfig({ flags: { 'inflight-bytes-per-conn-max': '2MiB' } })),
+    /inflightBytesPerConnMax \(flag --inflight-bytes-per-conn-max\), pendingBytesHigh \(default\), pendingBytesMax \(default\): need pendingBytesHigh < inflightBytesPerConnMax ≤ pendingBytesMax/);
+  assert.match(configError(() => loadConfig({ env: { FLOTILLA_INFLIGHT_BYTES_PER_CONN_MAX: '128MiB' } })), /need pendingBytesHigh < inflightBytesPerConnMax ≤ pendingBytesMax/);
+  assert.equal(loadConfig({ flags: { 'inflight-bytes-per-conn-max': '64MiB' } }).inflightBytesPerConnMax, 64 * 1024 * 1024);
 });
 
 test('peers: unique ids, this node among them with its own ports, no shared endpoint, no port 0 for others', () => {
