@@ -3,6 +3,10 @@
 // window of messages in flight.
 import { assert } from '../util/assert.js';
 
+/** The inflight ring's first size, when a message is first in flight. */
+const INFLIGHT_SLOTS_FIRST = 8;
+const NO_SLOTS = new Float64Array(0);
+
 export enum ProgressState {
   /** Unsure where the follower's log ends: one message at a time until it answers. */
   Probe = 0,
@@ -14,35 +18,56 @@ export enum ProgressState {
 
 /**
  * The append messages in flight to one follower, as a ring of (last index, bytes). Full when
- * either bound is reached; freed in order as the follower acknowledges.
+ * either bound is reached; freed in order as the follower acknowledges. The ring starts empty
+ * and doubles as messages pile up, up to countMax: every member keeps a Progress for every
+ * other (a follower too, in case it leads), and at thousands of groups a full window each
+ * (256 × 16 bytes, three members) was most of a group's memory, while a busy leader rarely has
+ * more than a few appends in flight.
  */
 export class Inflights {
-  private readonly indexes: Float64Array;
-  private readonly sizes: Float64Array;
+  private indexes = NO_SLOTS;
+  private sizes = NO_SLOTS;
   private start = 0;
   count = 0;
   bytes = 0;
 
   constructor(readonly countMax: number, readonly bytesMax: number) {
     assert(countMax > 0, 'inflight window needs a positive size');
-    this.indexes = new Float64Array(countMax);
-    this.sizes = new Float64Array(countMax);
   }
 
   add(index: number, bytes: number): void {
     assert(this.count < this.countMax, 'inflights overflow');
-    const i = (this.start + this.count) % this.countMax;
+    if (this.count === this.indexes.length) this.grow();
+    const cap = this.indexes.length;
+    let i = this.start + this.count;
+    if (i >= cap) i -= cap;
     this.indexes[i] = index;
     this.sizes[i] = bytes;
     this.count++;
     this.bytes += bytes;
   }
 
+  /** Doubles the ring (at most countMax), its messages moved to the front in order. */
+  private grow(): void {
+    const cap = this.indexes.length;
+    const next = Math.min(this.countMax, Math.max(INFLIGHT_SLOTS_FIRST, 2 * cap));
+    const indexes = new Float64Array(next);
+    const sizes = new Float64Array(next);
+    for (let k = 0, i = this.start; k < this.count; k++, i = i + 1 === cap ? 0 : i + 1) {
+      indexes[k] = this.indexes[i]!;
+      sizes[k] = this.sizes[i]!;
+    }
+    this.indexes = indexes;
+    this.sizes = sizes;
+    this.start = 0;
+  }
+
   /** Frees every message whose last index is at most `index`. */
   freeLE(index: number): void {
+    const cap = this.indexes.length;
     while (this.count > 0 && this.indexes[this.start]! <= index) {
       this.bytes -= this.sizes[this.start]!;
-      this.start = (this.start + 1) % this.countMax;
+      this.start = this.start + 1 === cap ? 0 : this.start + 1;
       this.count--;
     }
     if (this.count === 0) { this.start = 0; this.bytes = 0; }

@@ -37,9 +37,9 @@ export class ReadOnly {
   held: number[] = [];
   private pending: PendingRead[] = [];
   private head = 0;
-  /** Tick at which round r was sent, at r % SENT_TICKS_KEPT. */
-  private readonly sentTicks = new Float64Array(SENT_TICKS_KEPT);
-  private readonly sentRounds = new Float64Array(SENT_TICKS_KEPT);
+  /** Tick at which round r was sent, at r % SENT_TICKS_KEPT (made at the first round: followers never need it). */
+  private sentTicks: Float64Array | null = null;
+  private sentRounds: Float64Array | null = null;
 
   constructor(readonly readsMax: number) {}
 
@@ -67,6 +67,10 @@ export class ReadOnly {
     this.round++;
     this.roundWanted = false;
     const slot = this.round % SENT_TICKS_KEPT;
+    if (this.sentTicks === null || this.sentRounds === null) {
+      this.sentTicks = new Float64Array(SENT_TICKS_KEPT);
+      this.sentRounds = new Float64Array(SENT_TICKS_KEPT);
+    }
     this.sentTicks[slot] = tick;
     this.sentRounds[slot] = this.round;
     return this.round;
@@ -75,6 +79,7 @@ export class ReadOnly {
   /** When round r went out, or -1 if it is too old to remember. */
   sentTick(r: number): number {
     const slot = r % SENT_TICKS_KEPT;
+    if (this.sentTicks === null || this.sentRounds === null) return -1;
     return this.sentRounds[slot] === r ? this.sentTicks[slot]! : -1;
   }
 
