@@ -37,9 +37,11 @@ export class ReadOnly {
   held: number[] = [];
   private pending: PendingRead[] = [];
   private head = 0;
-  /** Tick at which round r was sent, at r % SENT_TICKS_KEPT (made at the first round: followers never need it). */
-  private sentTicks: Float64Array | null = null;
-  private sentRounds: Float64Array | null = null;
+  /**
+   * Tick at which round r was sent, at r % SENT_TICKS_KEPT, and that round's number at
+   * SENT_TICKS_KEPT + r % SENT_TICKS_KEPT. Made at the first round: followers never need it.
+   */
+  private sent: Float64Array | null = null;
 
   constructor(readonly readsMax: number) {}
 
@@ -67,20 +69,17 @@ export class ReadOnly {
     this.round++;
     this.roundWanted = false;
     const slot = this.round % SENT_TICKS_KEPT;
-    if (this.sentTicks === null || this.sentRounds === null) {
-      this.sentTicks = new Float64Array(SENT_TICKS_KEPT);
-      this.sentRounds = new Float64Array(SENT_TICKS_KEPT);
-    }
-    this.sentTicks[slot] = tick;
-    this.sentRounds[slot] = this.round;
+    if (this.sent === null) this.sent = new Float64Array(2 * SENT_TICKS_KEPT);
+    this.sent[slot] = tick;
+    this.sent[SENT_TICKS_KEPT + slot] = this.round;
     return this.round;
   }
 
   /** When round r went out, or -1 if it is too old to remember. */
   sentTick(r: number): number {
     const slot = r % SENT_TICKS_KEPT;
-    if (this.sentTicks === null || this.sentRounds === null) return -1;
-    return this.sentRounds[slot] === r ? this.sentTicks[slot]! : -1;
+    if (this.sent === null) return -1;
+    return this.sent[SENT_TICKS_KEPT + slot] === r ? this.sent[slot]! : -1;
   }
 
   /** A quorum acknowledged `r`: moves every read of round ≤ r to `out`. */

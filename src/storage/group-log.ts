@@ -12,6 +12,20 @@ export type SnapshotDataSource = (group: number, meta: SnapshotMeta) => Uint8Arr
 
 const EMPTY = new Uint8Array(0);
 const CAPACITY_MIN = 16;
+/** Bytes per slot: term, segment and offset (8 each), length (4), type (1). */
+const SLOT_BYTES = 29;
+
+/** The slot arrays of `cap` slots (a power of two, ≥ 8, so every view starts aligned), in one buffer. */
+function slotViews(cap: number): { terms: Float64Array; segs: Float64Array; offs: Float64Array; lens: Uint32Array; types: Uint8Array } {
+  const buf = new ArrayBuffer(cap * SLOT_BYTES);
+  return {
+    terms: new Float64Array(buf, 0, cap),
+    segs: new Float64Array(buf, 8 * cap, cap),
+    offs: new Float64Array(buf, 16 * cap, cap),
+    lens: new Uint32Array(buf, 24 * cap, cap),
+    types: new Uint8Array(buf, 28 * cap, cap),
+  };
+}
 const ENTRIES_CACHED_MAX = 1 << 20;
 
 export class GroupLog implements LogStorage {
@@ -37,11 +51,13 @@ export class GroupLog implements LogStorage {
   private lastIdx = 0;
   // Slot s holds index slotBase + s.
   private slotBase = 1;
-  private terms = new Float64Array(CAPACITY_MIN);
-  private types = new Uint8Array(CAPACITY_MIN);
-  private segs = new Float64Array(CAPACITY_MIN);
-  private offs = new Float64Array(CAPACITY_MIN);
-  private lens = new Uint32Array(CAPACITY_MIN);
+  // Per slot: term, segment, offset (f64), length (u32) and type (u8), as views of one buffer
+  // (slotViews): at thousands of groups an ArrayBuffer each cost more than their slots.
+  private terms: Float64Array;
+  private segs: Float64Array;
+  private offs: Float64Array;
+  private lens: Uint32Array;
+  private types: Uint8Array;
   private cached: (Uint8Array | undefined)[] = [];
   /** Bytes of live entry payloads, for deciding whether rewriting this group is cheap. */
   liveBytes = 0;
@@ -51,7 +67,14 @@ export class GroupLog implements LogStorage {
     private readonly read: SegmentReader,
     private readonly snapshotData: SnapshotDataSource,
     private readonly cache: EntryCache,
-  ) {}
+  ) {
+    const v = slotViews(CAPACITY_MIN);
+    this.terms = v.terms;
+    this.segs = v.segs;
+    this.offs = v.offs;
+    this.lens = v.lens;
+    this.types = v.types;
+  }
 
   // --- LogStorage ---
 
@@ -258,16 +281,19 @@ export class GroupLog implements LogStorage {
 
   private allocate(cap: number): void {
     const n = Math.min(this.lastIdx - this.slotBase + 1, cap);
-    const grow = <T extends Float64Array | Uint8Array | Uint32Array>(old: T, make: (n: number) => T): T => {
-      const a = make(cap);
-      if (n > 0) a.set(old.subarray(0, n) as never);
-      return a;
-    };
-    this.terms = grow(this.terms, (k) => new Float64Array(k));
-    this.types = grow(this.types, (k) => new Uint8Array(k));
-    this.segs = grow(this.segs, (k) => new Float64Array(k));
-    this.offs = grow(this.offs, (k) => new Float64Array(k));
-    this.lens = grow(this.lens, (k) => new Uint32Array(k));
+    const v = slotViews(cap);
+    if (n > 0) {
+      v.terms.set(this.terms.subarray(0, n));
+      v.segs.set(this.segs.subarray(0, n));
+      v.offs.set(this.offs.subarray(0, n));
+      v.lens.set(this.lens.subarray(0, n));
+      v.types.set(this.types.subarray(0, n));
+    }
+    this.terms = v.terms;
+    this.segs = v.segs;
+    this.offs = v.offs;
+    this.lens = v.lens;
+    this.types = v.types;
   }
 
   private shiftSlots(dead: number): void {
