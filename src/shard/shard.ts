@@ -45,6 +45,9 @@ import type { StateMachineFactory } from './state-machine.js';
 import { loadStateMachineFactory } from './state-machine-loader.js';
 import type { GroupStatus, ShardTask } from './task.js';
 
+/** The log's free space is checked (statfs) at most this often, with the ticks. */
+const SPACE_CHECK_MS = 100;
+
 /** Unfinished incoming snapshots may hold this many times snapshotBytesMax in all. */
 const SNAP_ASSEMBLY_FACTOR = 2;
 
@@ -85,6 +88,8 @@ export class Shard {
   private readonly peers: PeerInput;
   private readonly readies: Readies;
   private readonly snapshots: Snapshots;
+  private readonly clock: Clock;
+  private spaceCheckedMs = -Infinity;
 
   private constructor(
     readonly task: ShardTask,
@@ -99,6 +104,7 @@ export class Shard {
     this.counters = io.counters;
     this.outbox = io.outbox;
     const clock = io.clock ?? systemClock;
+    this.clock = clock;
     this.control = new LoopControl(io.scheduler ?? systemScheduler, io.inRing, io.waitInput ?? (() => io.inRing.waitData()), io.counters);
     const ctx: ShardContext = { task, log: io.log, counters: io.counters, clock, outbox: io.outbox, wal, control: this.control };
     const config = coreConfig(task, this.outbox.payloadBytesMax, io.random ?? Math.random);
@@ -158,6 +164,7 @@ export class Shard {
       const shard = new Shard(task, io, wal, store, images, factory);
       noSpaceChanged = (e): void => shard.noSpaceChanged(e);
       if (wal.noSpace !== null) shard.noSpaceChanged(wal.noSpace);
+      shard.checkSpace();
       await shard.table.recover(store, task, shard.log);
       return shard;
     } catch (e) {
@@ -174,9 +181,10 @@ export class Shard {
    */
   noSpaceChanged(e: WalError | null): void {
     if (e !== null) {
+      if (this.counters[ShardCounter.NoSpace] === 0) this.log.warn({ err: e.message }, 'disk full: writes are refused (NO_SPACE) until there is room; reads go on');
       this.counters[ShardCounter.NoSpace] = 1;
-      this.log.warn({ err: e.message }, 'disk full: writes are refused (NO_SPACE) until there is room; reads go on');
-      this.requests.rejectWaitingWrites();
+      // Only a held batch leaves writes waiting on the disk; with space merely low they are written.
+      if (this.wal.batchHeld) this.requests.rejectWaitingWrites();
     } else {
       this.counters[ShardCounter.NoSpace] = 0;
       this.log.info('the disk has room again: writes resume');
@@ -228,11 +236,22 @@ export class Shard {
     this.input.drain();
     // The writes read this turn go into the log as one entry per group.
     this.requests.proposeStaged();
-    if (this.control.takeTick()) this.table.tick();
+    if (this.control.takeTick()) {
+      this.table.tick();
+      this.checkSpace();
+    }
     // Pinned log segments are checked at the pace of the request sweep.
     if (this.requests.sweepIfDue()) this.snapshots.unpin();
     this.readies.collect();
     this.counters[ShardCounter.Leaders] = this.table.leaders;
+  }
+
+  /** Free space, at most every SPACE_CHECK_MS: the log reports a disk nearly full before a batch meets it. */
+  private checkSpace(): void {
+    const now = this.clock.nowMs();
+    if (now - this.spaceCheckedMs < SPACE_CHECK_MS) return;
+    this.spaceCheckedMs = now;
+    this.wal.checkSpace();
   }
 
   private async shutdown(): Promise<void> {

@@ -73,8 +73,8 @@ export class BatchWriter {
     private readonly segmentBytes: number,
     /** Space reserved ahead of the frames, a step at a time (0: none, the file grows with each frame). */
     private readonly reserveBytes: number,
-    /** Told when the disk turns full (the error) and when the held batch is written at last (null). */
-    private readonly onNoSpace: (e: WalError | null) => void,
+    /** Told when a batch is held by a full disk and when it is written at last (see `noSpace`). */
+    private readonly onNoSpace: () => void,
   ) {}
 
   get error(): WalError | null { return this.failed; }
@@ -174,7 +174,7 @@ export class BatchWriter {
               const err = e as NodeJS.ErrnoException;
               this.noSpaceError = new WalError('WAL_NO_SPACE', `no space left writing ${this.dir}: ${err.message}`, undefined, undefined, { cause: e });
               this.stats.lastError = this.noSpaceError.message;
-              this.onNoSpace(this.noSpaceError);
+              this.onNoSpace();
             }
             await this.waitToRetry(retryMs);
             retryMs = Math.min(WAL_NO_SPACE_RETRY_MS_MAX, retryMs * 2);
@@ -195,7 +195,7 @@ export class BatchWriter {
   private clearNoSpace(): void {
     if (this.noSpaceError === null) return;
     this.noSpaceError = null;
-    this.onNoSpace(null);
+    this.onNoSpace();
   }
 
   private waitToRetry(ms: number): Promise<void> {

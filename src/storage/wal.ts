@@ -53,8 +53,9 @@ export interface WalOptions {
   /** Told of every cut recovery makes (a torn tail, a later segment removed); the shard logs each at warn. */
   onCut?: (cut: WalCut) => void;
   /**
-   * Told when a batch meets a full disk (the error: the log holds it and tries again, appends
-   * gather behind it, none resolves) and when it is written at last (null).
+   * Told when the log turns short of space (the error) and when it has room again (null): a
+   * batch met a full disk (the log holds it and tries again; appends gather behind it, none
+   * resolves until it is written), or checkSpace found less than reserveBytes free.
    */
   onNoSpace?: (e: WalError | null) => void;
 }
@@ -81,6 +82,11 @@ export class Wal {
   private readonly writer: BatchWriter;
   private readonly purge: SegmentPurge;
   private closing: Promise<void> | null = null;
+  private readonly onNoSpace: (e: WalError | null) => void;
+  /** checkSpace found less than reserveBytes free (cleared by the next check that finds more). */
+  private spaceLow: WalError | null = null;
+  /** What onNoSpace was last told (so it hears of changes only). */
+  private noSpaceTold: WalError | null = null;
 
   private constructor(opts: WalOptions) {
     const { fs, clock, scheduler, onCut, onNoSpace, ...settings } = opts;
@@ -93,6 +99,7 @@ export class Wal {
     this.fs = fs ?? nodeFileSystem;
     this.scheduler = scheduler ?? systemScheduler;
     this.onCut = onCut ?? ((): void => {});
+    this.onNoSpace = onNoSpace ?? ((): void => {});
     assert(this.opts.segmentBytes >= 4096, 'segmentBytes must be at least 4 KiB');
     assert(this.opts.reserveBytes >= 0, 'reserveBytes must not be negative');
     this.cache = new EntryCache(this.opts.cacheBytesMax);
@@ -100,7 +107,7 @@ export class Wal {
     this.layout = new BatchLayout(this.files, this.opts.segmentBytes, () => this.roll());
     this.sync = new SegmentSync(this.fs, clock ?? systemClock, this.files, this.stats, () => this.writer.hasFailed, (e) => this.writer.fail(e, []));
     this.writer = new BatchWriter(this.fs, this.opts.dir, this.opts.syncForce, this.layout, this.sync, this.stats, this.scheduler,
-      this.opts.segmentBytes, this.opts.reserveBytes, onNoSpace ?? ((): void => {}));
+      this.opts.segmentBytes, this.opts.reserveBytes, () => this.tellNoSpace());
     this.purge = new SegmentPurge(this.files, this.groups, this.sync, this.stats, this.opts.rewriteBytesMax);
     this.purge.layout = this.layout;
     this.writer.retirement = this.purge;
@@ -145,8 +152,43 @@ export class Wal {
   get cachedBytes(): number { return this.cache.bytes; }
   get segmentCount(): number { return this.files.size; }
   get error(): WalError | null { return this.writer.error; }
-  /** Non-null while the disk is full: a batch is held and tried again; appends wait behind it. */
-  get noSpace(): WalError | null { return this.writer.noSpace; }
+  /**
+   * Non-null while the log is short of space: a batch is held by a full disk (tried again;
+   * appends wait behind it), or the last checkSpace found less than reserveBytes free.
+   */
+  get noSpace(): WalError | null { return this.writer.noSpace ?? this.spaceLow; }
+  /** A batch is held by a full disk (its appends wait until it is written). */
+  get batchHeld(): boolean { return this.writer.noSpace !== null; }
+
+  /**
+   * Asks the file system how much is free (statfs): below reserveBytes the log reports no space
+   * (onNoSpace) before a batch meets a full disk, so that writes can be refused while what is
+   * reserved still takes the records Raft must write (votes, a follower's entries). Called by the
+   * host on a timer (a syscall: not per batch); with reserveBytes 0 it checks nothing.
+   */
+  checkSpace(): void {
+    if (this.opts.reserveBytes === 0 || this.writer.hasFailed) return;
+    let free: number;
+    try {
+      free = this.fs.freeBytesSync(this.opts.dir);
+    } catch {
+      return; // statfs unsupported here: the held batch alone tells of a full disk
+    }
+    if (free < this.opts.reserveBytes) {
+      this.spaceLow ??= new WalError('WAL_NO_SPACE', `${free} bytes free for ${this.opts.dir}, less than reserveBytes (${this.opts.reserveBytes})`);
+    } else {
+      this.spaceLow = null;
+    }
+    this.tellNoSpace();
+  }
+
+  private tellNoSpace(): void {
+    // Told of each change of cause too (space low, then a batch held): one error object per cause.
+    const now = this.noSpace;
+    if (now === this.noSpaceTold) return;
+    this.noSpaceTold = now;
+    this.onNoSpace(now);
+  }
 
   /**
    * Adds everything of one turn to the current batch; resolves when that batch is durable
