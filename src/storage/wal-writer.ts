@@ -246,7 +246,6 @@ export class BatchWriter {
       this.writeFully(f.seg.fd, f.buf, f.len + END_MARK_BYTES, f.start);
       f.seg.written = f.start + f.len;
       touched.add(f.seg);
-      this.stats.bytes += f.len;
     }
     if (this.syncForce) {
       await this.sync.syncAll(touched);
@@ -256,7 +255,11 @@ export class BatchWriter {
       this.sync.syncLater(touched);
     }
     this.stats.batches++;
-    for (const f of frames) this.layout.recycle(f.buf);
+    // Counted once written (a batch held by a full disk is tried more than once).
+    for (const f of frames) {
+      this.stats.bytes += f.len;
+      this.layout.recycle(f.buf);
+    }
   }
 
   /**

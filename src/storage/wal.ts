@@ -7,7 +7,7 @@
 //   wal-recovery.ts       reading a log directory back at open
 //   wal-segment-files.ts  segment files and spares (recycled segments)
 //   wal-batch.ts          laying out the records of the batch being gathered
-//   wal-writer.ts         group commit: writing batches, failure
+//   wal-writer.ts         group commit: writing batches, space reserved ahead, a full disk, failure
 //   wal-sync.ts           fdatasync and directory syncs, the background sync of syncForce off
 //   wal-purge.ts          deleting unneeded segments, rewriting small groups that pin one
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../io/clock.js';
