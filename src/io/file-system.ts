@@ -39,6 +39,8 @@ export interface FileSystem {
   fdatasync(fd: number, done: SyncCallback): void;
   /** Makes the directory's entries (files created, renamed or deleted in it) durable. */
   syncDir(dir: string, done: SyncCallback): void;
+  /** Bytes free for an unprivileged writer on the file system holding `dir` (statfs). */
+  freeBytesSync(dir: string): number;
 
   readonly promises: {
     /** Creates `dir` and its missing parents; resolves to the first directory created, if any. */
@@ -68,6 +70,10 @@ export const nodeFileSystem: FileSystem = {
   unlinkSync: (file) => fs.unlinkSync(file),
   renameSync: (from, to) => fs.renameSync(from, to),
   fdatasync: (fd, done) => fs.fdatasync(fd, done),
+  freeBytesSync: (dir) => {
+    const st = fs.statfsSync(dir);
+    return st.bavail * st.bsize;
+  },
   syncDir: (dir, done) => {
     fs.open(dir, 'r', (e, fd) => {
       if (e !== null) return done(e);

@@ -1,7 +1,9 @@
 // The operator's HTTP endpoint (node:http): health for load balancers and supervisors, metrics
 // for Prometheus, status, and group administration.
 //
-//   GET    /health                       200 when serving, 503 otherwise; JSON either way
+//   GET    /health                       200 when serving (status ok, or degraded with reasons, e.g.
+//                                        NO_SPACE: a shard's disk is full, writes refused, reads go
+//                                        on), 503 otherwise; JSON either way
 //   GET    /metrics                      Prometheus text exposition 0.0.4
 //   GET    /status                       { nodeId, groups: GroupStatus[] }
 //   POST   /groups                       body { group, members }        → add a group here
@@ -10,7 +12,8 @@
 //
 // Admin answers are `{ ok: true, ... }` (200) or `{ ok: false, code, message }` with a status
 // that follows the code: BAD_REQUEST 400, NOT_FOUND/NO_GROUP 404, METHOD_NOT_ALLOWED 405,
-// TOO_LARGE 413, OVERLOADED 429, INTERNAL 500, UNAVAILABLE/STORAGE_FAILED 503, TIMEOUT 504, and
+// TOO_LARGE 413, OVERLOADED 429, INTERNAL 500, UNAVAILABLE/STORAGE_FAILED 503, TIMEOUT 504,
+// NO_SPACE 507 (Insufficient Storage), and
 // 409 for the rest (the request conflicts with the group's state: NOT_LEADER, exists, ...).
 //
 // Bounded: request bodies (bodyBytesMax), headers (Node's 16 KiB), time to receive a request,
@@ -20,8 +23,27 @@ import type { AddressInfo } from 'node:net';
 import type { AdminReply, GroupStatus } from '../shard/task.js';
 import type { Logger } from './log.js';
 
+/** What /health answers. */
+export interface NodeHealth {
+  serving: boolean;
+  /**
+   * ok: serving, nothing wrong; degraded: serving, but some shard refuses writes (`reasons`
+   * says why: NO_SPACE, its disk is full; reads go on); unavailable: not serving (503).
+   */
+  status?: 'ok' | 'degraded' | 'unavailable';
+  reasons?: string[];
+  nodeId: number;
+  shards: {
+    shard: number;
+    state: 'starting' | 'ready' | 'failed' | 'stopped';
+    message?: string;
+    /** NO_SPACE while the shard's disk is full (it refuses writes; reads go on). */
+    reason?: 'NO_SPACE';
+  }[];
+}
+
 export interface AdminBackend {
-  health(): { serving: boolean; nodeId: number; shards: { shard: number; state: 'starting' | 'ready' | 'failed' | 'stopped'; message?: string }[] };
+  health(): NodeHealth;
   status(): Promise<{ nodeId: number; groups: GroupStatus[] }>;
   /** Prometheus text exposition. */
   metrics(): Promise<string>;
@@ -262,6 +284,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   UNAVAILABLE: 503,
   STORAGE_FAILED: 503,
   TIMEOUT: 504,
+  NO_SPACE: 507,
 };
 
 function reply(res: http.ServerResponse, r: AdminReply): void {

@@ -72,6 +72,7 @@ const ERROR_SLOTS: [ShardCounter, string][] = [
   [ShardCounter.ErrorsNotLeader, 'NOT_LEADER'],
   [ShardCounter.ErrorsOverloaded, 'OVERLOADED'],
   [ShardCounter.ErrorsBadRequest, 'BAD_REQUEST'],
+  [ShardCounter.ErrorsNoSpace, 'NO_SPACE'],
   [ShardCounter.ErrorsOther, 'OTHER'],
 ];
 
@@ -104,6 +105,7 @@ export class NodeMetrics {
   private readonly groupsHosted: Gauge;
   private readonly groupsLed: Gauge;
   private readonly shardState: Gauge;
+  private readonly shardNoSpace: Gauge;
   private readonly ringBytes: Gauge;
   private readonly ringCapacity: Gauge;
   private readonly slots: [ShardCounter, Counter, number][];
@@ -147,6 +149,7 @@ export class NodeMetrics {
     this.groupsHosted = gauge('flotilla_groups', 'Groups hosted by the shard.', ['shard']);
     this.groupsLed = gauge('flotilla_groups_led', 'Groups of the shard this node leads.', ['shard']);
     this.shardState = gauge('flotilla_shard_state', 'Shard state: 1 for the state the shard is in, 0 for the others.', ['shard', 'state']);
+    this.shardNoSpace = gauge('flotilla_shard_no_space', '1 while the shard\'s disk is full: its writes are refused with NO_SPACE, reads go on; 0 otherwise.', ['shard']);
     this.ringBytes = gauge('flotilla_ring_bytes', 'Bytes waiting in the shard\'s ring: in (main to shard) or out (shard to main).', ['shard', 'direction']);
     this.ringCapacity = gauge('flotilla_ring_capacity_bytes', 'Capacity of each of the shard\'s rings.', ['shard']);
     this.slots = COUNTER_SLOTS.map(([slot, name, help, scale]) => [slot, counter(name, help, ['shard']), scale]);
@@ -208,6 +211,7 @@ export class NodeMetrics {
       const c = s.counters;
       for (const state of SHARD_STATES) this.shardState.set({ shard, state }, state === s.state ? 1 : 0);
       if (!SHARD_STATES.includes(s.state)) this.shardState.set({ shard, state: s.state }, 1);
+      this.shardNoSpace.set({ shard }, slot(c, ShardCounter.NoSpace) > 0 ? 1 : 0);
       this.ringBytes.set({ shard, direction: 'in' }, s.ringInBytes);
       this.ringBytes.set({ shard, direction: 'out' }, s.ringOutBytes);
       this.ringCapacity.set({ shard }, s.ringCapacity);

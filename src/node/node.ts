@@ -174,9 +174,19 @@ class Node implements FlotillaNode {
   }
 
   private health(): ReturnType<AdminBackend['health']> {
-    const shards = this.pool.shards.map((s) => ({ shard: s.index, state: s.state, ...(s.message !== undefined ? { message: s.message } : {}) }));
+    const shards = this.pool.shards.map((s) => {
+      // The shard says so in shared memory (src/shard/counters.ts): read here, no round trip.
+      const noSpace = s.state === 'ready' && s.counters[ShardCounter.NoSpace]! > 0;
+      return {
+        shard: s.index, state: s.state,
+        ...(s.message !== undefined ? { message: s.message } : {}),
+        ...(noSpace ? { reason: 'NO_SPACE' as const, message: 'the disk is full: writes are refused (NO_SPACE) until there is room; reads go on' } : {}),
+      };
+    });
     const serving = this.accepting && this.pool.allReady() && this.tcp !== null;
-    return { serving, nodeId: this.config.nodeId, shards };
+    const reasons = shards.some((s) => s.reason === 'NO_SPACE') ? ['NO_SPACE'] : [];
+    const status = !serving ? 'unavailable' as const : reasons.length > 0 ? 'degraded' as const : 'ok' as const;
+    return { serving, status, reasons, nodeId: this.config.nodeId, shards };
   }
 
   stop(): Promise<void> {

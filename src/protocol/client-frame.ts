@@ -47,6 +47,7 @@ export type ProtocolErrorCode =
   | 'OUTCOME_UNKNOWN'  // a write was proposed but leadership was lost before it was known to commit
   | 'TIMEOUT'          // no outcome within requestTimeoutMs
   | 'UNAVAILABLE'      // the shard is stopping or has failed
+  | 'NO_SPACE'         // the shard's disk is full: writes are refused until there is room (reads go on)
   | 'STORAGE_FAILED';  // the shard's log failed; the node is stopping
 
 /** Where to find a leader: what NOT_LEADER carries when the leader is known. */

@@ -18,6 +18,7 @@ import type { GroupTable } from './group-table.js';
 import type { LatencyHistogram } from './latency.js';
 import type { LoopControl } from './loop-control.js';
 import type { Outbox } from './outbox.js';
+import type { Wal } from '../storage/wal.js';
 import type { PeerInfo, ShardTask } from './task.js';
 
 /** Requests are checked for TIMEOUT at most this often. */
@@ -29,6 +30,7 @@ export class ClientRequests {
   private readonly outbox: Outbox;
   private readonly counters: Float64Array;
   private readonly clock: Clock;
+  private readonly wal: Wal;
   private readonly peersById: Map<number, PeerInfo>;
   private readonly sweepIntervalMs: number;
   private readSeq = 0;
@@ -56,6 +58,7 @@ export class ClientRequests {
     this.counters = ctx.counters;
     this.clock = ctx.clock;
     this.control = ctx.control;
+    this.wal = ctx.wal;
     this.lastSweep = this.clock.nowMs();
     this.peersById = new Map(ctx.task.peers.map((p) => [p.id, p]));
     this.sweepIntervalMs = Math.min(SWEEP_INTERVAL_MS_MAX, Math.max(ctx.task.tickMs, ctx.task.requestTimeoutMs / 4));
@@ -115,6 +118,11 @@ export class ClientRequests {
       if (refused !== null) {
         // Not the leader: refused now, as the core would, rather than at the end of the turn.
         this.reject(conn, f.requestId, f.group, 'NOT_LEADER', this.notLeaderMessage(f.group, refused), t0, refused);
+        return;
+      }
+      if (this.wal.noSpace !== null) {
+        // Refused before it is proposed: it can never be applied. Reads go on (they write nothing).
+        this.reject(conn, f.requestId, f.group, 'NO_SPACE', `the disk of node ${this.task.nodeId} shard ${this.task.shard} is full; the write was not applied (retry once there is room)`, t0);
         return;
       }
       if (h.staged.length >= COMMANDS_PER_ENTRY_MAX || batchBytes(h.staged.length + 1, h.stagedBytes + body.length) > this.proposalBytesMax) this.proposeStagedOf(h);
@@ -271,7 +279,22 @@ export class ClientRequests {
     if (code === 'NOT_LEADER') c[ShardCounter.ErrorsNotLeader]!++;
     else if (code === 'OVERLOADED') c[ShardCounter.ErrorsOverloaded]!++;
     else if (code === 'BAD_REQUEST') c[ShardCounter.ErrorsBadRequest]!++;
+    else if (code === 'NO_SPACE') c[ShardCounter.ErrorsNoSpace]!++;
     else c[ShardCounter.ErrorsOther]!++;
+  }
+
+  /**
+   * The disk filled: every write waiting for its entry to commit is answered NO_SPACE now, rather
+   * than TIMEOUT later. Its entry stays in the Raft log (it may already be on other members, and
+   * is written here once there is room), so it may still be applied: the message says so.
+   */
+  rejectWaitingWrites(): void {
+    const message = `the disk of node ${this.task.nodeId} shard ${this.task.shard} filled before the write was known to commit; it may still be applied once there is room`;
+    for (const h of this.groups.values()) {
+      if (h.proposals.size === 0) continue;
+      for (const p of h.proposals.values()) this.rejectWrite(h, p, 'NO_SPACE', message);
+      h.proposals.clear();
+    }
   }
 
   /** Answers every request waiting on `h` with `code` (removal, stop, failure), a membership change too. */

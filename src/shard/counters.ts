@@ -43,6 +43,10 @@ export enum ShardCounter {
   PeerDropBadSnapshot,
   PeerDropBadIndex,
   PeerDropNotMember,
+  /** 1 while the shard's disk is full (its log holds a batch and tries it again), else 0. */
+  NoSpace,
+  /** Writes answered NO_SPACE (refused up front, or waiting when the disk filled). */
+  ErrorsNoSpace,
 }
 
 export const SHARD_COUNTER_SLOTS = 32;

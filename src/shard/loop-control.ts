@@ -16,6 +16,11 @@ export class LoopControl {
   private dataWaiting = false;
   private stopTimer: Cancel | null = null;
   private fatalError: Error | null = null;
+  /**
+   * The shard is stopping while its disk is full: the appends the log gives up on are rejected
+   * with WAL_NO_SPACE (they were never durable, nothing was acknowledged), which is no failure.
+   */
+  private abandoningNoSpace = false;
   /** Work the shard must see finish before it closes the log. */
   private readonly inflight = new Set<Promise<unknown>>();
 
@@ -113,9 +118,25 @@ export class LoopControl {
     while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
+  /** From here on (the shard is stopping), work given up on for a full disk does not stop the loop. */
+  abandonNoSpace(): void {
+    this.abandoningNoSpace = true;
+  }
+
+  get abandoning(): boolean {
+    return this.abandoningNoSpace;
+  }
+
+  /** Resolves after `ms` (a retry's backoff). */
+  sleep(ms: number): Promise<void> {
+    return new Promise<void>((r) => this.scheduler.after(ms, r));
+  }
+
   /** Makes the loop stop with `e` (the log or the snapshot store failed, or a bug). */
   failWith(e: unknown): void {
     if (this.fatalError !== null) return;
+    const code = (e as { code?: unknown }).code;
+    if (this.abandoningNoSpace && (code === 'WAL_NO_SPACE' || code === 'ENOSPC')) return;
     this.fatalError = e instanceof Error ? e : new Error(String(e));
     this.wake();
   }

@@ -26,7 +26,7 @@ import type { Snapshot, SnapshotMeta } from '../raft/types.js';
 import type { SpscRing } from '../ring/spsc-ring.js';
 import type { ProtocolErrorCode } from '../protocol/client-frame.js';
 import { SnapshotStore, snapshotStoreDefaults } from '../storage/snapshot-store.js';
-import { Wal, type GroupWrite } from '../storage/wal.js';
+import { Wal, type GroupWrite, type WalError } from '../storage/wal.js';
 import { Admin } from './admin.js';
 import { Applier } from './apply.js';
 import { ClientRequests } from './client-requests.js';
@@ -46,6 +46,9 @@ import { Snapshots } from './snapshots.js';
 import type { StateMachineFactory } from './state-machine.js';
 import { loadStateMachineFactory } from './state-machine-loader.js';
 import type { GroupStatus, ShardTask } from './task.js';
+
+/** The log's free space is checked (statfs) at most this often, with the ticks. */
+const SPACE_CHECK_MS = 100;
 
 /** Unfinished incoming snapshots may hold this many times snapshotBytesMax in all. */
 const SNAP_ASSEMBLY_FACTOR = 2;
@@ -87,6 +90,8 @@ export class Shard {
   private readonly peers: PeerInput;
   private readonly readies: Readies;
   private readonly snapshots: Snapshots;
+  private readonly clock: Clock;
+  private spaceCheckedMs = -Infinity;
 
   private constructor(
     readonly task: ShardTask,
@@ -101,6 +106,7 @@ export class Shard {
     this.counters = io.counters;
     this.outbox = io.outbox;
     const clock = io.clock ?? systemClock;
+    this.clock = clock;
     this.control = new LoopControl(io.scheduler ?? systemScheduler, io.inRing, io.waitInput ?? (() => io.inRing.waitData()), io.counters);
     const ctx: ShardContext = { task, log: io.log, counters: io.counters, clock, outbox: io.outbox, wal, control: this.control };
     const config = coreConfig(task, this.outbox.payloadBytesMax, io.random ?? Math.random);
@@ -128,6 +134,10 @@ export class Shard {
   static async open(task: ShardTask, io: ShardIo): Promise<Shard> {
     const images = new Map<number, Snapshot>();
     const fs = io.fs ?? nodeFileSystem;
+    // The log tells of a full disk before the shard exists (recovery's first batch may meet one).
+    let noSpaceChanged = (e: WalError | null): void => {
+      if (e !== null) io.log.warn({ err: e.message }, 'disk full while opening the shard; waiting for room');
+    };
     const wal = Wal.open({
       fs,
       clock: io.clock,
@@ -138,6 +148,7 @@ export class Shard {
       // Every cut of a torn tail is logged: what recovery dropped must never go unsaid.
       onCut: (cut) => io.log.warn({ file: cut.file, offset: cut.offset, bytesDropped: cut.bytesDropped, reason: cut.reason },
         'log recovery cut a torn tail'),
+      onNoSpace: (e) => noSpaceChanged(e),
       snapshotData: (group: number, meta: SnapshotMeta): Uint8Array => {
         const s = images.get(group);
         assert(s !== undefined && s.meta.index === meta.index && s.meta.term === meta.term,
@@ -153,12 +164,34 @@ export class Shard {
       });
       const factory = io.stateMachines ?? await loadStateMachineFactory(task.stateMachine);
       const shard = new Shard(task, io, wal, store, images, factory);
+      noSpaceChanged = (e): void => shard.noSpaceChanged(e);
+      if (wal.noSpace !== null) shard.noSpaceChanged(wal.noSpace);
+      shard.checkSpace();
       await shard.table.recover(store, task, shard.log);
       return shard;
     } catch (e) {
       await wal.close().catch(noop);
       throw e;
     }
+  }
+
+  /**
+   * The disk filled (`e`: the log holds a batch and tries it again) or has room again (null).
+   * While full: new writes are refused NO_SPACE before they are proposed, waiting ones are
+   * answered NO_SPACE (they may still be applied), reads go on, and nothing is acknowledged to
+   * peers that is not durable (their acknowledgements wait for the held batch, readies.ts).
+   */
+  noSpaceChanged(e: WalError | null): void {
+    if (e !== null) {
+      if (this.counters[ShardCounter.NoSpace] === 0) this.log.warn({ err: e.message }, 'disk full: writes are refused (NO_SPACE) until there is room; reads go on');
+      this.counters[ShardCounter.NoSpace] = 1;
+      // Only a held batch leaves writes waiting on the disk; with space merely low they are written.
+      if (this.wal.batchHeld) this.requests.rejectWaitingWrites();
+    } else {
+      this.counters[ShardCounter.NoSpace] = 0;
+      this.log.info('the disk has room again: writes resume');
+    }
+    this.control.wake();
   }
 
   /** The groups hosted here, by id. */
@@ -210,15 +243,30 @@ export class Shard {
     if (!this.readies.backlogged) this.input.drain();
     // The writes read this turn go into the log as one entry per group.
     this.requests.proposeStaged();
-    if (this.control.takeTick()) this.table.tick();
+    if (this.control.takeTick()) {
+      this.table.tick();
+      this.checkSpace();
+    }
     // Pinned log segments are checked at the pace of the request sweep.
     if (this.requests.sweepIfDue()) this.snapshots.unpin();
     this.readies.collect();
     this.counters[ShardCounter.Leaders] = this.table.leaders;
   }
 
+  /** Free space, at most every SPACE_CHECK_MS: the log reports a disk nearly full before a batch meets it. */
+  private checkSpace(): void {
+    const now = this.clock.nowMs();
+    if (now - this.spaceCheckedMs < SPACE_CHECK_MS) return;
+    this.spaceCheckedMs = now;
+    this.wal.checkSpace();
+  }
+
   private async shutdown(): Promise<void> {
     this.control.stopTicks();
+    // A batch (or a snapshot install) held by a full disk would wait for room for ever: it is
+    // given up on (nothing in it was acknowledged).
+    this.control.abandonNoSpace();
+    this.wal.abandonHeld();
     await this.control.settle();
     if (this.control.fatal !== null) throw this.control.fatal;
     this.readies.completeBatches();
@@ -227,7 +275,7 @@ export class Shard {
     // Commit indexes not written yet (Readies.handleReadyIo): a restart then applies up to them at once.
     const pending: GroupWrite[] = [];
     for (const h of this.groups.values()) if (h.hardPending !== null && !h.removed) pending.push({ group: h.id, entries: [], hardState: h.hardPending });
-    if (pending.length > 0) await this.wal.append(pending);
+    if (pending.length > 0 && this.wal.error === null) await this.wal.append(pending);
     await this.wal.close();
     this.log.info({ groups: this.groups.size }, 'shard stopped');
   }

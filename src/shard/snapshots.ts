@@ -16,6 +16,9 @@ import type { ImageSteps } from './state-machine.js';
 import type { ShardTask } from './task.js';
 
 const noop = (): void => {};
+/** An install the disk has no room for is tried again after this long, doubling up to the max. */
+const INSTALL_RETRY_MS_MIN = 50;
+const INSTALL_RETRY_MS_MAX = 2000;
 
 /**
  * Image bytes made between two turns when a state machine images in steps: about a
@@ -61,7 +64,18 @@ export class Snapshots {
   /** A leader's snapshot: to the store first, then into the state machine (the append follows). */
   async install(h: GroupHost, snap: Snapshot): Promise<void> {
     if (h.removed) return;
-    await this.serialSnapshotWork(() => this.store.write(h.id, snap.meta, snap.data));
+    // A full disk holds the install (and every later batch, readies.ts) until there is room.
+    for (let ms = INSTALL_RETRY_MS_MIN; ; ms = Math.min(INSTALL_RETRY_MS_MAX, ms * 2)) {
+      try {
+        await this.serialSnapshotWork(() => this.store.write(h.id, snap.meta, snap.data));
+        break;
+      } catch (e) {
+        if ((e as { code?: unknown }).code !== 'ENOSPC' || this.control.fatal !== null || this.control.abandoning) throw e;
+        this.log.warn({ group: h.id, index: snap.meta.index, err: (e as Error).message }, 'snapshot from the leader not written: the disk is full; trying again');
+        await this.control.sleep(ms);
+        if (h.removed) return;
+      }
+    }
     h.installing--;
     if (h.removed) return;
     h.sm.restore(snap.data);
@@ -108,7 +122,12 @@ export class Snapshots {
         h.imageBytes = image.length;
         return this.serialSnapshotWork(() => this.takeSnapshot(h, meta, image, keepEntries));
       })
-      .catch((e: unknown) => this.control.failWith(e))
+      .catch((e: unknown) => {
+        // A full disk is no failure: the old snapshot and the log still hold everything, and the
+        // next one is tried after snapshotEntries more commands (or by the unpin sweep).
+        if ((e as { code?: unknown }).code === 'ENOSPC') this.log.warn({ group: h.id, err: (e as Error).message }, 'snapshot not written: the disk is full');
+        else this.control.failWith(e);
+      })
       .finally(() => {
         h.snapshotting = false;
       }));

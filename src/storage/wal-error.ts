@@ -18,6 +18,10 @@ export interface WalStats {
   segmentsRecycled: number;
   groupsRewritten: number;
   failures: number;
+  /** Tries of a batch that met a full disk (each is cut back, held and tried again). */
+  noSpaceRetries: number;
+  /** Bytes of zeros written to reserve space ahead of frames. */
+  bytesReserved: number;
   lastError: string | null;
   /** Sum and count of fdatasync durations (ms), for a mean; the engine keeps histograms. */
   fsyncMsTotal: number;
@@ -26,6 +30,6 @@ export interface WalStats {
 export function newWalStats(): WalStats {
   return {
     batches: 0, bytes: 0, fsyncs: 0, segments: 0, segmentsDeleted: 0, segmentsRecycled: 0, groupsRewritten: 0,
-    failures: 0, lastError: null, fsyncMsTotal: 0,
+    failures: 0, noSpaceRetries: 0, bytesReserved: 0, lastError: null, fsyncMsTotal: 0,
   };
 }

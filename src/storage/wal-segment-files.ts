@@ -16,6 +16,8 @@ export interface Segment {
   assigned: number;
   /** Bytes known to be written. */
   written: number;
+  /** The file is allocated (written, with frames or with zeros) up to here (wal-writer.ts, reserve). */
+  reserved: number;
   /**
    * Made by this process, so every frame in it names its segment: its file may become a spare.
    * (A recovered one may hold frames of an older format, which name none.)
@@ -33,6 +35,8 @@ export const WAL_SPARES_MAX = 2;
 interface Spare {
   file: string;
   fd: number;
+  /** Bytes of its file known to be allocated (0 when recovered: not known). */
+  reserved: number;
   /** Its rename to a spare name is durable (a directory sync followed it): only then reused. */
   durable: boolean;
 }
@@ -79,12 +83,12 @@ export class SegmentFiles {
         continue;
       }
       // Not trusted as durable until the next directory sync (syncRecovered makes one).
-      this.spares.push({ file, fd: this.fs.openSync(file, 'r+'), durable: false });
+      this.spares.push({ file, fd: this.fs.openSync(file, 'r+'), reserved: 0, durable: false });
       this.dirNeedsSync = true;
     }
     for (const { seq, file, end } of r.segments) {
       const fd = this.fs.openSync(file, 'r+');
-      this.bySeq.set(seq, { seq, file, fd, assigned: end, written: end, recyclable: false });
+      this.bySeq.set(seq, { seq, file, fd, assigned: end, written: end, reserved: end, recyclable: false });
       this.nextSeq = seq + 1;
     }
   }
@@ -104,6 +108,7 @@ export class SegmentFiles {
     const seq = this.nextSeq++;
     const file = path.join(this.dir, segmentName(seq));
     let fd: number;
+    let reserved = 0;
     const k = this.spares.findIndex((sp) => sp.durable);
     if (k >= 0) {
       // Its old frames stay in the file until overwritten; recovery tells them by the segment
@@ -111,11 +116,12 @@ export class SegmentFiles {
       const sp = this.spares.splice(k, 1)[0]!;
       this.fs.renameSync(sp.file, file);
       fd = sp.fd;
+      reserved = sp.reserved;
       this.stats.segmentsRecycled++;
     } else {
       fd = this.fs.openSync(file, 'wx+');
     }
-    const s: Segment = { seq, file, fd, assigned: 0, written: 0, recyclable: true };
+    const s: Segment = { seq, file, fd, assigned: 0, written: 0, reserved, recyclable: true };
     this.bySeq.set(seq, s);
     this.current = s;
     this.stats.segments++;
@@ -134,7 +140,7 @@ export class SegmentFiles {
     } else if (s.recyclable && this.spares.length < WAL_SPARES_MAX) {
       const file = path.join(this.dir, spareName(++this.spareSeq));
       this.fs.renameSync(s.file, file);
-      this.spares.push({ file, fd: s.fd, durable: false });
+      this.spares.push({ file, fd: s.fd, reserved: Math.max(s.reserved, s.written), durable: false });
     } else {
       this.fs.closeSync(s.fd);
       this.fs.unlinkSync(s.file);

@@ -7,7 +7,7 @@
 //   wal-recovery.ts       reading a log directory back at open
 //   wal-segment-files.ts  segment files and spares (recycled segments)
 //   wal-batch.ts          laying out the records of the batch being gathered
-//   wal-writer.ts         group commit: writing batches, failure
+//   wal-writer.ts         group commit: writing batches, space reserved ahead, a full disk, failure
 //   wal-sync.ts           fdatasync and directory syncs, the background sync of syncForce off
 //   wal-purge.ts          deleting unneeded segments, rewriting small groups that pin one
 import { systemClock, systemScheduler, type Clock, type Scheduler } from '../io/clock.js';
@@ -22,7 +22,7 @@ import { SegmentPurge } from './wal-purge.js';
 import { recoverSegments, type WalCut } from './wal-recovery.js';
 import { SegmentFiles } from './wal-segment-files.js';
 import { SegmentSync } from './wal-sync.js';
-import { BatchWriter } from './wal-writer.js';
+import { BatchWriter, WAL_RESERVE_BYTES } from './wal-writer.js';
 
 export type { GroupWrite } from './wal-batch.js';
 export { WalError, type WalErrorCode, type WalStats } from './wal-error.js';
@@ -38,6 +38,12 @@ export interface WalOptions {
   cacheBytesMax?: number;
   /** A group whose live entries are at most this many bytes is rewritten to free an old segment. */
   rewriteBytesMax?: number;
+  /**
+   * Space reserved ahead of the frames, a step of this many bytes at a time (zeros written past
+   * the end), so that a full disk is met before a batch rather than inside one. 0: none (each
+   * file grows with its frames; its size is then where its frames end).
+   */
+  reserveBytes?: number;
   /** Where a group's snapshot data comes from, when the core sends a snapshot. */
   snapshotData?: SnapshotDataSource;
   /** The file system, clock and timers (node's own unless a simulator passes its). */
@@ -46,6 +52,12 @@ export interface WalOptions {
   scheduler?: Scheduler;
   /** Told of every cut recovery makes (a torn tail, a later segment removed); the shard logs each at warn. */
   onCut?: (cut: WalCut) => void;
+  /**
+   * Told when the log turns short of space (the error) and when it has room again (null): a
+   * batch met a full disk (the log holds it and tries again; appends gather behind it, none
+   * resolves until it is written), or checkSpace found less than reserveBytes free.
+   */
+  onNoSpace?: (e: WalError | null) => void;
 }
 
 export const walDefaults = {
@@ -53,10 +65,11 @@ export const walDefaults = {
   syncForce: true,
   cacheBytesMax: 64 << 20,
   rewriteBytesMax: 1 << 20,
+  reserveBytes: WAL_RESERVE_BYTES,
 };
 
 export class Wal {
-  readonly opts: Required<Omit<WalOptions, 'snapshotData' | 'fs' | 'clock' | 'scheduler' | 'onCut'>> & { snapshotData: SnapshotDataSource };
+  readonly opts: Required<Omit<WalOptions, 'snapshotData' | 'fs' | 'clock' | 'scheduler' | 'onCut' | 'onNoSpace'>> & { snapshotData: SnapshotDataSource };
   private readonly fs: FileSystem;
   private readonly scheduler: Scheduler;
   private readonly onCut: (cut: WalCut) => void;
@@ -69,9 +82,14 @@ export class Wal {
   private readonly writer: BatchWriter;
   private readonly purge: SegmentPurge;
   private closing: Promise<void> | null = null;
+  private readonly onNoSpace: (e: WalError | null) => void;
+  /** checkSpace found less than reserveBytes free (cleared by the next check that finds more). */
+  private spaceLow: WalError | null = null;
+  /** What onNoSpace was last told (so it hears of changes only). */
+  private noSpaceTold: WalError | null = null;
 
   private constructor(opts: WalOptions) {
-    const { fs, clock, scheduler, onCut, ...settings } = opts;
+    const { fs, clock, scheduler, onCut, onNoSpace, ...settings } = opts;
     this.opts = {
       ...walDefaults,
       ...Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined)),
@@ -81,12 +99,15 @@ export class Wal {
     this.fs = fs ?? nodeFileSystem;
     this.scheduler = scheduler ?? systemScheduler;
     this.onCut = onCut ?? ((): void => {});
+    this.onNoSpace = onNoSpace ?? ((): void => {});
     assert(this.opts.segmentBytes >= 4096, 'segmentBytes must be at least 4 KiB');
+    assert(this.opts.reserveBytes >= 0, 'reserveBytes must not be negative');
     this.cache = new EntryCache(this.opts.cacheBytesMax);
     this.files = new SegmentFiles(this.fs, this.opts.dir, this.stats);
     this.layout = new BatchLayout(this.files, this.opts.segmentBytes, () => this.roll());
     this.sync = new SegmentSync(this.fs, clock ?? systemClock, this.files, this.stats, () => this.writer.hasFailed, (e) => this.writer.fail(e, []));
-    this.writer = new BatchWriter(this.fs, this.opts.dir, this.opts.syncForce, this.layout, this.sync, this.stats);
+    this.writer = new BatchWriter(this.fs, this.opts.dir, this.opts.syncForce, this.layout, this.sync, this.stats, this.scheduler,
+      this.opts.segmentBytes, this.opts.reserveBytes, () => this.tellNoSpace());
     this.purge = new SegmentPurge(this.files, this.groups, this.sync, this.stats, this.opts.rewriteBytesMax);
     this.purge.layout = this.layout;
     this.writer.retirement = this.purge;
@@ -131,6 +152,43 @@ export class Wal {
   get cachedBytes(): number { return this.cache.bytes; }
   get segmentCount(): number { return this.files.size; }
   get error(): WalError | null { return this.writer.error; }
+  /**
+   * Non-null while the log is short of space: a batch is held by a full disk (tried again;
+   * appends wait behind it), or the last checkSpace found less than reserveBytes free.
+   */
+  get noSpace(): WalError | null { return this.writer.noSpace ?? this.spaceLow; }
+  /** A batch is held by a full disk (its appends wait until it is written). */
+  get batchHeld(): boolean { return this.writer.noSpace !== null; }
+
+  /**
+   * Asks the file system how much is free (statfs): below reserveBytes the log reports no space
+   * (onNoSpace) before a batch meets a full disk, so that writes can be refused while what is
+   * reserved still takes the records Raft must write (votes, a follower's entries). Called by the
+   * host on a timer (a syscall: not per batch); with reserveBytes 0 it checks nothing.
+   */
+  checkSpace(): void {
+    if (this.opts.reserveBytes === 0 || this.writer.hasFailed) return;
+    let free: number;
+    try {
+      free = this.fs.freeBytesSync(this.opts.dir);
+    } catch {
+      return; // statfs unsupported here: the held batch alone tells of a full disk
+    }
+    if (free < this.opts.reserveBytes) {
+      this.spaceLow ??= new WalError('WAL_NO_SPACE', `${free} bytes free for ${this.opts.dir}, less than reserveBytes (${this.opts.reserveBytes})`);
+    } else {
+      this.spaceLow = null;
+    }
+    this.tellNoSpace();
+  }
+
+  private tellNoSpace(): void {
+    // Told of each change of cause too (space low, then a batch held): one error object per cause.
+    const now = this.noSpace;
+    if (now === this.noSpaceTold) return;
+    this.noSpaceTold = now;
+    this.onNoSpace(now);
+  }
 
   /**
    * Adds everything of one turn to the current batch; resolves when that batch is durable
@@ -174,12 +232,19 @@ export class Wal {
     return this.purge.groupsPinning();
   }
 
+  /** Gives up on a batch held by a full disk: its appends, and those behind it, reject with WAL_NO_SPACE; the log stops. */
+  abandonHeld(): void {
+    this.writer.abandonHeld();
+  }
+
   close(): Promise<void> {
     this.closing ??= this.closeOnce();
     return this.closing;
   }
 
   private async closeOnce(): Promise<void> {
+    // A batch held by a full disk would wait for space for ever: its appends are rejected.
+    this.writer.abandonHeld();
     if (!this.writer.hasFailed) {
       try { await this.writer.commitIfPending(); } catch { /* reported to the appenders */ }
     }

@@ -301,6 +301,11 @@ export class SimFs implements FileSystem {
     n.crash(keep, torn, zeroRest);
   }
 
+  /** What statfs would say is free: room left under bytesMax. */
+  freeBytesSync(_dir: string): number {
+    return Math.max(0, this.bytesMax - this.usedBytes());
+  }
+
   /** Bytes held (page cache view), for ENOSPC. */
   usedBytes(): number {
     let n = 0;

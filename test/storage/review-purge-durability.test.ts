@@ -48,23 +48,38 @@ test('a crash right after a roll that rewrote an idle group loses that group (ol
 test('ENOSPC on the batch that carries a rewrite loses the rewritten group for good', async () => {
   const dir = tmpdir();
   const wal = await setup(dir);
-  // The log writes frames with writeSync (only the fdatasync is asynchronous).
+  // The log writes frames with writeSync (only the fdatasync is asynchronous). A full disk holds
+  // the batch (it is cut back and tried again, docs/storage.md "A full disk"), never resolving
+  // it before it is written; a crash meanwhile must find group 1 intact.
   const restore = patchFs('writeSync', () => (() => {
     throw errno('ENOSPC');
   }) as never);
+  let atCrash: string;
+  let settled = false;
+  let p: Promise<void>;
   try {
-    await assert.rejects(wal.append([{ group: 2, entries: [big(3, 1, 3000)] }]), (e: unknown) => e instanceof WalError && e.code === 'WAL_FAILED');
+    p = wal.append([{ group: 2, entries: [big(3, 1, 3000)] }]);
+    void p.then(() => { settled = true; }, () => { settled = true; });
+    while (wal.noSpace === null) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(settled, false, 'nothing resolves while the disk is full');
+    assert.ok(wal.noSpace instanceof WalError && wal.noSpace.code === 'WAL_NO_SPACE');
+    atCrash = crashCopy(dir); // kill -9 while the batch is held
   } finally {
     restore();
   }
+  await p; // written once there is room
+  assert.equal(wal.noSpace, null);
   await wal.close();
   // docs/storage.md: "The segment is cut back to what was written before the failed batch, so a restart finds a clean log."
-  const again = Wal.open({ dir, segmentBytes: 4096 });
-  try {
-    assert.deepEqual(texts(again, 1), ['1/1:e1t1', '2/1:e2t1', '3/1:e3t1']);
-    assert.deepEqual(again.group(1).hardState, { term: 1, vote: 1, commit: 3 });
-  } finally {
-    await again.close();
+  for (const d of [atCrash, dir]) {
+    const again = Wal.open({ dir: d, segmentBytes: 4096 });
+    try {
+      assert.deepEqual(texts(again, 1), ['1/1:e1t1', '2/1:e2t1', '3/1:e3t1']);
+      assert.deepEqual(again.group(1).hardState, { term: 1, vote: 1, commit: 3 });
+      assert.equal(again.group(2).lastIndex(), d === dir ? 3 : 2, 'the held entry is there once written, not before');
+    } finally {
+      await again.close();
+    }
   }
 });
 

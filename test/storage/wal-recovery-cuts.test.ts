@@ -1,6 +1,8 @@
 // Recovery's cuts and its rule for the last frame (docs/storage.md, "Recovery"): a torn tail is
 // cut and every cut is reported (file, offset, bytes dropped); a last frame that is complete in
 // the file and spoiled by one flipped bit is corruption, never cut.
+// The logs here are written with `reserveBytes: 0` (no space reserved ahead), so a file's size is
+// where its frames end: the tests tear and flip bytes by position from there.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -15,7 +17,7 @@ after(cleanup);
 /** A log of two batches in one segment; the second frame is the last. Returns its bounds. */
 async function twoFrames(lastBytes = 3000): Promise<{ dir: string; file: string; last: number; end: number }> {
   const dir = tmpdir();
-  const wal = Wal.open({ dir, segmentBytes: 1 << 20 });
+  const wal = Wal.open({ dir, segmentBytes: 1 << 20, reserveBytes: 0 });
   await wal.append([{ group: 1, entries: range(1, 3, 1), hardState: { term: 1, vote: 1, commit: 3 } }]);
   const file = path.join(dir, segmentFiles(dir)[0]!);
   const last = fs.statSync(file).size - END_MARK_BYTES;
@@ -33,7 +35,7 @@ function copyDir(dir: string): string {
 
 function openCuts(dir: string): { wal: Wal; cuts: WalCut[] } {
   const cuts: WalCut[] = [];
-  const wal = Wal.open({ dir, segmentBytes: 1 << 20, onCut: (c) => cuts.push(c) });
+  const wal = Wal.open({ dir, segmentBytes: 1 << 20, reserveBytes: 0, onCut: (c) => cuts.push(c) });
   return { wal, cuts };
 }
 
@@ -136,7 +138,7 @@ test('a tear that differs from the frame by one bit is still a tear: end mark mi
   // bytes held one set bit: zeroing them is a one-bit difference, but it is a torn write.
   {
     const dir2 = tmpdir();
-    const wal = Wal.open({ dir: dir2, segmentBytes: 1 << 20 });
+    const wal = Wal.open({ dir: dir2, segmentBytes: 1 << 20, reserveBytes: 0 });
     await wal.append([{ group: 1, entries: range(1, 3, 1) }]);
     const f = path.join(dir2, segmentFiles(dir2)[0]!);
     const at = fs.statSync(f).size - END_MARK_BYTES;
@@ -175,7 +177,7 @@ test('a tear that differs from the frame by one bit is still a tear: end mark mi
 
 test('the later segments removed after a torn tail are reported, each with its size', async () => {
   const dir = tmpdir();
-  const wal = Wal.open({ dir, segmentBytes: 8192 });
+  const wal = Wal.open({ dir, segmentBytes: 8192, reserveBytes: 0 });
   await wal.append([{ group: 1, entries: range(1, 3, 1) }]);
   const [s1] = segmentFiles(dir);
   const before = fs.statSync(path.join(dir, s1!)).size;

@@ -109,7 +109,7 @@ test('an installed snapshot restarts the group\'s log after it', async () => {
 /** A log holding two batches of group 1 (entries 1..3, then 4..6) in one segment file. */
 async function twoBatches(): Promise<{ dir: string; file: string }> {
   const dir = tmpdir();
-  const wal = Wal.open({ dir });
+  const wal = Wal.open({ dir, reserveBytes: 0 });
   await wal.append([{ group: 1, entries: range(1, 3, 1) }]);
   await wal.append([{ group: 1, entries: range(4, 6, 1) }]);
   await wal.close();
