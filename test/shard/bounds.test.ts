@@ -81,7 +81,9 @@ test('while the log does not sync, the shard takes in no more than BATCHES_IN_FL
       writes.push(c.put(1, 1, `k${i}`, String(i)));
       await sleep(1);
     }
-    await sleep(200);
+    // Every write is in the in ring (or taken from it); the shard's next turns take what they will.
+    await c.until(() => n.queue.length === 0 && !n.writing, 10_000, 'every write handed to the in ring');
+    await c.moreTurns([1], 3);
     const taken = n.counters[ShardCounter.Proposals]! - before;
     assert.ok(held.length > 0, 'a sync is held');
     assert.ok(taken <= BATCHES_IN_FLIGHT_MAX + 1, `the shard took ${taken} writes while the log was stalled (bound ${BATCHES_IN_FLIGHT_MAX} batches)`);

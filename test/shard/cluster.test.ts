@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameFlag, FrameKind } from '../../src/protocol/client-frame.js';
 import { ShardCounter } from '../../src/shard/counters.js';
-import { errorOf, resultOf, ShardCluster, sleep } from './harness.js';
+import { errorOf, resultOf, ShardCluster } from './harness.js';
 
 const GROUPS = [1, 2, 3, 4];
 
@@ -128,8 +128,9 @@ test('a leader that loses its followers answers its waiting writes, and requests
     // Writes waiting in a group that cannot commit when the shard stops: each gets UNAVAILABLE.
     const other = c.ids.find((id) => id !== again)!;
     c.drop = (from, to) => from === again || to === again;
+    const requests = c.counter(again, ShardCounter.Requests);
     const pending = [c.put(again, 1, 'p1', 'x'), c.put(again, 1, 'p2', 'x')];
-    await sleep(30);
+    await c.until(() => c.counter(again, ShardCounter.Requests) >= requests + 2, 10_000, 'both writes read by the shard');
     await c.stop(again);
     for (const r of await Promise.all(pending)) assert.ok(['UNAVAILABLE', 'OUTCOME_UNKNOWN', 'TIMEOUT'].includes(errorOf(r).code), errorOf(r).code);
     c.drop = () => false;

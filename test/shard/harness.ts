@@ -273,10 +273,24 @@ export class ShardCluster {
   /** Every request sent got exactly one response. */
   async checkOneResponseEach(): Promise<void> {
     await this.until(() => [...this.sent].every((id) => this.answered.has(id)), 10_000, 'a response to every request');
-    // Give a duplicate, if any, a moment to show up.
-    await sleep(50);
+    // A duplicate, if any, would be in a shard's outbox or out ring by now: let every shard run
+    // two more turns (its ticks bring them; its turn counter, not a clock, says when) and the
+    // out rings drain.
+    const ids = [...this.nodes.keys()];
+    await this.moreTurns(ids, 2);
+    await this.until(() => ids.every((id) => this.node(id).outRing.usedBytes() === 0), 10_000, 'every out ring drained');
     for (const id of this.sent) assert.equal(this.answered.get(id), 1, `request ${id} got ${this.answered.get(id) ?? 0} responses`);
     for (const id of this.answered.keys()) assert.ok(this.sent.has(id), `a response to request ${id}, which was never sent`);
+  }
+
+  /**
+   * Waits until each of `ids` has run `n` more turns than now (a shard's ticks bring turns even
+   * with no input): what was in its in ring or outbox has been handled by then. An event to wait
+   * for where a test would otherwise sleep "long enough" for nothing more to happen.
+   */
+  async moreTurns(ids: number[], n: number): Promise<void> {
+    const turns = new Map(ids.map((id) => [id, this.counter(id, ShardCounter.Turns)]));
+    await this.until(() => ids.every((id) => this.counter(id, ShardCounter.Turns) >= turns.get(id)! + n), 10_000, `${n} more turns of shards ${ids.join(', ')}`);
   }
 
   async until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
