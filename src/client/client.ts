@@ -14,7 +14,8 @@ import {
   type KvSingleResult,
 } from '../kv/kv-types.js';
 import { parseAddress } from './connection.js';
-import { Dispatcher, type RequestMode } from './dispatcher.js';
+import { Dispatcher } from './dispatcher.js';
+import type { RequestMode } from './request.js';
 import { FlotillaError } from './errors.js';
 import { groupOfKey } from './group-of.js';
 
