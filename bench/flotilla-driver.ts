@@ -11,7 +11,8 @@ import * as net from 'node:net';
 import { unpack } from 'msgpackr';
 import WebSocket from 'ws';
 import { groupOfKey } from '../src/client/group-of.js';
-import { KvTag, keyOpBytes, putBytes, writeKeyOp, writePut } from '../src/kv/kv-codec.js';
+import { keyOpBytes, putBytes, writeKeyOp, writePut } from '../src/kv/kv-command.js';
+import { KvTag } from '../src/kv/kv-types.js';
 import { FRAME_HEADER_BYTES, FrameFlag, FrameKind, type ErrorBody } from '../src/protocol/client-frame.js';
 import type { LoadConnection, LoadDriver, LoadOp } from './load.js';
 

@@ -1,5 +1,5 @@
 // CPU per put of the KV state machine, and of the ways it could hold a value's bytes: why
-// values are byte strings (kv-codec.ts ByteString) and not Uint8Array copies.
+// values are byte strings (kv-types.ts ByteString) and not Uint8Array copies.
 //
 //   npx tsc -p . && node dist/bench/kv-values.js [--puts N] [--keys K] [--value-bytes B]
 //
@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseOrExit, parsePositiveInt, type CommandSpec } from '../src/cli/args.js';
-import { encodeCommand } from '../src/kv/kv-codec.js';
+import { encodeCommand } from '../src/kv/kv-command.js';
 import { KvStateMachine } from '../src/kv/kv-state-machine.js';
 
 const ROWS = ['apply', 'uint8array', 'bytestring'] as const;

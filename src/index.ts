@@ -17,7 +17,16 @@ export { FlotillaClient, FlotillaError, groupOfKey, type ClientOptions, type Com
 export type { StateMachine, StateMachineFactory } from './shard/state-machine.js';
 export type { PeerInfo, StateMachineModule } from './shard/task.js';
 export { createKvStateMachine } from './kv/kv-service.js';
-export { KvError, KvResultError, decodeKvResult, encodeCommand, type KvCommand, type KvResult, type KvSingleCommand, type KvSingleResult } from './kv/kv-codec.js';
+export { encodeCommand } from './kv/kv-command.js';
+export { decodeKvResult } from './kv/kv-result.js';
+export {
+  KvError,
+  KvResultError,
+  type KvCommand,
+  type KvResult,
+  type KvSingleCommand,
+  type KvSingleResult,
+} from './kv/kv-types.js';
 
 export type CreateNodeOptions = Partial<NodeConfig> & {
   /**

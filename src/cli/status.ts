@@ -3,7 +3,37 @@
 // leader's commit, groups that see no leader. The judging is a pure function (tested alone);
 // fetching is bounded in time per request.
 import type { GroupStatus } from '../shard/task.js';
-import { UsageError } from './args.js';
+import { parseIntIn, parseServers, UsageError, type CommandSpec } from './args.js';
+import { CLIENT_OPTIONS, clientServers } from './client-target.js';
+
+/** One /health or /status request of `flotilla status`. */
+const STATUS_REQUEST_MS = 5_000;
+
+export const STATUS_SPEC = {
+  name: 'flotilla status',
+  summary: `Per node: serving or not, groups led and followed, groups lagging behind their
+leader's commit, groups with no leader. Asks each node's admin HTTP port (/health, /status).
+--servers lists client ports, as for kv; each node's admin port is taken to be its client port
++ 1 (the layout of the defaults and of flotilla cluster), or give --admin. Exits 1 unless every
+node answers, serves, and sees a leader for each of its groups.`,
+  options: {
+    servers: CLIENT_OPTIONS.servers,
+    admin: { type: 'string', value: 'H:P,...', help: 'admin HTTP addresses of the nodes, instead of client port + 1' },
+    'lag-entries': { type: 'string', value: 'N', help: 'a member lags when its applied index is more than N behind commit (default 1000)' },
+    json: CLIENT_OPTIONS.json,
+  },
+} as const satisfies CommandSpec;
+
+/** Runs `flotilla status` with its flags `v`: exit 0 when every node is healthy, else 1. */
+export async function statusCommand(v: Record<string, string | boolean | undefined>, dryRun: boolean, dry: (extra?: Record<string, unknown>) => number): Promise<number> {
+  const str = (k: string): string | undefined => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+  const servers = str('admin') !== undefined ? parseServers(str('admin')!, '--admin') : clientServers(str('servers')).map(adminOfClient);
+  const lag = str('lag-entries') === undefined ? 1000 : parseIntIn(str('lag-entries'), '--lag-entries', 0, Number.MAX_SAFE_INTEGER);
+  if (dryRun) return dry({ admin: servers });
+  const report = judgeStatus(await Promise.all(servers.map((s) => probeNode(s, STATUS_REQUEST_MS))), lag);
+  process.stdout.write(v['json'] === true ? JSON.stringify(report) + '\n' : statusLines(report).join('\n') + '\n');
+  return report.healthy ? 0 : 1;
+}
 
 /** The admin address of a client address, in the layout every node uses by default
  *  (raftPort P, clientPort P+1, adminPort P+2, wsPort P+3: `flotilla cluster`, the defaults). */

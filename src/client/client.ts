@@ -3,18 +3,19 @@
 // retry policy (dispatcher.ts).
 import { pack, unpack } from 'msgpackr';
 import { FrameFlag, FrameKind } from '../protocol/client-frame.js';
+import { encodeCommand } from '../kv/kv-command.js';
+import { decodeKvResult } from '../kv/kv-result.js';
 import {
   KvError,
   KvResultError,
-  decodeKvResult,
-  encodeCommand,
   type KvCommand,
   type KvResult,
   type KvSingleCommand,
   type KvSingleResult,
-} from '../kv/kv-codec.js';
+} from '../kv/kv-types.js';
 import { parseAddress } from './connection.js';
-import { Dispatcher, type RequestMode } from './dispatcher.js';
+import { Dispatcher } from './dispatcher.js';
+import type { RequestMode } from './request.js';
 import { FlotillaError } from './errors.js';
 import { groupOfKey } from './group-of.js';
 

@@ -1,5 +1,7 @@
 // Where each request goes and what happens when it fails: the client's routing and retry
-// policy, over the connections (connection.ts).
+// policy, over the connections (connection.ts). The leader cache, the suspected servers and
+// the open connections are server-choice.ts; a request's and its attempts' state request.ts;
+// this file holds the decisions, the request table and the timers.
 //
 // - A per-group leader cache, learned from successful answers and from NOT_LEADER hints.
 // - Each request is a series of attempts, each on one connection. An attempt with no answer
@@ -26,8 +28,10 @@
 //   fails with a code that says "not applied": such a final error becomes OUTCOME_UNKNOWN.
 import { FrameKind, type ErrorBody, type LeaderHint } from '../protocol/client-frame.js';
 import { unpack } from 'msgpackr';
-import { Connection, formatAddress, parseAddress, type Exchange } from './connection.js';
+import { formatAddress, type Connection } from './connection.js';
 import { FlotillaError } from './errors.js';
+import { Attempt, Op, type RequestMode } from './request.js';
+import { ServerChoice } from './server-choice.js';
 
 export interface DispatcherOptions {
   servers: string[];
@@ -44,146 +48,34 @@ export interface DispatcherOptions {
   frameBytesMax: number;
 }
 
-export interface RequestMode {
-  /** Safe to send again after any transient failure (it changes nothing). */
-  read: boolean;
-  /**
-   * A write that may be sent again after it may have been applied: applying it twice leaves
-   * the state applying it once would, and its result carries nothing that a second
-   * application could change (a put).
-   */
-  resend: boolean;
-  /** A success means the server that gave it leads the group: remember it. */
-  learn: boolean;
-  /** Copy the result out of the socket's buffer (it is handed to user code that may keep it). */
-  copy: boolean;
-  /** Send only to this server: no leader cache, no redirects, no other servers. */
-  pinned: string | null;
-}
-
-/** Bound on the leader cache; past it the cache starts over (it is only a hint). */
-const LEADERS_MAX = 65_536;
-/** Bound on open connections (servers plus leaders learned from hints). */
-const CONNECTIONS_MAX = 1024;
 /** Codes that say the server did not apply the request; not the last word once an earlier attempt may have been. */
 const NOT_APPLIED = new Set(['NOT_LEADER', 'OVERLOADED', 'LEADER_TRANSFERRING', 'NO_GROUP', 'UNAVAILABLE']);
 
 const MAYBE = '; it may have been applied';
 
-/** One sending of a request on one connection. */
-class Attempt implements Exchange {
-  id = 0;
-  written = false;
-  abandoned = false;
-  /** When it was handed to the connection (ms), and the connection's frames in by then. */
-  startedAt = 0;
-  framesInAtStart = 0;
-
-  constructor(
-    readonly op: Op,
-    readonly conn: Connection,
-  ) {}
-
-  get kind(): FrameKind {
-    return this.op.kind;
-  }
-
-  get flags(): number {
-    return this.op.flags;
-  }
-
-  get group(): number {
-    return this.op.group;
-  }
-
-  get body(): Uint8Array {
-    return this.op.body;
-  }
-
-  onResponse(conn: Connection, kind: FrameKind, body: Uint8Array): void {
-    this.op.d.onResponse(this, conn, kind, body);
-  }
-
-  onServerError(conn: Connection, error: ErrorBody): void {
-    this.op.d.onServerError(this, conn, error);
-  }
-
-  onConnectionFailure(conn: Connection, error: FlotillaError, written: boolean): void {
-    this.op.d.onConnectionFailure(this, conn, error, written);
-  }
-}
-
-class Op {
-  settled = false;
-  /** The attempt whose outcome decides what happens next; null while backing off. */
-  current: Attempt | null = null;
-  /** The server of the current or last attempt. */
-  address = '';
-  /** Index into `servers` used when no leader is known; -1 until first used. */
-  cursor = -1;
-  redirects = 0;
-  retries = 0;
-  /** Every retry so far, counted or not: drives the backoff. */
-  attempts = 0;
-  noGroupAnswers = 0;
-  /** Why an earlier attempt of this write may have been applied; null while none may have. */
-  maybeApplied: string | null = null;
-  /** Servers that failed during this request (no connection, connection lost, attempt timed out). */
-  failed: Set<string> | null = null;
-  /** A retry that waits for its backoff. */
-  timer: NodeJS.Timeout | null = null;
-  readonly resendable: boolean;
-
-  constructor(
-    readonly d: Dispatcher,
-    readonly kind: FrameKind,
-    readonly flags: number,
-    readonly group: number,
-    readonly body: Uint8Array,
-    readonly mode: RequestMode,
-    readonly deadline: number,
-    readonly resolve: (v: Uint8Array) => void,
-    readonly reject: (e: FlotillaError) => void,
-  ) {
-    this.resendable = mode.read || mode.resend;
-  }
-
-  noteFailed(address: string): void {
-    if (this.failed === null) this.failed = new Set();
-    this.failed.add(address);
-  }
-}
-
 export class Dispatcher {
-  private readonly conns = new Map<string, Connection>();
-  private readonly leaders = new Map<number, string>();
-  /**
-   * Suspected servers: address → until when they are skipped. An entry outlives its time
-   * (a request that saw the server fail still does not follow hints to it) until the server
-   * answers something.
-   */
-  private readonly downUntil = new Map<string, number>();
   /** Requests not yet settled, oldest first: with one timeout for all, also earliest deadline first. */
   private readonly outstanding = new Set<Op>();
   private deadlineTimer: NodeJS.Timeout | null = null;
   /** Attempts awaiting an answer, oldest first: with one attempt timeout for all, earliest expiry first. */
   private readonly timing = new Set<Attempt>();
   private attemptTimer: NodeJS.Timeout | null = null;
-  /** The server tried first for a group with no known leader. */
-  private preferred = 0;
   private closed = false;
+  private readonly servers: ServerChoice;
 
-  constructor(readonly opts: DispatcherOptions) {}
+  constructor(readonly opts: DispatcherOptions) {
+    this.servers = new ServerChoice(opts);
+  }
 
   /** Opens a connection to the first server that accepts one. */
   async connectAny(): Promise<void> {
     const why: string[] = [];
     for (let i = 0; i < this.opts.servers.length; i++) {
       const address = this.opts.servers[i]!;
-      const conn = this.connection(address);
+      const conn = this.servers.connection(address);
       try {
         await conn.opened;
-        this.preferred = i;
+        this.servers.preferred = i;
         return;
       } catch (e) {
         why.push(e instanceof Error ? e.message : String(e));
@@ -209,12 +101,13 @@ export class Dispatcher {
 
   /** Drops what the cache says about the group's leader (it is about to change). */
   forgetLeaderOf(group: number): void {
-    this.leaders.delete(group);
+    this.servers.forgetLeaderOf(group);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.servers.closed = true;
     if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = null;
     if (this.attemptTimer !== null) clearTimeout(this.attemptTimer);
@@ -222,8 +115,7 @@ export class Dispatcher {
     const err = new FlotillaError('UNAVAILABLE', 'the client is closed');
     for (const op of [...this.outstanding]) this.settle(op, err, null);
     this.timing.clear();
-    for (const conn of [...this.conns.values()]) conn.close(err);
-    this.conns.clear();
+    this.servers.closeAll(err);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -236,10 +128,10 @@ export class Dispatcher {
       this.settle(op, new FlotillaError('UNAVAILABLE', 'the client is closed'), null);
       return;
     }
-    const address = this.route(op);
+    const address = this.servers.route(op);
     let conn: Connection;
     try {
-      conn = this.connection(address);
+      conn = this.servers.connection(address);
     } catch (e) {
       this.settle(op, e as FlotillaError, null);
       return;
@@ -255,70 +147,6 @@ export class Dispatcher {
       return;
     }
     this.startTiming(a);
-  }
-
-  private route(op: Op): string {
-    if (op.mode.pinned !== null) return op.mode.pinned;
-    const now = this.downUntil.size > 0 ? Date.now() : 0;
-    const leader = this.leaders.get(op.group);
-    if (leader !== undefined && !this.skipped(op, leader, now)) return leader;
-    const servers = this.opts.servers;
-    if (op.cursor < 0) op.cursor = this.preferred;
-    // Skip servers that are suspected or failed during this request, unless every one is.
-    for (let i = 0; i < servers.length; i++) {
-      const at = (op.cursor + i) % servers.length;
-      if (!this.skipped(op, servers[at]!, now)) {
-        op.cursor = at;
-        break;
-      }
-    }
-    return servers[op.cursor]!;
-  }
-
-  /** Whether to avoid `address` for this request: suspected now, or failed in it and silent since. */
-  private skipped(op: Op, address: string, now: number): boolean {
-    const until = this.downUntil.get(address);
-    if (until === undefined) return false;
-    return until > now || (op.failed !== null && op.failed.has(address));
-  }
-
-  private connection(address: string): Connection {
-    const have = this.conns.get(address);
-    if (have !== undefined) return have;
-    const hp = parseAddress(address);
-    if (hp === null) throw new FlotillaError('BAD_REQUEST', `"${address}" is not host:port`);
-    if (this.conns.size >= CONNECTIONS_MAX) {
-      throw new FlotillaError('UNAVAILABLE', `${CONNECTIONS_MAX} connections open; not opening one to ${address}`);
-    }
-    const conn = new Connection({
-      host: hp.host,
-      port: hp.port,
-      connectTimeoutMs: this.opts.connectTimeoutMs,
-      inflightMax: this.opts.inflightMax,
-      queuedMax: this.opts.queuedMax,
-      frameBytesMax: this.opts.frameBytesMax,
-      onClose: (c) => this.onConnectionClosed(address, c),
-    });
-    this.conns.set(address, conn);
-    return conn;
-  }
-
-  private onConnectionClosed(address: string, conn: Connection): void {
-    if (this.conns.get(address) === conn) this.conns.delete(address);
-    // Refused, or lost (a node that died or restarts): either way, skip it for a while.
-    if (!this.closed) this.suspect(address);
-    const servers = this.opts.servers;
-    if (servers[this.preferred] === address) this.preferred = (this.preferred + 1) % servers.length;
-  }
-
-  private suspect(address: string): void {
-    if (this.downUntil.size >= CONNECTIONS_MAX && !this.downUntil.has(address)) this.downUntil.clear();
-    this.downUntil.set(address, Date.now() + this.opts.downMs);
-  }
-
-  /** The server answered something: whatever it was suspected of, it is alive. */
-  private heard(address: string): void {
-    if (this.downUntil.size > 0) this.downUntil.delete(address);
   }
 
   // ------------------------------------------------------------------------------------------
@@ -370,8 +198,8 @@ export class Dispatcher {
       conn.cancel(a);
     }
     // The server said nothing at all for a whole attempt: suspect it for every request.
-    if (silent) this.suspect(conn.address);
-    this.forgetLeader(op.group, conn.address);
+    if (silent) this.servers.suspect(conn.address);
+    this.servers.forgetLeader(op.group, conn.address);
     op.noteFailed(conn.address);
     const err = new FlotillaError('TIMEOUT', `${conn.address} did not answer within attemptTimeoutMs (${this.opts.attemptTimeoutMs} ms)`);
     if (a.written && !op.resendable) {
@@ -388,7 +216,7 @@ export class Dispatcher {
   // Outcomes
 
   onResponse(a: Attempt, conn: Connection, kind: FrameKind, body: Uint8Array): void {
-    this.heard(conn.address);
+    this.servers.heard(conn.address);
     const op = a.op;
     if (op.settled) return;
     const current = op.current === a;
@@ -419,12 +247,12 @@ export class Dispatcher {
       }
     }
     // A success, from the current attempt or a superseded one that was slow: the request is done.
-    if (op.mode.learn && op.mode.pinned === null) this.setLeader(op.group, conn.address);
+    if (op.mode.learn && op.mode.pinned === null) this.servers.setLeader(op.group, conn.address);
     this.settle(op, null, op.mode.copy ? body.slice() : body);
   }
 
   onServerError(a: Attempt, conn: Connection, e: ErrorBody): void {
-    this.heard(conn.address);
+    this.servers.heard(conn.address);
     const op = a.op;
     // A superseded attempt's failure changes nothing: a later attempt is under way.
     if (op.settled || op.current !== a) return;
@@ -437,13 +265,13 @@ export class Dispatcher {
     const err = new FlotillaError(e.code, `${conn.address}: ${e.message}`, e.leader);
     switch (e.code) {
       case 'NOT_LEADER': {
-        this.forgetLeader(op.group, conn.address);
+        this.servers.forgetLeader(op.group, conn.address);
         if (op.mode.pinned !== null) return this.settle(op, err, null);
         const hint = e.leader !== undefined ? formatAddress(e.leader.host, e.leader.clientPort) : null;
-        if (hint !== null && hint !== conn.address && !this.skipped(op, hint, Date.now())) {
+        if (hint !== null && hint !== conn.address && !this.servers.skipped(op, hint, Date.now())) {
           if (op.redirects >= this.opts.redirectsMax) return this.settle(op, err, null);
           op.redirects++;
-          this.setLeader(op.group, hint);
+          this.servers.setLeader(op.group, hint);
           return this.dispatch(op);
         }
         // No leader known, or only one that failed (the followers have not elected another
@@ -454,7 +282,7 @@ export class Dispatcher {
       case 'LEADER_TRANSFERRING':
         return this.retry(op, 'same', err);
       case 'NO_GROUP':
-        this.forgetLeader(op.group, conn.address);
+        this.servers.forgetLeader(op.group, conn.address);
         op.noGroupAnswers++;
         if (op.mode.pinned !== null || op.noGroupAnswers >= this.opts.servers.length) return this.settle(op, err, null);
         return this.retry(op, 'next', err);
@@ -463,11 +291,11 @@ export class Dispatcher {
         if (!op.resendable) return this.settle(op, err, null);
         if (!op.mode.read) op.maybeApplied ??= `${conn.address} answered ${e.code}`;
         // Leadership was lost, or commit stalled, there: the leader may well be elsewhere now.
-        this.forgetLeader(op.group, conn.address);
+        this.servers.forgetLeader(op.group, conn.address);
         return this.retry(op, 'next', err);
       case 'UNAVAILABLE':
       case 'STORAGE_FAILED':
-        this.forgetLeader(op.group, conn.address);
+        this.servers.forgetLeader(op.group, conn.address);
         if (!op.resendable) return this.settle(op, err, null);
         if (!op.mode.read) op.maybeApplied ??= `${conn.address} answered ${e.code}`;
         op.noteFailed(conn.address);
@@ -484,7 +312,7 @@ export class Dispatcher {
     op.current = null;
     // Neither gets better on another try: the stream was not Flotilla's, or not a client port.
     if (error.code === 'BAD_FRAME' || error.code === 'WRONG_PORT') return this.settle(op, error, null);
-    this.forgetLeader(op.group, conn.address);
+    this.servers.forgetLeader(op.group, conn.address);
     op.noteFailed(conn.address);
     if (written && !op.mode.read && op.resendable) op.maybeApplied ??= `the connection to ${conn.address} failed after it was sent (${error.message})`;
     if (!written || op.resendable) return this.retry(op, 'next', error);
@@ -500,7 +328,7 @@ export class Dispatcher {
     if (this.closed || (counted && op.retries >= this.opts.retriesMax)) return this.settle(op, err, null);
     // A pinned request has one server: 'next' is that server again.
     if (where === 'next' && op.mode.pinned === null) {
-      if (op.cursor < 0) op.cursor = this.preferred;
+      if (op.cursor < 0) op.cursor = this.servers.preferred;
       op.cursor = (op.cursor + 1) % this.opts.servers.length;
     }
     if (counted) op.retries++;
@@ -534,16 +362,6 @@ export class Dispatcher {
       err = new FlotillaError('TIMEOUT', `${err.message} (${op.maybeApplied})${MAYBE}`, err.leader);
     }
     op.reject(err);
-  }
-
-  private setLeader(group: number, address: string): void {
-    if (this.leaders.get(group) === address) return;
-    if (this.leaders.size >= LEADERS_MAX) this.leaders.clear();
-    this.leaders.set(group, address);
-  }
-
-  private forgetLeader(group: number, address: string): void {
-    if (this.leaders.get(group) === address) this.leaders.delete(group);
   }
 
   // ------------------------------------------------------------------------------------------

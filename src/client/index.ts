@@ -6,14 +6,14 @@ export { CLIENT_DEFAULTS, FlotillaClient, type ClientAdmin, type ClientOptions, 
 export { FlotillaError, type ClientErrorCode, type LeaderHint } from './errors.js';
 export { fnv1a32, fnv1a32Utf8, groupOfKey } from './group-of.js';
 // For FlotillaClient.command with the built-in KV service's own bytes.
+export { encodeCommand } from '../kv/kv-command.js';
+export { decodeKvResult } from '../kv/kv-result.js';
 export {
   KvError,
   KvResultError,
-  decodeKvResult,
-  encodeCommand,
   type KvCommand,
   type KvErrorCode,
   type KvResult,
   type KvSingleCommand,
   type KvSingleResult,
-} from '../kv/kv-codec.js';
+} from '../kv/kv-types.js';

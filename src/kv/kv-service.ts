@@ -1,12 +1,15 @@
 // The built-in key-value service: the KV state machine (kv-state-machine.ts) behind the
-// StateMachine interface a shard drives. Commands arrive in the binary layout of kv-codec.ts;
-// results leave as the msgpack KvResult maps of kv-codec.ts (docs/protocol.md).
+// StateMachine interface a shard drives. Commands arrive in the binary layout of kv-command.ts;
+// results leave as the msgpack KvResult maps of kv-result.ts (docs/protocol.md).
 import type { ImageSteps, StateMachine } from '../shard/state-machine.js';
-import { KvError, commandSizeProblem, decodeCommand, encodeGetResult, encodeKvResult, type KvCommand, type KvSingleResult } from './kv-codec.js';
+import { commandSizeProblem, decodeCommand } from './kv-command.js';
+import { encodeGetResult, encodeKvResult } from './kv-result.js';
+import { KvError, type KvCommand, type KvSingleResult } from './kv-types.js';
 import { KvStateMachine } from './kv-state-machine.js';
 
-// Older callers import the result decoder from here; it lives in kv-codec.ts with the encoder.
-export { KvResultError, decodeKvResult } from './kv-codec.js';
+// Older callers import the result decoder from here; it lives in kv-result.ts with the encoder.
+export { decodeKvResult } from './kv-result.js';
+export { KvResultError } from './kv-types.js';
 
 /** Thrown by `query` for a command that is not a read, with the protocol's code. */
 export class KvRequestError extends Error {

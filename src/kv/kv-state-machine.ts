@@ -4,7 +4,8 @@
 // state out of a replicated log. Malformed commands are therefore not exceptions at apply
 // time — a replica must not crash on what its peers accepted — but a deterministic error result.
 //
-// The command layout and the result types are kv-codec.ts's, shared with the client.
+// The command layout (kv-command.ts), the result maps (kv-result.ts) and the types
+// (kv-types.ts) are shared with the client.
 //
 // Snapshot layout: magic u32 | count u32 | count × (keyLen u16 | key | valueLen u32 | value),
 // keys in the map's order, which is the order they were first put since last deleted. That
@@ -12,12 +13,9 @@
 // of it, hold their keys in the same order, so they give byte-equal images. (Sorting would
 // make images canonical across different histories too, at a cost that dominated imaging.)
 import { assert } from '../util/assert.js';
+import { decodeCommand } from './kv-command.js';
+import { KvReader } from './kv-reader.js';
 import {
-  KvError,
-  KvReader,
-  KvTag,
-  byteStringText,
-  decodeCommand,
   decodeKvResult,
   deleteResult,
   encodeCasResult,
@@ -25,16 +23,22 @@ import {
   encodeKvResult,
   noopResult,
   putResult,
+} from './kv-result.js';
+import {
+  KvError,
+  KvTag,
+  byteStringText,
   textByteString,
   type ByteString,
   type KvCommand,
   type KvResult,
   type KvSingleCommand,
   type KvSingleResult,
-} from './kv-codec.js';
+} from './kv-types.js';
 
-// Older callers import the codec's names from here; the layout itself lives in kv-codec.ts.
-export { encodeCommand, type KvCommand, type KvResult } from './kv-codec.js';
+// Older callers import the codec's names from here; the layout itself lives in kv-command.ts.
+export { encodeCommand } from './kv-command.js';
+export { type KvCommand, type KvResult } from './kv-types.js';
 
 const SNAPSHOT_MAGIC = 0x4b560001; // "KV", version 1
 
@@ -51,7 +55,7 @@ const commandReader = new KvReader(new Uint8Array(0), 'BAD_COMMAND');
 
 /**
  * Keys are strings (the map's keys); values are kept as their UTF-8 bytes, as they arrive in
- * commands and leave in results and images, held in byte strings (kv-codec.ts ByteString): a
+ * commands and leave in results and images, held in byte strings (kv-types.ts ByteString): a
  * put costs one copy of its value, not a decode into text and an encode back; and a string,
  * not a Uint8Array, because V8 allocates and frees a small string in its young generation for
  * a fraction of what a typed array with a backing store of its own costs (1.6 µs → 0.14 µs per
@@ -82,7 +86,7 @@ export class KvStateMachine {
   }
 
   /**
-   * Applies one committed entry's payload and returns its Result body (kv-codec.ts). Never
+   * Applies one committed entry's payload and returns its Result body (kv-result.ts). Never
    * throws on bad input: see the file header.
    */
   applyEncoded(data: Uint8Array): Uint8Array {

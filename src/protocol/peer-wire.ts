@@ -24,14 +24,13 @@ import { MessageType, type Message } from '../raft/types.js';
 import {
   CodecError,
   encodeRaftMessage,
-  encodeSnapChunk,
   HEARTBEAT_ITEM_BYTES,
   HEARTBEATS_HEADER_BYTES,
   raftMessageBytes,
-  snapChunkBytes,
   writeHeartbeatItem,
   writeHeartbeatsHeader,
 } from './raft-codec.js';
+import { encodeSnapChunk, snapChunkBytes } from './snap-chunk-codec.js';
 
 export const LINK_MAGIC = 0x464c5431;
 export const LINK_VERSION = 2;

@@ -28,16 +28,9 @@
 //   ..  the entries' payloads, back to back in entry order (Σ dataBytes; nothing after them)
 // Payloads come after all the headers so that a decoder copies them with one copy into one
 // block and hands each entry a view of it, instead of one allocation per entry (small blocks
-// come from shared slabs, see copyPayloads).
-//
-// SnapChunk body (a Snap message, snapshot data sent in pieces):
-//    0  message header (60), type Snap
-//   60  u64 snapshot index
-//   68  u64 snapshot term
-//   76  u32 voters count | u32 votersOutgoing count | u32 learners count | u32 learnersNext count
-//   92  the four lists' node ids (u32 each), in that order
-//   ..  u64 totalBytes | u64 offset | u32 dataBytes | dataBytes bytes of snapshot data
-//   with offset + dataBytes ≤ totalBytes and nothing after the data.
+// come from shared slabs, see copyPayloads in payload-slab.ts). Snapshot chunks, the bodies of
+// Snap messages, are snap-chunk-codec.ts; it writes the same message header through the
+// primitives exported here.
 //
 // Heartbeats body (coalesced Heartbeat or HeartbeatResp messages of many groups):
 //    0  u32 count | 4 u8 type (Heartbeat or HeartbeatResp) | 5 u8 0 | 6 u16 0
@@ -49,11 +42,10 @@ import { assert } from '../util/assert.js';
 import {
   EntryType,
   MessageType,
-  type ConfState,
   type Entry,
   type Message,
-  type NodeId,
 } from '../raft/types.js';
+import { copyPayloads } from './payload-slab.js';
 
 export class CodecError extends Error {
   constructor(
@@ -69,10 +61,6 @@ export const MESSAGE_HEADER_BYTES = 60;
 export const ENTRY_HEADER_BYTES = 24;
 export const HEARTBEATS_HEADER_BYTES = 8;
 export const HEARTBEAT_ITEM_BYTES = 40;
-/** Snapshot meta before the node ids: index, term and the four list counts. */
-const SNAP_META_BYTES = 32;
-/** After the node ids: totalBytes, offset, dataBytes. */
-const SNAP_TAIL_BYTES = 20;
 
 const FLAG_REJECT = 1;
 /** The leader's last heartbeat before its group goes quiet (Message.quiesce); Heartbeat only. */
@@ -84,16 +72,17 @@ const HI_MAX = 0x1fffff;
 // ---- primitives ----
 // Integers go through a DataView: its accessors are compiled inline, where byte-by-byte helpers
 // stop being inlined once a function has many of them. A view is kept per side (the encoder
-// writes a buffer it reuses, the decoder reads ring memory), so making one is rare.
+// writes a buffer it reuses, the decoder reads ring memory), so making one is rare. They, and the
+// message header below, are exported for snap-chunk-codec.ts only: one pair of views per thread.
 
-const NO_BYTES = new Uint8Array(0);
+export const NO_BYTES = new Uint8Array(0);
 let writeArray: Uint8Array = NO_BYTES;
 let writeView: DataView = new DataView(NO_BYTES.buffer);
 let readArray: Uint8Array = NO_BYTES;
 let readView: DataView = new DataView(NO_BYTES.buffer);
 
 /** A DataView whose byte i is b[i], for writing. */
-function writer(b: Uint8Array): DataView {
+export function writer(b: Uint8Array): DataView {
   if (b !== writeArray) {
     writeArray = b;
     writeView = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -102,7 +91,7 @@ function writer(b: Uint8Array): DataView {
 }
 
 /** A DataView whose byte i is b[i], for reading. */
-function reader(b: Uint8Array): DataView {
+export function reader(b: Uint8Array): DataView {
   if (b !== readArray) {
     readArray = b;
     readView = new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -110,72 +99,41 @@ function reader(b: Uint8Array): DataView {
   return readView;
 }
 
-function putU32(d: DataView, p: number, v: number): void {
+export function putU32(d: DataView, p: number, v: number): void {
   d.setUint32(p, v, true);
 }
 
-function putU64(d: DataView, p: number, v: number): void {
+export function putU64(d: DataView, p: number, v: number): void {
   const lo = v >>> 0; // ToUint32 is exact modulo 2^32 for every integer up to 2^53
   d.setUint32(p, lo, true);
   d.setUint32(p + 4, (v - lo) / TWO_32, true);
 }
 
-function getU32(d: DataView, p: number): number {
+export function getU32(d: DataView, p: number): number {
   return d.getUint32(p, true);
 }
 
 /** Reads a u64 that must hold a safe integer; callers have checked p + 8 ≤ end. */
-function getU64(d: DataView, p: number, what: string): number {
+export function getU64(d: DataView, p: number, what: string): number {
   const hi = d.getUint32(p + 4, true);
   if (hi > HI_MAX) throw bad(`${what} is not a safe integer`);
   return hi * TWO_32 + d.getUint32(p, true);
 }
 
-/** A copy of b[from, to) in a plain Uint8Array of its own (Buffer#slice would share memory). */
-function copyOut(b: Uint8Array, from: number, to: number): Uint8Array {
-  const out = new Uint8Array(to - from);
-  out.set(b.subarray(from, to));
-  return out;
-}
 
-// Small payload blocks are carved from shared slabs, as Node's Buffer pool does: a fresh
-// ArrayBuffer per decoded message costs more than the rest of decoding a one-entry append.
-// A slab lives while any entry cut from it does; the log drops entries roughly in the order it
-// got them, and state machines must not keep `command` past apply (state-machine.ts), so a
-// slab's life is about that of the log tail it holds.
-const SLAB_BYTES = 64 * 1024;
-const SLAB_PIECE_BYTES_MAX = 4 * 1024;
-let slab = new Uint8Array(0);
-let slabUsed = 0;
-
-/** A copy of b[from, to) for entry payloads: from a slab when small, its own memory otherwise. */
-export function copyPayloads(b: Uint8Array, from: number, to: number): Uint8Array {
-  const n = to - from;
-  if (n > SLAB_PIECE_BYTES_MAX) return copyOut(b, from, to);
-  if (slabUsed + n > slab.length) {
-    slab = new Uint8Array(SLAB_BYTES);
-    slabUsed = 0;
-  }
-  const out = slab.subarray(slabUsed, slabUsed + n);
-  slabUsed += n;
-  out.set(b.subarray(from, to));
-  return out;
-}
-
-
-function bad(reason: string): CodecError {
+export function bad(reason: string): CodecError {
   return new CodecError('BAD_MESSAGE', reason);
 }
 
-function checkU64(v: number, what: string): void {
+export function checkU64(v: number, what: string): void {
   if (!(Number.isSafeInteger(v) && v >= 0)) assert(false, `${what} ${v} is not a non-negative safe integer`);
 }
 
-function checkU32(v: number, what: string): void {
+export function checkU32(v: number, what: string): void {
   if (!(v >>> 0 === v)) assert(false, `${what} ${v} is not a u32`);
 }
 
-function checkRange(buf: Uint8Array, at: number, end: number): void {
+export function checkRange(buf: Uint8Array, at: number, end: number): void {
   if (!(Number.isInteger(at) && Number.isInteger(end) && 0 <= at && at <= end && end <= buf.length)) assert(false, `range [${at}, ${end}) outside a buffer of ${buf.length} bytes`);
 }
 
@@ -192,7 +150,7 @@ function badFlags(flags: number, type: number): string | null {
   return (flags & ~allowed) === 0 ? null : `unknown flags 0x${flags.toString(16)} for message type ${type}`;
 }
 
-function writeHeader(m: Message, b: Uint8Array, d: DataView, p: number): void {
+export function writeHeader(m: Message, b: Uint8Array, d: DataView, p: number): void {
   checkU32(m.from, 'from');
   checkU32(m.to, 'to');
   checkU64(m.term, 'term');
@@ -216,7 +174,7 @@ function writeHeader(m: Message, b: Uint8Array, d: DataView, p: number): void {
 }
 
 /** Reads the header at p (caller checked 60 bytes are there); entries [] and snapshot null. */
-function readHeader(b: Uint8Array, d: DataView, p: number): Message {
+export function readHeader(b: Uint8Array, d: DataView, p: number): Message {
   const type = b[p]!;
   if (type < MessageType.App || type > MessageType.TimeoutNow) throw bad(`unknown message type ${type}`);
   const flags = b[p + 1]!;
@@ -243,7 +201,7 @@ function readHeader(b: Uint8Array, d: DataView, p: number): Message {
 
 // ---- RaftMessage ----
 
-/** Bytes encodeRaftMessage will write for m (snapshot data excluded: a Snap message's snapshot travels in chunks, see below). */
+/** Bytes encodeRaftMessage will write for m (snapshot data excluded: a Snap message's snapshot travels in chunks, see snap-chunk-codec.ts). */
 export function raftMessageBytes(m: Message): number {
   const es = m.entries;
   let n = MESSAGE_HEADER_BYTES + 4 + es.length * ENTRY_HEADER_BYTES;
@@ -439,108 +397,4 @@ export function decodeHeartbeats(
     m.context = getU64(d, p + 32, 'context');
     visit(group, m);
   }
-}
-
-// ---- Snapshot chunks ----
-
-// Snapshot chunks: a Snap message split in pieces of at most chunkBytes of snapshot data.
-export interface SnapChunk {
-  /** The Snap message; its snapshot carries the meta and empty data. */
-  m: Message;
-  totalBytes: number;
-  offset: number;
-  data: Uint8Array;
-}
-
-function confIds(c: ConfState): number {
-  return c.voters.length + c.votersOutgoing.length + c.learners.length + c.learnersNext.length;
-}
-
-export function snapChunkBytes(m: Message, dataBytes: number): number {
-  assert(m.snapshot !== null, 'a Snap message without a snapshot');
-  return MESSAGE_HEADER_BYTES + SNAP_META_BYTES + 4 * confIds(m.snapshot.meta.conf) + SNAP_TAIL_BYTES + dataBytes;
-}
-
-function putIds(d: DataView, p: number, ids: NodeId[]): number {
-  for (let i = 0; i < ids.length; i++, p += 4) {
-    checkU32(ids[i]!, 'conf node id');
-    putU32(d, p, ids[i]!);
-  }
-  return p;
-}
-
-function getIds(d: DataView, p: number, n: number): NodeId[] {
-  const ids: NodeId[] = new Array(n);
-  for (let i = 0; i < n; i++, p += 4) ids[i] = getU32(d, p);
-  return ids;
-}
-
-/** Encodes the header (message fields + snapshot meta incl. conf lists) + totalBytes + offset + the data slice [offset, offset+len) of m.snapshot!.data. Entries are not sent with a Snap. Returns end. */
-export function encodeSnapChunk(m: Message, offset: number, len: number, buf: Uint8Array, at: number): number {
-  assert(m.type === MessageType.Snap && m.snapshot !== null, 'encodeSnapChunk needs a Snap message with a snapshot');
-  const snap = m.snapshot;
-  const data = snap.data;
-  if (!(Number.isInteger(offset) && Number.isInteger(len) && offset >= 0 && len >= 0 && offset + len <= data.length)) assert(false, `chunk [${offset}, ${offset + len}) outside snapshot data of ${data.length} bytes`);
-  assert(len <= 0xffffffff, 'a chunk carries at most 2^32 − 1 bytes');
-  const endAt = at + snapChunkBytes(m, len);
-  assert(endAt <= buf.length, 'buffer too small for the snapshot chunk');
-  const d = writer(buf);
-  const conf = snap.meta.conf;
-  checkU64(snap.meta.index, 'snapshot index');
-  checkU64(snap.meta.term, 'snapshot term');
-  writeHeader(m, buf, d, at);
-  let p = at + MESSAGE_HEADER_BYTES;
-  putU64(d, p, snap.meta.index);
-  putU64(d, p + 8, snap.meta.term);
-  putU32(d, p + 16, conf.voters.length);
-  putU32(d, p + 20, conf.votersOutgoing.length);
-  putU32(d, p + 24, conf.learners.length);
-  putU32(d, p + 28, conf.learnersNext.length);
-  p += SNAP_META_BYTES;
-  p = putIds(d, p, conf.voters);
-  p = putIds(d, p, conf.votersOutgoing);
-  p = putIds(d, p, conf.learners);
-  p = putIds(d, p, conf.learnersNext);
-  putU64(d, p, data.length);
-  putU64(d, p + 8, offset);
-  putU32(d, p + 16, len);
-  p += SNAP_TAIL_BYTES;
-  if (len > 0) buf.set(data.subarray(offset, offset + len), p);
-  return p + len;
-}
-
-/** Reads a snapshot chunk from buf[at, end); the data is copied. Throws CodecError('BAD_MESSAGE') on malformed input. */
-export function decodeSnapChunk(buf: Uint8Array, at: number, end: number): SnapChunk {
-  checkRange(buf, at, end);
-  const d = reader(buf);
-  if (end - at < MESSAGE_HEADER_BYTES + SNAP_META_BYTES + SNAP_TAIL_BYTES) throw bad(`snapshot chunk of ${end - at} bytes is shorter than its header`);
-  const m = readHeader(buf, d, at);
-  if (m.type !== MessageType.Snap) throw bad(`message type ${m.type} in a snapshot chunk`);
-  let p = at + MESSAGE_HEADER_BYTES;
-  const index = getU64(d, p, 'snapshot index');
-  const term = getU64(d, p + 8, 'snapshot term');
-  const nVoters = getU32(d, p + 16);
-  const nOutgoing = getU32(d, p + 20);
-  const nLearners = getU32(d, p + 24);
-  const nNext = getU32(d, p + 28);
-  p += SNAP_META_BYTES;
-  const ids = nVoters + nOutgoing + nLearners + nNext; // < 2^34: exact
-  if (ids * 4 + SNAP_TAIL_BYTES > end - p) throw bad(`conf lists of ${ids} ids cannot fit in ${end - p} bytes`);
-  const conf: ConfState = {
-    voters: getIds(d, p, nVoters),
-    votersOutgoing: getIds(d, p + 4 * nVoters, nOutgoing),
-    learners: getIds(d, p + 4 * (nVoters + nOutgoing), nLearners),
-    learnersNext: getIds(d, p + 4 * (nVoters + nOutgoing + nLearners), nNext),
-  };
-  p += 4 * ids;
-  const totalBytes = getU64(d, p, 'snapshot totalBytes');
-  const offset = getU64(d, p + 8, 'chunk offset');
-  const len = getU32(d, p + 16);
-  p += SNAP_TAIL_BYTES;
-  if (len !== end - p) {
-    throw bad(len > end - p ? `chunk data of ${len} bytes runs past the end (${end - p} left)` : `${end - p - len} trailing bytes after the chunk`);
-  }
-  if (offset + len > totalBytes) throw bad(`chunk [${offset}, ${offset + len}) past the snapshot's ${totalBytes} bytes`);
-  m.snapshot = { meta: { index, term, conf }, data: NO_BYTES };
-  return { m, totalBytes, offset, data: copyOut(buf, p, end) };
 }

@@ -9,7 +9,7 @@
 import type { Clock } from '../io/clock.js';
 import { EntryType, Role, type ErrorCode, type NodeId } from '../raft/types.js';
 import { FrameFlag, FrameKind, type FrameHeader, type LeaderHint, type ProtocolErrorCode } from '../protocol/client-frame.js';
-import { copyPayloads } from '../protocol/raft-codec.js';
+import { copyPayloads } from '../protocol/payload-slab.js';
 import { batchBytes, COMMANDS_PER_ENTRY_MAX, encodeBatch } from './command-batch.js';
 import type { ShardContext } from './context.js';
 import { ShardCounter } from './counters.js';

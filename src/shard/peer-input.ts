@@ -3,7 +3,8 @@
 // before its Snap message is stepped), stepped into the groups' cores; and word that a link to a
 // node went down (InKind.PeerState). Input this node cannot use is counted in `dropped`.
 import { Role, type Message } from '../raft/types.js';
-import { CodecError, decodeHeartbeats, decodeRaftMessage, decodeSnapChunk } from '../protocol/raft-codec.js';
+import { CodecError, decodeHeartbeats, decodeRaftMessage } from '../protocol/raft-codec.js';
+import { decodeSnapChunk } from '../protocol/snap-chunk-codec.js';
 import { SUB_HEADER_BYTES, SubKind, subBytes, subGroup, subKind } from '../protocol/peer-wire.js';
 import { PEER_DROP_SLOTS, ShardCounter, type PeerDropReason } from './counters.js';
 import type { GroupHost } from './group-host.js';

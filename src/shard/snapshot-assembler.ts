@@ -8,7 +8,7 @@
 // transfers together hold at most `bytesTotalMax` (oldest transfer dropped first), so a
 // sender that starts many transfers and finishes none cannot exhaust memory.
 import type { Message } from '../raft/types.js';
-import type { SnapChunk } from '../protocol/raft-codec.js';
+import type { SnapChunk } from '../protocol/snap-chunk-codec.js';
 
 interface Assembly {
   group: number;

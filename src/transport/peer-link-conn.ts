@@ -1,8 +1,8 @@
 // The state of the peer links, one class per thing: Peer is what is kept about one node across
 // its connections (pause, backoff, counters); Conn is one TCP connection to it, from connect (or
-// accept) to close: its handshake and frame readers, this turn's output buffer and the payloads
-// held while paused; LinkFlush writes, once per event-loop turn, every link sent to in that
-// turn. PeerLinks (peer-links.ts) drives them.
+// accept) to close: its handshake and frame readers, this turn's output buffer, the payloads
+// held while paused, and its teardown; LinkFlush writes, once per event-loop turn, every link
+// sent to in that turn. PeerLinks (peer-links.ts) drives them.
 
 import type * as net from 'node:net';
 import { HelloReader, LinkFrameReader } from '../protocol/peer-wire.js';
@@ -14,6 +14,20 @@ const OUT_BYTES_INITIAL = 64 * 1024;
 const SPARE_BYTES_MAX = 1024 * 1024;
 
 export const enum ConnState { Handshake, Up, Closed }
+
+export interface PeerLinkStats {
+  node: number;
+  up: boolean;
+  /** Link frames read and sent (queued), and their bytes, length headers included. */
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Frames send() refused: link down, queue over sendQueueBytesMax, or payload over linkFrameBytesMax. */
+  drops: number;
+  /** Handshakes after the first one. */
+  reconnects: number;
+}
 
 /** What is kept about one peer across its connections. */
 export class Peer {
@@ -40,6 +54,19 @@ export class Peer {
 
   get id(): number {
     return this.info.id;
+  }
+
+  stats(up: boolean): PeerLinkStats {
+    return {
+      node: this.id,
+      up,
+      framesIn: this.framesIn,
+      framesOut: this.framesOut,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      drops: this.drops,
+      reconnects: this.reconnects,
+    };
   }
 }
 
@@ -110,6 +137,49 @@ export class Conn {
     this.outLen = 0;
     this.inFlight.push(out);
     this.socket.write(view, this.afterWrite);
+  }
+
+  /**
+   * The state part of PeerLinks.drop: the connection is closed at once; unsent output and held
+   * input are dropped, and a contender frees its place.
+   */
+  discard(): void {
+    this.contending = false;
+    // A contender that goes away (its socket closed, or refused) frees the place for the next.
+    if (this.contendFor !== null && this.contendFor.contender === this) this.contendFor.contender = null;
+    this.contendFor = null;
+    this.state = ConnState.Closed;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.out = null;
+    this.outLen = 0;
+    this.spare = null;
+    this.held = [];
+    this.heldAt = 0;
+    this.heldBytes = 0;
+  }
+
+  /** Part of PeerLinks.close(): write what is queued, end, and destroy after lingerMs at most. */
+  shutdown(lingerMs: number): void {
+    const wasUp = this.state === ConnState.Up;
+    this.state = ConnState.Closed;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.held = [];
+    this.heldAt = 0;
+    this.heldBytes = 0;
+    if (wasUp) this.flush();
+    this.out = null;
+    this.outLen = 0;
+    if (!wasUp) {
+      this.socket.destroy();
+      return;
+    }
+    this.socket.end();
+    this.timer = setTimeout(() => this.socket.destroy(), lingerMs);
+    this.timer.unref();
+    this.socket.once('close', () => {
+      if (this.timer !== null) clearTimeout(this.timer);
+    });
   }
 
   /** Room for `need` bytes of output in `out`, keeping what is there; need ≤ bytesMax. */

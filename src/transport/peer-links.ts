@@ -1,7 +1,8 @@
 // The main thread's replication links (docs/internals.md "Peer links"): one TCP connection per
 // pair of nodes, over which both sides send link frames of sub-records for many groups. The
-// state of one peer and of one connection, and the per-turn flush, are peer-link-conn.ts; this
-// file drives them.
+// state of one peer and of one connection, and the per-turn flush, are peer-link-conn.ts; the
+// options and bounds peer-links-options.ts; the rate limit of refusal warnings refusal-log.ts;
+// this file drives them.
 //
 // - The node with the lower id dials, the higher one accepts. A dialer that loses its link, or
 //   cannot reach its peer, redials after a delay that starts at backoffMsMin and doubles up to
@@ -39,37 +40,12 @@ import * as net from 'node:net';
 import {
   encodeHello, helloProblem, LINK_FRAME_HEADER_BYTES, payloadProblem, type Hello, type LinkRefusal,
 } from '../protocol/peer-wire.js';
-import type { PeerInfo } from '../shard/task.js';
-import { Conn, ConnState, LinkFlush, Peer } from './peer-link-conn.js';
-
-
-export interface PeerLinksLog {
-  info(o: object, m: string): void;
-  warn(o: object, m: string): void;
-  debug?(o: object, m: string): void;
-}
-
-export interface PeerLinksOptions {
-  self: PeerInfo;
-  /** The cluster's id (config clusterId), sent and checked in every hello. */
-  clusterId: number;
-  /** Every member, self included (self is ignored). */
-  peers: PeerInfo[];
-  /** Where to listen; default self.host. */
-  listenHost?: string;
-  /** Largest link-frame payload sent or accepted. */
-  linkFrameBytesMax: number;
-  /** Redial delay: the first, doubling up to the largest, with jitter. */
-  backoffMsMin: number;
-  backoffMsMax: number;
-  /** Bytes queued for a link and not yet taken by the kernel; beyond, send() drops the frame. */
-  sendQueueBytesMax: number;
-  /** Longest a connection may take from connect (or accept) to a checked hello; default 5 s. */
-  timeoutMsHandshake?: number;
-  /** Refusals of connections from one address are logged at most once per this; default REFUSED_LOG_MS_INTERVAL. */
-  refusedLogMsInterval?: number;
-  log: PeerLinksLog;
-}
+import { Conn, ConnState, LinkFlush, Peer, type PeerLinkStats } from './peer-link-conn.js';
+import {
+  checkPeerLinksOptions, checkWhole, CLOSE_LINGER_MS, HELD_SLACK_BYTES, PENDING_HANDSHAKES_MAX,
+  type PeerLinksLog, type PeerLinksOptions,
+} from './peer-links-options.js';
+import { REFUSED_LOG_MS_INTERVAL, RefusalLog } from './refusal-log.js';
 
 export interface PeerLinksHandler {
   /** One validated link-frame payload (payloadProblem === null) from `from`: buf[at, end). Valid only during the call. */
@@ -78,46 +54,11 @@ export interface PeerLinksHandler {
   onState(node: number, up: boolean): void;
 }
 
-export interface PeerLinkStats {
-  node: number;
-  up: boolean;
-  /** Link frames read and sent (queued), and their bytes, length headers included. */
-  framesIn: number;
-  framesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** Frames send() refused: link down, queue over sendQueueBytesMax, or payload over linkFrameBytesMax. */
-  drops: number;
-  /** Handshakes after the first one. */
-  reconnects: number;
-}
-
-export const TIMEOUT_MS_HANDSHAKE_DEFAULT = 5_000;
 /** How long a second connection from a node waits for its live link to show it is dead (close after a probe). */
 export const PROBE_MS_LINK_REPLACE = 1_000;
-/** Refused connections from one source address are logged at most once per this interval. */
-export const REFUSED_LOG_MS_INTERVAL = 10_000;
-/** Source addresses remembered for that; when more, the memory starts over (a flood logs a little more, never grows it). */
-const REFUSED_LOG_SOURCES_MAX = 1024;
-/** How long close() lets a link write what was queued before destroying it. */
-export const CLOSE_LINGER_MS = 1_000;
-/** Connections accepted and not yet through their handshake; more are turned away (a flood on the raft port). */
-export const PENDING_HANDSHAKES_MAX = 64;
-/**
- * Held payloads (read while paused) beyond linkFrameBytesMax. A paused socket stops reading, so
- * what is held is the rest of one chunk (≤ 64 KiB from node:net) plus at most one reassembled
- * frame; more means reading did not stop, and the link is closed rather than grow without bound.
- */
-const HELD_SLACK_BYTES = 1024 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
-
-function checkWhole(name: string, v: unknown, min: number, max: number): void {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-    throw new RangeError(`peer links option ${name} must be an integer in [${min}, ${max}], got ${String(v)}`);
-  }
-}
 
 export class PeerLinks {
   private readonly selfId: number;
@@ -135,21 +76,13 @@ export class PeerLinks {
   private liveEmpty: Array<() => void> = [];
   private readonly flush = new LinkFlush();
   private listenPort = 0;
-  /** Per source address: when its next refusal may be logged, and how many were not. */
-  private readonly refusedLog = new Map<string, { nextMs: number; unlogged: number }>();
+  private readonly refusals: RefusalLog;
 
   constructor(private readonly opts: PeerLinksOptions, private readonly handler: PeerLinksHandler) {
-    checkWhole('self.id', opts.self.id, 1, 0xffffffff);
-    checkWhole('clusterId', opts.clusterId, 0, 0xffffffff);
-    checkWhole('self.raftPort', opts.self.raftPort, 0, 65535);
-    checkWhole('linkFrameBytesMax', opts.linkFrameBytesMax, 0, 0xffffffff);
-    checkWhole('backoffMsMin', opts.backoffMsMin, 1, 0x7fffffff);
-    checkWhole('backoffMsMax', opts.backoffMsMax, opts.backoffMsMin, 0x7fffffff);
-    checkWhole('sendQueueBytesMax', opts.sendQueueBytesMax, LINK_FRAME_HEADER_BYTES, Number.MAX_SAFE_INTEGER);
-    this.timeoutMsHandshake = opts.timeoutMsHandshake ?? TIMEOUT_MS_HANDSHAKE_DEFAULT;
-    checkWhole('timeoutMsHandshake', this.timeoutMsHandshake, 1, 0x7fffffff);
+    this.timeoutMsHandshake = checkPeerLinksOptions(opts);
     this.selfId = opts.self.id;
     this.log = opts.log;
+    this.refusals = new RefusalLog(opts.refusedLogMsInterval ?? REFUSED_LOG_MS_INTERVAL);
     for (const info of opts.peers) {
       if (info.id === this.selfId) continue;
       checkWhole('peer id', info.id, 1, 0xffffffff);
@@ -266,16 +199,7 @@ export class PeerLinks {
   stats(): PeerLinkStats[] {
     const out: PeerLinkStats[] = [];
     for (const peer of this.peers.values()) {
-      out.push({
-        node: peer.id,
-        up: this.isUp(peer.id),
-        framesIn: peer.framesIn,
-        framesOut: peer.framesOut,
-        bytesIn: peer.bytesIn,
-        bytesOut: peer.bytesOut,
-        drops: peer.drops,
-        reconnects: peer.reconnects,
-      });
+      out.push(peer.stats(this.isUp(peer.id)));
     }
     out.sort((a, b) => a.node - b.node);
     return out;
@@ -326,7 +250,7 @@ export class PeerLinks {
       return;
     }
     if (this.pending.size >= PENDING_HANDSHAKES_MAX) {
-      const unlogged = this.refusalUnlogged(socket.remoteAddress ?? '?');
+      const unlogged = this.refusals.unlogged(socket.remoteAddress ?? '?');
       if (unlogged >= 0) {
         this.log.warn({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, pending: this.pending.size, unlogged },
           'peer link refused: too many connections in handshake');
@@ -559,24 +483,12 @@ export class PeerLinks {
   private drop(conn: Conn, level: 'warn' | 'info' | 'debug', reason: string, code?: LinkRefusal): void {
     if (conn.state === ConnState.Closed) return;
     const wasUp = conn.state === ConnState.Up;
-    conn.contending = false;
-    // A contender that goes away (its socket closed, or refused) frees the place for the next.
-    if (conn.contendFor !== null && conn.contendFor.contender === conn) conn.contendFor.contender = null;
-    conn.contendFor = null;
-    conn.state = ConnState.Closed;
-    if (conn.timer !== null) clearTimeout(conn.timer);
-    conn.timer = null;
-    conn.out = null;
-    conn.outLen = 0;
-    conn.spare = null;
-    conn.held = [];
-    conn.heldAt = 0;
-    conn.heldBytes = 0;
+    conn.discard();
     this.pending.delete(conn);
     conn.socket.destroy();
     const peer = conn.peer;
     const refused = !wasUp && !(peer !== null && peer.dialer);
-    const unlogged = refused ? this.refusalUnlogged(conn.remoteAddress) : 0;
+    const unlogged = refused ? this.refusals.unlogged(conn.remoteAddress) : 0;
     const fields = refused
       ? { peer: peer?.id ?? null, remote: conn.remote, wasUp, reason, code: code ?? null, unlogged }
       : { peer: peer?.id ?? null, remote: conn.remote, wasUp, reason, code: code ?? null };
@@ -592,46 +504,11 @@ export class PeerLinks {
     else if (peer.contender !== null) this.promoteContender(peer);
   }
 
-  /**
-   * A refusal from `source` (an address, without port): how many refusals from it went unlogged
-   * before this one if it is to be logged now, or -1 if not (one was logged within the interval).
-   */
-  private refusalUnlogged(source: string): number {
-    const now = Date.now();
-    const seen = this.refusedLog.get(source);
-    if (seen !== undefined && now < seen.nextMs) {
-      seen.unlogged++;
-      return -1;
-    }
-    if (seen === undefined && this.refusedLog.size >= REFUSED_LOG_SOURCES_MAX) this.refusedLog.clear();
-    const unlogged = seen?.unlogged ?? 0;
-    this.refusedLog.set(source, { nextMs: now + (this.opts.refusedLogMsInterval ?? REFUSED_LOG_MS_INTERVAL), unlogged: 0 });
-    return unlogged;
-  }
-
   /** Part of close(): write what is queued, end, and destroy after a bounded linger. */
   private shutdown(conn: Conn): void {
     if (conn.state === ConnState.Closed) return;
-    const wasUp = conn.state === ConnState.Up;
-    conn.state = ConnState.Closed;
-    if (conn.timer !== null) clearTimeout(conn.timer);
-    conn.held = [];
-    conn.heldAt = 0;
-    conn.heldBytes = 0;
     this.pending.delete(conn);
-    if (wasUp) conn.flush();
-    conn.out = null;
-    conn.outLen = 0;
-    if (!wasUp) {
-      conn.socket.destroy();
-      return;
-    }
-    conn.socket.end();
-    conn.timer = setTimeout(() => conn.socket.destroy(), CLOSE_LINGER_MS);
-    conn.timer.unref();
-    conn.socket.once('close', () => {
-      if (conn.timer !== null) clearTimeout(conn.timer);
-    });
+    conn.shutdown(CLOSE_LINGER_MS);
   }
 
   private scheduleRedial(peer: Peer): void {

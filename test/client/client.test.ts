@@ -7,7 +7,7 @@ import { pack, unpack } from 'msgpackr';
 import { CLIENT_DEFAULTS, FlotillaClient, FlotillaError, type ClientOptions } from '../../src/client/index.js';
 import { configDefaults } from '../../src/node/config-schema.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
-import { decodeCommand, encodeCommand } from '../../src/kv/kv-codec.js';
+import { decodeCommand, encodeCommand } from '../../src/kv/kv-command.js';
 import { encodeFrame, FrameFlag, FrameKind } from '../../src/protocol/client-frame.js';
 import { closeAllServers, deadAddress, FakeServer, kvScript, sleep, waitFor, type FakeRequest } from './fake-server.js';
 

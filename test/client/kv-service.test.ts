@@ -2,7 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pack, unpack } from 'msgpackr';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
-import { KvResultError, decodeKvResult, encodeCommand, type KvCommand } from '../../src/kv/kv-codec.js';
+import { encodeCommand } from '../../src/kv/kv-command.js';
+import { decodeKvResult } from '../../src/kv/kv-result.js';
+import { KvResultError, type KvCommand } from '../../src/kv/kv-types.js';
 import type { StateMachine } from '../../src/shard/state-machine.js';
 
 let index = 0;

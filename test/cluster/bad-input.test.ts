@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { unpack } from 'msgpackr';
 import { FlotillaClient } from '../../src/client/index.js';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader } from '../../src/protocol/client-frame.js';
-import { encodeCommand } from '../../src/kv/kv-codec.js';
+import { encodeCommand } from '../../src/kv/kv-command.js';
 import { startCluster, waitFor } from './cluster-harness.js';
 
 interface Reply { kind: number; requestId: number; body: Uint8Array }

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FlotillaClient, FlotillaError } from '../../src/client/index.js';
-import { decodeKvResult, encodeCommand } from '../../src/kv/kv-codec.js';
+import { encodeCommand } from '../../src/kv/kv-command.js';
+import { decodeKvResult } from '../../src/kv/kv-result.js';
 import { startCluster, waitFor } from './cluster-harness.js';
 
 const GROUPS = 4;

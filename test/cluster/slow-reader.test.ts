@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { unpack } from 'msgpackr';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader } from '../../src/protocol/client-frame.js';
-import { encodeCommand } from '../../src/kv/kv-codec.js';
+import { encodeCommand } from '../../src/kv/kv-command.js';
 import { groupOfKey } from '../../src/client/group-of.js';
 import { startCluster } from './cluster-harness.js';
 

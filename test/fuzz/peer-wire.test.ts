@@ -10,7 +10,8 @@ import {
   HELLO_BYTES, HelloReader, helloProblem, LinkFrameReader, PayloadBuilder, payloadProblem, SUB_HEADER_BYTES, SubKind, subBytes, subKind,
   encodeHello,
 } from '../../src/protocol/peer-wire.js';
-import { CodecError, decodeHeartbeats, decodeRaftMessage, decodeSnapChunk } from '../../src/protocol/raft-codec.js';
+import { CodecError, decodeHeartbeats, decodeRaftMessage } from '../../src/protocol/raft-codec.js';
+import { decodeSnapChunk } from '../../src/protocol/snap-chunk-codec.js';
 import { EntryType, MessageType, type Message } from '../../src/raft/types.js';
 import { params } from './fuzz-config.js';
 

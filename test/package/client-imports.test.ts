@@ -13,7 +13,8 @@ const DIST = path.join(ROOT, 'dist');
 test('importing flotilla/client loads only the client, the frame header and the KV codec', { timeout: 60_000 }, (t) => {
   const client = loadsOf('flotilla/client', DIST, ROOT);
   assert.ok(client.files.includes('dist/src/client/index.js'), `the recorder saw the client load: ${client.files.join(', ')}`);
-  assert.ok(client.files.includes('dist/src/kv/kv-codec.js'));
+  assert.ok(client.files.includes('dist/src/kv/kv-command.js'));
+  assert.ok(client.files.includes('dist/src/kv/kv-result.js'));
   assert.deepEqual(serverFiles(client.files, 'dist'), []);
 
   // The control: the whole package's entry does load the engine, and the recorder sees it.

@@ -53,6 +53,9 @@ export function loadsOf(specifier: string, cwd: string, root: string): Loads {
   }
 }
 
+/** The KV codec's modules (src/kv): the types, the command layout, its reader, the result maps. */
+const KV_CODEC_FILES = ['kv-types', 'kv-command', 'kv-reader', 'kv-result'];
+
 /**
  * Of `files`, the package's own that a client-only import must not load: anything compiled
  * (under `dist`, relative to the same root) but the client, the frame header it shares with
@@ -60,6 +63,6 @@ export function loadsOf(specifier: string, cwd: string, root: string): Loads {
  */
 export function serverFiles(files: string[], dist: string): string[] {
   const allowed = (f: string): boolean =>
-    f.startsWith(`${dist}/src/client/`) || f === `${dist}/src/kv/kv-codec.js` || f === `${dist}/src/protocol/client-frame.js`;
+    f.startsWith(`${dist}/src/client/`) || KV_CODEC_FILES.some((m) => f === `${dist}/src/kv/${m}.js`) || f === `${dist}/src/protocol/client-frame.js`;
   return files.filter((f) => f.startsWith(`${dist}/`) && !path.basename(f).startsWith(PROBE_PREFIX) && !allowed(f));
 }

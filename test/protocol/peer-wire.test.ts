@@ -25,13 +25,8 @@ import {
   subKind,
   writeSubHeader,
 } from '../../src/protocol/peer-wire.js';
-import {
-  CodecError,
-  decodeHeartbeats,
-  decodeRaftMessage,
-  decodeSnapChunk,
-  raftMessageBytes,
-} from '../../src/protocol/raft-codec.js';
+import { CodecError, decodeHeartbeats, decodeRaftMessage, raftMessageBytes } from '../../src/protocol/raft-codec.js';
+import { decodeSnapChunk } from '../../src/protocol/snap-chunk-codec.js';
 
 const T = { timeout: 20_000 };
 

@@ -9,15 +9,13 @@ import {
   CodecError,
   decodeHeartbeats,
   decodeRaftMessage,
-  decodeSnapChunk,
   encodeHeartbeats,
   encodeRaftMessage,
-  encodeSnapChunk,
   heartbeatsBytes,
   raftMessageBytes,
-  snapChunkBytes,
   type GroupMessage,
 } from '../../src/protocol/raft-codec.js';
+import { decodeSnapChunk, encodeSnapChunk, snapChunkBytes } from '../../src/protocol/snap-chunk-codec.js';
 
 const T = { timeout: 20_000 };
 const SAFE = Number.MAX_SAFE_INTEGER;

@@ -8,7 +8,8 @@ import { EntryType, message, MessageType, type Message } from '../../src/raft/ty
 import { OutKind, RECORD_HEADER_BYTES, recordArg } from '../../src/ring/records.js';
 import { SpscRing } from '../../src/ring/spsc-ring.js';
 import { FRAME_HEADER_BYTES, FrameKind, readHeader, type ErrorBody } from '../../src/protocol/client-frame.js';
-import { decodeHeartbeats, decodeRaftMessage, decodeSnapChunk } from '../../src/protocol/raft-codec.js';
+import { decodeHeartbeats, decodeRaftMessage } from '../../src/protocol/raft-codec.js';
+import { decodeSnapChunk } from '../../src/protocol/snap-chunk-codec.js';
 import { SUB_HEADER_BYTES, SubKind, subBytes, subGroup, subKind } from '../../src/protocol/peer-wire.js';
 import { Outbox } from '../../src/shard/outbox.js';
 import { SnapshotAssembler } from '../../src/shard/snapshot-assembler.js';

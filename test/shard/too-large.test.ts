@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FrameKind } from '../../src/protocol/client-frame.js';
 import { ShardCounter } from '../../src/shard/counters.js';
-import { batchOpsMax, commandSizeProblem, encodeCommand, keyBytesMax, KvTag, valueBytesMax } from '../../src/kv/kv-codec.js';
+import { commandSizeProblem, encodeCommand } from '../../src/kv/kv-command.js';
+import { batchOpsMax, keyBytesMax, KvTag, valueBytesMax } from '../../src/kv/kv-types.js';
 import { errorOf, resultOf, ShardCluster } from './harness.js';
 
 function u16(n: number): number[] {

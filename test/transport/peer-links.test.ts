@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
-import { PeerLinks, type PeerLinksOptions } from '../../src/transport/peer-links.js';
+import { PeerLinks } from '../../src/transport/peer-links.js';
+import type { PeerLinksOptions } from '../../src/transport/peer-links-options.js';
 import { encodeHello, HELLO_BYTES, LINK_MAGIC, LINK_VERSION, payloadProblem } from '../../src/protocol/peer-wire.js';
 import type { PeerInfo } from '../../src/shard/task.js';
 

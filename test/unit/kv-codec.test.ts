@@ -2,24 +2,25 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pack } from 'msgpackr';
 import {
-  KvError,
-  KvTag,
   commandBytes,
   decodeCommand,
-  encodeCasResult,
   encodeCommand,
-  encodeGetResult,
-  textByteString,
-  keyBytesMax,
   keyOpBytes,
   putBytes,
-  valueBytesMax,
   writeCommand,
   writeKeyOp,
   writePut,
+} from '../../src/kv/kv-command.js';
+import { encodeCasResult, encodeGetResult } from '../../src/kv/kv-result.js';
+import {
+  KvError,
+  KvTag,
+  textByteString,
+  keyBytesMax,
+  valueBytesMax,
   type KvCommand,
   type KvSingleCommand,
-} from '../../src/kv/kv-codec.js';
+} from '../../src/kv/kv-types.js';
 
 // The layout as docs/protocol.md states it, written here independently of the codec (plain
 // arrays, TextEncoder) so that the codec is held to the document, not to itself.

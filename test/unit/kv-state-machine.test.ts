@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KvError, batchOpsMax, decodeCommand, encodeCommand, keyBytesMax, valueBytesMax, type KvCommand } from '../../src/kv/kv-codec.js';
+import { decodeCommand, encodeCommand } from '../../src/kv/kv-command.js';
+import { KvError, batchOpsMax, keyBytesMax, valueBytesMax, type KvCommand } from '../../src/kv/kv-types.js';
 import { KvStateMachine } from '../../src/kv/kv-state-machine.js';
 
 function run(kv: KvStateMachine, cmd: KvCommand) {

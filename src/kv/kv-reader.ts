@@ -1,0 +1,116 @@
+// The bounds-checked reader of the KV layout's fields (kv-command.ts): the state machine reads
+// every command, and its snapshot image, through one of these, so it is on the apply hot path
+// and kept to plain field reads (one Buffer view per source buffer, no allocation per field).
+import { isUtf8 } from 'node:buffer';
+import { keyBytesMax, KvError, valueBytesMax, type ByteString, type KvErrorCode } from './kv-types.js';
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Reads the fields of the layout above, bounds checked; every problem is a KvError with the
+ * reader's code (the state machine's snapshot image reads keys and values the same way).
+ */
+export class KvReader {
+  pos = 0;
+  private data: Uint8Array;
+  /** A Buffer over the whole of data's ArrayBuffer (kept while commands come from the same one), and where data starts in it. */
+  private view: Buffer;
+  private base = 0;
+
+  constructor(data: Uint8Array, private readonly code: KvErrorCode) {
+    this.data = data;
+    this.view = Buffer.from(data.buffer);
+    this.base = data.byteOffset;
+  }
+
+  /** Reads `data` from its start (the state machine keeps one reader for every command). */
+  reset(data: Uint8Array): void {
+    this.data = data;
+    if (data.buffer !== this.view.buffer) this.view = Buffer.from(data.buffer);
+    this.base = data.byteOffset;
+    this.pos = 0;
+  }
+
+  private need(n: number): void {
+    if (this.pos + n > this.data.length) throw new KvError(this.code, `truncated at byte ${this.pos}`);
+  }
+
+  done(): boolean {
+    return this.pos === this.data.length;
+  }
+
+  peek(): number {
+    this.need(1);
+    return this.data[this.pos]!;
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.data[this.pos++]!;
+  }
+
+  u16(): number {
+    this.need(2);
+    const v = this.view.readUInt16BE(this.base + this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  u32(): number {
+    this.need(4);
+    const v = this.view.readUInt32BE(this.base + this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  private str(n: number): string {
+    this.need(n);
+    const b = this.data.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    try {
+      return utf8Decoder.decode(b);
+    } catch {
+      throw new KvError(this.code, `invalid UTF-8 at byte ${this.pos - n}`);
+    }
+  }
+
+  /** `n` bytes checked as UTF-8, in a byte string. */
+  private byteString(n: number): ByteString {
+    this.need(n);
+    const at = this.pos;
+    if (!isUtf8(this.data.subarray(at, at + n))) throw new KvError(this.code, `invalid UTF-8 at byte ${at}`);
+    this.pos += n;
+    return this.view.toString('latin1', this.base + at, this.base + at + n);
+  }
+
+  key(): string {
+    const n = this.u16();
+    if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
+    return this.str(n);
+  }
+
+  /** A key's UTF-8 bytes (checked as key() checks them) in a byte string: see valueByteString. */
+  keyByteString(): ByteString {
+    const n = this.u16();
+    if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
+    return this.byteString(n);
+  }
+
+  value(): string {
+    const n = this.u32();
+    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
+    return this.str(n);
+  }
+
+  /**
+   * A value as its UTF-8 bytes (checked as value() checks them) in a byte string: the state
+   * machine keeps values so, which costs one copy of the bytes into a string V8 allocates and
+   * collects cheaply (no decode, no encode, no backing store of its own as a Uint8Array has),
+   * and pins no larger buffer.
+   */
+  valueByteString(): ByteString {
+    const n = this.u32();
+    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
+    return this.byteString(n);
+  }
+}
