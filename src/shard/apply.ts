@@ -101,7 +101,10 @@ export class Applier {
     h.role = s.role;
     h.leader = s.leader;
     h.term = s.term;
-    if (was !== is) this.table.leaders += is ? 1 : -1;
+    if (was !== is) {
+      this.table.leaders += is ? 1 : -1;
+      h.proposedLast = 0;
+    }
     for (const [index, p] of h.proposals) {
       if (is && p.term === s.term) continue;
       h.proposals.delete(index);

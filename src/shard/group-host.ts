@@ -75,6 +75,11 @@ export class GroupHost {
   readonly staged: Uint8Array[] = [];
   readonly stagedWaiting: WaitingWrite[] = [];
   stagedBytes = 0;
+  /**
+   * Index of the last entry this member proposed as leader (0: none this leadership): while it
+   * is not committed, new writes wait in `staged` for it (ClientRequests.proposeStaged).
+   */
+  proposedLast = 0;
   /** Client writes waiting here, staged or proposed (an entry may carry many). */
   writesWaiting = 0;
   readonly reads = new Map<number, PendingRead>();

@@ -17,7 +17,10 @@ const VALUE_BYTES = 200 * 1024;
 const PER_TURN = Math.ceil(RING_BYTES / VALUE_BYTES);
 
 test('stale reads past a turn\'s response bytes get OVERLOADED; linearizable reads past it wait a turn and are all served', async () => {
-  const c = new ShardCluster([1], { bootstrapGroups: [1], logLevel: 'silent' });
+  // A group per write: a group whose last entry is uncommitted keeps new writes staged
+  // (pacing), so only writes to groups without one make a batch each.
+  const groups = Array.from({ length: 3 * BATCHES_IN_FLIGHT_MAX }, (_, i) => i + 1);
+  const c = new ShardCluster([1], { bootstrapGroups: groups, logLevel: 'silent' });
   try {
     await c.start(1);
     await c.leaderOf(1);
@@ -52,7 +55,10 @@ test('stale reads past a turn\'s response bytes get OVERLOADED; linearizable rea
 });
 
 test('while the log does not sync, the shard takes in no more than BATCHES_IN_FLIGHT_MAX turns of writes; all are answered once it syncs', async () => {
-  const c = new ShardCluster([1], { bootstrapGroups: [1], logLevel: 'silent' });
+  // A group per write: a group whose last entry is uncommitted keeps new writes staged
+  // (pacing), so only writes to groups without one make a batch each.
+  const groups = Array.from({ length: 3 * BATCHES_IN_FLIGHT_MAX }, (_, i) => i + 1);
+  const c = new ShardCluster([1], { bootstrapGroups: groups, logLevel: 'silent' });
   const orig = fsCjs.fdatasync;
   const held: (() => void)[] = [];
   let holding = false;
@@ -62,7 +68,7 @@ test('while the log does not sync, the shard takes in no more than BATCHES_IN_FL
   };
   try {
     const n = await c.start(1);
-    await c.leaderOf(1);
+    for (const g of groups) await c.leaderOf(g);
     assert.deepEqual(resultOf(await c.put(1, 1, 'first', '1')), { op: 'put' });
     (fsCjs as { fdatasync: unknown }).fdatasync = (fd: number, cb: (e: NodeJS.ErrnoException | null) => void): void => {
       if (!holding) {
@@ -74,11 +80,12 @@ test('while the log does not sync, the shard takes in no more than BATCHES_IN_FL
     syncBuiltinESMExports();
     holding = true;
     const before = n.counters[ShardCounter.Proposals]!;
-    // One write per turn: each makes a batch of its own that waits for the held sync.
+    // One write per turn, each to a group of its own: each makes a batch of its own that waits
+    // for the held sync.
     const writes: Promise<Response>[] = [];
-    const total = 3 * BATCHES_IN_FLIGHT_MAX;
+    const total = groups.length;
     for (let i = 0; i < total; i++) {
-      writes.push(c.put(1, 1, `k${i}`, String(i)));
+      writes.push(c.put(1, groups[i]!, `k${i}`, String(i)));
       await sleep(1);
     }
     // Every write is in the in ring (or taken from it); the shard's next turns take what they will.
