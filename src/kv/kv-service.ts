@@ -40,6 +40,9 @@ class KvService implements StateMachine {
   query(command: Uint8Array): Uint8Array {
     let cmd: KvCommand;
     try {
+      // The common read, a single get, straight from its bytes.
+      const got = this.kv.queryGetEncoded(command);
+      if (got !== null) return got;
       cmd = decodeCommand(command);
     } catch (e) {
       if (e instanceof KvError) throw new KvRequestError(`not a KV command: ${e.message}`);

@@ -80,6 +80,21 @@ export class KvStateMachine {
     return this.map.get(textByteString(key)) ?? null;
   }
 
+  /**
+   * The Result body of a single get command, read straight from its bytes (no decode into a
+   * command object, no text key), or null when `data` is not a single get. Throws KvError
+   * (BAD_COMMAND) when it is a malformed one.
+   */
+  queryGetEncoded(data: Uint8Array): Uint8Array | null {
+    if (data.length === 0 || data[0] !== KvTag.Get) return null;
+    const r = commandReader;
+    r.reset(data);
+    r.u8();
+    const key = r.keyByteString();
+    checkDone(r, data);
+    return encodeGetResult(this.map.get(key) ?? null);
+  }
+
   /** Applies one committed entry's payload; see applyEncoded. */
   apply(data: Uint8Array): KvResult {
     return decodeKvResult(this.applyEncoded(data));

@@ -28,16 +28,17 @@ export class Applier {
     if (rd.conf !== null && rd.snapshot === null) h.conf = copyConf(rd.conf);
     for (const rs of rd.readStates) {
       const r = h.reads.get(rs.requestId);
-      if (r !== undefined && r.index < 0) {
-        r.index = rs.index;
-        h.readsConfirmed++;
-      }
+      if (r === undefined) continue;
+      h.reads.delete(rs.requestId);
+      r.index = rs.index;
+      h.readsReady.push(r);
+      h.readsConfirmed++;
     }
     for (const id of rd.readsAborted) {
+      // Only an unconfirmed read can be aborted: a confirmed one is served once applied.
       const r = h.reads.get(id);
       if (r === undefined) continue;
       h.reads.delete(id);
-      if (r.index >= 0) h.readsConfirmed--;
       this.requests.reject(r.conn, r.requestId, h.id, 'NOT_LEADER', this.requests.notLeaderMessage(h.id, h.core.leader), r.t0, h.core.leader);
     }
     if (rd.soft !== null) this.onSoft(h, rd.soft);
@@ -111,11 +112,11 @@ export class Applier {
       this.requests.rejectWrite(h, p, 'OUTCOME_UNKNOWN', `leadership of group ${h.id} was lost before the write was known to commit`);
     }
     if (is) return;
-    for (const [id, r] of h.reads) {
-      if (r.index >= 0) continue;
-      h.reads.delete(id);
+    // The unconfirmed reads (confirmed ones are in readsReady, served once applied).
+    for (const r of h.reads.values()) {
       this.requests.reject(r.conn, r.requestId, h.id, 'NOT_LEADER', this.requests.notLeaderMessage(h.id, s.leader), r.t0, s.leader);
     }
+    h.reads.clear();
   }
 
 }

@@ -13,7 +13,7 @@ import { copyPayloads } from '../protocol/payload-slab.js';
 import { batchBytes, COMMANDS_PER_ENTRY_MAX, encodeBatch } from './command-batch.js';
 import type { ShardContext } from './context.js';
 import { ShardCounter } from './counters.js';
-import type { GroupHost, PendingWrite } from './group-host.js';
+import { READ_GONE, type GroupHost, type PendingWrite } from './group-host.js';
 import type { GroupTable } from './group-table.js';
 import type { LatencyHistogram } from './latency.js';
 import type { LoopControl } from './loop-control.js';
@@ -224,16 +224,29 @@ export class ClientRequests {
    * of reads would otherwise be made in one turn); the rest are served in later turns.
    */
   serveReads(h: GroupHost): void {
-    for (const [id, r] of h.reads) {
-      if (r.index < 0 || r.index > h.applied) continue;
+    const ready = h.readsReady;
+    let head = h.readsReadyHead;
+    while (head < ready.length) {
+      const r = ready[head]!;
+      if (r.index === READ_GONE) {
+        head++;
+        continue;
+      }
+      if (r.index > h.applied) break;
       if (this.outbox.clientFull) {
         this.readsDeferred.add(h);
         this.control.turnAgain();
-        return;
+        break;
       }
-      h.reads.delete(id);
+      head++;
       h.readsConfirmed--;
       this.query(h, r.conn, r.requestId, r.body, r.t0);
+    }
+    if (head === ready.length) {
+      h.readsReady = [];
+      h.readsReadyHead = 0;
+    } else {
+      h.readsReadyHead = head;
     }
   }
 
@@ -329,8 +342,14 @@ export class ClientRequests {
     h.staged.length = 0;
     h.stagedBytes = 0;
     for (const r of h.reads.values()) this.reject(r.conn, r.requestId, h.id, code, message, r.t0);
+    for (let i = h.readsReadyHead; i < h.readsReady.length; i++) {
+      const r = h.readsReady[i]!;
+      if (r.index !== READ_GONE) this.reject(r.conn, r.requestId, h.id, code, message, r.t0);
+    }
     h.proposals.clear();
     h.reads.clear();
+    h.readsReady = [];
+    h.readsReadyHead = 0;
     h.readsConfirmed = 0;
     const change = h.change;
     h.change = null;
@@ -366,8 +385,14 @@ export class ClientRequests {
       for (const [id, r] of h.reads) {
         if (r.t0 > limit) continue;
         h.reads.delete(id);
-        if (r.index >= 0) h.readsConfirmed--;
         this.reject(r.conn, r.requestId, h.id, 'TIMEOUT', `read not confirmed within ${this.task.requestTimeoutMs} ms`, r.t0);
+      }
+      for (let i = h.readsReadyHead; i < h.readsReady.length; i++) {
+        const r = h.readsReady[i]!;
+        if (r.index === READ_GONE || r.t0 > limit) continue;
+        r.index = READ_GONE;
+        h.readsConfirmed--;
+        this.reject(r.conn, r.requestId, h.id, 'TIMEOUT', `read confirmed but not served within ${this.task.requestTimeoutMs} ms`, r.t0);
       }
     }
     return true;

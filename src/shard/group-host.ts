@@ -37,6 +37,9 @@ export interface PendingChange {
 }
 
 /** A linearizable read, answered once a ReadState confirms it and the state machine has applied its index. */
+/** PendingRead.index of a confirmed read that was answered otherwise (timed out, aborted). */
+export const READ_GONE = -2;
+
 export interface PendingRead {
   conn: number;
   requestId: number;
@@ -82,7 +85,16 @@ export class GroupHost {
   proposedLast = 0;
   /** Client writes waiting here, staged or proposed (an entry may carry many). */
   writesWaiting = 0;
+  /** Linearizable reads not yet confirmed by a ReadState, by read id. */
   readonly reads = new Map<number, PendingRead>();
+  /**
+   * Confirmed reads, in the order their ReadStates came (so by read index), served from
+   * `readsReadyHead` as `applied` reaches them; one taken out early (a timeout, an abort) has
+   * index READ_GONE. A queue, not a scan of every read waiting: at hundreds of reads in flight
+   * per group that scan was most of a read's cost.
+   */
+  readsReady: PendingRead[] = [];
+  readsReadyHead = 0;
   /** The membership change waiting here, if any (one at a time). */
   change: PendingChange | null = null;
   /** Reads with a ReadState, waiting for `applied` to reach their index. */
@@ -117,7 +129,7 @@ export class GroupHost {
 
   /** Client requests waiting here: writes (staged or proposed) and reads. */
   get pending(): number {
-    return this.writesWaiting + this.reads.size;
+    return this.writesWaiting + this.reads.size + this.readsConfirmed;
   }
 
   status(): GroupStatus {
