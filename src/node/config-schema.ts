@@ -76,6 +76,12 @@ export interface NodeConfig {
    * once with an empty Result, without Raft or the log (docs/benchmarks.md, "echo").
    */
   mode: 'raft' | 'echo';
+  /**
+   * How a leader confirms a linearizable read: `index`, a heartbeat round per batch of reads
+   * (ReadIndex); `lease`, at once while its lease holds on the monotonic clock (docs/raft.md,
+   * "Leases"). Every node of a cluster must use the same.
+   */
+  readMode: 'index' | 'lease';
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** auto: readable lines (pino-pretty) when standard output is a terminal, JSON lines otherwise. */
   logFormat: 'auto' | 'json' | 'pretty';
@@ -155,6 +161,7 @@ export const configDefaults: NodeConfig = deepFreeze({
   websocket: 'auto',
   wsOrigins: 'self',
   mode: 'raft',
+  readMode: 'index',
   logLevel: 'info',
   logFormat: 'auto',
   metricsPerGroupMax: 256,
@@ -222,6 +229,7 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   websocket: { kind: 'enum', values: ['auto', 'uws', 'ws', 'off'] },
   wsOrigins: { kind: 'string' },
   mode: { kind: 'enum', values: ['raft', 'echo'] },
+  readMode: { kind: 'enum', values: ['index', 'lease'] },
   logLevel: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   logFormat: { kind: 'enum', values: ['auto', 'json', 'pretty'] },
   metricsPerGroupMax: { kind: 'int', min: 0, max: 1_000_000 },

@@ -85,6 +85,8 @@ const COUNTER_SLOTS: [ShardCounter, string, string, number][] = [
   [ShardCounter.Appends, 'flotilla_wal_appends_total', 'Write-ahead log appends (batches, one write and at most one fdatasync each).', 1],
   [ShardCounter.AppendMsTotal, 'flotilla_wal_append_seconds_total', 'Time spent in write-ahead log appends, seconds.', 1 / 1000],
   [ShardCounter.TicksMissed, 'flotilla_ticks_missed_total', 'Tick timer firings lost while the shard was busy (its groups\' clocks ran slow).', 1],
+  [ShardCounter.LeaseReads, 'flotilla_lease_reads_total', 'Linearizable reads served on the leader\'s lease, without a heartbeat round (readMode lease).', 1],
+  [ShardCounter.LeaseReadsAskedAgain, 'flotilla_lease_reads_asked_again_total', 'Reads confirmed by a leader\'s lease that had run out by the time they were served, confirmed again by a heartbeat round (readMode lease).', 1],
 ];
 
 export class NodeMetrics {

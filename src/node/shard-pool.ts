@@ -112,6 +112,7 @@ export class ShardPool {
       snapshotBytesMax: c.snapshotBytesMax,
       stateMachine: this.stateMachine,
       echo: c.mode === 'echo',
+      readMode: c.readMode,
       logLevel: this.logOutput.level,
       logFormat: this.logOutput.format,
       logColor: this.logOutput.color,

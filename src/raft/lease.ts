@@ -13,6 +13,8 @@ import { Role } from './types.js';
 export class Lease {
   /** Tick at which the lease began (the send time of the last round a quorum acknowledged). */
   startTick = -Infinity;
+  /** The same moment on the host's clock (cfg.nowMs), when the host gives one (cfg.leaseMs). */
+  startMs = -Infinity;
   /** Only rounds from this one on may extend the lease (see forfeit). */
   roundMin = Infinity;
   /** A leader transfer began this term: no lease until the next term. */
@@ -25,17 +27,30 @@ export class Lease {
    */
   forfeit(roundMin: number): void {
     this.startTick = -Infinity;
+    this.startMs = -Infinity;
     this.roundMin = roundMin;
   }
 
-  /** A quorum acknowledged round `round`, sent at tick `sentTick` (-1: too old to know). */
-  extend(round: number, sentTick: number): void {
-    if (round >= this.roundMin && sentTick > this.startTick) this.startTick = sentTick;
+  /** A quorum acknowledged round `round`, sent at tick `sentTick` and host time `sentMs` (-1: too old to know). */
+  extend(round: number, sentTick: number, sentMs: number): void {
+    if (round < this.roundMin || sentTick < 0) return;
+    if (sentTick > this.startTick) this.startTick = sentTick;
+    if (sentMs > this.startMs) this.startMs = sentMs;
   }
 }
 
 export function leaseValid(r: RaftState): boolean {
   const cfg = r.cfg;
   return cfg.leaseRead && cfg.checkQuorum && r.role === Role.Leader && !r.lease.voidForTerm && !r.quiet.quiesced &&
-    r.time.ticks < r.lease.startTick + cfg.ticksElection - cfg.ticksLeaseMargin;
+    r.time.ticks < r.lease.startTick + cfg.ticksElection - cfg.ticksLeaseMargin &&
+    (cfg.leaseMs === 0 || cfg.nowMs() < r.lease.startMs + cfg.leaseMs);
+}
+
+/**
+ * Until when (host ms) the lease holds on the host's clock, or -Infinity when it does not hold
+ * now (by ticks, role, quiescence, transfer) or the host gives no clock (leaseMs 0).
+ */
+export function leaseUntilMs(r: RaftState): number {
+  if (r.cfg.leaseMs === 0 || !leaseValid(r)) return -Infinity;
+  return r.lease.startMs + r.cfg.leaseMs;
 }

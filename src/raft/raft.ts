@@ -21,6 +21,7 @@ import { propose } from './proposals.js';
 import { staleWhileQuiesced, tickQuiesce, unquiesce } from './quiescence.js';
 import { RaftLog } from './raft-log.js';
 import { readIndex } from './read-index.js';
+import { leaseUntilMs } from './lease.js';
 import { hasReady, persisted, ready } from './ready.js';
 import {
   handleAppend, handleAppendResp, handleHeartbeat, handleHeartbeatResp, handleSnapshot, tickHeartbeat,
@@ -67,6 +68,8 @@ export class RaftNode {
   get role(): Role { return this.r.role; }
   get leader(): NodeId { return this.r.leader; }
   get commit(): number { return this.r.log.committed; }
+  /** Until when (host ms, cfg.nowMs) this leader's lease holds; -Infinity when it does not now. */
+  leaseUntilMs(): number { return leaseUntilMs(this.r); }
   get applied(): number { return this.r.log.applied; }
   firstIndex(): number { return this.r.log.firstIndex(); }
   lastIndex(): number { return this.r.log.lastIndex(); }

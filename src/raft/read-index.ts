@@ -28,11 +28,11 @@ export function readIndex(r: RaftState, requestId: number): ReadResult {
     return { ok: true };
   }
   if (r.trk.voterIds().length === 1 && r.trk.isVoter(r.id)) {
-    r.out.readStates.push({ requestId, index: r.log.committed });
+    r.out.readStates.push({ requestId, index: r.log.committed, lease: false });
     return { ok: true };
   }
   if (leaseValid(r)) {
-    r.out.readStates.push({ requestId, index: r.log.committed });
+    r.out.readStates.push({ requestId, index: r.log.committed, lease: true });
     return { ok: true };
   }
   if (!r.reads.add(requestId, r.log.committed)) return { ok: false, code: 'OVERLOADED', leader: r.id };
@@ -44,5 +44,5 @@ export function confirmRounds(r: RaftState): void {
   const round = r.trk.roundQuorum(r.id, r.reads.round);
   if (round <= r.reads.roundQuorum) return;
   r.reads.confirm(round, r.out.readStates);
-  r.lease.extend(round, r.reads.sentTick(round));
+  r.lease.extend(round, r.reads.sentTick(round), r.reads.sentMs(round));
 }

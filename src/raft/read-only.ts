@@ -38,8 +38,9 @@ export class ReadOnly {
   private pending: PendingRead[] = [];
   private head = 0;
   /**
-   * Tick at which round r was sent, at r % SENT_TICKS_KEPT, and that round's number at
-   * SENT_TICKS_KEPT + r % SENT_TICKS_KEPT. Made at the first round: followers never need it.
+   * Tick at which round r was sent, at r % SENT_TICKS_KEPT; the host's time then (ms) at
+   * SENT_TICKS_KEPT + r % SENT_TICKS_KEPT; and that round's number at 2 × SENT_TICKS_KEPT +
+   * r % SENT_TICKS_KEPT. Made at the first round: followers never need it.
    */
   private sent: Float64Array | null = null;
 
@@ -65,21 +66,29 @@ export class ReadOnly {
   }
 
   /** Starts a new round at `tick`; returns its number. */
-  startRound(tick: number): number {
+  startRound(tick: number, nowMs: number): number {
     this.round++;
     this.roundWanted = false;
     const slot = this.round % SENT_TICKS_KEPT;
-    if (this.sent === null) this.sent = new Float64Array(2 * SENT_TICKS_KEPT);
+    if (this.sent === null) this.sent = new Float64Array(3 * SENT_TICKS_KEPT);
     this.sent[slot] = tick;
-    this.sent[SENT_TICKS_KEPT + slot] = this.round;
+    this.sent[SENT_TICKS_KEPT + slot] = nowMs;
+    this.sent[2 * SENT_TICKS_KEPT + slot] = this.round;
     return this.round;
   }
 
-  /** When round r went out, or -1 if it is too old to remember. */
+  /** When round r went out (tick), or -1 if it is too old to remember. */
   sentTick(r: number): number {
     const slot = r % SENT_TICKS_KEPT;
     if (this.sent === null) return -1;
-    return this.sent[SENT_TICKS_KEPT + slot] === r ? this.sent[slot]! : -1;
+    return this.sent[2 * SENT_TICKS_KEPT + slot] === r ? this.sent[slot]! : -1;
+  }
+
+  /** When round r went out on the host's clock (ms), or -Infinity if it is too old to remember. */
+  sentMs(r: number): number {
+    const slot = r % SENT_TICKS_KEPT;
+    if (this.sent === null) return -Infinity;
+    return this.sent[2 * SENT_TICKS_KEPT + slot] === r ? this.sent[SENT_TICKS_KEPT + slot]! : -Infinity;
   }
 
   /** A quorum acknowledged `r`: moves every read of round ≤ r to `out`. */
@@ -89,7 +98,7 @@ export class ReadOnly {
     this.roundQuorum = r;
     while (this.head < this.pending.length && this.pending[this.head]!.round <= r) {
       const p = this.pending[this.head++]!;
-      out.push({ requestId: p.requestId, index: p.index });
+      out.push({ requestId: p.requestId, index: p.index, lease: false });
     }
     if (this.head === this.pending.length) {
       this.pending.length = 0;

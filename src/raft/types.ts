@@ -123,6 +123,11 @@ export interface ReadState {
   /** The caller's id for the read, as given to `readIndex`. */
   requestId: number;
   index: number;
+  /**
+   * Confirmed by the leader's lease rather than by a round: valid only while the lease holds,
+   * so a host that serves it later than the turn it asked in checks `leaseUntilMs()` first.
+   */
+  lease: boolean;
 }
 
 /**
@@ -185,6 +190,15 @@ export interface RaftConfig {
   leaseRead: boolean;
   /** Ticks subtracted from the lease to absorb clock drift between members. */
   ticksLeaseMargin: number;
+  /**
+   * The lease's length on the host's monotonic clock (`nowMs`), from the send time of the round
+   * that gave it; 0: bounded by ticks alone. A host whose ticks can run late (a busy or paused
+   * thread skips timer firings) needs it: ticks alone would let a late leader's lease outlast
+   * its followers' election timeouts (docs/raft.md, "Leases").
+   */
+  leaseMs: number;
+  /** The host's monotonic clock, read when a round is sent and when a lease is checked (ms). */
+  nowMs: () => number;
   entriesPerMsgMax: number;
   bytesPerMsgMax: number;
   inflightMsgsMax: number;
@@ -208,6 +222,8 @@ export const configDefaults: Omit<RaftConfig, 'id' | 'random' | 'applied'> = {
   checkQuorum: true,
   leaseRead: false,
   ticksLeaseMargin: 2,
+  leaseMs: 0,
+  nowMs: () => 0,
   entriesPerMsgMax: 1024,
   bytesPerMsgMax: 1 << 20,
   inflightMsgsMax: 256,

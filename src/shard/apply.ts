@@ -31,6 +31,7 @@ export class Applier {
       if (r === undefined) continue;
       h.reads.delete(rs.requestId);
       r.index = rs.index;
+      r.lease = rs.lease;
       h.readsReady.push(r);
       h.readsConfirmed++;
     }

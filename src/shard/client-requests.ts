@@ -13,7 +13,7 @@ import { copyPayloads } from '../protocol/payload-slab.js';
 import { batchBytes, COMMANDS_PER_ENTRY_MAX, encodeBatch } from './command-batch.js';
 import type { ShardContext } from './context.js';
 import { ShardCounter } from './counters.js';
-import { READ_GONE, type GroupHost, type PendingWrite } from './group-host.js';
+import { READ_GONE, type GroupHost, type PendingRead, type PendingWrite } from './group-host.js';
 import type { GroupTable } from './group-table.js';
 import type { LatencyHistogram } from './latency.js';
 import type { LoopControl } from './loop-control.js';
@@ -109,7 +109,7 @@ export class ClientRequests {
         this.refused(conn, f, r.code, r.leader, t0);
         return;
       }
-      h.reads.set(id, { conn, requestId: f.requestId, body: body.slice(), index: -1, t0 });
+      h.reads.set(id, { conn, requestId: f.requestId, body: body.slice(), index: -1, t0, lease: false });
     } else {
       // Room for the command in an entry of its own (the batch layout's header included).
       if (batchBytes(1, body.length) > this.proposalBytesMax) {
@@ -240,6 +240,17 @@ export class ClientRequests {
       }
       head++;
       h.readsConfirmed--;
+      // A lease read is served only while the lease still holds, on the clock read now: the
+      // turn that confirmed it may have been long (a pause, a GC), and the lease run out
+      // meanwhile. Between this check and the query nothing changes the state machine, so
+      // what it reads was current while the lease held. Otherwise it asks again, by a round.
+      if (r.lease) {
+        if (!(this.clock.nowMs() < h.core.leaseUntilMs())) {
+          this.askAgain(h, r);
+          continue;
+        }
+        this.counters[ShardCounter.LeaseReads]!++;
+      }
       this.query(h, r.conn, r.requestId, r.body, r.t0);
     }
     if (head === ready.length) {
@@ -248,6 +259,21 @@ export class ClientRequests {
     } else {
       h.readsReadyHead = head;
     }
+  }
+
+  /** A lease read whose lease ran out before it was served: confirmed again, by a round. */
+  private askAgain(h: GroupHost, r: PendingRead): void {
+    const id = ++this.readSeq;
+    const again = h.core.readIndex(id);
+    if (!again.ok) {
+      this.reject(r.conn, r.requestId, h.id, again.code === 'NOT_LEADER' ? 'NOT_LEADER' : 'OVERLOADED',
+        again.code === 'NOT_LEADER' ? this.notLeaderMessage(h.id, again.leader) : `group ${h.id} has too many reads waiting`, r.t0, again.leader);
+      return;
+    }
+    r.index = -1;
+    r.lease = false;
+    h.reads.set(id, r);
+    this.counters[ShardCounter.LeaseReadsAskedAgain]!++;
   }
 
   /** Serves, as far as the outbox has room, the reads a full outbox left for this turn. */

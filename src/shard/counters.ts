@@ -47,6 +47,10 @@ export enum ShardCounter {
   NoSpace,
   /** Writes answered NO_SPACE (refused up front, or waiting when the disk filled). */
   ErrorsNoSpace,
+  /** Linearizable reads served on a leader's lease (readMode lease), without a round. */
+  LeaseReads,
+  /** Reads confirmed by a leader's lease that had run out when they were served: asked again by a round. */
+  LeaseReadsAskedAgain,
 }
 
 export const SHARD_COUNTER_SLOTS = 32;

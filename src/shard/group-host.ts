@@ -48,6 +48,8 @@ export interface PendingRead {
   /** Read index from the ReadState; -1 until it arrives. */
   index: number;
   t0: number;
+  /** Confirmed by the leader's lease (ReadState.lease): served only if the lease still holds then. */
+  lease: boolean;
 }
 
 const ROLE_NAMES: Record<Role, GroupStatus['role']> = {

@@ -30,7 +30,26 @@ const TICKS_QUIESCE_ELECTIONS = 2;
  * proposing (its entry must fit one ring record in an append), for out-ring records whose
  * payload holds at most `payloadBytesMax`.
  */
-export function coreConfig(task: ShardTask, payloadBytesMax: number, random: () => number): { raft: Omit<RaftConfig, 'applied'>; proposalBytesMax: number } {
+/**
+ * Share of the election timeout a lease may last, on this node's monotonic clock: the rest
+ * absorbs the members' clocks running at different rates (a follower's timer running fast
+ * ends its election timeout early in real time, the leader's running slow makes its lease
+ * look younger), with room to spare (real clock rates differ by parts per million; the
+ * simulator skews them by up to 2 %).
+ */
+export const LEASE_SHARE = 0.8;
+
+/**
+ * How long a leader's lease lasts (ms) after the round that gave it was sent: a follower that
+ * heard that round ignores campaigns for ticksElection of its ticks, and the tick right after
+ * a message may come at once, so (ticksElection − 1) ticks of real time at least (ticks come
+ * late, never early), times LEASE_SHARE.
+ */
+export function leaseMsFor(tickMs: number, ticksElection: number): number {
+  return (ticksElection - 1) * tickMs * LEASE_SHARE;
+}
+
+export function coreConfig(task: ShardTask, payloadBytesMax: number, random: () => number, nowMs: () => number): { raft: Omit<RaftConfig, 'applied'>; proposalBytesMax: number } {
   // Every message must fit one out-ring record (the main thread forwards records as they are).
   const room = payloadBytesMax - SUB_HEADER_BYTES - MESSAGE_FIXED_BYTES_MAX;
   const entriesPerMsgMax = Math.min(configDefaults.entriesPerMsgMax, Math.floor(room / (2 * ENTRY_HEADER_BYTES_MAX)));
@@ -49,6 +68,11 @@ export function coreConfig(task: ShardTask, payloadBytesMax: number, random: () 
       ticksQuiesce: task.ticksQuiesce ?? TICKS_QUIESCE_ELECTIONS * task.ticksElection,
       // The host may use Math.random; only the core must not (it gets it injected).
       random,
+      // Leases on the monotonic clock, read fresh each time (not the tick count: a late shard
+      // runs its ticks late), and checked again before a read is served (serveReads).
+      leaseRead: task.readMode === 'lease',
+      leaseMs: task.readMode === 'lease' ? leaseMsFor(task.tickMs, task.ticksElection) : 0,
+      nowMs,
     },
   };
 }

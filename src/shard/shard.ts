@@ -109,7 +109,7 @@ export class Shard {
     this.clock = clock;
     this.control = new LoopControl(io.scheduler ?? systemScheduler, io.inRing, io.waitInput ?? (() => io.inRing.waitData()), io.counters);
     const ctx: ShardContext = { task, log: io.log, counters: io.counters, clock, outbox: io.outbox, wal, control: this.control };
-    const config = coreConfig(task, this.outbox.payloadBytesMax, io.random ?? Math.random);
+    const config = coreConfig(task, this.outbox.payloadBytesMax, io.random ?? Math.random, () => clock.nowMs());
     this.table = new GroupTable(wal, images, factory, config.raft, io.counters);
     this.requests = new ClientRequests(ctx, this.table, this.latency.request, config.proposalBytesMax);
     this.snapshots = new Snapshots(ctx, store, this.table.groups, images, this.requests);

@@ -60,6 +60,8 @@ export interface ShardTask {
   stateMachine: StateMachineModule | null;
   /** Benchmark mode: every client command is answered at once with an empty Result (no Raft, no log). */
   echo?: boolean;
+  /** How leaders confirm linearizable reads (config `readMode`; absent: index). */
+  readMode?: 'index' | 'lease';
   logLevel: LogLevel;
   /** Log lines as JSON (absent: json) or pretty, as the main thread resolved `logFormat`. */
   logFormat?: LogOutput['format'];

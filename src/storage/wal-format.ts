@@ -168,7 +168,8 @@ export interface FlippedBit {
  * (located in one pass from the CRC's syndrome: see crc32SingleBitError). A torn write leaves
  * whole sectors zero or stale, or the file ending inside the frame; it does not look like this.
  * So that a tear cannot pass for a flip, the whole write must show: the frame's end mark in
- * full, and the flipped bit's sector not all zeros (see wholeWriteOnDisk).
+ * full, the flipped bit's sector not all zeros (see wholeWriteOnDisk), and not everything from
+ * the flipped bit on zero (tornIntoZeros: a tear at that very byte).
  * Recovery (wal-recovery.ts) calls it only for a damaged frame that no intact frame follows.
  */
 export function frameFlippedBit(data: Buffer, off: number, seqAfter: number): FlippedBit | null {
@@ -197,9 +198,21 @@ export function frameFlippedBit(data: Buffer, off: number, seqAfter: number): Fl
     const end = off + FRAME_HEADER_BYTES + frameBodyBytes(data, off);
     const ok = frameProblem(data, off, seqAfter) === null && recordsParse(data, off + FRAME_HEADER_BYTES, end);
     data[c.at] = data[c.at]! ^ (1 << c.bit);
-    if (ok && wholeWriteOnDisk(data, off, end, c.at)) return c;
+    if (ok && wholeWriteOnDisk(data, off, end, c.at) && !tornIntoZeros(data, c.at, end)) return c;
   }
   return null;
+}
+
+/**
+ * Whether the frame may be a write torn at byte `at` over zeros (a file's fresh or reserved
+ * space), which a flipped bit there would also explain: the byte at `at` and everything after it
+ * up to the end mark read zero. Disks usually write whole sectors, but nothing promises it (and
+ * the simulator tears at any byte); a tear there lost a byte with one bit set.
+ */
+function tornIntoZeros(data: Buffer, at: number, end: number): boolean {
+  const to = Math.min(data.length, end + END_MARK_BYTES);
+  for (let i = at; i < to; i++) if (data[i] !== 0) return false;
+  return true;
 }
 
 /** The sector size torn writes are reasoned about in (the smallest a disk writes whole). */

@@ -48,6 +48,11 @@ export interface HostProfile {
   ticksElection: number;
   ticksHeartbeat: number;
   ticksQuiesce: number;
+  /** How leaders confirm linearizable reads (the node's readMode). */
+  readMode: 'index' | 'lease';
+  /** How often a machine's tick timer starts lagging (a starved thread), and for how long at most. */
+  timerLagEveryMs: number;
+  timerLagMsMax: number;
   snapshotEntries: number;
   /** Log bytes since the last image, as a multiple of its size, before the next (0: none needed). */
   snapshotLogRatio: number;
@@ -124,6 +129,9 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     ticksElection,
     ticksHeartbeat: r.int(1, 3),
     ticksQuiesce: r.chance(0.3) ? 0 : r.chance(0.5) ? r.int(2, 6) : 2 * ticksElection,
+    readMode: 'index', // drawn below
+    timerLagEveryMs: Infinity, // drawn below
+    timerLagMsMax: 0,
     snapshotEntries: r.int(10, 150),
     snapshotKeepEntries: r.int(0, 20),
     segmentBytes: r.chance(0.5) ? 4096 * r.int(4, 12) : 64 << 10,
@@ -163,6 +171,10 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     p.fs.syncMsMin *= slower;
     p.fs.syncMsMax *= slower;
   }
+  // Drawn after everything else, so that it changed no earlier draw.
+  p.readMode = r.chance(0.5) ? 'lease' : 'index';
+  p.timerLagEveryMs = level === 0 || r.chance(0.3) ? Infinity : scale(pick([Infinity, 2000, 1000, 500]));
+  p.timerLagMsMax = r.real(100, 1000);
   return p;
 }
 
@@ -174,6 +186,6 @@ export function describeHostProfile(p: HostProfile): string {
     `pause every ${f(p.pauseEveryMs)}, partition every ${f(p.partitionEveryMs)}, link failure every ${f(p.linkFailEveryMs)}, ` +
     `transfer every ${f(p.transferEveryMs)}, member change every ${f(p.memberChangeEveryMs)}, disk full every ${f(p.diskFullEveryMs)}, sync EIO p ${p.fs.failSyncP.toFixed(4)}; ` +
     `sync ${p.fs.syncMsMin.toFixed(2)}–${p.fs.syncMsMax.toFixed(1)}ms; clock ±${(p.clockRateSkew * 100).toFixed(1)}% jumps every ${f(p.clockJumpEveryMs)}; ` +
-    `heartbeat ${p.ticksHeartbeat} quiesce ${p.ticksQuiesce} snapshot every ${p.snapshotEntries} ratio ${p.snapshotLogRatio} keep ${p.snapshotKeepEntries} ` +
+    `heartbeat ${p.ticksHeartbeat} quiesce ${p.ticksQuiesce} reads ${p.readMode} snapshot every ${p.snapshotEntries} ratio ${p.snapshotLogRatio} keep ${p.snapshotKeepEntries} ` +
     `segment ${p.segmentBytes} chunk ${p.snapChunkBytes} turn records ${p.turnRecordsMax} doorbell ≤ ${p.doorbellMsMax.toFixed(2)}ms`;
 }

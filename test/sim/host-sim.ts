@@ -79,6 +79,11 @@ export interface HostSimStats {
   dirChangesLost: number;
   snapshotsInstalled: number;
   snapshotsTaken: number;
+  /** Reads served on a leader's lease, and those whose lease ran out before they were served (asked again by a round). */
+  leaseReads: number;
+  /** Periods in which a machine's tick timer fired late. */
+  timerLags: number;
+  leaseReadsAskedAgain: number;
   /** Commands applied as the second or later of an entry that carried several (command-batch.ts). */
   commandsBatched: number;
   /** syncForce off, machine crashes: log entries they took from the node (its unsynced tail). */
@@ -143,6 +148,12 @@ class Machine {
   pausedUntilMs = 0;
   deferred = 0;
   rate: number;
+  /**
+   * Its repeating timers (the shard's tick) fire this many times later than asked: a thread too
+   * busy to keep its tick, whose missed firings are not made up (1: on time). Leases must not
+   * rest on ticks alone.
+   */
+  timerLag = 1;
   offset: number;
   readonly fs: SimFs;
   readonly clock: Clock;
@@ -199,7 +210,7 @@ class Machine {
     return {
       every: (ms, fn): Cancel => {
         let on = true;
-        const again = (): void => q.after(ms / this.rate, () => this.run(() => {
+        const again = (): void => q.after(ms * this.timerLag / this.rate, () => this.run(() => {
           if (!on || !alive()) return;
           fn();
           again();
@@ -505,7 +516,7 @@ export class HostSim {
     crashesProcess: 0, quietChecked: 0, quietNonMemberSent: 0, crashesMachine: 0, powerLosses: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
     messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, memberChangesAsked: 0, memberChangesDone: 0, replicasDestroyed: 0,
     syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0, filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0, snapshotsInstalled: 0,
-    snapshotsTaken: 0, commandsBatched: 0, tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
+    snapshotsTaken: 0, leaseReads: 0, leaseReadsAskedAgain: 0, timerLags: 0, commandsBatched: 0, tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
   };
   nextOpId = 1;
   nextRequestId = 1;
@@ -594,6 +605,7 @@ export class HostSim {
       ticksElection: p.ticksElection,
       ticksHeartbeat: p.ticksHeartbeat,
       ticksQuiesce: p.ticksQuiesce,
+      readMode: p.readMode,
       snapshotEntries: p.snapshotEntries,
       snapshotLogRatio: p.snapshotLogRatio,
       snapshotKeepEntries: p.snapshotKeepEntries,
@@ -731,6 +743,8 @@ export class HostSim {
     if (proc === null) return;
     this.stats.snapshotsTaken += proc.counters[ShardCounter.SnapshotsTaken]!;
     this.stats.snapshotsInstalled += proc.counters[ShardCounter.SnapshotsInstalled]!;
+    this.stats.leaseReads += proc.counters[ShardCounter.LeaseReads]!;
+    this.stats.leaseReadsAskedAgain += proc.counters[ShardCounter.LeaseReadsAskedAgain]!;
   }
 
   private crash(m: Machine, machine: boolean): void {
@@ -1226,6 +1240,16 @@ export class HostSim {
     });
   }
 
+  private chaosTimerLag(): void {
+    const m = this.rngChaos.pick(this.machines);
+    m.timerLag = this.rngChaos.real(1.5, 4);
+    this.stats.timerLags++;
+    this.trace(`timers of n${m.nodeId} lag ×${m.timerLag.toFixed(2)}`);
+    this.queue.after(this.rngChaos.real(50, this.profile.timerLagMsMax), () => {
+      m.timerLag = 1;
+    });
+  }
+
   private chaosTransfer(): void {
     const m = this.rngChaos.pick(this.machines);
     const leaders = this.cores(m).filter((c) => c.core.role === Role.Leader);
@@ -1433,6 +1457,7 @@ export class HostSim {
     this.every(p.memberChangeEveryMs, () => this.chaosMemberChange());
     this.every(p.clockJumpEveryMs, () => this.chaosClockJump());
     this.every(p.diskFullEveryMs, () => this.chaosDiskFull());
+    this.every(p.timerLagEveryMs, () => this.chaosTimerLag());
     const periodic = (): void => {
       this.queue.after(INVARIANTS_EVERY_MS, () => {
         this.checkInvariants();
@@ -1449,6 +1474,7 @@ export class HostSim {
     this.net.healAll();
     for (const m of this.machines) {
       m.pausedUntilMs = 0;
+      m.timerLag = 1;
       m.fs.bytesMax = Infinity;
       m.fs.failSyncP = 0;
     }

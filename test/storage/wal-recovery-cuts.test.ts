@@ -173,6 +173,26 @@ test('a tear that differs from the frame by one bit is still a tear: end mark mi
     fs.writeFileSync(f, bytes);
     assert.throws(() => Wal.open({ dir: copy, segmentBytes: 1 << 20 }), (e: unknown) => e instanceof WalError && e.code === 'WAL_CORRUPT' && e.offset === last);
   }
+  // (4) A write torn at its very last byte, mid-sector, over zeros (nothing promises that a disk
+  // writes whole sectors; the simulator tears at any byte): that byte, the f64 commit's high
+  // byte 0x40, reads zero, as does all after it. One bit explains it, and so does the tear.
+  {
+    const copy = copyDir(dir);
+    const f = path.join(copy, path.basename(file));
+    const bytes = Buffer.from(original);
+    assert.equal(bytes[end - 1], 0x40, "the frame ends with the hard state's commit, 4 as an f64");
+    assert.notEqual(end % 512, 1, 'the byte shares its sector with the rest of the write');
+    bytes[end - 1] = 0;
+    fs.writeFileSync(f, bytes);
+    const { wal, cuts } = openCuts(copy);
+    try {
+      assert.equal(texts(wal, 1).length, 3);
+      assert.equal(cuts.length, 1);
+      assert.equal(cuts[0]!.offset, last);
+    } finally {
+      await wal.close();
+    }
+  }
 });
 
 test('the later segments removed after a torn tail are reported, each with its size', async () => {
