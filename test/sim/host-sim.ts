@@ -1240,13 +1240,27 @@ export class HostSim {
     });
   }
 
+  /**
+   * A machine's tick timer lags for a while; half the time the machine is also cut off from the
+   * others meanwhile (its clients still reach it): a leader that late, alone, with a lease
+   * counted in ticks, would keep answering reads after the others elected a new leader.
+   */
   private chaosTimerLag(): void {
     const m = this.rngChaos.pick(this.machines);
     m.timerLag = this.rngChaos.real(1.5, 4);
     this.stats.timerLags++;
-    this.trace(`timers of n${m.nodeId} lag ×${m.timerLag.toFixed(2)}`);
+    const alone = !this.net.partitioned && this.rngChaos.chance(0.5);
+    if (alone) {
+      this.net.partition(this.machines.map((x) => (x === m ? 1 : 0)));
+      this.linksChanged();
+    }
+    this.trace(`timers of n${m.nodeId} lag ×${m.timerLag.toFixed(2)}${alone ? ', cut off' : ''}`);
     this.queue.after(this.rngChaos.real(50, this.profile.timerLagMsMax), () => {
       m.timerLag = 1;
+      if (alone) {
+        this.net.healPartition();
+        this.linksChanged();
+      }
     });
   }
 
