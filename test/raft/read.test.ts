@@ -29,7 +29,7 @@ test('ReadIndex: a ReadState carries the commit index at the time of the request
   c.settle();
   assert.deepEqual(c.member(1).reads, [], 'no round acknowledged yet');
   c.release();
-  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2 }, { requestId: 2, index: 3 }]);
+  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2, lease: false }, { requestId: 2, index: 3, lease: false }]);
 });
 
 test('ReadIndex: a read is not served until a quorum acknowledges its round', () => {
@@ -44,7 +44,7 @@ test('ReadIndex: a read is not served until a quorum acknowledges its round', ()
   c.heal();
   c.cutLink(3, 1);
   c.tick(1);
-  assert.deepEqual(c.member(1).reads, [{ requestId: 7, index: 2 }]);
+  assert.deepEqual(c.member(1).reads, [{ requestId: 7, index: 2, lease: false }]);
 });
 
 test('ReadIndex: an acknowledgement of an older round does not confirm a newer read', () => {
@@ -63,7 +63,7 @@ test('ReadIndex: an acknowledgement of an older round does not confirm a newer r
   assert.equal(c.deliveredWhere(MessageType.HeartbeatResp, undefined, 1).filter((m) => m.context === 1).length, 2);
   assert.deepEqual(c.member(1).reads, [], 'round 1 was sent before the read arrived');
   c.release();
-  assert.deepEqual(c.member(1).reads, [{ requestId: 5, index: 2 }]);
+  assert.deepEqual(c.member(1).reads, [{ requestId: 5, index: 2, lease: false }]);
 });
 
 test('ReadIndex: a leader that is deposed aborts its pending reads', () => {
@@ -98,7 +98,7 @@ test('ReadIndex: reads on a new leader wait until its no-op commits (and are abo
   assert.deepEqual(c.member(1).reads, [], 'heartbeats alone do not serve it');
   c.release();
   assert.equal(c.get(1).commit, 2);
-  assert.deepEqual(c.member(1).reads, [{ requestId: 7, index: 2 }]);
+  assert.deepEqual(c.member(1).reads, [{ requestId: 7, index: 2, lease: false }]);
 
   const d = new Cluster([1, 2, 3]);
   d.settle();
@@ -122,7 +122,7 @@ test('ReadIndex: a single-member group serves reads at once', () => {
   assert.equal(c.get(1).role, Role.Leader);
   assert.ok(c.get(1).readIndex(3).ok);
   c.settle();
-  assert.deepEqual(c.member(1).reads, [{ requestId: 3, index: 2 }]);
+  assert.deepEqual(c.member(1).reads, [{ requestId: 3, index: 2, lease: false }]);
 });
 
 test('ReadIndex: pending reads are bounded; beyond the bound a leader answers OVERLOADED', () => {
@@ -152,7 +152,7 @@ test('lease reads are off by default: a read right after an acknowledged heartbe
   assert.equal(heartbeatsFrom(c, 1) - hb, 2);
   assert.deepEqual(c.member(1).reads, []);
   c.release();
-  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2 }]);
+  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2, lease: false }]);
 });
 
 test('lease reads: right after a quorum-acknowledged heartbeat a read is served without a round', () => {
@@ -163,7 +163,7 @@ test('lease reads: right after a quorum-acknowledged heartbeat a read is served 
   assert.ok(c.get(1).readIndex(1).ok);
   c.settle();
   assert.equal(heartbeatsFrom(c, 1) - hb, 0, 'no heartbeat was needed');
-  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2 }]);
+  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2, lease: true }]);
 });
 
 test('lease reads: a new leader has no lease until a round of its own is acknowledged', () => {
@@ -190,7 +190,7 @@ test('lease reads: the lease ends ticksElection - ticksLeaseMargin ticks after t
   c.tick(1, 7); // T + 7 < T + 10 - 2
   assert.ok(c.get(1).readIndex(1).ok);
   c.settle();
-  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2 }]);
+  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2, lease: true }]);
   c.tick(1); // T + 8: the lease is over
   assert.equal(c.get(1).role, Role.Leader);
   assert.ok(c.get(1).readIndex(2).ok);
@@ -248,4 +248,23 @@ test('lease reads stay linearizable when a follower restarts during the lease', 
     assert.ok(r.index >= bIndex || bIndex === Infinity,
       `stale read: old leader served read ${r.requestId} at index ${r.index}, but b was committed at ${bIndex} by leader 3 (term ${c.get(3).term}) before the read began`);
   }
+});
+
+test('lease reads on the host clock: the lease ends leaseMs after the round was sent, even while ticks say it holds', () => {
+  let now = 1000;
+  const c = ledByOne({ leaseRead: true, leaseMs: 50, nowMs: () => now });
+  c.tickAll(1); // round sent at host time 1000 and acknowledged
+  c.hold = (m) => m.type === MessageType.HeartbeatResp;
+  now = 1049; // still inside: served by the lease
+  assert.ok(c.get(1).readIndex(1).ok);
+  c.settle();
+  assert.deepEqual(c.member(1).reads, [{ requestId: 1, index: 2, lease: true }]);
+  assert.equal(c.get(1).leaseUntilMs(), 1050);
+  now = 1050; // no tick has passed (a late shard), but the host's clock says the lease is over
+  assert.equal(c.get(1).leaseUntilMs(), -Infinity);
+  assert.ok(c.get(1).readIndex(2).ok);
+  c.settle();
+  assert.deepEqual(c.member(1).reads.map((r) => r.requestId), [1], 'the second read waits for a round');
+  c.release();
+  assert.deepEqual(c.member(1).reads.map((r) => [r.requestId, r.lease]), [[1, true], [2, false]]);
 });
