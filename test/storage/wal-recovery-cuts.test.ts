@@ -33,6 +33,18 @@ function copyDir(dir: string): string {
   return to;
 }
 
+/** Opening `dir` keeps the first frame's three entries and reports one cut, at `offset`. */
+async function assertOneCutAt(dir: string, offset: number): Promise<void> {
+  const { wal, cuts } = openCuts(dir);
+  try {
+    assert.equal(texts(wal, 1).length, 3);
+    assert.equal(cuts.length, 1);
+    assert.equal(cuts[0]!.offset, offset);
+  } finally {
+    await wal.close();
+  }
+}
+
 function openCuts(dir: string): { wal: Wal; cuts: WalCut[] } {
   const cuts: WalCut[] = [];
   const wal = Wal.open({ dir, segmentBytes: 1 << 20, reserveBytes: 0, onCut: (c) => cuts.push(c) });
@@ -125,14 +137,7 @@ test('a tear that differs from the frame by one bit is still a tear: end mark mi
     bytes[end - 1] = bytes[end - 1]! ^ 0x04;
     bytes.fill(0x5a, end + 10, end + END_MARK_BYTES);
     fs.writeFileSync(f, bytes);
-    const { wal, cuts } = openCuts(copy);
-    try {
-      assert.equal(texts(wal, 1).length, 3);
-      assert.equal(cuts.length, 1);
-      assert.equal(cuts[0]!.offset, last);
-    } finally {
-      await wal.close();
-    }
+    await assertOneCutAt(copy, last);
   }
   // (2) The frame's tail lies alone in a sector that was never written (zeros), and those few
   // bytes held one set bit: zeroing them is a one-bit difference, but it is a torn write.
@@ -184,14 +189,7 @@ test('a tear that differs from the frame by one bit is still a tear: end mark mi
     assert.notEqual(end % 512, 1, 'the byte shares its sector with the rest of the write');
     bytes[end - 1] = 0;
     fs.writeFileSync(f, bytes);
-    const { wal, cuts } = openCuts(copy);
-    try {
-      assert.equal(texts(wal, 1).length, 3);
-      assert.equal(cuts.length, 1);
-      assert.equal(cuts[0]!.offset, last);
-    } finally {
-      await wal.close();
-    }
+    await assertOneCutAt(copy, last);
   }
 });
 
