@@ -53,6 +53,8 @@ export interface HostProfile {
   /** How often a machine's tick timer starts lagging (a starved thread), and for how long at most. */
   timerLagEveryMs: number;
   timerLagMsMax: number;
+  /** How often a leader is made late and cut off (HostSim.chaosDepose). */
+  deposeEveryMs: number;
   snapshotEntries: number;
   /** Log bytes since the last image, as a multiple of its size, before the next (0: none needed). */
   snapshotLogRatio: number;
@@ -132,6 +134,7 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     readMode: 'index', // drawn below
     timerLagEveryMs: Infinity, // drawn below
     timerLagMsMax: 0,
+    deposeEveryMs: Infinity,
     snapshotEntries: r.int(10, 150),
     snapshotKeepEntries: r.int(0, 20),
     segmentBytes: r.chance(0.5) ? 4096 * r.int(4, 12) : 64 << 10,
@@ -175,6 +178,10 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
   p.readMode = r.chance(0.5) ? 'lease' : 'index';
   p.timerLagEveryMs = level === 0 || r.chance(0.3) ? Infinity : scale(pick([Infinity, 2000, 1000, 500]));
   p.timerLagMsMax = r.real(100, 1000);
+  p.deposeEveryMs = r.chance(0.3) ? Infinity : scale(1500);
+  // Impatient clients in some seeds: a write stuck at a deposed leader is given up soon, and the
+  // client goes on (to other nodes, and back to that one): what a stale answer needs to show.
+  if (r.chance(0.3)) p.clientTimeoutMs = r.real(30, 120);
   return p;
 }
 

@@ -83,6 +83,8 @@ export interface HostSimStats {
   leaseReads: number;
   /** Periods in which a machine's tick timer fired late. */
   timerLags: number;
+  /** Leaders made late and cut off from the others (chaosDepose). */
+  deposes: number;
   leaseReadsAskedAgain: number;
   /** Commands applied as the second or later of an entry that carried several (command-batch.ts). */
   commandsBatched: number;
@@ -516,7 +518,7 @@ export class HostSim {
     crashesProcess: 0, quietChecked: 0, quietNonMemberSent: 0, crashesMachine: 0, powerLosses: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
     messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, memberChangesAsked: 0, memberChangesDone: 0, replicasDestroyed: 0,
     syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0, filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0, snapshotsInstalled: 0,
-    snapshotsTaken: 0, leaseReads: 0, leaseReadsAskedAgain: 0, timerLags: 0, commandsBatched: 0, tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
+    snapshotsTaken: 0, leaseReads: 0, leaseReadsAskedAgain: 0, timerLags: 0, deposes: 0, commandsBatched: 0, tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
   };
   nextOpId = 1;
   nextRequestId = 1;
@@ -1264,6 +1266,30 @@ export class HostSim {
     });
   }
 
+  /**
+   * A leader goes late and alone: its tick timer lags ×3–4 and it is cut off from the other
+   * machines (its clients still reach it) for a few election timeouts, while they elect
+   * another. With leases, the deposed leader must stop answering reads from its lease before
+   * the new leader can have committed anything (docs/raft.md, "Leases").
+   */
+  private chaosDepose(): void {
+    if (this.net.partitioned) return;
+    const leading = this.machines.filter((m) => this.cores(m).some((c) => c.core.role === Role.Leader));
+    if (leading.length === 0) return;
+    const m = this.rngChaos.pick(leading);
+    m.timerLag = this.rngChaos.real(3, 4);
+    this.net.partition(this.machines.map((x) => (x === m ? 1 : 0)));
+    this.linksChanged();
+    this.stats.deposes++;
+    this.trace(`depose n${m.nodeId}: timers lag ×${m.timerLag.toFixed(2)}, cut off`);
+    const electionMs = 2 * this.profile.ticksElection * this.profile.tickMs;
+    this.queue.after(this.rngChaos.real(2 * electionMs, 5 * electionMs), () => {
+      m.timerLag = 1;
+      this.net.healPartition();
+      this.linksChanged();
+    });
+  }
+
   private chaosTransfer(): void {
     const m = this.rngChaos.pick(this.machines);
     const leaders = this.cores(m).filter((c) => c.core.role === Role.Leader);
@@ -1472,6 +1498,7 @@ export class HostSim {
     this.every(p.clockJumpEveryMs, () => this.chaosClockJump());
     this.every(p.diskFullEveryMs, () => this.chaosDiskFull());
     this.every(p.timerLagEveryMs, () => this.chaosTimerLag());
+    this.every(p.deposeEveryMs, () => this.chaosDepose());
     const periodic = (): void => {
       this.queue.after(INVARIANTS_EVERY_MS, () => {
         this.checkInvariants();

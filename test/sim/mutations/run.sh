@@ -56,7 +56,7 @@ while IFS= read -r name; do
     # Seeds of a batch finish out of order (several jobs): report the lowest that failed.
     seed=$(printf '%s\n' "$out" | sed -nE 's/^FAIL seed ([0-9]+).*/\1/p' | sort -n | head -n 1)
     if [ -n "$seed" ]; then
-      first=$(printf '%s\n' "$out" | grep -m1 "^FAIL seed $seed ")
+      first=$(printf '%s\n' "$out" | grep -m1 -E "^FAIL seed $seed( |:)")
       found="$seed"
       printf 'mutation %s (%s): caught by seed %s (the first of seeds 1..%s to fail): %s\n' "$name" "$what" "$seed" "$seed" "${first#FAIL }"
       break
