@@ -45,6 +45,7 @@ const SKIP: Record<string, string> = {
   'node /opt/flotilla/dist/src/cli/flotilla.js start --config /etc/flotilla/flotilla.json': 'the command of the systemd unit (config/flotilla.service), with the paths of an installed system',
   'flotilla echo': 'the name of a row of the benchmark table, not a command',
   'npm run sim:mutations -- [SEEDS_MAX]': 'builds a copy of the engine per deliberate bug and runs hundreds of seeds on each (minutes): run by hand, as test/sim/README.md says',
+  'npm run sim:mutations -- 200 lease-by-ticks': 'one deliberate bug of test/sim/mutations, built into a copy of the engine and run for seeds until one fails (a minute): run by hand, as test/sim/README.md says',
   'npm pack': 'packs the package: test/package/pack.test.ts packs a copy of the repo',
   'npm install path/to/flotilla-0.1.0.tgz': 'installs the packed package into another project: test/package/pack.test.ts does',
   'npm install ../flotilla/flotilla-0.1.0.tgz': 'installs the packed package into another project: test/package/pack.test.ts does',
