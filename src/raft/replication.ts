@@ -94,7 +94,8 @@ export function tickHeartbeat(r: RaftState): void {
 
 /** Heartbeats to every member, opening a new read round (read-only.ts); `quiesce`: the last one. */
 export function broadcastHeartbeat(r: RaftState, quiesce: boolean): void {
-  const round = r.reads.startRound(r.time.ticks, r.cfg.nowMs());
+  // The host's clock only matters to a lease bounded on it (leaseMs): not read otherwise.
+  const round = r.reads.startRound(r.time.ticks, r.cfg.leaseMs > 0 ? r.cfg.nowMs() : 0);
   for (const id of r.trk.members) {
     if (id === r.id) continue;
     const pr = r.trk.progress.get(id)!;

@@ -106,7 +106,7 @@ export class ClientRequests {
       const id = ++this.readSeq;
       const r = h.core.readIndex(id);
       if (!r.ok) {
-        this.refused(conn, f, r.code, r.leader, t0);
+        this.refused(conn, f.requestId, f.group, r.code, r.leader, t0);
         return;
       }
       h.reads.set(id, { conn, requestId: f.requestId, body: body.slice(), index: -1, t0, lease: false });
@@ -226,6 +226,9 @@ export class ClientRequests {
   serveReads(h: GroupHost): void {
     const ready = h.readsReady;
     let head = h.readsReadyHead;
+    // Whether the lease holds, looked at (on the clock) at the first lease read served here:
+    // nothing changes the state machine until the loop ends, so that one look covers them all.
+    let leaseHolds: boolean | null = null;
     while (head < ready.length) {
       const r = ready[head]!;
       if (r.index === READ_GONE) {
@@ -245,7 +248,8 @@ export class ClientRequests {
       // meanwhile. Between this check and the query nothing changes the state machine, so
       // what it reads was current while the lease held. Otherwise it asks again, by a round.
       if (r.lease) {
-        if (!(this.clock.nowMs() < h.core.leaseUntilMs())) {
+        leaseHolds ??= this.clock.nowMs() < h.core.leaseUntilMs();
+        if (!leaseHolds) {
           this.askAgain(h, r);
           continue;
         }
@@ -266,8 +270,7 @@ export class ClientRequests {
     const id = ++this.readSeq;
     const again = h.core.readIndex(id);
     if (!again.ok) {
-      this.reject(r.conn, r.requestId, h.id, again.code === 'NOT_LEADER' ? 'NOT_LEADER' : 'OVERLOADED',
-        again.code === 'NOT_LEADER' ? this.notLeaderMessage(h.id, again.leader) : `group ${h.id} has too many reads waiting`, r.t0, again.leader);
+      this.refused(r.conn, r.requestId, h.id, again.code, again.leader, r.t0);
       return;
     }
     r.index = -1;
@@ -301,19 +304,20 @@ export class ClientRequests {
     this.answer(conn, requestId, h.id, result, t0);
   }
 
-  private refused(conn: number, f: FrameHeader, code: ErrorCode, leader: NodeId, t0: number): void {
+  /** Answers a read the core refused, with the client's code for the core's. */
+  private refused(conn: number, requestId: number, group: number, code: ErrorCode, leader: NodeId, t0: number): void {
     switch (code) {
       case 'NOT_LEADER':
-        this.reject(conn, f.requestId, f.group, 'NOT_LEADER', this.notLeaderMessage(f.group, leader), t0, leader);
+        this.reject(conn, requestId, group, 'NOT_LEADER', this.notLeaderMessage(group, leader), t0, leader);
         return;
       case 'OVERLOADED':
-        this.reject(conn, f.requestId, f.group, 'OVERLOADED', `group ${f.group} has too much uncommitted or waiting work`, t0);
+        this.reject(conn, requestId, group, 'OVERLOADED', `group ${group} has too much uncommitted or waiting work`, t0);
         return;
       case 'LEADER_TRANSFERRING':
-        this.reject(conn, f.requestId, f.group, 'LEADER_TRANSFERRING', `group ${f.group} is handing leadership to node ${leader}`, t0, leader);
+        this.reject(conn, requestId, group, 'LEADER_TRANSFERRING', `group ${group} is handing leadership to node ${leader}`, t0, leader);
         return;
       default:
-        this.reject(conn, f.requestId, f.group, 'BAD_REQUEST', `refused: ${code}`, t0);
+        this.reject(conn, requestId, group, 'BAD_REQUEST', `refused: ${code}`, t0);
     }
   }
 

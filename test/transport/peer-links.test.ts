@@ -359,16 +359,22 @@ test('an acceptor refuses wrong hellos and silent connections, and answers a rig
   }
 });
 
+/** Node 2, and a raw connection that said hello as node 1: its link, up. */
+async function liveRawLinkFrom1(nodes: TestNode[], sockets: net.Socket[]): Promise<{ n2: TestNode; a: Awaited<ReturnType<typeof rawDial>> }> {
+  const n2 = await started(makeNode(2, 0, [info(1, 0)]));
+  nodes.push(n2);
+  const a = await rawDial(n2.links.port);
+  sockets.push(a.socket);
+  a.socket.write(encodeHello(CLUSTER, 1, 2));
+  await waitFor('first link up', () => n2.links.isUp(1));
+  return { n2, a };
+}
+
 test('a second hello for a node whose link is live is refused (LINK_IN_USE) and the live link stays', { timeout: TEST_MS }, async () => {
   const nodes: TestNode[] = [];
   const sockets: net.Socket[] = [];
   try {
-    const n2 = await started(makeNode(2, 0, [info(1, 0)]));
-    nodes.push(n2);
-    const a = await rawDial(n2.links.port);
-    sockets.push(a.socket);
-    a.socket.write(encodeHello(CLUSTER, 1, 2));
-    await waitFor('first link up', () => n2.links.isUp(1));
+    const { n2, a } = await liveRawLinkFrom1(nodes, sockets);
     const b = await rawDial(n2.links.port);
     sockets.push(b.socket);
     b.socket.write(encodeHello(CLUSTER, 1, 2));
@@ -389,12 +395,7 @@ test('a new connection from a node replaces its old one once the old one closes 
   const nodes: TestNode[] = [];
   const sockets: net.Socket[] = [];
   try {
-    const n2 = await started(makeNode(2, 0, [info(1, 0)]));
-    nodes.push(n2);
-    const a = await rawDial(n2.links.port);
-    sockets.push(a.socket);
-    a.socket.write(encodeHello(CLUSTER, 1, 2));
-    await waitFor('first link up', () => n2.links.isUp(1));
+    const { n2, a } = await liveRawLinkFrom1(nodes, sockets);
     // A contender that gives up while waiting frees the place: the next one waits in turn.
     const quitter = await rawDial(n2.links.port);
     sockets.push(quitter.socket);
