@@ -5,6 +5,8 @@ import { isUtf8 } from 'node:buffer';
 import { keyBytesMax, KvError, valueBytesMax, type ByteString, type KvErrorCode } from './kv-types.js';
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+/** Fields up to this many bytes are checked for ASCII in place before isUtf8 is asked. */
+const SPAN_ASCII_CHECK_MAX = 64;
 
 /**
  * Reads the fields of the layout above, bounds checked; every problem is a KvError with the
@@ -81,6 +83,37 @@ export class KvReader {
     if (!isUtf8(this.data.subarray(at, at + n))) throw new KvError(this.code, `invalid UTF-8 at byte ${at}`);
     this.pos += n;
     return this.view.toString('latin1', this.base + at, this.base + at + n);
+  }
+
+  /** `n` bytes checked as UTF-8, skipped; they are data[pos - n, pos) after. */
+  private span(n: number): number {
+    this.need(n);
+    const at = this.pos;
+    const d = this.data;
+    // Short ASCII fields (most keys) are checked here: a view for isUtf8 costs more than they do.
+    let ascii = n <= SPAN_ASCII_CHECK_MAX;
+    if (ascii) {
+      let any = 0;
+      for (let i = at, end = at + n; i < end; i++) any |= d[i]!;
+      ascii = any < 0x80;
+    }
+    if (!ascii && !isUtf8(d.subarray(at, at + n))) throw new KvError(this.code, `invalid UTF-8 at byte ${at}`);
+    this.pos += n;
+    return n;
+  }
+
+  /** A key, checked as key() checks it, left in place: its length; it ends at `pos`. */
+  keySpan(): number {
+    const n = this.u16();
+    if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
+    return this.span(n);
+  }
+
+  /** A value, checked as value() checks it, left in place: its length; it ends at `pos`. */
+  valueSpan(): number {
+    const n = this.u32();
+    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
+    return this.span(n);
   }
 
   key(): string {

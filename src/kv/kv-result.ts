@@ -9,25 +9,27 @@ import { KvResultError, type ByteString, type KvResult } from './kv-types.js';
 // need no custom result decoder.
 
 // Results that carry no data are the same bytes every time; packing them once saves the
-// encoder on the most common write. Each caller gets its own copy, so nobody can change
-// what every later put returns. (Plain Uint8Arrays: Buffer's slice() is a view, Uint8Array's a copy.)
+// encoder on the most common write, and handing out the same bytes saves a copy a put: the
+// shard copies a result into its out ring as it gets it (StateMachine.apply), and nothing
+// may write into a result. (Plain Uint8Arrays: Buffer's slice() is a view, Uint8Array's a copy.)
 const PUT_RESULT = Uint8Array.from(pack({ op: 'put' } satisfies KvResult));
 const NOOP_RESULT = Uint8Array.from(pack({ op: 'noop' } satisfies KvResult));
 
 const DELETE_RESULTS = [false, true].map((existed) => Uint8Array.from(pack({ op: 'delete', existed } satisfies KvResult)));
 
-/** The Result body of a put (a copy of the same bytes every time, as encodeKvResult gives). */
+/** The Result body of a put: the same bytes every time, as encodeKvResult gives; read-only. */
 export function putResult(): Uint8Array {
-  return PUT_RESULT.slice();
+  return PUT_RESULT;
 }
 
+/** The Result body of a no-op: the same bytes every time; read-only. */
 export function noopResult(): Uint8Array {
-  return NOOP_RESULT.slice();
+  return NOOP_RESULT;
 }
 
-/** The Result body of a delete. */
+/** The Result body of a delete: shared bytes, read-only. */
 export function deleteResult(existed: boolean): Uint8Array {
-  return DELETE_RESULTS[existed ? 1 : 0]!.slice();
+  return DELETE_RESULTS[existed ? 1 : 0]!;
 }
 
 // The msgpack maps {op: 'get', value} and {op: 'cas', ok, value} written from a value's UTF-8
@@ -41,13 +43,8 @@ function strHeaderBytes(n: number): number {
   return n < 32 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
 }
 
-/** Writes a msgpack str of `value`'s bytes (or nil) at `at`; returns the end. */
-function writeStr(out: Buffer, at: number, value: ByteString | null): number {
-  if (value === null) {
-    out[at] = 0xc0;
-    return at + 1;
-  }
-  const n = value.length;
+/** Writes the header of a msgpack str of n bytes at `at`; returns where its bytes go. */
+function writeStrHeader(out: Buffer, at: number, n: number): number {
   if (n < 32) out[at++] = 0xa0 | n;
   else if (n < 0x100) {
     out[at++] = 0xd9;
@@ -63,7 +60,29 @@ function writeStr(out: Buffer, at: number, value: ByteString | null): number {
     out[at++] = (n >>> 8) & 0xff;
     out[at++] = n & 0xff;
   }
+  return at;
+}
+
+/** Writes a msgpack str of `value`'s bytes (or nil) at `at`; returns the end. */
+function writeStr(out: Buffer, at: number, value: ByteString | null): number {
+  if (value === null) {
+    out[at] = 0xc0;
+    return at + 1;
+  }
+  const n = value.length;
+  at = writeStrHeader(out, at, n);
   out.write(value, at, n, 'latin1');
+  return at + n;
+}
+
+/** Writes a msgpack str of src[from, from + n) (or nil when src is null) at `at`; returns the end. */
+function writeStrBytes(out: Buffer, at: number, src: Uint8Array | null, from: number, n: number): number {
+  if (src === null) {
+    out[at] = 0xc0;
+    return at + 1;
+  }
+  at = writeStrHeader(out, at, n);
+  out.set(src.subarray(from, from + n), at);
   return at + n;
 }
 
@@ -73,6 +92,14 @@ export function encodeGetResult(value: ByteString | null): Uint8Array {
   const out = Buffer.allocUnsafe(GET_HEAD.length + n);
   out.set(GET_HEAD, 0);
   writeStr(out, GET_HEAD.length, value);
+  return out;
+}
+
+/** The Result body of a get, from the value's UTF-8 bytes src[from, from + n) (src null: absent). */
+export function encodeGetResultBytes(src: Uint8Array | null, from: number, n: number): Uint8Array {
+  const out = Buffer.allocUnsafe(GET_HEAD.length + (src === null ? 1 : strHeaderBytes(n) + n));
+  out.set(GET_HEAD, 0);
+  writeStrBytes(out, GET_HEAD.length, src, from, n);
   return out;
 }
 
@@ -88,10 +115,21 @@ export function encodeCasResult(ok: boolean, value: ByteString | null): Uint8Arr
   return out;
 }
 
+/** The Result body of a compare-and-set, from the bytes of the value it found (src null: absent). */
+export function encodeCasResultBytes(ok: boolean, src: Uint8Array | null, from: number, n: number): Uint8Array {
+  const out = Buffer.allocUnsafe(CAS_HEAD.length + 1 + VALUE_KEY.length + (src === null ? 1 : strHeaderBytes(n) + n));
+  out.set(CAS_HEAD, 0);
+  let at = CAS_HEAD.length;
+  out[at++] = ok ? 0xc3 : 0xc2;
+  out.set(VALUE_KEY, at);
+  writeStrBytes(out, at + VALUE_KEY.length, src, from, n);
+  return out;
+}
+
 /** The Result body of a KV command. */
 export function encodeKvResult(result: KvResult): Uint8Array {
-  if (result.op === 'put') return PUT_RESULT.slice();
-  if (result.op === 'noop') return NOOP_RESULT.slice();
+  if (result.op === 'put') return PUT_RESULT;
+  if (result.op === 'noop') return NOOP_RESULT;
   return pack(result) as Uint8Array;
 }
 

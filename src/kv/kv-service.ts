@@ -3,7 +3,7 @@
 // results leave as the msgpack KvResult maps of kv-result.ts (docs/protocol.md).
 import type { ImageSteps, StateMachine } from '../shard/state-machine.js';
 import { commandSizeProblem, decodeCommand } from './kv-command.js';
-import { encodeGetResult, encodeKvResult } from './kv-result.js';
+import { encodeKvResult } from './kv-result.js';
 import { KvError, type KvCommand, type KvSingleResult } from './kv-types.js';
 import { KvStateMachine } from './kv-state-machine.js';
 
@@ -48,7 +48,7 @@ class KvService implements StateMachine {
       if (e instanceof KvError) throw new KvRequestError(`not a KV command: ${e.message}`);
       throw e;
     }
-    if (cmd.op === 'get') return encodeGetResult(this.kv.getByteString(cmd.key));
+    if (cmd.op === 'get') return this.kv.getResult(cmd.key);
     if (cmd.op === 'batch') {
       const results: KvSingleResult[] = [];
       for (const op of cmd.ops) {

@@ -18,18 +18,16 @@ import { KvReader } from './kv-reader.js';
 import {
   decodeKvResult,
   deleteResult,
-  encodeCasResult,
-  encodeGetResult,
+  encodeCasResultBytes,
+  encodeGetResultBytes,
   encodeKvResult,
   noopResult,
   putResult,
 } from './kv-result.js';
+import { KV_RECORD_HEADER_BYTES, KvStore, recordKeyLength, recordValueLength } from './kv-store.js';
 import {
   KvError,
   KvTag,
-  byteStringText,
-  textByteString,
-  type ByteString,
   type KvCommand,
   type KvResult,
   type KvSingleCommand,
@@ -54,30 +52,39 @@ const commandReader = new KvReader(new Uint8Array(0), 'BAD_COMMAND');
 // The state machine
 
 /**
- * Keys are strings (the map's keys); values are kept as their UTF-8 bytes, as they arrive in
- * commands and leave in results and images, held in byte strings (kv-types.ts ByteString): a
- * put costs one copy of its value, not a decode into text and an encode back; and a string,
- * not a Uint8Array, because V8 allocates and frees a small string in its young generation for
- * a fraction of what a typed array with a backing store of its own costs (1.6 µs → 0.14 µs per
- * put of 256 bytes into 100,000 keys, bench/kv-values.ts).
+ * Keys and values are kept as their UTF-8 bytes, as they arrive in commands and leave in results
+ * and images, in a byte-keyed map whose records live outside the collected heap (kv-store.ts):
+ * a put copies its key and value once and allocates nothing.
  */
 export class KvStateMachine {
-  /** Key bytes → value bytes, both as byte strings. */
-  private readonly map = new Map<ByteString, ByteString>();
+  private readonly store = new KvStore();
 
   /** Number of keys present. */
   get size(): number {
-    return this.map.size;
+    return this.store.size;
   }
 
+  /** The value of a key, as text, or null. */
   get(key: string): string | null {
-    const v = this.map.get(textByteString(key));
-    return v === undefined ? null : byteStringText(v);
+    const k = Buffer.from(key, 'utf8');
+    const id = this.store.find(k, 0, k.length);
+    if (id === -1) return null;
+    const at = this.store.valueAt(id);
+    return bytesView(this.store.chunkOf(id)).toString('utf8', at, at + this.store.valueLength(id));
   }
 
-  /** A value's UTF-8 bytes as a byte string, or null. */
-  getByteString(key: string): ByteString | null {
-    return this.map.get(textByteString(key)) ?? null;
+  /** The Result body of a get of `key` (text). */
+  getResult(key: string): Uint8Array {
+    const k = Buffer.from(key, 'utf8');
+    return this.getResultAt(k, 0, k.length);
+  }
+
+  /** The Result body of a get of the key b[at, at + n). */
+  private getResultAt(b: Uint8Array, at: number, n: number): Uint8Array {
+    const st = this.store;
+    const id = st.find(b, at, n);
+    if (id === -1) return encodeGetResultBytes(null, 0, 0);
+    return encodeGetResultBytes(st.chunkOf(id), st.valueAt(id), st.valueLength(id));
   }
 
   /**
@@ -90,9 +97,10 @@ export class KvStateMachine {
     const r = commandReader;
     r.reset(data);
     r.u8();
-    const key = r.keyByteString();
+    const kn = r.keySpan();
+    const kAt = r.pos - kn;
     checkDone(r, data);
-    return encodeGetResult(this.map.get(key) ?? null);
+    return this.getResultAt(data, kAt, kn);
   }
 
   /** Applies one committed entry's payload; see applyEncoded. */
@@ -118,44 +126,53 @@ export class KvStateMachine {
   /** One command straight from its bytes: read and checked whole before anything changes. */
   private applySingleBytes(data: Uint8Array): Uint8Array {
     const r = commandReader;
+    const st = this.store;
     r.reset(data);
     const tag = r.u8();
     switch (tag) {
       case KvTag.Put: {
-        const key = r.keyByteString();
-        const value = r.valueByteString();
+        const kn = r.keySpan();
+        const kAt = r.pos - kn;
+        const vn = r.valueSpan();
         checkDone(r, data);
-        this.map.set(key, value);
+        st.put(data, kAt, kn, data, r.pos - vn, vn);
         return putResult();
       }
       case KvTag.Get: {
-        const key = r.keyByteString();
+        const kn = r.keySpan();
         checkDone(r, data);
-        return encodeGetResult(this.map.get(key) ?? null);
+        return this.getResultAt(data, r.pos - kn, kn);
       }
       case KvTag.Delete: {
-        const key = r.keyByteString();
+        const kn = r.keySpan();
         checkDone(r, data);
-        return deleteResult(this.map.delete(key));
+        return deleteResult(st.delete(data, r.pos - kn, kn));
       }
       case KvTag.Cas: {
-        const key = r.keyByteString();
+        const kn = r.keySpan();
+        const kAt = r.pos - kn;
         const has = r.u8();
         if (has > 1) throw new KvError('BAD_COMMAND', `bad expect flag ${has}`);
-        const expect = has === 1 ? r.valueByteString() : null;
-        const value = r.valueByteString();
+        const en = has === 1 ? r.valueSpan() : -1;
+        const eAt = r.pos - en;
+        const vn = r.valueSpan();
+        const vAt = r.pos - vn;
         checkDone(r, data);
-        const cur = this.map.get(key) ?? null;
-        const ok = cur === expect;
-        if (ok) this.map.set(key, value);
-        return encodeCasResult(ok, cur);
+        const id = st.find(data, kAt, kn);
+        const ok = id === -1 ? en === -1 : en !== -1 && st.valueEquals(id, data, eAt, en);
+        // The result carries the value found, so it is written before the put may change it.
+        const result = id === -1
+          ? encodeCasResultBytes(ok, null, 0, 0)
+          : encodeCasResultBytes(ok, st.chunkOf(id), st.valueAt(id), st.valueLength(id));
+        if (ok) st.put(data, kAt, kn, data, vAt, vn);
+        return result;
       }
       default:
         throw new KvError('BAD_COMMAND', `unknown command tag ${tag}`);
     }
   }
 
-  /** A batch (the rare path): decoded into strings, run against an overlay, committed whole or not at all. */
+/** A batch (the rare path): decoded into strings, run against an overlay, committed whole or not at all. */
   applyCommand(cmd: KvCommand): KvResult {
     if (cmd.op !== 'batch') return this.applySingle(cmd, this.stringView());
     // Run the batch against an overlay (undefined in the overlay = deleted), then commit it
@@ -176,8 +193,12 @@ export class KvStateMachine {
     }
     if (ok) {
       for (const [k, v] of overlay) {
-        if (v === undefined) this.map.delete(textByteString(k));
-        else this.map.set(textByteString(k), textByteString(v));
+        const kb = Buffer.from(k, 'utf8');
+        if (v === undefined) this.store.delete(kb, 0, kb.length);
+        else {
+          const vb = Buffer.from(v, 'utf8');
+          this.store.put(kb, 0, kb.length, vb, 0, vb.length);
+        }
       }
     }
     return { op: 'batch', ok, results };
@@ -186,12 +207,16 @@ export class KvStateMachine {
   /** The map as strings, for the batch path. */
   private stringView(): MapLike {
     return {
-      get: (k) => {
-        const v = this.map.get(textByteString(k));
-        return v === undefined ? undefined : byteStringText(v);
+      get: (k) => this.get(k) ?? undefined,
+      set: (k, v) => {
+        const kb = Buffer.from(k, 'utf8');
+        const vb = Buffer.from(v, 'utf8');
+        this.store.put(kb, 0, kb.length, vb, 0, vb.length);
       },
-      set: (k, v) => void this.map.set(textByteString(k), textByteString(v)),
-      delete: (k) => void this.map.delete(textByteString(k)),
+      delete: (k) => {
+        const kb = Buffer.from(k, 'utf8');
+        this.store.delete(kb, 0, kb.length);
+      },
     };
   }
 
@@ -223,13 +248,12 @@ export class KvStateMachine {
   }
 
   /**
-   * The image of the state as it is now, made in steps: the keys and values present are
-   * noted at once (references only; a value is an immutable string, so later puts cannot
-   * change what was noted), then sized and written a step at a time, while commands go on
-   * being applied to the map.
+   * The image of the state as it is now, made in steps: the records present are noted at once
+   * (where they are; the store changes no record while an image is being made, see
+   * kv-store.ts), then sized and written a step at a time, while commands go on being applied.
    */
   serializeInSteps(): KvImage {
-    return new KvImage(this.map);
+    return new KvImage(this.store);
   }
   /** Rebuilds a state machine from `serialize()` output; empty bytes give an empty one. */
   static restore(data: Uint8Array): KvStateMachine {
@@ -240,9 +264,13 @@ export class KvStateMachine {
     if (magic !== SNAPSHOT_MAGIC) throw new KvError('BAD_SNAPSHOT', `bad snapshot magic 0x${magic.toString(16)}`);
     const n = r.u32();
     for (let i = 0; i < n; i++) {
-      const k = r.keyByteString();
-      kv.map.set(k, r.valueByteString());
-      if (kv.map.size !== i + 1) throw new KvError('BAD_SNAPSHOT', `snapshot holds key ${JSON.stringify(byteStringText(k))} twice`);
+      const kn = r.keySpan();
+      const kAt = r.pos - kn;
+      const vn = r.valueSpan();
+      kv.store.put(data, kAt, kn, data, r.pos - vn, vn);
+      if (kv.store.size !== i + 1) {
+        throw new KvError('BAD_SNAPSHOT', `snapshot holds key ${JSON.stringify(Buffer.from(data.buffer, data.byteOffset + kAt, kn).toString('utf8'))} twice`);
+      }
     }
     if (!r.done()) throw new KvError('BAD_SNAPSHOT', 'trailing bytes after a snapshot');
     return kv;
@@ -259,39 +287,48 @@ function checkDone(r: KvReader, data: Uint8Array): void {
   if (!r.done()) throw new KvError('BAD_COMMAND', `${data.length - r.pos} trailing bytes after a command`);
 }
 
+/** A Buffer over a whole chunk (cached: a store has a few chunks, images and gets use them often). */
+const chunkViews = new WeakMap<Uint8Array, Buffer>();
+function bytesView(c: Uint8Array): Buffer {
+  let b = chunkViews.get(c);
+  if (b === undefined) {
+    b = Buffer.from(c.buffer, c.byteOffset, c.length);
+    chunkViews.set(c, b);
+  }
+  return b;
+}
+
 /**
  * An image being written (KvStateMachine.serializeInSteps): sized exactly first and then
- * written in place, so that the image of a large state is made without growing, copying or a
- * buffer per string. Keys and values are bytes already (byte strings).
+ * written in place, so that the image of a large state is made without growing or copying.
+ * The records it reads stay unchanged until it ends (KvStore.beginImage).
  */
 export class KvImage {
-  private readonly keys: ByteString[];
-  private readonly values: ByteString[];
+  private readonly refs: Int32Array;
   /** Entries sized, then entries written. */
   private next = 0;
   private sized = false;
+  private ended = false;
   private bytes = 8;
   private buf: Buffer | null = null;
   private at = 8;
 
-  constructor(map: Map<ByteString, ByteString>) {
-    const n = map.size;
-    this.keys = new Array<ByteString>(n);
-    this.values = new Array<ByteString>(n);
-    let i = 0;
-    for (const [k, v] of map) {
-      this.keys[i] = k;
-      this.values[i++] = v;
-    }
+  constructor(private readonly store: KvStore) {
+    this.refs = store.beginImage();
   }
 
   /** About `budget` bytes of image sized or written; the image once it is complete. */
   step(budget: number): Uint8Array | null {
-    const n = this.keys.length;
+    if (this.ended) throw new Error('KvImage.step after the image was complete');
+    const refs = this.refs;
+    const n = refs.length >>> 1;
+    const st = this.store;
     let done = 0;
     if (!this.sized) {
       for (; this.next < n && done < budget; this.next++) {
-        const entry = 6 + this.keys[this.next]!.length + this.values[this.next]!.length;
+        const c = st.chunk(refs[this.next * 2]!);
+        const off = refs[this.next * 2 + 1]!;
+        const entry = 6 + recordKeyLength(c, off) + recordValueLength(c, off);
         this.bytes += entry;
         // Sizing reads no value bytes: it counts for an eighth of what it covers.
         done += entry >>> 3;
@@ -307,21 +344,24 @@ export class KvImage {
     const buf = this.buf!;
     let at = this.at;
     for (; this.next < n && done < budget; this.next++) {
-      // Every key and value got here through a decoded command, so they are within bounds.
-      const k = this.keys[this.next]!;
-      const v = this.values[this.next]!;
-      const kn = k.length;
+      const c = st.chunk(refs[this.next * 2]!);
+      const off = refs[this.next * 2 + 1]!;
+      const kn = recordKeyLength(c, off);
+      const vn = recordValueLength(c, off);
+      const kAt = off + KV_RECORD_HEADER_BYTES;
       buf.writeUInt16BE(kn, at);
-      buf.write(k, at + 2, kn, 'latin1');
+      buf.set(c.subarray(kAt, kAt + kn), at + 2);
       at += 2 + kn;
-      buf.writeUInt32BE(v.length, at);
-      buf.write(v, at + 4, v.length, 'latin1');
-      at += 4 + v.length;
-      done += 6 + kn + v.length;
+      buf.writeUInt32BE(vn, at);
+      buf.set(c.subarray(kAt + kn, kAt + kn + vn), at + 4);
+      at += 4 + vn;
+      done += 6 + kn + vn;
     }
     this.at = at;
     if (this.next < n) return null;
     assert(at === this.bytes, `snapshot image of ${at} bytes, sized ${this.bytes}`);
+    this.ended = true;
+    st.endImage();
     return new Uint8Array(buf.buffer, 0, this.bytes);
   }
 }

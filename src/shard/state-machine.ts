@@ -7,7 +7,9 @@ export interface StateMachine {
    * Applies one committed command and returns the result sent to the client that proposed it.
    * Must be deterministic: every replica applies the same commands in the same order and must
    * reach the same state. Bad input is a result, never an exception (a replica must not crash
-   * on what its peers accepted). `command` is only valid during the call.
+   * on what its peers accepted). `command` is only valid during the call. The shard copies the
+   * result out before it applies the next command and never writes into it, so a state machine
+   * may return the same bytes for every command of a kind (the KV service does for puts).
    */
   apply(command: Uint8Array, index: number): Uint8Array;
   /**

@@ -1,0 +1,453 @@
+// Where a KV group's keys and values live: a hash map keyed by bytes whose records (key and
+// value bytes together) sit in an arena of a few large ArrayBuffers, outside the JavaScript heap
+// the garbage collector walks. A put copies its key and value once, from the command into the
+// arena; it makes no string, no object and no heap pointer, so nothing of it is promoted by the
+// young-generation collector or marked by the old one. (Held as strings in a Map, every value
+// of a put lived long enough to be copied into the old generation and later swept there, and
+// the key of every put was made a string only to be looked up and dropped: 1.2 µs a put of 256
+// bytes into 100,000 keys, against the arena's, bench/kv-values.ts.)
+//
+// The map keeps its keys in insertion order (a key put anew after its delete goes to the end,
+// a put over a present key keeps its place), as a JavaScript Map does: the order of a snapshot
+// image is the order of the keys here, and images of replicas that applied the same log must be
+// byte-equal. The hash table's layout is not part of that state: its seed is drawn per process.
+//
+// Records are immutable while an image is being made (beginImage … endImage): a put then writes
+// a new record and the old one's space is freed only when the last image ends, so an image made
+// a step at a time reads the state as it was when it began.
+
+/** Arena chunks: the first of a map is small (idle groups are many), later ones double to this. */
+const CHUNK_BYTES_MAX = 1 << 20;
+const CHUNK_BYTES_MIN = 4 << 10;
+/** Record header: value length u32 | key length u16 (little-endian, this process's own layout). */
+const RECORD_HEADER_BYTES = 6;
+/** The table is grown when more than this share of its slots is used. */
+const TABLE_LOAD_MAX = 0.5;
+const TABLE_SLOTS_MIN = 8;
+/** Space lost to freed records of other sizes that makes a compaction worth it, at least. */
+const COMPACT_WASTE_BYTES_MIN = 32 << 20;
+
+/** One hash seed per process: the layout of the table must not be predictable from the keys alone. */
+const SEED = (globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
+
+/**
+ * The size class of a record of n bytes: multiples of 32 up to 256, then four classes per power
+ * of two (a record wastes at most a fifth of its slot).
+ */
+function classOf(n: number): number {
+  if (n <= 256) return n <= 32 ? 0 : ((n + 31) >>> 5) - 1;
+  const k = 31 - Math.clz32(n - 1);
+  return 8 + (k - 8) * 4 + (((n - 1) >>> (k - 2)) - 4);
+}
+
+/** The bytes of a slot of class c. */
+function classBytes(c: number): number {
+  if (c < 8) return (c + 1) << 5;
+  const k = 8 + ((c - 8) >>> 2);
+  return (((c - 8) & 3) + 5) << (k - 2);
+}
+
+/** A seeded 32-bit hash of b[at, at + n) (multiply-rotate rounds over 4-byte words). */
+function hashBytes(b: Uint8Array, at: number, n: number): number {
+  let h = SEED ^ n;
+  let i = at;
+  const end = at + n;
+  for (; i + 4 <= end; i += 4) {
+    let w = b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24);
+    w = Math.imul(w, 0xcc9e2d51);
+    w = (w << 15) | (w >>> 17);
+    h ^= Math.imul(w, 0x1b873593);
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let w = 0;
+  for (let s = 0; i < end; i++, s += 8) w |= b[i]! << s;
+  w = Math.imul(w, 0xcc9e2d51);
+  w = (w << 15) | (w >>> 17);
+  h ^= Math.imul(w, 0x1b873593);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) | 0;
+}
+
+const NO_INTS: Int32Array<ArrayBuffer> = new Int32Array(0);
+const NO_CLASSES = new Uint8Array(0);
+/** The table of a map that never held a key: one empty slot, so that a lookup ends at once. */
+const NO_SLOTS = new Int32Array(2);
+
+export class KvStore {
+  /** Arena chunks; a record never spans two. */
+  private readonly chunks: Uint8Array[] = [];
+  private bump = 0;
+  /** Free record offsets by size class: chunk and offset in turn. */
+  private readonly free: number[][] = [];
+  private freeBytes = 0;
+  private recordBytes = 0;
+  /** Times the arena was compacted (tests and the docs' bounds). */
+  compactions = 0;
+
+  // Per entry (an id; ids of deleted entries are reused): where its record is, its slot class,
+  // and its neighbours in insertion order (-1: none).
+  // The arrays are shared empty ones until the first put: a group that holds no key costs little.
+  private recChunk = NO_INTS;
+  private recOff = NO_INTS;
+  private recClass = NO_CLASSES;
+  private prev = NO_INTS;
+  private next = NO_INTS;
+  private idsUsed = 0;
+  private readonly idsFree: number[] = [];
+  private head = -1;
+  private tail = -1;
+  private count = 0;
+
+  /** Open addressing, linear probing: two words a slot, id + 1 (0: empty) and the key's hash. */
+  private slots = NO_SLOTS;
+  private mask = 0;
+
+  /** Images being made; while any is, records are not changed or reused. */
+  private images = 0;
+  private readonly deferred: number[] = [];
+
+  /** compactWasteBytesMin: see maybeCompact (smaller in tests). */
+  constructor(private readonly compactWasteBytesMin = COMPACT_WASTE_BYTES_MIN) {}
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Bytes of arena held (chunks), and of it in live records' slots: for the bounds in docs. */
+  get arenaBytes(): number {
+    let n = 0;
+    for (const c of this.chunks) n += c.length;
+    return n;
+  }
+
+  get liveBytes(): number {
+    return this.recordBytes;
+  }
+
+  /** The entry of key b[at, at + n), or -1. */
+  find(b: Uint8Array, at: number, n: number): number {
+    const h = hashBytes(b, at, n);
+    const slots = this.slots;
+    for (let s = h & this.mask; ; s = (s + 1) & this.mask) {
+      const v = slots[s * 2]!;
+      if (v === 0) return -1;
+      if (slots[s * 2 + 1] === h && this.keyEquals(v - 1, b, at, n)) return v - 1;
+    }
+  }
+
+  /** Puts key b[at, at + n) = value v[vAt, vAt + vn). */
+  put(b: Uint8Array, at: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
+    const h = hashBytes(b, at, n);
+    const slots = this.slots;
+    let s = h & this.mask;
+    for (; ; s = (s + 1) & this.mask) {
+      const e = slots[s * 2]!;
+      if (e === 0) break;
+      if (slots[s * 2 + 1] === h && this.keyEquals(e - 1, b, at, n)) {
+        this.overwrite(e - 1, n, v, vAt, vn);
+        return;
+      }
+    }
+    if (this.count + 1 > (this.mask + 1) * TABLE_LOAD_MAX) s = this.growTable(h);
+    const id = this.newId();
+    this.place(id, b, at, n, v, vAt, vn);
+    this.slots[s * 2] = id + 1;
+    this.slots[s * 2 + 1] = h;
+    this.link(id);
+    this.count++;
+  }
+
+  /** Deletes key b[at, at + n); whether it was present. */
+  delete(b: Uint8Array, at: number, n: number): boolean {
+    const h = hashBytes(b, at, n);
+    const slots = this.slots;
+    const mask = this.mask;
+    let s = h & mask;
+    let id = -1;
+    for (; ; s = (s + 1) & mask) {
+      const e = slots[s * 2]!;
+      if (e === 0) return false;
+      if (slots[s * 2 + 1] === h && this.keyEquals(e - 1, b, at, n)) {
+        id = e - 1;
+        break;
+      }
+    }
+    // Backward-shift deletion: pull later members of the probe run into the hole, so that no
+    // lookup ever stops early at it (no tombstones to clean up later).
+    let hole = s;
+    for (let j = (s + 1) & mask; slots[j * 2] !== 0; j = (j + 1) & mask) {
+      const home = slots[j * 2 + 1]! & mask;
+      // Entry at j may move to the hole iff its home is not in (hole, j] cyclically.
+      if (((j - home) & mask) >= ((j - hole) & mask)) {
+        slots[hole * 2] = slots[j * 2]!;
+        slots[hole * 2 + 1] = slots[j * 2 + 1]!;
+        hole = j;
+      }
+    }
+    slots[hole * 2] = 0;
+    slots[hole * 2 + 1] = 0;
+    this.unlink(id);
+    this.release(this.recChunk[id]!, this.recOff[id]!, this.recClass[id]!);
+    this.idsFree.push(id);
+    this.count--;
+    return true;
+  }
+
+  // ---- Reading an entry's record ----
+
+  /** The chunk holding entry id's record (its key at keyAt, its value at valueAt). */
+  chunkOf(id: number): Uint8Array {
+    return this.chunks[this.recChunk[id]!]!;
+  }
+
+  keyAt(id: number): number {
+    return this.recOff[id]! + RECORD_HEADER_BYTES;
+  }
+
+  keyLength(id: number): number {
+    return recordKeyLength(this.chunks[this.recChunk[id]!]!, this.recOff[id]!);
+  }
+
+  valueAt(id: number): number {
+    return this.keyAt(id) + this.keyLength(id);
+  }
+
+  valueLength(id: number): number {
+    return recordValueLength(this.chunks[this.recChunk[id]!]!, this.recOff[id]!);
+  }
+
+  /** Whether entry id's value is the bytes b[at, at + n). */
+  valueEquals(id: number, b: Uint8Array, at: number, n: number): boolean {
+    const c = this.chunks[this.recChunk[id]!]!;
+    const off = this.recOff[id]!;
+    if (recordValueLength(c, off) !== n) return false;
+    return bytesEqual(c, off + RECORD_HEADER_BYTES + recordKeyLength(c, off), b, at, n);
+  }
+
+  /** The first entry in insertion order, and the one after id (-1: none). */
+  first(): number {
+    return this.head;
+  }
+
+  after(id: number): number {
+    return this.next[id]!;
+  }
+
+  // ---- Images ----
+
+  /**
+   * The records of every entry, in order, as they are now (chunk and offset in turn); they stay
+   * as they are until endImage. Every beginImage must be matched by one endImage.
+   */
+  beginImage(): Int32Array {
+    this.images++;
+    const out = new Int32Array(this.count * 2);
+    let i = 0;
+    for (let id = this.head; id !== -1; id = this.next[id]!) {
+      out[i++] = this.recChunk[id]!;
+      out[i++] = this.recOff[id]!;
+    }
+    return out;
+  }
+
+  endImage(): void {
+    if (this.images === 0) return;
+    if (--this.images > 0) return;
+    const d = this.deferred;
+    for (let i = 0; i < d.length; i += 3) this.freeSlot(d[i]!, d[i + 1]!, d[i + 2]!);
+    d.length = 0;
+    this.maybeCompact();
+  }
+
+  /** The record at (chunk, off), for an image: its chunk (key at off + 6). */
+  chunk(chunk: number): Uint8Array {
+    return this.chunks[chunk]!;
+  }
+
+  // ---- Internals ----
+
+  private keyEquals(id: number, b: Uint8Array, at: number, n: number): boolean {
+    const c = this.chunks[this.recChunk[id]!]!;
+    const off = this.recOff[id]!;
+    return recordKeyLength(c, off) === n && bytesEqual(c, off + RECORD_HEADER_BYTES, b, at, n);
+  }
+
+  private overwrite(id: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
+    const cls = classOf(RECORD_HEADER_BYTES + n + vn);
+    const c = this.chunks[this.recChunk[id]!]!;
+    const off = this.recOff[id]!;
+    if (cls === this.recClass[id] && this.images === 0) {
+      // In place: the key is there already.
+      this.recordBytes += vn - recordValueLength(c, off);
+      writeU32(c, off, vn);
+      c.set(v.subarray(vAt, vAt + vn), off + RECORD_HEADER_BYTES + n);
+      return;
+    }
+    const oldChunk = this.recChunk[id]!;
+    const oldClass = this.recClass[id]!;
+    // The new record copies the key from the old one before the old one may be reused.
+    this.place(id, c, off + RECORD_HEADER_BYTES, n, v, vAt, vn);
+    this.release(oldChunk, off, oldClass);
+  }
+
+  /** Writes entry id's record (key from k[kAt, kAt + n), value from v) into a fresh slot. */
+  private place(id: number, k: Uint8Array, kAt: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
+    const bytes = RECORD_HEADER_BYTES + n + vn;
+    const cls = classOf(bytes);
+    const list = this.free[cls];
+    let chunk: number;
+    let off: number;
+    if (list !== undefined && list.length > 0) {
+      off = list.pop()!;
+      chunk = list.pop()!;
+      this.freeBytes -= classBytes(cls);
+    } else {
+      const size = classBytes(cls);
+      let last = this.chunks.length - 1;
+      if (last < 0 || this.bump + size > this.chunks[last]!.length) {
+        const grow = last < 0 ? CHUNK_BYTES_MIN : Math.min(CHUNK_BYTES_MAX, this.chunks[last]!.length * 2);
+        this.chunks.push(new Uint8Array(Math.max(grow, size)));
+        this.bump = 0;
+        last++;
+      }
+      chunk = last;
+      off = this.bump;
+      this.bump += size;
+    }
+    const c = this.chunks[chunk]!;
+    writeU32(c, off, vn);
+    c[off + 4] = n & 0xff;
+    c[off + 5] = n >>> 8;
+    c.set(k.subarray(kAt, kAt + n), off + RECORD_HEADER_BYTES);
+    c.set(v.subarray(vAt, vAt + vn), off + RECORD_HEADER_BYTES + n);
+    this.recChunk[id] = chunk;
+    this.recOff[id] = off;
+    this.recClass[id] = cls;
+    this.recordBytes += bytes;
+  }
+
+  /** Gives a record's slot back (or, while an image is being made, holds it until the images end). */
+  private release(chunk: number, off: number, cls: number): void {
+    if (this.images > 0) {
+      this.deferred.push(chunk, off, cls);
+      return;
+    }
+    this.freeSlot(chunk, off, cls);
+    if (this.freeBytes > this.compactWasteBytesMin) this.maybeCompact();
+  }
+
+  private freeSlot(chunk: number, off: number, cls: number): void {
+    const c = this.chunks[chunk]!;
+    this.recordBytes -= RECORD_HEADER_BYTES + recordKeyLength(c, off) + recordValueLength(c, off);
+    (this.free[cls] ??= []).push(chunk, off);
+    this.freeBytes += classBytes(cls);
+  }
+
+  /**
+   * Free slots of the sizes no longer put are lost to the others: when they hold more than the
+   * live records (and compactWasteBytesMin), every record is copied, in order, into fresh
+   * chunks. O(live bytes), and rare: it takes a workload's change of value sizes.
+   */
+  private maybeCompact(): void {
+    if (this.images > 0 || this.freeBytes <= Math.max(this.compactWasteBytesMin, this.recordBytes)) return;
+    this.compactions++;
+    const old = this.chunks.splice(0);
+    this.free.length = 0;
+    this.freeBytes = 0;
+    this.recordBytes = 0;
+    this.bump = 0;
+    for (let id = this.head; id !== -1; id = this.next[id]!) {
+      const c = old[this.recChunk[id]!]!;
+      const off = this.recOff[id]!;
+      const n = recordKeyLength(c, off);
+      const kAt = off + RECORD_HEADER_BYTES;
+      this.place(id, c, kAt, n, c, kAt + n, recordValueLength(c, off));
+    }
+  }
+
+  private newId(): number {
+    if (this.idsFree.length > 0) return this.idsFree.pop()!;
+    if (this.idsUsed === this.recChunk.length) {
+      const cap = Math.max(TABLE_SLOTS_MIN, this.idsUsed * 2);
+      this.recChunk = grownInt32(this.recChunk, cap);
+      this.recOff = grownInt32(this.recOff, cap);
+      this.prev = grownInt32(this.prev, cap);
+      this.next = grownInt32(this.next, cap);
+      const cls = new Uint8Array(cap);
+      cls.set(this.recClass);
+      this.recClass = cls;
+    }
+    return this.idsUsed++;
+  }
+
+  private link(id: number): void {
+    this.prev[id] = this.tail;
+    this.next[id] = -1;
+    if (this.tail === -1) this.head = id;
+    else this.next[this.tail] = id;
+    this.tail = id;
+  }
+
+  private unlink(id: number): void {
+    const p = this.prev[id]!;
+    const n = this.next[id]!;
+    if (p === -1) this.head = n;
+    else this.next[p] = n;
+    if (n === -1) this.tail = p;
+    else this.prev[n] = p;
+  }
+
+  /** Doubles the table; returns the empty slot where a new key of hash h goes. */
+  private growTable(h: number): number {
+    const old = this.slots;
+    const cap = old === NO_SLOTS ? TABLE_SLOTS_MIN : (this.mask + 1) * 2;
+    const slots = new Int32Array(cap * 2);
+    const mask = cap - 1;
+    for (let s = 0; s < old.length; s += 2) {
+      const e = old[s]!;
+      if (e === 0) continue;
+      const h = old[s + 1]!;
+      let t = h & mask;
+      while (slots[t * 2] !== 0) t = (t + 1) & mask;
+      slots[t * 2] = e;
+      slots[t * 2 + 1] = h;
+    }
+    this.slots = slots;
+    this.mask = mask;
+    let t = h & mask;
+    while (slots[t * 2] !== 0) t = (t + 1) & mask;
+    return t;
+  }
+}
+
+export function recordValueLength(c: Uint8Array, off: number): number {
+  return (c[off]! | (c[off + 1]! << 8) | (c[off + 2]! << 16) | (c[off + 3]! << 24)) >>> 0;
+}
+
+export function recordKeyLength(c: Uint8Array, off: number): number {
+  return c[off + 4]! | (c[off + 5]! << 8);
+}
+
+export const KV_RECORD_HEADER_BYTES = RECORD_HEADER_BYTES;
+
+function writeU32(c: Uint8Array, off: number, v: number): void {
+  c[off] = v & 0xff;
+  c[off + 1] = (v >>> 8) & 0xff;
+  c[off + 2] = (v >>> 16) & 0xff;
+  c[off + 3] = v >>> 24;
+}
+
+function bytesEqual(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, n: number): boolean {
+  for (let i = 0; i < n; i++) if (a[aAt + i] !== b[bAt + i]) return false;
+  return true;
+}
+
+function grownInt32(a: Int32Array<ArrayBuffer>, cap: number): Int32Array<ArrayBuffer> {
+  const out = new Int32Array(cap);
+  out.set(a);
+  return out;
+}
