@@ -50,6 +50,12 @@ export interface NodeConfig {
   pendingPerGroupMax: number;
   requestTimeoutMs: number;
   turnRecordsMax: number;
+  /**
+   * The young generation of each shard's JavaScript heap: V8's semi-space size, MiB, as its
+   * least and its most (0: V8's own sizing). Large enough that what a request allocates dies
+   * before the next scavenge, instead of being copied into the old generation.
+   */
+  shardSemiSpaceMb: number;
   snapChunkBytes: number;
   snapshotBytesMax: number;
   linkBackoffMsMin: number;
@@ -150,6 +156,7 @@ export const configDefaults: NodeConfig = deepFreeze({
   pendingPerGroupMax: 10_000,
   requestTimeoutMs: 10_000,
   turnRecordsMax: 4096,
+  shardSemiSpaceMb: 16,
   snapChunkBytes: 512 * KiB,
   snapshotBytesMax: 1 * GiB,
   linkBackoffMsMin: 50,
@@ -161,7 +168,7 @@ export const configDefaults: NodeConfig = deepFreeze({
   websocket: 'auto',
   wsOrigins: 'self',
   mode: 'raft',
-  readMode: 'index',
+  readMode: 'lease',
   logLevel: 'info',
   logFormat: 'auto',
   metricsPerGroupMax: 256,
@@ -218,6 +225,7 @@ export const configSchema: Readonly<Record<ConfigKey, Spec>> = {
   pendingPerGroupMax: { kind: 'int', min: 1, max: 10_000_000 },
   requestTimeoutMs: { kind: 'int', min: 1, max: MS_MAX },
   turnRecordsMax: { kind: 'int', min: 1, max: 1_000_000 },
+  shardSemiSpaceMb: { kind: 'int', min: 0, max: 256 },
   snapChunkBytes: { kind: 'int', min: 1 * KiB, max: 256 * MiB, bytes: true },
   snapshotBytesMax: { kind: 'int', min: 1 * KiB, max: 1024 * GiB, bytes: true },
   linkBackoffMsMin: { kind: 'int', min: 1, max: 600_000 },

@@ -5,6 +5,7 @@
 // stopping sends each a Stop record and waits a bounded time for its task to end.
 
 import * as path from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { Piscina } from 'piscina';
 import { SpscRing } from '../ring/spsc-ring.js';
 import { InKind, RECORD_HEADER_BYTES } from '../ring/records.js';
@@ -66,6 +67,12 @@ export class ShardPool {
    */
   start(fresh: boolean, started: (shard: ShardSlot) => void): void {
     const c = this.config;
+    // V8 reads these when a worker's heap is made: set before the first shard starts (the
+    // flags are the process's; only the shards' heaps are made after this point).
+    if (c.shardSemiSpaceMb > 0) {
+      setFlagsFromString(`--min-semi-space-size=${c.shardSemiSpaceMb}`);
+      setFlagsFromString(`--max-semi-space-size=${c.shardSemiSpaceMb}`);
+    }
     this.pool = new Piscina({
       filename: new URL('../shard/shard-task.js', import.meta.url).href,
       minThreads: c.shards,

@@ -54,8 +54,17 @@ export function ignoresCampaign(r: RaftState, m: Message): boolean {
   // With lease reads, a member that just started may have been in a leader's lease
   // before it crashed: it keeps out of elections for its first election timeout.
   const inLease = r.cfg.checkQuorum && r.time.electionElapsed < r.cfg.ticksElection &&
-    (r.leader !== NONE || (r.cfg.leaseRead && r.time.ticks < r.cfg.ticksElection));
+    (r.leader !== NONE || inStartQuiet(r));
   return !force && inLease;
+}
+
+/**
+ * The first election timeout of a member that restarted, with lease reads: it ignores
+ * campaigns, since it may have been inside a leader's lease before it went down. Not a replica
+ * the host made just now (RaftConfig.startedFresh): it never acknowledged anyone.
+ */
+export function inStartQuiet(r: RaftState): boolean {
+  return r.cfg.leaseRead && !r.startedFresh && r.time.ticks < r.cfg.ticksElection;
 }
 
 export function promotable(r: RaftState): boolean {

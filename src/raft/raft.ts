@@ -13,7 +13,7 @@ import { assert } from '../util/assert.js';
 import { messageProblem, type MessageProblem } from './message-check.js';
 import { ChangeType, type ConfChange } from './conf-change.js';
 import {
-  becomeFollower, checkQuorum, handleVote, handleVoteResp, hup, ignoresCampaign, restartCheckQuorum, tickElection,
+  becomeFollower, checkQuorum, handleVote, handleVoteResp, hup, ignoresCampaign, inStartQuiet, restartCheckQuorum, tickElection,
 } from './election.js';
 import { proposeConfChange, replayConfChanges } from './membership.js';
 import type { Progress } from './progress.js';
@@ -55,6 +55,7 @@ export class RaftNode {
     replayConfChanges(r, snap.meta.index + 1, log.applied);
     r.term = hard.term;
     r.vote = hard.vote;
+    r.startedFresh = cfg.startedFresh === true;
     r.out.handedHard = { term: hard.term, vote: hard.vote, commit: log.committed };
     r.out.handedSoft = { role: Role.Follower, leader: NONE, term: hard.term };
     becomeFollower(r, r.term, NONE);
@@ -78,6 +79,11 @@ export class RaftNode {
   /** The leader's view of a follower, for status pages and tests. */
   progressOf(id: NodeId): Readonly<Progress> | undefined { return this.r.trk.progress.get(id); }
   get transferee(): NodeId { return this.r.transferee; }
+  /**
+   * This member restarted with lease reads on and is in its first election timeout: it ignores
+   * campaigns (docs/raft.md, "Leases"), and so, most likely, do the others restarted with it.
+   */
+  get inStartQuiet(): boolean { return inStartQuiet(this.r); }
   /**
    * The group is idle: this member's timers are stopped and `tick()` does nothing, so the host
    * need not call it. Anything that gives the group work wakes it (docs/raft.md, "Quiescence").

@@ -47,6 +47,8 @@ export class RaftState {
   readonly proposals = new Proposals();
   /** Leader: the member a leader transfer hands over to (transfer.ts); NONE when none. */
   transferee: NodeId = NONE;
+  /** Made just now by the host (RaftConfig.startedFresh): it cannot have been in anyone's lease. */
+  startedFresh = false;
 
   constructor(cfg: RaftConfig, log: RaftLog, trk: Tracker) {
     this.id = cfg.id;

@@ -213,6 +213,12 @@ export interface RaftConfig {
   ticksQuiesce: number;
   /** Index already applied by the host's state machine (at least the snapshot index). */
   applied: number;
+  /**
+   * The host made this replica just now (a new group, or an empty replica joining one), not
+   * recovered it: it has acknowledged no leader, so with lease reads it need not keep out of
+   * elections at start (election.ts, inStartQuiet). Absent: recovered.
+   */
+  startedFresh?: boolean;
 }
 
 export const configDefaults: Omit<RaftConfig, 'id' | 'random' | 'applied'> = {

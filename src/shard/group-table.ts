@@ -121,7 +121,7 @@ export class GroupTable {
         sm.restore(snap.data);
         this.images.set(g, { meta, data: snap.data });
       }
-      this.makeHost(g, sm);
+      this.makeHost(g, sm, false);
     }
     // Snapshots of groups the log no longer has: a removal that stopped half-way.
     const present = new Set(ids);
@@ -146,7 +146,7 @@ export class GroupTable {
       hardState: { term: 1, vote: 0, commit: 1 },
     }));
     const durable = this.wal.append(writes);
-    for (const g of groups) this.makeHost(g, this.factory(g));
+    for (const g of groups) this.makeHost(g, this.factory(g), true);
     return durable;
   }
 
@@ -157,13 +157,14 @@ export class GroupTable {
    */
   join(group: number): Promise<void> {
     const durable = this.wal.append([{ group, entries: [], hardState: { term: 0, vote: 0, commit: 0 } }]);
-    this.makeHost(group, this.factory(group));
+    this.makeHost(group, this.factory(group), true);
     return durable;
   }
 
-  private makeHost(group: number, sm: StateMachine): GroupHost {
+  /** fresh: made now (bootstrap, join), not recovered from the log (RaftConfig.startedFresh). */
+  private makeHost(group: number, sm: StateMachine, fresh: boolean): GroupHost {
     const gl = this.wal.group(group);
-    const core = new RaftNode({ ...this.raftConfig, applied: gl.snap.index }, gl, gl.hardState);
+    const core = new RaftNode({ ...this.raftConfig, applied: gl.snap.index, startedFresh: fresh }, gl, gl.hardState);
     const host = new GroupHost(group, core, sm, gl.snap);
     host.imageBytes = this.images.get(group)?.data.length ?? 0;
     this.groups.set(group, host);

@@ -7,6 +7,8 @@
 // randomized timeout, which still elects someone if the preferred member cannot. With pre-vote
 // and check-quorum (the defaults), a campaign against a live leader changes nothing: the
 // members who hear from it refuse, so a restarted node does not take groups back by force.
+// With lease reads a restarted member waits out its first election timeout before it
+// campaigns: members restarted with it ignore campaigns until theirs ends (docs/raft.md).
 import { NONE, Role } from '../raft/types.js';
 import type { GroupHost } from './group-host.js';
 
@@ -49,6 +51,9 @@ export class LeaderSpread {
         this.pending.delete(h);
         continue;
       }
+      // With leases, members that restarted ignore campaigns for their first election timeout;
+      // those restarted with this one (a whole cluster's restart) end it about when it does.
+      if (core.inStartQuiet) continue;
       let reachable = 0;
       for (const v of sorted) if (v === this.self || this.peersUp.has(v)) reachable++;
       if (2 * reachable <= sorted.length) continue; // wait for links to a quorum

@@ -268,3 +268,26 @@ test('lease reads on the host clock: the lease ends leaseMs after the round was 
   c.release();
   assert.deepEqual(c.member(1).reads.map((r) => [r.requestId, r.lease]), [[1, true], [2, false]]);
 });
+
+test('lease reads: a recovered member keeps out of elections for its first election timeout, a replica made just now does not', () => {
+  // Recovered (startedFresh absent): every vote is refused until ticksElection ticks have passed.
+  const recovered = new Cluster([1, 2, 3], { leaseRead: true });
+  recovered.settle();
+  assert.equal(recovered.get(2).inStartQuiet, true);
+  assert.equal(recovered.elect(1), false, 'members that may have been in a lease refuse');
+  recovered.filter = () => false;
+  recovered.tickAll(10);
+  recovered.filter = () => true;
+  assert.equal(recovered.get(2).inStartQuiet, false);
+  assert.equal(recovered.elect(1), true, 'after the first election timeout they vote');
+  // Made just now by the host: nobody was in a lease, so the first campaign wins at once.
+  const fresh = new Cluster([1, 2, 3], { leaseRead: true, startedFresh: true });
+  fresh.settle();
+  assert.equal(fresh.get(2).inStartQuiet, false);
+  assert.equal(fresh.elect(1), true);
+  // Without lease reads there is no such rule.
+  const index = new Cluster([1, 2, 3], {});
+  index.settle();
+  assert.equal(index.get(2).inStartQuiet, false);
+  assert.equal(index.elect(1), true);
+});

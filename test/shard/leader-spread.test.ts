@@ -56,3 +56,17 @@ test('no campaign where a leader is known, and a group whose configuration is no
   alone.campaign(new Set());
   assert.equal(solo.campaigns, 1);
 });
+
+test('a member in its first election timeout after a restart with leases waits it out before it campaigns', () => {
+  const spread = new LeaderSpread(1);
+  const h = host(1, [1, 2, 3]);
+  (h.core as unknown as { inStartQuiet: boolean }).inStartQuiet = true;
+  spread.added(h);
+  spread.peerState(2, true);
+  spread.campaign(new Set());
+  assert.equal(h.campaigns, 0, 'the members restarted with it would refuse');
+  assert.equal(spread.waiting, true);
+  (h.core as unknown as { inStartQuiet: boolean }).inStartQuiet = false;
+  spread.campaign(new Set());
+  assert.equal(h.campaigns, 1);
+});
