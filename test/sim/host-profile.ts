@@ -113,7 +113,6 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
       delayMsMin: r.real(0.05, 0.5),
       delayMsMax: r.real(1, pick([3, 6, 12, 20])),
       dropP: level === 0 ? 0 : scale(pick([0, 0.002, 0.01, 0.03])),
-      duplicateP: 0,
       stragglerP: scale(pick([0, 0.002, 0.005, 0.01])),
       stragglerDelayMsMax: r.real(20, 300),
       clientDropP: scale(pick([0, 0.005, 0.02, 0.05])),

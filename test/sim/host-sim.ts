@@ -550,7 +550,7 @@ export class HostSim {
     this.profile = hostProfile(opts.seed, opts.syncForce);
     this.rngChaos = this.rng.fork();
     this.rngNet = this.rng.fork();
-    this.net = new Network(this.queue, this.rngNet, opts.nodes, this.profile.network, 1_000_000);
+    this.net = new Network(opts.nodes);
     this.linkFree = new Array<number>(opts.nodes * opts.nodes).fill(0);
     this.linkToldUp = new Array<boolean>(opts.nodes * opts.nodes).fill(true);
     for (let i = 0; i < opts.nodes; i++) this.machines.push(new Machine(this, i, this.rng.fork()));
@@ -1393,6 +1393,7 @@ export class HostSim {
             const seen = g.commitSeen.get(m.index);
             const from = seen !== undefined && seen.inc === m.inc ? seen.commit : 0;
             if (c.core.commit > from) g.inv.onLeaderCommit(c.core, c.core.term, from, c.core.commit);
+            g.inv.checkLeaderCompleteness(c.core, c.core.term);
           }
           g.commitSeen.set(m.index, { inc: m.inc, commit: c.core.commit });
         }
