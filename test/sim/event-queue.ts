@@ -20,10 +20,6 @@ export class EventQueue {
 
   constructor(private readonly sizeMax: number) {}
 
-  get size(): number {
-    return this.heap.length;
-  }
-
   /** Runs `fn` at simulated time `time` (never in the past). */
   at(time: number, fn: EventFn): void {
     if (!(time >= this.now)) throw new Error(`event scheduled in the past: ${time} < ${this.now}`);
@@ -76,15 +72,6 @@ export class EventQueue {
     this.eventsRun++;
     top.fn();
     return true;
-  }
-
-  /** Runs every event scheduled up to and including `time`, then sets the clock to `time`. */
-  runUntil(time: number, stop?: () => boolean): void {
-    while (this.peekTime() <= time) {
-      this.step();
-      if (stop !== undefined && stop()) return;
-    }
-    if (time > this.now) this.now = time;
   }
 }
 

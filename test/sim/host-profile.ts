@@ -97,6 +97,21 @@ export interface HostProfile {
   clientThinkMsMax: number;
   /** Op mix weights: put, get (ReadIndex), get through the log, delete, cas. */
   opWeights: [number, number, number, number, number];
+  /**
+   * Capacity of each shard's in and out rings (the node's `ringBytes`). A ring record holds at
+   * most a quarter of it, and every Raft message must fit one (src/shard/group-table.ts,
+   * coreConfig), so small rings mean small appends (a 64 KiB ring: about 119 entries or 7.7 KB
+   * per append instead of 1024 entries or 1 MiB), small snapshot chunks, and full in rings.
+   */
+  ringBytes: number;
+  /**
+   * A group founded without one machine (addGroup on the others), which that machine later
+   * joins with an empty replica (joinGroup) before the admin path adds it as a learner and
+   * promotes it, the log or a snapshot bringing it up: a new node taking part in a group. The
+   * group and machine are taken modulo the run's; its first step comes after `afterMs`, the
+   * next ones every `everyMs` or so. null: every machine founds every group.
+   */
+  newcomer: { group: number; machine: number; afterMs: number; everyMs: number } | null;
 }
 
 export function hostProfile(seed: number, syncForce: boolean | null): HostProfile {
@@ -113,7 +128,6 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
       delayMsMin: r.real(0.05, 0.5),
       delayMsMax: r.real(1, pick([3, 6, 12, 20])),
       dropP: level === 0 ? 0 : scale(pick([0, 0.002, 0.01, 0.03])),
-      duplicateP: 0,
       stragglerP: scale(pick([0, 0.002, 0.005, 0.01])),
       stragglerDelayMsMax: r.real(20, 300),
       clientDropP: scale(pick([0, 0.005, 0.02, 0.05])),
@@ -166,6 +180,8 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
     doorbellMsMax: r.chance(0.25) ? 0 : r.real(0.1, 3),
     snapshotLogRatio: r.int(0, 2),
     powerLossEveryMs: sync && r.chance(0.4) ? scale(pick([4000, 3000, 2000, 1500])) : Infinity,
+    ringBytes: 4 << 20, // drawn below
+    newcomer: null,
   };
   // A slow disk (a network volume, a spinning disk) in some seeds: syncs slower than a round trip
   // between nodes, which is when acknowledging before a sync finishes would show.
@@ -182,6 +198,9 @@ export function hostProfile(seed: number, syncForce: boolean | null): HostProfil
   // Impatient clients in some seeds: a write stuck at a deposed leader is given up soon, and the
   // client goes on (to other nodes, and back to that one): what a stale answer needs to show.
   if (r.chance(0.3)) p.clientTimeoutMs = r.real(30, 120);
+  // Drawn last, so that they changed no earlier draw.
+  if (r.chance(0.3)) p.ringBytes = (64 << 10) << r.int(0, 2);
+  if (r.chance(0.4)) p.newcomer = { group: r.int(0, 1 << 16), machine: r.int(0, 1 << 16), afterMs: r.real(50, 4000), everyMs: r.real(100, 800) };
   return p;
 }
 
@@ -194,5 +213,6 @@ export function describeHostProfile(p: HostProfile): string {
     `transfer every ${f(p.transferEveryMs)}, member change every ${f(p.memberChangeEveryMs)}, disk full every ${f(p.diskFullEveryMs)}, sync EIO p ${p.fs.failSyncP.toFixed(4)}; ` +
     `sync ${p.fs.syncMsMin.toFixed(2)}–${p.fs.syncMsMax.toFixed(1)}ms; clock ±${(p.clockRateSkew * 100).toFixed(1)}% jumps every ${f(p.clockJumpEveryMs)}; ` +
     `heartbeat ${p.ticksHeartbeat} quiesce ${p.ticksQuiesce} reads ${p.readMode} snapshot every ${p.snapshotEntries} ratio ${p.snapshotLogRatio} keep ${p.snapshotKeepEntries} ` +
-    `segment ${p.segmentBytes} chunk ${p.snapChunkBytes} turn records ${p.turnRecordsMax} doorbell ≤ ${p.doorbellMsMax.toFixed(2)}ms`;
+    `segment ${p.segmentBytes} chunk ${p.snapChunkBytes} turn records ${p.turnRecordsMax} doorbell ≤ ${p.doorbellMsMax.toFixed(2)}ms ring ${p.ringBytes}` +
+    `${p.newcomer === null ? '' : `; a newcomer joins after ${f(p.newcomer.afterMs)}, steps every ${f(p.newcomer.everyMs)}`}`;
 }

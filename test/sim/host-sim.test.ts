@@ -67,3 +67,16 @@ test('membership changes run through the admin path and take effect', async () =
   }
   assert.ok(done > 0 && done <= asked, `${done} of ${asked} membership changes in effect in seeds 1..10`);
 });
+
+test('a node joins a group it did not found with an empty replica (joinGroup), is added as a learner, catches up and is promoted', async () => {
+  // Seeds with a newcomer (host-profile.ts): the group is founded by addGroup on the other machines.
+  let voters = 0;
+  let joins = 0;
+  for (let seed = 1; seed <= 20 && voters === 0; seed++) {
+    const r = await runHostSeed({ ...hostSimDefaults, seed });
+    assert.ok(r.outcome === 'ok' || r.outcome === 'undecided', `${r.failure ?? ''}\n  replay: npm run sim -- --seed ${seed}`);
+    joins += r.stats.joinsAsked;
+    voters += r.stats.newcomerVoters;
+  }
+  assert.ok(joins > 0 && voters > 0, `in seeds 1..20, ${joins} joins asked and ${voters} newcomers ended as voters`);
+});

@@ -71,6 +71,10 @@ export interface HostSimStats {
   memberChangesDone: number;
   /** Replicas of removed members destroyed (removeGroup on their node). */
   replicasDestroyed: number;
+  /** joinGroup asked of a newcomer (an empty replica of a group it did not found: HostProfile.newcomer). */
+  joinsAsked: number;
+  /** Groups whose newcomer ended the run a voter (it joined empty, was added, caught up and promoted). */
+  newcomerVoters: number;
   syncsFailed: number;
   writesNoSpace: number;
   filesLostTail: number;
@@ -112,7 +116,6 @@ export interface HostSimResult {
   trace: string[];
 }
 
-const RING_BYTES = 4 << 20;
 const BACKLOG_RECORDS_MAX = 200_000;
 const INVARIANTS_EVERY_MS = 100;
 /** A machine crash aimed at a write (HostSim.whenWritten) waits at most this long for one. */
@@ -127,19 +130,26 @@ const noop = (): void => {};
 
 /** One incarnation of a node process: the main thread's part, and the real shard. */
 class Proc {
-  readonly inRingSab = SpscRing.allocate(RING_BYTES);
-  readonly outRingSab = SpscRing.allocate(RING_BYTES);
+  readonly inRingSab: SharedArrayBuffer;
+  readonly outRingSab: SharedArrayBuffer;
   /** The main thread's ends of the rings, and the shard's. */
-  readonly inProducer = new SpscRing(this.inRingSab);
-  readonly inConsumer = new SpscRing(this.inRingSab);
-  readonly outProducer = new SpscRing(this.outRingSab);
-  readonly outConsumer = new SpscRing(this.outRingSab);
+  readonly inProducer: SpscRing;
+  readonly inConsumer: SpscRing;
+  readonly outProducer: SpscRing;
+  readonly outConsumer: SpscRing;
   readonly counters = new Float64Array(createCounters());
   shard: Shard | null = null;
   /** Records the in ring had no room for, in order. */
   readonly backlog: { kind: InKind; arg: number; payload: Uint8Array }[] = [];
   dataResolve: (() => void) | null = null;
-  constructor(readonly inc: number) {}
+  constructor(readonly inc: number, ringBytes: number) {
+    this.inRingSab = SpscRing.allocate(ringBytes);
+    this.outRingSab = SpscRing.allocate(ringBytes);
+    this.inProducer = new SpscRing(this.inRingSab);
+    this.inConsumer = new SpscRing(this.inRingSab);
+    this.outProducer = new SpscRing(this.outRingSab);
+    this.outConsumer = new SpscRing(this.outRingSab);
+  }
 }
 
 class Machine {
@@ -252,11 +262,21 @@ class SimGroup {
    * lost with a crashed node keeps this group's replicas, which only makes destroys rarer).
    */
   readonly changesInFlight = new Set<number>();
+  /**
+   * The machines that found the group (addGroup on each, with these as its voters), and the one
+   * left out that joins it later (joinGroup); null: every machine founds it (bootstrapGroups).
+   */
+  founders: number[] | null = null;
+  newcomer: number | null = null;
+  /** joinGroup was asked of the newcomer: from then on it is asked again at every start that finds no replica (as bootstrapGroups would be). */
+  joinAsked = false;
   constructor(readonly sim: HostSim, readonly id: number, keys: number) {
     this.inv = new GroupInvariants((what) => sim.fail(id, what), 10_000_000);
     this.keys = Array.from({ length: keys }, (_, i) => `g${id}/k${i}`);
   }
 }
+
+type MemberAsk = { op: 'addMember'; node: number; learner: boolean } | { op: 'promote' | 'removeMember'; node: number };
 
 interface Attempt {
   requestId: number;
@@ -516,7 +536,7 @@ export class HostSim {
   readonly history: HistoryOp[] = [];
   readonly stats: HostSimStats = {
     crashesProcess: 0, quietChecked: 0, quietNonMemberSent: 0, crashesMachine: 0, powerLosses: 0, shardFailures: 0, restarts: 0, pauses: 0, partitions: 0, linkFailures: 0,
-    messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, memberChangesAsked: 0, memberChangesDone: 0, replicasDestroyed: 0,
+    messagesLost: 0, clockJumps: 0, diskFulls: 0, transfers: 0, memberChangesAsked: 0, memberChangesDone: 0, replicasDestroyed: 0, joinsAsked: 0, newcomerVoters: 0,
     syncsFailed: 0, writesNoSpace: 0, filesLostTail: 0, filesTorn: 0, filesTornZeroed: 0, dirChangesLost: 0, snapshotsInstalled: 0,
     snapshotsTaken: 0, leaseReads: 0, leaseReadsAskedAgain: 0, timerLags: 0, deposes: 0, commandsBatched: 0, tailEntriesLost: 0, committedEntriesLost: 0, hardStatesLost: 0, tailsRepaired: 0,
   };
@@ -550,12 +570,18 @@ export class HostSim {
     this.profile = hostProfile(opts.seed, opts.syncForce);
     this.rngChaos = this.rng.fork();
     this.rngNet = this.rng.fork();
-    this.net = new Network(this.queue, this.rngNet, opts.nodes, this.profile.network, 1_000_000);
+    this.net = new Network(opts.nodes);
     this.linkFree = new Array<number>(opts.nodes * opts.nodes).fill(0);
     this.linkToldUp = new Array<boolean>(opts.nodes * opts.nodes).fill(true);
     for (let i = 0; i < opts.nodes; i++) this.machines.push(new Machine(this, i, this.rng.fork()));
     // Group ids start at 1, as a node's do.
     for (let g = 1; g <= opts.groups; g++) this.groups.push(new SimGroup(this, g, opts.keysPerGroup));
+    const nc = this.profile.newcomer;
+    if (nc !== null && opts.nodes >= 2) {
+      const g = this.groups[nc.group % opts.groups]!;
+      g.newcomer = nc.machine % opts.nodes;
+      g.founders = this.machines.filter((m) => m.index !== g.newcomer).map((m) => m.index);
+    }
     for (let c = 0; c < opts.clients; c++) this.clients.push(new SimClient(this, c, this.rng.fork(), null, this.profile.clientTimeoutMs));
   }
 
@@ -600,7 +626,7 @@ export class HostSim {
       outRing: proc.outRingSab,
       counters: proc.counters.buffer as SharedArrayBuffer,
       dir: `/node-${m.nodeId}/shard-0`,
-      bootstrapGroups: this.groups.filter((g) => !g.destroyed.has(m.index)).map((g) => g.id),
+      bootstrapGroups: this.groups.filter((g) => g.founders === null && !g.destroyed.has(m.index)).map((g) => g.id),
       syncForce: p.syncForce,
       segmentBytes: p.segmentBytes,
       tickMs: p.tickMs,
@@ -657,7 +683,7 @@ export class HostSim {
   private start(m: Machine): void {
     m.up = true;
     m.inc++;
-    const proc = new Proc(m.inc);
+    const proc = new Proc(m.inc, this.profile.ringBytes);
     m.proc = proc;
     // A new process knows of no link down.
     for (const other of this.machines) this.linkToldUp[m.index * this.machines.length + other.index] = true;
@@ -690,6 +716,7 @@ export class HostSim {
       this.trace(`ready n${m.nodeId}: ${shard.groups.size} groups`);
       this.checkVotesKept(m);
       if (m.lossProbe !== null) this.lossFound(m);
+      this.ensureReplicas(m, shard);
       this.refreshLinks();
       shard.run().then(() => {
         if (alive()) this.fail(null, `node ${m.nodeId}: the shard stopped without being asked`);
@@ -699,6 +726,32 @@ export class HostSim {
     }, (e: unknown) => {
       if (alive()) this.shardFailed(m, e);
     }).catch(noop);
+  }
+
+  /**
+   * What an operator does for the groups not made by bootstrapGroups, at every start of a node
+   * whose shard does not hold them: found it on a founder (addGroup; the reply, once durable,
+   * must be ok), and join it on its newcomer once that was first asked (joinGroup). Never for
+   * a destroyed replica: a replica made anew would have forgotten the votes it gave.
+   */
+  private ensureReplicas(m: Machine, shard: Shard): void {
+    for (const g of this.groups) {
+      if (g.destroyed.has(m.index) || shard.groups.has(g.id)) continue;
+      if (g.founders?.includes(m.index) === true) {
+        const members = g.founders.map((i) => this.machines[i]!.nodeId);
+        this.trace(`addGroup g${g.id} on n${m.nodeId} [${members.join(',')}]`);
+        this.admin(m, { op: 'addGroup', group: g.id, members }, 'found');
+      } else if (g.newcomer === m.index && g.joinAsked) {
+        this.askJoin(g, m);
+      }
+    }
+  }
+
+  private askJoin(g: SimGroup, m: Machine): void {
+    g.joinAsked = true;
+    this.stats.joinsAsked++;
+    this.trace(`joinGroup g${g.id} on n${m.nodeId}`);
+    this.admin(m, { op: 'joinGroup', group: g.id }, 'join');
   }
 
   /**
@@ -902,6 +955,8 @@ export class HostSim {
         this.adminAsked.delete(arg);
         for (const g of this.groups) g.changesInFlight.delete(arg);
         if (asked === 'member' && r.ok) this.stats.memberChangesDone++;
+        // Founding and joining are asked only of a shard that does not hold the group: nothing may refuse them.
+        if ((asked === 'found' || asked === 'join') && !r.ok) this.fail(null, `node ${m.nodeId}: ${asked === 'found' ? 'addGroup' : 'joinGroup'} refused: ${r.code ?? ''}`);
         return;
       }
       case OutKind.Event:
@@ -1319,11 +1374,7 @@ export class HostSim {
     const hosts = (x: Machine): boolean => x.up && x.proc?.shard?.groups.has(g.id) === true;
     const outside = this.machines.filter((x) => !conf.voters.includes(x.nodeId) && !conf.learners.includes(x.nodeId) && !g.destroyed.has(x.index));
     const options: (() => void)[] = [];
-    const ask = (req: { op: string; node: number; learner?: boolean }): void => {
-      this.stats.memberChangesAsked++;
-      this.trace(`member ${req.op} g${g.id} n${req.node}${req.learner === true ? ' (learner)' : ''} via n${m.nodeId}`);
-      g.changesInFlight.add(this.admin(m, { ...req, group: g.id }, 'member'));
-    };
+    const ask = (req: MemberAsk): void => this.askMember(g, m, req);
     if (conf.voters.length > 2 || (conf.voters.length > 1 && rng.chance(0.3))) options.push(() => ask({ op: 'removeMember', node: rng.pick(conf.voters) }));
     if (conf.learners.length > 0) {
       options.push(() => ask({ op: 'promote', node: rng.pick(conf.learners) }));
@@ -1350,6 +1401,36 @@ export class HostSim {
       });
     }
     if (options.length > 0) rng.pick(options)();
+  }
+
+  private askMember(g: SimGroup, via: Machine, req: MemberAsk): void {
+    this.stats.memberChangesAsked++;
+    this.trace(`member ${req.op} g${g.id} n${req.node}${req.op === 'addMember' && req.learner ? ' (learner)' : ''} via n${via.nodeId}`);
+    g.changesInFlight.add(this.admin(via, { ...req, group: g.id }, 'member'));
+  }
+
+  /**
+   * The next step of bringing a group's newcomer in (HostProfile.newcomer), on its own timer:
+   * join (an empty replica), then, asked of the newest leader, add it as a learner (the log or
+   * a snapshot brings it up), then promote it. A newcomer removed later by chaosMemberChange is
+   * added back the same way, as long as its replica was not destroyed.
+   */
+  private chaosNewcomer(): void {
+    for (const g of this.groups) {
+      if (g.newcomer === null || g.destroyed.has(g.newcomer)) continue;
+      const x = this.machines[g.newcomer]!;
+      if (!g.joinAsked) {
+        if (x.up && x.proc?.shard !== null && x.proc?.shard !== undefined) this.askJoin(g, x);
+        continue;
+      }
+      const leaders = this.machines.flatMap((m) => this.cores(m).filter((c) => c.group === g.id && c.core.role === Role.Leader).map((c) => ({ m, core: c.core })));
+      if (leaders.length === 0) continue;
+      const { m, core } = leaders.reduce((a, b) => (b.core.term > a.core.term ? b : a));
+      const conf = core.confState();
+      if (conf.votersOutgoing.length > 0 || g.changesInFlight.size > 0) continue;
+      if (conf.learners.includes(x.nodeId)) this.askMember(g, m, { op: 'promote', node: x.nodeId });
+      else if (!conf.voters.includes(x.nodeId) && x.up && x.proc?.shard?.groups.has(g.id) === true) this.askMember(g, m, { op: 'addMember', node: x.nodeId, learner: true });
+    }
   }
 
   /** The voter sets of `g` (one, or two while joint) as its newest leader's configuration says; null when no machine leads it. */
@@ -1393,6 +1474,7 @@ export class HostSim {
             const seen = g.commitSeen.get(m.index);
             const from = seen !== undefined && seen.inc === m.inc ? seen.commit : 0;
             if (c.core.commit > from) g.inv.onLeaderCommit(c.core, c.core.term, from, c.core.commit);
+            g.inv.checkLeaderCompleteness(c.core, c.core.term);
           }
           g.commitSeen.set(m.index, { inc: m.inc, commit: c.core.commit });
         }
@@ -1499,6 +1581,7 @@ export class HostSim {
     this.every(p.diskFullEveryMs, () => this.chaosDiskFull());
     this.every(p.timerLagEveryMs, () => this.chaosTimerLag());
     this.every(p.deposeEveryMs, () => this.chaosDepose());
+    if (p.newcomer !== null) this.queue.after(p.newcomer.afterMs, () => this.every(p.newcomer!.everyMs, () => this.chaosNewcomer()));
     const periodic = (): void => {
       this.queue.after(INVARIANTS_EVERY_MS, () => {
         this.checkInvariants();
@@ -1544,6 +1627,7 @@ export class HostSim {
     for (const g of this.groups) {
       if (!this.groupSettled(g)) this.fail(g.id, `liveness: members did not converge within ${livenessMs.toFixed(0)}ms; ${this.describe()}`);
       this.checkFinalState(g);
+      if (g.newcomer !== null && this.voterSets(g)?.[0]?.includes(this.machines[g.newcomer]!.nodeId) === true) this.stats.newcomerVoters++;
     }
 
     // Phase 4: read every key once more through the real read path (a lost write shows here).

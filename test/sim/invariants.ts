@@ -41,10 +41,6 @@ export class GroupInvariants {
     private readonly indexMax: number,
   ) {}
 
-  termAt(index: number): number {
-    return index < this.appliedTerm.length ? this.appliedTerm[index]! : 0;
-  }
-
   private grow(index: number): void {
     if (index >= this.indexMax) this.fail(`index ${index} beyond the simulator's bound ${this.indexMax}`);
     while (this.appliedTerm.length <= index) {
