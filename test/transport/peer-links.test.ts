@@ -10,6 +10,7 @@ import { PeerLinks } from '../../src/transport/peer-links.js';
 import type { PeerLinksOptions } from '../../src/transport/peer-links-options.js';
 import { encodeHello, HELLO_BYTES, LINK_MAGIC, LINK_VERSION, payloadProblem } from '../../src/protocol/peer-wire.js';
 import type { PeerInfo } from '../../src/shard/task.js';
+import { turns } from '../event-loop-turns.js';
 
 const TEST_MS = 10_000;
 const HOST = '127.0.0.1';
@@ -23,16 +24,6 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 4000): Pro
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
-}
-
-/**
- * Waits `n` event-loop turns. Every node of a test lives in this process and talks over
- * loopback, where a write reaches the other socket's kernel buffer before the write returns:
- * what one node wrote in a turn is read (if its socket reads) in the next turn's poll phase.
- * So a few turns, not a time, are what a "nothing more arrives" check must wait.
- */
-async function turns(n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise<void>((r) => setImmediate(r));
 }
 
 /** Link frames node `n` read from `from` (delivered or held). */
