@@ -10,6 +10,7 @@
 import * as net from 'node:net';
 import { unpack } from 'msgpackr';
 import { FRAME_HEADER_BYTES, FrameKind, type ErrorBody } from '../protocol/client-frame.js';
+import { InflightRequests, TurnRequests, WaitingRequests } from './connection-requests.js';
 import { FlotillaError } from './errors.js';
 import { FrameReader } from './frame-reader.js';
 
@@ -64,34 +65,21 @@ export class Connection {
   framesIn = 0;
   /** Bytes read so far: the first ones tell a Flotilla client port from another service. */
   private bytesIn = 0;
-  /** Resolves when connected; rejects (with the close error) when the connect fails. */
-  readonly opened: Promise<void>;
 
   private readonly socket: net.Socket;
   private readonly reader: FrameReader;
-  private readonly inflight = new Map<number, Exchange>();
-  /** Waiting for an in-flight slot, oldest first from `queueHead`; abandoned ones skipped. */
-  private queue: Exchange[] = [];
-  private queueHead = 0;
-  private queuedLive = 0;
-  /** Admitted this turn, not yet written. */
-  private turn: Exchange[] = [];
-  private turnBytes = 0;
-  private flushScheduled = false;
+  private readonly inflight: InflightRequests;
+  private readonly waiting = new WaitingRequests();
+  private readonly turn = new TurnRequests();
   /** The socket's buffer is over its high-water mark: admit nothing until it drains. */
   private writeBlocked = false;
-  private requestIdLast: number;
   private connectTimer: NodeJS.Timeout | null;
-  private resolveOpened!: () => void;
-  private rejectOpened!: (e: Error) => void;
+  /** `opened` and what settles it. */
+  private readonly settleOpened = deferred();
 
   constructor(private readonly opts: ConnectionOptions) {
     this.address = formatAddress(opts.host, opts.port);
-    this.requestIdLast = (opts.requestIdLast ?? 0) >>> 0;
-    this.opened = new Promise<void>((resolve, reject) => {
-      this.resolveOpened = resolve;
-      this.rejectOpened = reject;
-    });
+    this.inflight = new InflightRequests(opts.requestIdLast ?? 0);
     // Nobody has to wait for `opened`; a failed connect is reported through the exchanges.
     this.opened.catch(() => undefined);
     this.reader = new FrameReader(
@@ -131,6 +119,11 @@ export class Connection {
     });
   }
 
+  /** Resolves when connected; rejects (with the close error) when the connect fails. */
+  get opened(): Promise<void> {
+    return this.settleOpened.promise;
+  }
+
   /** Requests on the wire or admitted this turn. */
   get inflightCount(): number {
     return this.inflight.size;
@@ -138,7 +131,7 @@ export class Connection {
 
   /** Requests waiting for an in-flight slot. */
   get queuedCount(): number {
-    return this.queuedLive;
+    return this.waiting.count;
   }
 
   /**
@@ -151,18 +144,18 @@ export class Connection {
     x.written = false;
     x.abandoned = false;
     if (this.state === 'closed') return this.closeError ?? new FlotillaError('UNAVAILABLE', `connection to ${this.address} is closed`);
-    if (this.state === 'open' && !this.writeBlocked && this.queuedLive === 0 && this.inflight.size < this.opts.inflightMax) {
+    const waiting = this.waiting;
+    if (this.state === 'open' && !this.writeBlocked && waiting.count === 0 && this.inflight.size < this.opts.inflightMax) {
       this.admit(x);
       return null;
     }
-    if (this.queuedLive >= this.opts.queuedMax) {
+    if (waiting.count >= this.opts.queuedMax) {
       return new FlotillaError(
         'OVERLOADED',
-        `${this.opts.inflightMax} requests in flight and ${this.queuedLive} queued for ${this.address}`,
+        `${this.opts.inflightMax} requests in flight and ${waiting.count} queued for ${this.address}`,
       );
     }
-    this.queue.push(x);
-    this.queuedLive++;
+    waiting.push(x);
     return null;
   }
 
@@ -174,10 +167,7 @@ export class Connection {
   cancel(x: Exchange): void {
     if (x.abandoned || x.written) return;
     x.abandoned = true;
-    if (x.id === 0) {
-      this.queuedLive--;
-      this.compactQueue();
-    }
+    if (x.id === 0) this.waiting.abandoned(this.opts.queuedMax);
   }
 
   /** Closes the connection; its requests fail with `error`. */
@@ -193,67 +183,36 @@ export class Connection {
     this.connectTimer = null;
     this.state = 'open';
     this.wasOpen = true;
-    this.resolveOpened();
+    this.settleOpened.resolve();
     this.pump();
   }
 
-  private nextRequestId(): number {
-    // u32, wrapping; 0 is reserved for errors not tied to a request, and an id still in
-    // flight must not be reused (inflight.size < 2^32 - 1, so this ends).
-    let id = this.requestIdLast;
-    do id = (id + 1) >>> 0;
-    while (id === 0 || this.inflight.has(id));
-    this.requestIdLast = id;
-    return id;
-  }
-
   private admit(x: Exchange): void {
-    const id = this.nextRequestId();
-    x.id = id;
-    this.inflight.set(id, x);
-    this.turn.push(x);
-    this.turnBytes += FRAME_HEADER_BYTES + x.body.length;
-    if (this.turnBytes >= TURN_BYTES_MAX) {
+    this.inflight.admit(x);
+    const turn = this.turn;
+    turn.add(x);
+    if (turn.bytes >= TURN_BYTES_MAX) {
       this.flush();
-    } else if (!this.flushScheduled) {
-      this.flushScheduled = true;
+    } else if (!turn.flushScheduled) {
+      turn.flushScheduled = true;
       setImmediate(() => this.flush());
     }
   }
 
   /** Moves queued requests into free in-flight slots. */
   private pump(): void {
-    while (this.state === 'open' && !this.writeBlocked && this.queuedLive > 0 && this.inflight.size < this.opts.inflightMax) {
-      const x = this.queue[this.queueHead]!;
-      this.queue[this.queueHead++] = undefined as unknown as Exchange;
-      if (x.abandoned) continue;
-      this.queuedLive--;
-      this.admit(x);
+    const waiting = this.waiting;
+    while (this.state === 'open' && !this.writeBlocked && waiting.count > 0 && this.inflight.size < this.opts.inflightMax) {
+      this.admit(waiting.shift());
     }
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
-    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
-    }
-  }
-
-  /** Drops abandoned entries once they outnumber the live ones, so the array stays bounded. */
-  private compactQueue(): void {
-    const held = this.queue.length - this.queueHead;
-    if (held <= 2 * this.opts.queuedMax || held <= 2 * this.queuedLive) return;
-    this.queue = this.queue.slice(this.queueHead).filter((x) => !x.abandoned);
-    this.queueHead = 0;
+    waiting.trim();
   }
 
   /** Writes every frame admitted this turn in one socket write. */
   private flush(): void {
-    this.flushScheduled = false;
-    if (this.turn.length === 0 || this.state !== 'open') return;
-    const xs = this.turn;
-    this.turn = [];
-    this.turnBytes = 0;
+    this.turn.flushScheduled = false;
+    if (this.turn.empty || this.state !== 'open') return;
+    const xs = this.turn.take();
     let bytes = 0;
     for (const x of xs) {
       if (x.abandoned) this.inflight.delete(x.id);
@@ -331,19 +290,24 @@ export class Connection {
     this.connectTimer = null;
     this.reader.stop();
     this.socket.destroy();
-    this.rejectOpened(error);
+    this.settleOpened.reject(error);
     this.opts.onClose?.(this, error);
-    const inflight = [...this.inflight.values()];
-    const queued = this.queue.slice(this.queueHead);
-    this.inflight.clear();
-    this.queue = [];
-    this.queueHead = 0;
-    this.queuedLive = 0;
-    this.turn = [];
-    this.turnBytes = 0;
+    const inflight = this.inflight.takeAll();
+    const queued = this.waiting.takeAll();
+    this.turn.take();
     for (const x of inflight) if (!x.abandoned) x.onConnectionFailure(this, error, x.written);
     for (const x of queued) if (!x.abandoned) x.onConnectionFailure(this, error, false);
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
 }
 
 function decodeErrorBody(body: Uint8Array): ErrorBody | null {

@@ -89,82 +89,183 @@ const COUNTER_SLOTS: [ShardCounter, string, string, number][] = [
   [ShardCounter.LeaseReadsAskedAgain, 'flotilla_lease_reads_asked_again_total', 'Reads confirmed by a leader\'s lease that had run out by the time they were served, confirmed again by a heartbeat round (readMode lease).', 1],
 ];
 
-export class NodeMetrics {
-  readonly registry = new Registry();
-  /** Renders one at a time: a render resets and refills the registry before reading it. */
-  private chain: Promise<unknown> = Promise.resolve();
+/** Makes the registry's gauges and counters; every one is reset before each fill. */
+class MetricMaker {
+  private readonly resettable: (Gauge | Counter)[] = [];
 
-  private readonly nodeInfo: Gauge;
-  private readonly groupsByRole: Gauge;
-  private readonly groupsLeaderless: Gauge;
+  constructor(private readonly registry: Registry) {}
+
+  gauge(name: string, help: string, labelNames: string[]): Gauge {
+    const g = new Gauge({ name, help, labelNames, registers: [this.registry] });
+    this.resettable.push(g);
+    return g;
+  }
+
+  counter(name: string, help: string, labelNames: string[]): Counter {
+    const c = new Counter({ name, help, labelNames, registers: [this.registry] });
+    this.resettable.push(c);
+    return c;
+  }
+
+  reset(): void {
+    for (const m of this.resettable) m.reset();
+  }
+}
+
+/** The groups hosted: aggregates always, the six series per group up to perGroupMax groups. */
+class GroupMetrics {
+  private readonly byRole: Gauge;
+  private readonly leaderless: Gauge;
   private readonly applyLagMax: Gauge;
-  private readonly groupRole: Gauge;
-  private readonly groupLeader: Gauge;
-  private readonly groupTerm: Gauge;
-  private readonly groupCommit: Gauge;
-  private readonly groupApplied: Gauge;
-  private readonly groupLastIndex: Gauge;
+  private readonly role: Gauge;
+  private readonly leader: Gauge;
+  private readonly term: Gauge;
+  private readonly commit: Gauge;
+  private readonly applied: Gauge;
+  private readonly lastIndex: Gauge;
+
+  constructor(m: MetricMaker) {
+    this.byRole = m.gauge('flotilla_groups_by_role', 'Groups hosted by this node, by the Raft role of its member.', ['role']);
+    this.leaderless = m.gauge('flotilla_groups_leaderless', 'Groups hosted by this node whose member knows no leader.', []);
+    this.applyLagMax = m.gauge('flotilla_groups_apply_lag_max', 'Largest gap between committed and applied index over the groups hosted (entries).', []);
+    this.role = m.gauge('flotilla_group_role', 'Raft role of this member: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.', ['group']);
+    this.leader = m.gauge('flotilla_group_leader', 'Id of the node this member believes leads the group (0: unknown).', ['group']);
+    this.term = m.gauge('flotilla_group_term', 'Current Raft term of this member.', ['group']);
+    this.commit = m.gauge('flotilla_group_commit_index', 'Highest log index known committed.', ['group']);
+    this.applied = m.gauge('flotilla_group_applied_index', 'Highest log index applied to the state machine.', ['group']);
+    this.lastIndex = m.gauge('flotilla_group_last_index', 'Last index in this member\'s log.', ['group']);
+  }
+
+  fill(groups: GroupStatus[], perGroupMax: number | undefined): void {
+    const byRole = new Map<string, number>(ROLES.map((r) => [r, 0]));
+    let leaderless = 0;
+    let lagMax = 0;
+    for (const g of groups) {
+      byRole.set(g.role, (byRole.get(g.role) ?? 0) + 1);
+      if (g.leader === 0) leaderless++;
+      if (g.commit - g.applied > lagMax) lagMax = g.commit - g.applied;
+    }
+    for (const [role, n] of byRole) this.byRole.set({ role }, n);
+    this.leaderless.set(leaderless);
+    this.applyLagMax.set(lagMax);
+
+    const perGroup = perGroupMax === undefined || groups.length <= perGroupMax;
+    for (const g of perGroup ? groups : []) {
+      const group = String(g.group);
+      this.role.set({ group }, ROLE_VALUE[g.role] ?? -1);
+      this.leader.set({ group }, g.leader);
+      this.term.set({ group }, g.term);
+      this.commit.set({ group }, g.commit);
+      this.applied.set({ group }, g.applied);
+      this.lastIndex.set({ group }, g.lastIndex);
+    }
+  }
+}
+
+/** Per shard: its state, its rings, and its counter slots. */
+class ShardMetrics {
   private readonly groupsHosted: Gauge;
   private readonly groupsLed: Gauge;
-  private readonly shardState: Gauge;
-  private readonly shardNoSpace: Gauge;
+  private readonly state: Gauge;
+  private readonly noSpace: Gauge;
   private readonly ringBytes: Gauge;
   private readonly ringCapacity: Gauge;
   private readonly slots: [ShardCounter, Counter, number][];
   private readonly errors: Counter;
   private readonly messages: Counter;
-  private readonly snapshots: Counter;
   private readonly peerDropped: Counter;
+  private readonly snapshots: Counter;
+
+  constructor(m: MetricMaker) {
+    this.groupsHosted = m.gauge('flotilla_groups', 'Groups hosted by the shard.', ['shard']);
+    this.groupsLed = m.gauge('flotilla_groups_led', 'Groups of the shard this node leads.', ['shard']);
+    this.state = m.gauge('flotilla_shard_state', 'Shard state: 1 for the state the shard is in, 0 for the others.', ['shard', 'state']);
+    this.noSpace = m.gauge('flotilla_shard_no_space', '1 while the shard\'s disk is full: its writes are refused with NO_SPACE, reads go on; 0 otherwise.', ['shard']);
+    this.ringBytes = m.gauge('flotilla_ring_bytes', 'Bytes waiting in the shard\'s ring: in (main to shard) or out (shard to main).', ['shard', 'direction']);
+    this.ringCapacity = m.gauge('flotilla_ring_capacity_bytes', 'Capacity of each of the shard\'s rings.', ['shard']);
+    this.slots = COUNTER_SLOTS.map(([slot, name, help, scale]) => [slot, m.counter(name, help, ['shard']), scale]);
+    this.errors = m.counter('flotilla_errors_total', 'Error responses sent by the shard, by code (OTHER: every code not listed).', ['shard', 'code']);
+    this.messages = m.counter('flotilla_raft_messages_total', 'Raft messages sent (out) and received (in) by the shard.', ['shard', 'direction']);
+    this.peerDropped = m.counter('flotilla_peer_dropped_total', 'Peer messages and sub-records the shard dropped unread, by reason (docs/operations.md).', ['shard', 'reason']);
+    this.snapshots = m.counter('flotilla_snapshots_total', 'Snapshots taken locally (taken) and installed from a leader (installed).', ['shard', 'kind']);
+  }
+
+  fill(shards: MetricsInput['shards']): void {
+    for (const s of shards) {
+      const shard = String(s.shard);
+      const c = s.counters;
+      for (const state of SHARD_STATES) this.state.set({ shard, state }, state === s.state ? 1 : 0);
+      if (!SHARD_STATES.includes(s.state)) this.state.set({ shard, state: s.state }, 1);
+      this.noSpace.set({ shard }, slot(c, ShardCounter.NoSpace) > 0 ? 1 : 0);
+      this.ringBytes.set({ shard, direction: 'in' }, s.ringInBytes);
+      this.ringBytes.set({ shard, direction: 'out' }, s.ringOutBytes);
+      this.ringCapacity.set({ shard }, s.ringCapacity);
+      this.groupsHosted.set({ shard }, slot(c, ShardCounter.Groups));
+      this.groupsLed.set({ shard }, slot(c, ShardCounter.Leaders));
+      for (const [i, metric, scale] of this.slots) add(metric, { shard }, slot(c, i) * scale);
+      for (const [i, code] of ERROR_SLOTS) add(this.errors, { shard, code }, slot(c, i));
+      add(this.messages, { shard, direction: 'in' }, slot(c, ShardCounter.MessagesIn));
+      add(this.messages, { shard, direction: 'out' }, slot(c, ShardCounter.MessagesOut));
+      for (const reason of PEER_DROP_REASONS) add(this.peerDropped, { shard, reason }, slot(c, PEER_DROP_SLOTS[reason]));
+      add(this.snapshots, { shard, kind: 'taken' }, slot(c, ShardCounter.SnapshotsTaken));
+      add(this.snapshots, { shard, kind: 'installed' }, slot(c, ShardCounter.SnapshotsInstalled));
+    }
+  }
+}
+
+/** Per peer: the replication link's state and counters (PeerLinks.stats). */
+class LinkMetrics {
+  private readonly up: Gauge;
+  private readonly frames: Counter;
+  private readonly bytes: Counter;
+  private readonly drops: Counter;
+  private readonly reconnects: Counter;
+
+  constructor(m: MetricMaker) {
+    this.up = m.gauge('flotilla_link_up', 'Whether the replication link to the peer is up.', ['peer']);
+    this.frames = m.counter('flotilla_link_frames_total', 'Link frames received (in) and sent (out).', ['peer', 'direction']);
+    this.bytes = m.counter('flotilla_link_bytes_total', 'Link bytes received (in) and sent (out).', ['peer', 'direction']);
+    this.drops = m.counter('flotilla_link_drops_total', 'Frames dropped by the link to the peer (as the link counts them).', ['peer']);
+    this.reconnects = m.counter('flotilla_link_reconnects_total', 'Times the link to the peer was established again.', ['peer']);
+  }
+
+  fill(links: MetricsInput['links']): void {
+    for (const l of links) {
+      const peer = String(l.node);
+      this.up.set({ peer }, l.up ? 1 : 0);
+      add(this.frames, { peer, direction: 'in' }, l.framesIn);
+      add(this.frames, { peer, direction: 'out' }, l.framesOut);
+      add(this.bytes, { peer, direction: 'in' }, l.bytesIn);
+      add(this.bytes, { peer, direction: 'out' }, l.bytesOut);
+      add(this.drops, { peer }, l.drops);
+      add(this.reconnects, { peer }, l.reconnects);
+    }
+  }
+}
+
+export class NodeMetrics {
+  readonly registry = new Registry();
+  /** Renders one at a time: a render resets and refills the registry before reading it. */
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly maker: MetricMaker;
+  private readonly nodeInfo: Gauge;
+  private readonly groups: GroupMetrics;
+  private readonly shards: ShardMetrics;
   private readonly connections: Gauge;
-  private readonly linkUp: Gauge;
-  private readonly linkFrames: Counter;
-  private readonly linkBytes: Counter;
-  private readonly linkDrops: Counter;
-  private readonly linkReconnects: Counter;
-  private readonly resettable: (Gauge | Counter)[] = [];
+  private readonly links: LinkMetrics;
 
   constructor() {
     const r = this.registry;
-    const gauge = (name: string, help: string, labelNames: string[]): Gauge => {
-      const g = new Gauge({ name, help, labelNames, registers: [r] });
-      this.resettable.push(g);
-      return g;
-    };
-    const counter = (name: string, help: string, labelNames: string[]): Counter => {
-      const c = new Counter({ name, help, labelNames, registers: [r] });
-      this.resettable.push(c);
-      return c;
-    };
     collectDefaultMetrics({ register: r });
     for (const name of DEFAULT_METRICS_DROPPED) r.removeSingleMetric(name);
-
-    this.nodeInfo = gauge('flotilla_node_info', 'Identity of this node: its id, the Flotilla version and the Node.js version it runs on (value 1).', ['node_id', 'version', 'node_version']);
-    this.groupsByRole = gauge('flotilla_groups_by_role', 'Groups hosted by this node, by the Raft role of its member.', ['role']);
-    this.groupsLeaderless = gauge('flotilla_groups_leaderless', 'Groups hosted by this node whose member knows no leader.', []);
-    this.applyLagMax = gauge('flotilla_groups_apply_lag_max', 'Largest gap between committed and applied index over the groups hosted (entries).', []);
-    this.groupRole = gauge('flotilla_group_role', 'Raft role of this member: 0 follower, 1 pre-candidate, 2 candidate, 3 leader.', ['group']);
-    this.groupLeader = gauge('flotilla_group_leader', 'Id of the node this member believes leads the group (0: unknown).', ['group']);
-    this.groupTerm = gauge('flotilla_group_term', 'Current Raft term of this member.', ['group']);
-    this.groupCommit = gauge('flotilla_group_commit_index', 'Highest log index known committed.', ['group']);
-    this.groupApplied = gauge('flotilla_group_applied_index', 'Highest log index applied to the state machine.', ['group']);
-    this.groupLastIndex = gauge('flotilla_group_last_index', 'Last index in this member\'s log.', ['group']);
-    this.groupsHosted = gauge('flotilla_groups', 'Groups hosted by the shard.', ['shard']);
-    this.groupsLed = gauge('flotilla_groups_led', 'Groups of the shard this node leads.', ['shard']);
-    this.shardState = gauge('flotilla_shard_state', 'Shard state: 1 for the state the shard is in, 0 for the others.', ['shard', 'state']);
-    this.shardNoSpace = gauge('flotilla_shard_no_space', '1 while the shard\'s disk is full: its writes are refused with NO_SPACE, reads go on; 0 otherwise.', ['shard']);
-    this.ringBytes = gauge('flotilla_ring_bytes', 'Bytes waiting in the shard\'s ring: in (main to shard) or out (shard to main).', ['shard', 'direction']);
-    this.ringCapacity = gauge('flotilla_ring_capacity_bytes', 'Capacity of each of the shard\'s rings.', ['shard']);
-    this.slots = COUNTER_SLOTS.map(([slot, name, help, scale]) => [slot, counter(name, help, ['shard']), scale]);
-    this.errors = counter('flotilla_errors_total', 'Error responses sent by the shard, by code (OTHER: every code not listed).', ['shard', 'code']);
-    this.messages = counter('flotilla_raft_messages_total', 'Raft messages sent (out) and received (in) by the shard.', ['shard', 'direction']);
-    this.peerDropped = counter('flotilla_peer_dropped_total', 'Peer messages and sub-records the shard dropped unread, by reason (docs/operations.md).', ['shard', 'reason']);
-    this.snapshots = counter('flotilla_snapshots_total', 'Snapshots taken locally (taken) and installed from a leader (installed).', ['shard', 'kind']);
-    this.connections = gauge('flotilla_client_connections', 'Open client connections by transport.', ['transport']);
-    this.linkUp = gauge('flotilla_link_up', 'Whether the replication link to the peer is up.', ['peer']);
-    this.linkFrames = counter('flotilla_link_frames_total', 'Link frames received (in) and sent (out).', ['peer', 'direction']);
-    this.linkBytes = counter('flotilla_link_bytes_total', 'Link bytes received (in) and sent (out).', ['peer', 'direction']);
-    this.linkDrops = counter('flotilla_link_drops_total', 'Frames dropped by the link to the peer (as the link counts them).', ['peer']);
-    this.linkReconnects = counter('flotilla_link_reconnects_total', 'Times the link to the peer was established again.', ['peer']);
+    // Made in this order, which is the order of the exposition.
+    const m = new MetricMaker(r);
+    this.maker = m;
+    this.nodeInfo = m.gauge('flotilla_node_info', 'Identity of this node: its id, the Flotilla version and the Node.js version it runs on (value 1).', ['node_id', 'version', 'node_version']);
+    this.groups = new GroupMetrics(m);
+    this.shards = new ShardMetrics(m);
+    this.connections = m.gauge('flotilla_client_connections', 'Open client connections by transport.', ['transport']);
+    this.links = new LinkMetrics(m);
   }
 
   /** Copies `input` into the registry and returns the text exposition (format 0.0.4). */
@@ -182,65 +283,13 @@ export class NodeMetrics {
   }
 
   private fill(input: MetricsInput): void {
-    for (const m of this.resettable) m.reset();
+    this.maker.reset();
     this.nodeInfo.set({ node_id: String(input.nodeId), version: FLOTILLA_VERSION, node_version: process.versions.node }, 1);
-
-    const byRole = new Map<string, number>(ROLES.map((r) => [r, 0]));
-    let leaderless = 0;
-    let lagMax = 0;
-    for (const g of input.groups) {
-      byRole.set(g.role, (byRole.get(g.role) ?? 0) + 1);
-      if (g.leader === 0) leaderless++;
-      if (g.commit - g.applied > lagMax) lagMax = g.commit - g.applied;
-    }
-    for (const [role, n] of byRole) this.groupsByRole.set({ role }, n);
-    this.groupsLeaderless.set(leaderless);
-    this.applyLagMax.set(lagMax);
-
-    const perGroup = input.perGroupMax === undefined || input.groups.length <= input.perGroupMax;
-    for (const g of perGroup ? input.groups : []) {
-      const group = String(g.group);
-      this.groupRole.set({ group }, ROLE_VALUE[g.role] ?? -1);
-      this.groupLeader.set({ group }, g.leader);
-      this.groupTerm.set({ group }, g.term);
-      this.groupCommit.set({ group }, g.commit);
-      this.groupApplied.set({ group }, g.applied);
-      this.groupLastIndex.set({ group }, g.lastIndex);
-    }
-
-    for (const s of input.shards) {
-      const shard = String(s.shard);
-      const c = s.counters;
-      for (const state of SHARD_STATES) this.shardState.set({ shard, state }, state === s.state ? 1 : 0);
-      if (!SHARD_STATES.includes(s.state)) this.shardState.set({ shard, state: s.state }, 1);
-      this.shardNoSpace.set({ shard }, slot(c, ShardCounter.NoSpace) > 0 ? 1 : 0);
-      this.ringBytes.set({ shard, direction: 'in' }, s.ringInBytes);
-      this.ringBytes.set({ shard, direction: 'out' }, s.ringOutBytes);
-      this.ringCapacity.set({ shard }, s.ringCapacity);
-      this.groupsHosted.set({ shard }, slot(c, ShardCounter.Groups));
-      this.groupsLed.set({ shard }, slot(c, ShardCounter.Leaders));
-      for (const [i, metric, scale] of this.slots) add(metric, { shard }, slot(c, i) * scale);
-      for (const [i, code] of ERROR_SLOTS) add(this.errors, { shard, code }, slot(c, i));
-      add(this.messages, { shard, direction: 'in' }, slot(c, ShardCounter.MessagesIn));
-      add(this.messages, { shard, direction: 'out' }, slot(c, ShardCounter.MessagesOut));
-      for (const reason of PEER_DROP_REASONS) add(this.peerDropped, { shard, reason }, slot(c, PEER_DROP_SLOTS[reason]));
-      add(this.snapshots, { shard, kind: 'taken' }, slot(c, ShardCounter.SnapshotsTaken));
-      add(this.snapshots, { shard, kind: 'installed' }, slot(c, ShardCounter.SnapshotsInstalled));
-    }
-
+    this.groups.fill(input.groups, input.perGroupMax);
+    this.shards.fill(input.shards);
     this.connections.set({ transport: 'tcp' }, input.connections.tcp);
     this.connections.set({ transport: 'ws' }, input.connections.ws);
-
-    for (const l of input.links) {
-      const peer = String(l.node);
-      this.linkUp.set({ peer }, l.up ? 1 : 0);
-      add(this.linkFrames, { peer, direction: 'in' }, l.framesIn);
-      add(this.linkFrames, { peer, direction: 'out' }, l.framesOut);
-      add(this.linkBytes, { peer, direction: 'in' }, l.bytesIn);
-      add(this.linkBytes, { peer, direction: 'out' }, l.bytesOut);
-      add(this.linkDrops, { peer }, l.drops);
-      add(this.linkReconnects, { peer }, l.reconnects);
-    }
+    this.links.fill(input.links);
   }
 }
 

@@ -44,6 +44,7 @@
 // A pending Atomics.waitAsync does not keep a thread's event loop alive, so while a wait is
 // pending the ring holds a referenced timer; close() lets it go and rejects pending waits.
 import { assert } from '../util/assert.js';
+import { PendingWait, WaitKeepAlive } from './ring-waits.js';
 
 /** Smallest and largest capacity, in bytes, that allocate() accepts. */
 export const RING_CAPACITY_BYTES_MIN = 4096;
@@ -89,8 +90,6 @@ const PAD_LENGTH = -1;
 
 /** Times a wait is re-armed at once after 'not-equal' before it yields to the event loop. */
 const ARM_ATTEMPTS_MAX = 64;
-/** The keep-alive timer never needs to fire; it only holds the event loop open. */
-const KEEP_ALIVE_INTERVAL_MS = 1 << 30;
 
 type WaitAsyncResult =
   | { async: false; value: 'not-equal' | 'timed-out' }
@@ -102,7 +101,6 @@ const waitAsync = (Atomics as unknown as {
 assert(typeof waitAsync === 'function', 'Atomics.waitAsync is missing (Node >= 16 has it)');
 
 const RESOLVED: Promise<void> = Promise.resolve();
-const noop = (): void => {};
 
 export class RingError extends Error {
   constructor(
@@ -172,15 +170,11 @@ export class SpscRing {
   private readNext = 0;
 
   // Waits: at most one pending promise per direction; callers that wait together share it.
-  private dataWait: Promise<void> | null = null;
-  private dataResolve: (() => void) | null = null;
-  private dataReject: ((err: Error) => void) | null = null;
-  private roomWait: Promise<void> | null = null;
-  private roomResolve: (() => void) | null = null;
-  private roomReject: ((err: Error) => void) | null = null;
+  private dataWait: PendingWait | null = null;
+  private roomWait: PendingWait | null = null;
+  /** The largest record the pending waitRoom callers asked room for. */
   private roomBytes = 0;
-  private waitsPending = 0;
-  private keepAlive: ReturnType<typeof setInterval> | null = null;
+  private readonly keepAlive = new WaitKeepAlive();
   private closed = false;
   // Bound once so that arming a wait allocates nothing but the wait itself.
   private readonly onDataWake = (): void => this.armData();
@@ -276,17 +270,14 @@ export class SpscRing {
     if (this.hasRoom(bytes)) return RESOLVED;
     if (this.roomWait !== null) {
       if (bytes > this.roomBytes) this.roomBytes = bytes;
-      return this.roomWait;
+      return this.roomWait.promise;
     }
     this.roomBytes = bytes;
-    this.roomWait = new Promise<void>((resolve, reject) => {
-      this.roomResolve = resolve;
-      this.roomReject = reject;
-    });
-    this.holdAlive();
-    const wait = this.roomWait;
+    const wait = new PendingWait();
+    this.roomWait = wait;
+    this.keepAlive.hold();
     this.armRoom();
-    return wait;
+    return wait.promise;
   }
 
   // --- consumer side (one thread only)
@@ -347,15 +338,12 @@ export class SpscRing {
   waitData(): Promise<void> {
     if (this.closed) return Promise.reject(closedError());
     if (this.hasData()) return RESOLVED;
-    if (this.dataWait !== null) return this.dataWait;
-    this.dataWait = new Promise<void>((resolve, reject) => {
-      this.dataResolve = resolve;
-      this.dataReject = reject;
-    });
-    this.holdAlive();
-    const wait = this.dataWait;
+    if (this.dataWait !== null) return this.dataWait.promise;
+    const wait = new PendingWait();
+    this.dataWait = wait;
+    this.keepAlive.hold();
     this.armData();
-    return wait;
+    return wait.promise;
   }
 
   // --- either side
@@ -377,20 +365,17 @@ export class SpscRing {
     if (this.closed) return;
     this.closed = true;
     const err = closedError();
-    if (this.dataWait !== null) {
-      const reject = this.dataReject!;
+    const dataWait = this.dataWait;
+    if (dataWait !== null) {
       this.endDataWait();
-      reject(err);
+      dataWait.reject(err);
     }
-    if (this.roomWait !== null) {
-      const reject = this.roomReject!;
+    const roomWait = this.roomWait;
+    if (roomWait !== null) {
       this.endRoomWait();
-      reject(err);
+      roomWait.reject(err);
     }
-    if (this.keepAlive !== null) {
-      clearInterval(this.keepAlive);
-      this.keepAlive = null;
-    }
+    this.keepAlive.close();
   }
 
   // --- internals
@@ -424,14 +409,14 @@ export class SpscRing {
 
   private armData(): void {
     for (let attempt = 0; attempt < ARM_ATTEMPTS_MAX; attempt++) {
-      if (this.dataWait === null) return; // closed while asleep
+      const wait = this.dataWait;
+      if (wait === null) return; // closed while asleep
       const seen = Atomics.load(this.ctl, DATA_SEQ);
       Atomics.store(this.ctl, DATA_WAITING, 1);
       if (this.hasData()) {
         Atomics.store(this.ctl, DATA_WAITING, 0);
-        const resolve = this.dataResolve!;
         this.endDataWait();
-        resolve();
+        wait.resolve();
         return;
       }
       const result = waitAsync!(this.ctl, DATA_SEQ, seen);
@@ -447,14 +432,14 @@ export class SpscRing {
 
   private armRoom(): void {
     for (let attempt = 0; attempt < ARM_ATTEMPTS_MAX; attempt++) {
-      if (this.roomWait === null) return;
+      const wait = this.roomWait;
+      if (wait === null) return;
       const seen = Atomics.load(this.ctl, ROOM_SEQ);
       Atomics.store(this.ctl, ROOM_WAITING, 1);
       if (this.hasRoom(this.roomBytes)) {
         Atomics.store(this.ctl, ROOM_WAITING, 0);
-        const resolve = this.roomResolve!;
         this.endRoomWait();
-        resolve();
+        wait.resolve();
         return;
       }
       const result = waitAsync!(this.ctl, ROOM_SEQ, seen);
@@ -468,27 +453,12 @@ export class SpscRing {
 
   private endDataWait(): void {
     this.dataWait = null;
-    this.dataResolve = null;
-    this.dataReject = null;
-    this.letGo();
+    this.keepAlive.letGo();
   }
 
   private endRoomWait(): void {
     this.roomWait = null;
-    this.roomResolve = null;
-    this.roomReject = null;
-    this.letGo();
-  }
-
-  private holdAlive(): void {
-    if (this.waitsPending++ !== 0) return;
-    if (this.keepAlive === null) this.keepAlive = setInterval(noop, KEEP_ALIVE_INTERVAL_MS);
-    else this.keepAlive.ref();
-  }
-
-  private letGo(): void {
-    assert(this.waitsPending > 0, 'ring: wait count underflow');
-    if (--this.waitsPending === 0 && this.keepAlive !== null) this.keepAlive.unref();
+    this.keepAlive.letGo();
   }
 }
 

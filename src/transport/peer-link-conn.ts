@@ -1,17 +1,15 @@
 // The state of the peer links, one class per thing: Peer is what is kept about one node across
-// its connections (pause, backoff, counters); Conn is one TCP connection to it, from connect (or
-// accept) to close: its handshake and frame readers, this turn's output buffer, the payloads
-// held while paused, and its teardown; LinkFlush writes, once per event-loop turn, every link
-// sent to in that turn. PeerLinks (peer-links.ts) drives them.
+// its connections (pause, redial, counters); Conn is one TCP connection to it, from connect (or
+// accept) to close: its handshake and frame readers, its output (peer-link-output.ts), the
+// payloads held while paused (peer-link-held.ts), and its teardown. PeerLinks (peer-links.ts)
+// drives them, and PeerHandshakes (peer-link-handshake.ts) brings a connection up.
 
 import type * as net from 'node:net';
 import { HelloReader, LinkFrameReader } from '../protocol/peer-wire.js';
 import type { PeerInfo } from '../shard/task.js';
-
-/** First size of a link's output buffer; it doubles as needed, up to sendQueueBytesMax. */
-const OUT_BYTES_INITIAL = 64 * 1024;
-/** A written output buffer up to this size is kept for the next turn; a larger one is let go. */
-const SPARE_BYTES_MAX = 1024 * 1024;
+import { HeldPayloads } from './peer-link-held.js';
+import { LinkOutput } from './peer-link-output.js';
+import { Redial } from './peer-link-redial.js';
 
 export const enum ConnState { Handshake, Up, Closed }
 
@@ -34,8 +32,8 @@ export class Peer {
   /** Current connection: for a dialer from the dial on; for an acceptor once its hello checked out. */
   conn: Conn | null = null;
   paused = false;
-  backoffMs: number;
-  redialTimer: NodeJS.Timeout | null = null;
+  /** The redial delay and timer; used by a dialer only. */
+  readonly redial: Redial;
   everUp = false;
   framesIn = 0;
   framesOut = 0;
@@ -45,11 +43,11 @@ export class Peer {
   reconnects = 0;
   /** Dropping because the queue is full; reset by the next accepted send (one warning per episode). */
   overflowing = false;
-  /** A checked connection waiting for the live one to close after a probe (PeerLinks.contend). */
+  /** A checked connection waiting for the live one to close after a probe (PeerHandshakes.contend). */
   contender: Conn | null = null;
 
-  constructor(readonly info: PeerInfo, readonly dialer: boolean, backoffMs: number) {
-    this.backoffMs = backoffMs;
+  constructor(readonly info: PeerInfo, readonly dialer: boolean, backoffMsMin: number, backoffMsMax: number) {
+    this.redial = new Redial(backoffMsMin, backoffMsMax);
   }
 
   get id(): number {
@@ -76,28 +74,19 @@ export class Conn {
   /** Null on an accepted connection until its hello names the peer. */
   peer: Peer | null;
   readonly remote: string;
+  readonly remoteAddress: string;
   readonly helloReader = new HelloReader();
   readonly frameReader: LinkFrameReader;
+  /** The handshake clock, then the wait of a contender, then the linger of a shutdown. */
   timer: NodeJS.Timeout | null = null;
   lastError: string | null = null;
-  /** Output of this turn: link frames back to back in out[0, outLen). */
-  out: Buffer | null = null;
-  outLen = 0;
-  dirty = false;
-  /** Buffers handed to socket.write, oldest first; each comes back as `spare` once written. */
-  readonly inFlight: Buffer[] = [];
-  spare: Buffer | null = null;
-  /** Payloads read while paused, copied, delivered from heldAt on. */
-  held: Uint8Array[] = [];
-  heldAt = 0;
-  heldBytes = 0;
-  redeliverScheduled = false;
-  /** Waiting for the peer's live link to close (PeerLinks.contend); input read meanwhile is in pendingInput. */
-  contending = false;
-  /** The peer whose live link this connection waits to replace (PeerLinks.contend). */
+  /** This turn's link frames, written once per turn. */
+  readonly output: LinkOutput;
+  /** Payloads read while paused, delivered on resume. */
+  readonly held = new HeldPayloads();
+  /** The peer whose live link this connection waits to replace (PeerHandshakes.contend); input read meanwhile is in pendingInput. */
   contendFor: Peer | null = null;
   pendingInput: Uint8Array | null = null;
-  readonly remoteAddress: string;
   /** Set by PeerLinks: the frame reader's callback, bound to this connection. */
   onFrame: (buf: Uint8Array, at: number, end: number) => void = () => undefined;
 
@@ -106,6 +95,16 @@ export class Conn {
     this.remote = `${socket.remoteAddress ?? peer?.info.host ?? '?'}:${socket.remotePort ?? peer?.info.raftPort ?? 0}`;
     this.frameReader = new LinkFrameReader(frameBytesMax);
     this.remoteAddress = socket.remoteAddress ?? '?';
+    this.output = new LinkOutput(socket);
+  }
+
+  get up(): boolean {
+    return this.state === ConnState.Up;
+  }
+
+  /** Waiting for the peer's live link to close (PeerHandshakes.contend). */
+  get contending(): boolean {
+    return this.contendFor !== null;
   }
 
   /** Keeps input that arrives while contending, up to bytesMax; then stops reading the socket. */
@@ -121,42 +120,19 @@ export class Conn {
     this.socket.pause();
   }
 
-  readonly afterWrite = (err?: Error | null): void => {
-    const b = this.inFlight.shift();
-    // The kernel has the bytes: the buffer may be filled again.
-    if (err == null && b !== undefined && this.spare === null && b.length <= SPARE_BYTES_MAX) this.spare = b;
-  };
-
-  /** Writes this turn's output (the per-turn flush, and before closing). */
-  flush(): void {
-    this.dirty = false;
-    const out = this.out;
-    if (out === null || this.outLen === 0 || this.socket.destroyed) return;
-    const view = out.subarray(0, this.outLen);
-    this.out = null;
-    this.outLen = 0;
-    this.inFlight.push(out);
-    this.socket.write(view, this.afterWrite);
-  }
-
   /**
    * The state part of PeerLinks.drop: the connection is closed at once; unsent output and held
    * input are dropped, and a contender frees its place.
    */
   discard(): void {
-    this.contending = false;
     // A contender that goes away (its socket closed, or refused) frees the place for the next.
     if (this.contendFor !== null && this.contendFor.contender === this) this.contendFor.contender = null;
     this.contendFor = null;
     this.state = ConnState.Closed;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.out = null;
-    this.outLen = 0;
-    this.spare = null;
-    this.held = [];
-    this.heldAt = 0;
-    this.heldBytes = 0;
+    this.output.discard();
+    this.held.clear();
   }
 
   /** Part of PeerLinks.close(): write what is queued, end, and destroy after lingerMs at most. */
@@ -164,12 +140,9 @@ export class Conn {
     const wasUp = this.state === ConnState.Up;
     this.state = ConnState.Closed;
     if (this.timer !== null) clearTimeout(this.timer);
-    this.held = [];
-    this.heldAt = 0;
-    this.heldBytes = 0;
-    if (wasUp) this.flush();
-    this.out = null;
-    this.outLen = 0;
+    this.held.clear();
+    if (wasUp) this.output.flush();
+    this.output.discard();
     if (!wasUp) {
       this.socket.destroy();
       return;
@@ -181,52 +154,4 @@ export class Conn {
       if (this.timer !== null) clearTimeout(this.timer);
     });
   }
-
-  /** Room for `need` bytes of output in `out`, keeping what is there; need ≤ bytesMax. */
-  reserve(need: number, bytesMax: number): Buffer {
-    const out = this.out;
-    if (out !== null && need <= out.length) return out;
-    let grown: Buffer;
-    if (out === null && this.spare !== null && this.spare.length >= need) {
-      grown = this.spare;
-      this.spare = null;
-    } else {
-      const size = Math.min(bytesMax, Math.max(need, out === null ? OUT_BYTES_INITIAL : 2 * out.length));
-      grown = Buffer.allocUnsafe(size);
-      if (out !== null) out.copy(grown, 0, 0, this.outLen);
-    }
-    this.out = grown;
-    return grown;
-  }
-}
-
-/** The links sent to this turn, and the once-per-turn flush that writes each (one write per link per turn). */
-export class LinkFlush {
-  private dirty: Conn[] = [];
-  private flushing: Conn[] = [];
-  private scheduled = false;
-
-  /** `conn` has output this turn (it was not dirty yet). */
-  add(conn: Conn): void {
-    conn.dirty = true;
-    this.dirty.push(conn);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flushAll);
-    }
-  }
-
-  private readonly flushAll = (): void => {
-    this.scheduled = false;
-    // Swap the lists: sends made during the flush go to the next turn.
-    const list = this.dirty;
-    this.dirty = this.flushing;
-    this.flushing = list;
-    for (let i = 0; i < list.length; i++) {
-      const conn = list[i]!;
-      if (conn.state === ConnState.Up) conn.flush();
-      else conn.dirty = false;
-    }
-    list.length = 0;
-  };
 }

@@ -1,33 +1,21 @@
 // The main thread's replication links (docs/internals.md "Peer links"): one TCP connection per
-// pair of nodes, over which both sides send link frames of sub-records for many groups. The
-// state of one peer and of one connection, and the per-turn flush, are peer-link-conn.ts; the
-// options and bounds peer-links-options.ts; the rate limit of refusal warnings refusal-log.ts;
-// this file drives them.
+// pair of nodes, over which both sides send link frames of sub-records for many groups. This
+// file drives the parts, each in a file of its own name:
+//   peer-link-handshake.ts  hellos, their checks, and the contention of two connections from one node
+//   peer-link-redial.ts     the redial delay of a dialer (backoff with jitter)
+//   peer-link-output.ts     the frame batching: one buffer and one write per link per turn
+//   peer-link-held.ts       the payloads a paused link holds for redelivery
+//   peer-link-conn.ts       the state kept per peer and per connection
+//   peer-links-options.ts   the options and their bounds; refusal-log.ts the rate limit of refusal warnings
 //
-// - The node with the lower id dials, the higher one accepts. A dialer that loses its link, or
-//   cannot reach its peer, redials after a delay that starts at backoffMsMin and doubles up to
-//   backoffMsMax, with jitter (so that nodes restarted together do not redial in step). A peer
-//   that is down costs one timer.
-// - Handshake: the dialer sends its hello as it connects; the acceptor learns who dialed from
-//   that hello, checks it, and answers with its own. A connection is up on the dialer when the
-//   answer is read and checked, on the acceptor when it has answered. A hello that does not
-//   check out closes the connection with a warning, and so does a handshake that takes longer
-//   than timeoutMsHandshake.
-// - A valid connection from a node that already has a live one does not replace it on its
-//   word alone (anyone can say hello as a member): the old link is probed (an empty link frame,
-//   which a dead or restarted peer's kernel answers with a reset) and the new one waits up to
-//   probeMsLinkReplace. If the old link closes meanwhile, the new one takes its place (the
-//   dialer restarted); if it is still up, the new one is refused with LINK_IN_USE.
-// - The hello carries the cluster id (config clusterId): a node of another cluster is refused
-//   with CLUSTER_MISMATCH, and the acceptor answers with its own hello first so that the dialer
-//   logs the same. Refusals of connections that never came up are logged at most once per
-//   source address per refusedLogMsInterval, with the number left unlogged.
+// - The node with the lower id dials, the higher one accepts; a dialer that loses its link
+//   redials (peer-link-redial.ts). Refusals of connections that never came up are logged at
+//   most once per source address per refusedLogMsInterval, with the number left unlogged.
 // - Nothing here decodes a payload: each link frame's sub-record chain is checked with
 //   payloadProblem and handed over as it lies in the chunk. A bad frame closes that link only.
-// - Output is copied into one buffer per link and written once per event-loop turn: however
-//   many frames a turn sends to a node, that costs one write (one syscall when the kernel takes
-//   it all). What the kernel has not taken is bounded by sendQueueBytesMax; beyond it a frame is
-//   dropped, which Raft tolerates (it retransmits), and counted.
+// - Output is copied into one buffer per link and written once per event-loop turn. What the
+//   kernel has not taken is bounded by sendQueueBytesMax; beyond it a frame is dropped, which
+//   Raft tolerates (it retransmits), and counted.
 // - pause/resume stop and restart delivery from one node (the main thread pauses a link while
 //   a shard's ring is full). The socket stops reading; frames already read from the chunk in
 //   hand are copied and held, and delivered on resume, in order, in a later turn.
@@ -37,15 +25,17 @@
 // from onPayload closes that link with a warning; nothing throws out of a socket callback.
 
 import * as net from 'node:net';
-import {
-  encodeHello, helloProblem, LINK_FRAME_HEADER_BYTES, payloadProblem, type Hello, type LinkRefusal,
-} from '../protocol/peer-wire.js';
-import { Conn, ConnState, LinkFlush, Peer, type PeerLinkStats } from './peer-link-conn.js';
+import { encodeHello, LINK_FRAME_HEADER_BYTES, payloadProblem, type LinkRefusal } from '../protocol/peer-wire.js';
+import { Conn, ConnState, Peer, type PeerLinkStats } from './peer-link-conn.js';
+import { PeerHandshakes } from './peer-link-handshake.js';
+import { LinkFlush } from './peer-link-output.js';
 import {
   checkPeerLinksOptions, checkWhole, CLOSE_LINGER_MS, HELD_SLACK_BYTES, PENDING_HANDSHAKES_MAX,
   type PeerLinksLog, type PeerLinksOptions,
 } from './peer-links-options.js';
 import { REFUSED_LOG_MS_INTERVAL, RefusalLog } from './refusal-log.js';
+
+export { PROBE_MS_LINK_REPLACE } from './peer-link-handshake.js';
 
 export interface PeerLinksHandler {
   /** One validated link-frame payload (payloadProblem === null) from `from`: buf[at, end). Valid only during the call. */
@@ -54,23 +44,15 @@ export interface PeerLinksHandler {
   onState(node: number, up: boolean): void;
 }
 
-/** How long a second connection from a node waits for its live link to show it is dead (close after a probe). */
-export const PROBE_MS_LINK_REPLACE = 1_000;
-
-const EMPTY = new Uint8Array(0);
-
-
 export class PeerLinks {
   private readonly selfId: number;
   private readonly peers = new Map<number, Peer>();
   private readonly log: PeerLinksLog;
-  private readonly timeoutMsHandshake: number;
   private server: net.Server | null = null;
   private started = false;
   private closing = false;
   private closedPromise: Promise<void> | null = null;
-  /** Accepted connections whose hello has not been read yet. */
-  private readonly pending = new Set<Conn>();
+  private readonly handshakes: PeerHandshakes;
   /** Every socket not yet closed, dialed or accepted; close() waits for them. */
   private readonly live = new Set<Conn>();
   private liveEmpty: Array<() => void> = [];
@@ -79,7 +61,7 @@ export class PeerLinks {
   private readonly refusals: RefusalLog;
 
   constructor(private readonly opts: PeerLinksOptions, private readonly handler: PeerLinksHandler) {
-    this.timeoutMsHandshake = checkPeerLinksOptions(opts);
+    const timeoutMsHandshake = checkPeerLinksOptions(opts);
     this.selfId = opts.self.id;
     this.log = opts.log;
     this.refusals = new RefusalLog(opts.refusedLogMsInterval ?? REFUSED_LOG_MS_INTERVAL);
@@ -89,8 +71,14 @@ export class PeerLinks {
       if (this.peers.has(info.id)) throw new RangeError(`peer links: node ${info.id} is listed twice`);
       const dialer = this.selfId < info.id;
       if (dialer) checkWhole(`raftPort of node ${info.id}`, info.raftPort, 1, 65535);
-      this.peers.set(info.id, new Peer(info, dialer, opts.backoffMsMin));
+      this.peers.set(info.id, new Peer(info, dialer, opts.backoffMsMin, opts.backoffMsMax));
     }
+    const host = {
+      isClosing: (): boolean => this.closing,
+      up: (conn: Conn, peer: Peer): boolean => this.up(conn, peer),
+      drop: (conn: Conn, level: 'warn' | 'info' | 'debug', reason: string, code?: LinkRefusal): void => this.drop(conn, level, reason, code),
+    };
+    this.handshakes = new PeerHandshakes(host, opts.log, opts.clusterId, this.selfId, this.peers, timeoutMsHandshake);
   }
 
   /** The port listened on (self.raftPort, or the one the kernel chose for 0); 0 before start(). */
@@ -145,7 +133,8 @@ export class PeerLinks {
       return false;
     }
     const frameBytes = LINK_FRAME_HEADER_BYTES + len;
-    const need = conn.outLen + frameBytes;
+    const output = conn.output;
+    const need = output.bytes + frameBytes;
     const queued = conn.socket.writableLength + need;
     if (queued > this.opts.sendQueueBytesMax) {
       peer.drops++;
@@ -157,17 +146,10 @@ export class PeerLinks {
       return false;
     }
     peer.overflowing = false;
-    const out = conn.reserve(need, this.opts.sendQueueBytesMax);
-    const p = conn.outLen;
-    out[p] = len;
-    out[p + 1] = len >>> 8;
-    out[p + 2] = len >>> 16;
-    out[p + 3] = len >>> 24;
-    out.set(payload, p + LINK_FRAME_HEADER_BYTES);
-    conn.outLen = need;
+    output.append(payload, need, this.opts.sendQueueBytesMax);
     peer.framesOut++;
     peer.bytesOut += frameBytes;
-    if (!conn.dirty) this.flush.add(conn);
+    if (!output.dirty) this.flush.add(conn);
     return true;
   }
 
@@ -192,7 +174,7 @@ export class PeerLinks {
     peer.paused = false;
     const conn = peer.conn;
     if (conn === null || conn.state !== ConnState.Up) return;
-    if (conn.heldAt < conn.held.length) this.scheduleRedeliver(conn);
+    if (conn.held.any) this.scheduleRedeliver(conn);
     else conn.socket.resume();
   }
 
@@ -210,8 +192,7 @@ export class PeerLinks {
     if (this.closedPromise !== null) return this.closedPromise;
     this.closing = true;
     for (const peer of this.peers.values()) {
-      if (peer.redialTimer !== null) clearTimeout(peer.redialTimer);
-      peer.redialTimer = null;
+      peer.redial.cancel();
       peer.conn = null;
     }
     const server = this.server;
@@ -233,7 +214,6 @@ export class PeerLinks {
   // Connections
 
   private dial(peer: Peer): void {
-    peer.redialTimer = null;
     if (this.closing) return;
     const socket = net.connect({ host: peer.info.host, port: peer.info.raftPort, noDelay: true });
     const conn = new Conn(socket, peer, this.opts.linkFrameBytesMax);
@@ -249,17 +229,18 @@ export class PeerLinks {
       socket.destroy();
       return;
     }
-    if (this.pending.size >= PENDING_HANDSHAKES_MAX) {
+    const pending = this.handshakes.pending;
+    if (pending.size >= PENDING_HANDSHAKES_MAX) {
       const unlogged = this.refusals.unlogged(socket.remoteAddress ?? '?');
       if (unlogged >= 0) {
-        this.log.warn({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, pending: this.pending.size, unlogged },
+        this.log.warn({ remote: `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`, pending: pending.size, unlogged },
           'peer link refused: too many connections in handshake');
       }
       socket.destroy();
       return;
     }
     const conn = new Conn(socket, null, this.opts.linkFrameBytesMax);
-    this.pending.add(conn);
+    pending.add(conn);
     this.track(conn);
   }
 
@@ -269,12 +250,7 @@ export class PeerLinks {
     this.live.add(conn);
     socket.setNoDelay(true);
     conn.onFrame = (buf, at, end) => this.frame(conn, buf, at, end);
-    conn.timer = setTimeout(() => {
-      conn.timer = null;
-      if (conn.state === ConnState.Handshake) {
-        this.drop(conn, 'warn', `no handshake within ${this.timeoutMsHandshake} ms`);
-      }
-    }, this.timeoutMsHandshake);
+    this.handshakes.startClock(conn);
     socket.on('data', (chunk: Buffer) => this.data(conn, chunk));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       conn.lastError = err.code ?? err.message;
@@ -303,7 +279,7 @@ export class PeerLinks {
         const taken = conn.helloReader.push(chunk);
         const hello = conn.helloReader.hello;
         if (hello === null) return;
-        const up = this.handshake(conn, hello);
+        const up = this.handshakes.check(conn, hello);
         if (taken === chunk.length) return;
         if (!up) {
           if (conn.contending) conn.holdPending(chunk.subarray(taken), this.opts.linkFrameBytesMax + LINK_FRAME_HEADER_BYTES);
@@ -318,99 +294,12 @@ export class PeerLinks {
     }
   }
 
-  /** The other side's hello is in: check it, answer it (acceptor), and bring the link up. True: up. */
-  private handshake(conn: Conn, hello: Hello): boolean {
-    let peer = conn.peer;
-    const clusterId = this.opts.clusterId;
-    if (peer !== null) {
-      // Dialer: the acceptor must be the node dialed, answering this node.
-      const problem = helloProblem(hello, clusterId, this.selfId, peer.id);
-      if (problem !== null) {
-        this.drop(conn, 'warn', `bad hello: ${problem.reason}`, problem.code);
-        return false;
-      }
-    } else {
-      const problem = helloProblem(hello, clusterId, this.selfId);
-      if (problem !== null) {
-        // The other cluster's node learns why too (it checks this hello and logs the mismatch).
-        if (problem.code === 'CLUSTER_MISMATCH') conn.socket.write(encodeHello(clusterId, this.selfId, hello.fromNode));
-        this.drop(conn, 'warn', `bad hello: ${problem.reason}`, problem.code);
-        return false;
-      }
-      peer = this.peers.get(hello.fromNode) ?? null;
-      if (peer === null) {
-        this.drop(conn, 'warn', `bad hello: node ${hello.fromNode} is not a member`, 'NOT_MEMBER');
-        return false;
-      }
-      if (peer.dialer) {
-        this.drop(conn, 'warn', `bad hello: node ${hello.fromNode} has a higher id than ${this.selfId}, so this node dials it`, 'BAD_HELLO');
-        return false;
-      }
-      const old = peer.conn;
-      if (old !== null && old.state === ConnState.Up) {
-        this.contend(peer, old, conn);
-        return false;
-      }
-      this.pending.delete(conn);
-      conn.peer = peer;
-      peer.conn = conn;
-      conn.socket.write(encodeHello(clusterId, this.selfId, peer.id));
-    }
-    return this.up(conn, peer);
-  }
-
-  /**
-   * A checked hello from `peer`, whose link `old` is up: probe `old` and let `conn` wait. An empty
-   * link frame is a valid frame the peer ignores; a peer process that is gone answers it with a
-   * reset, and `old` closes (drop), which completes the contender's handshake.
-   */
-  private contend(peer: Peer, old: Conn, conn: Conn): void {
-    if (peer.contender !== null) {
-      this.drop(conn, 'warn', `node ${peer.id} already has a live link and a connection waiting to replace it`, 'LINK_IN_USE');
-      return;
-    }
-    peer.contender = conn;
-    conn.contending = true;
-    conn.contendFor = peer;
-    if (conn.timer !== null) clearTimeout(conn.timer);
-    old.socket.write(new Uint8Array(LINK_FRAME_HEADER_BYTES));
-    conn.timer = setTimeout(() => {
-      conn.timer = null;
-      if (peer.contender !== conn) return;
-      peer.contender = null;
-      this.drop(conn, 'warn', `node ${peer.id} already has a live link (it did not close within ${PROBE_MS_LINK_REPLACE} ms of a probe)`, 'LINK_IN_USE');
-    }, PROBE_MS_LINK_REPLACE);
-  }
-
-  /** The old link of `peer` is gone: the connection that waited takes its place. */
-  private promoteContender(peer: Peer): void {
-    const conn = peer.contender;
-    peer.contender = null;
-    if (conn === null || conn.state !== ConnState.Handshake || this.closing) return;
-    conn.contending = false;
-    conn.contendFor = null;
-    if (conn.timer !== null) clearTimeout(conn.timer);
-    conn.timer = null;
-    this.pending.delete(conn);
-    conn.peer = peer;
-    peer.conn = conn;
-    conn.socket.write(encodeHello(this.opts.clusterId, this.selfId, peer.id));
-    this.log.info({ peer: peer.id, remote: conn.remote }, 'peer link replaced: the old one closed after a probe (the node restarted)');
-    try {
-      this.up(conn, peer);
-      // Frames that came with the hello were held by the socket: it was not read further.
-      conn.socket.resume();
-    } catch (err) {
-      this.drop(conn, 'warn', `failed on input: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-    }
-  }
-
   /** The handshake of `conn` with `peer` is complete: the link is up. True: still up. */
   private up(conn: Conn, peer: Peer): boolean {
     conn.state = ConnState.Up;
     if (conn.timer !== null) clearTimeout(conn.timer);
     conn.timer = null;
-    peer.backoffMs = this.opts.backoffMsMin;
+    peer.redial.reset();
     if (peer.everUp) peer.reconnects++;
     peer.everUp = true;
     if (peer.paused) conn.socket.pause();
@@ -438,11 +327,11 @@ export class PeerLinks {
       this.drop(conn, 'warn', `bad link frame: ${problem}`);
       return;
     }
-    if (peer.paused || conn.heldAt < conn.held.length) {
-      conn.held.push(buf.slice(at, end));
-      conn.heldBytes += end - at;
-      if (conn.heldBytes > this.opts.linkFrameBytesMax + HELD_SLACK_BYTES) {
-        this.drop(conn, 'warn', `${conn.heldBytes} bytes held while paused: reading did not stop`);
+    const held = conn.held;
+    if (peer.paused || held.any) {
+      held.hold(buf, at, end);
+      if (held.bytes > this.opts.linkFrameBytesMax + HELD_SLACK_BYTES) {
+        this.drop(conn, 'warn', `${held.bytes} bytes held while paused: reading did not stop`);
       }
       return;
     }
@@ -450,20 +339,19 @@ export class PeerLinks {
   }
 
   private scheduleRedeliver(conn: Conn): void {
-    if (conn.redeliverScheduled) return;
-    conn.redeliverScheduled = true;
+    if (conn.held.redeliverScheduled) return;
+    conn.held.redeliverScheduled = true;
     setImmediate(() => this.redeliver(conn));
   }
 
   private redeliver(conn: Conn): void {
-    conn.redeliverScheduled = false;
+    const held = conn.held;
+    held.redeliverScheduled = false;
     const peer = conn.peer!;
-    while (conn.heldAt < conn.held.length) {
+    while (held.any) {
       // Paused again by the handler: a later resume() schedules the rest.
       if (conn.state !== ConnState.Up || peer.paused) return;
-      const b = conn.held[conn.heldAt]!;
-      conn.held[conn.heldAt++] = EMPTY;
-      conn.heldBytes -= b.length;
+      const b = held.take();
       try {
         this.handler.onPayload(peer.id, b, 0, b.length);
       } catch (err) {
@@ -471,8 +359,7 @@ export class PeerLinks {
         return;
       }
     }
-    conn.held.length = 0;
-    conn.heldAt = 0;
+    held.clear();
     if (conn.state === ConnState.Up && !peer.paused) conn.socket.resume();
   }
 
@@ -484,7 +371,7 @@ export class PeerLinks {
     if (conn.state === ConnState.Closed) return;
     const wasUp = conn.state === ConnState.Up;
     conn.discard();
-    this.pending.delete(conn);
+    this.handshakes.pending.delete(conn);
     conn.socket.destroy();
     const peer = conn.peer;
     const refused = !wasUp && !(peer !== null && peer.dialer);
@@ -501,22 +388,19 @@ export class PeerLinks {
     if (this.closing) return;
     if (wasUp) this.state(peer.id, false);
     if (peer.dialer) this.scheduleRedial(peer);
-    else if (peer.contender !== null) this.promoteContender(peer);
+    else if (peer.contender !== null) this.handshakes.promoteContender(peer);
   }
 
   /** Part of close(): write what is queued, end, and destroy after a bounded linger. */
   private shutdown(conn: Conn): void {
     if (conn.state === ConnState.Closed) return;
-    this.pending.delete(conn);
+    this.handshakes.pending.delete(conn);
     conn.shutdown(CLOSE_LINGER_MS);
   }
 
   private scheduleRedial(peer: Peer): void {
-    if (this.closing || peer.redialTimer !== null) return;
-    // Jitter: anywhere in the upper half of the current delay.
-    const delayMs = Math.max(1, Math.round(peer.backoffMs * (0.5 + 0.5 * Math.random())));
-    peer.backoffMs = Math.min(this.opts.backoffMsMax, 2 * peer.backoffMs);
-    peer.redialTimer = setTimeout(() => this.dial(peer), delayMs);
+    if (this.closing) return;
+    peer.redial.schedule(() => this.dial(peer));
   }
 
   private state(node: number, up: boolean): void {

@@ -10,6 +10,7 @@ import { createKvStateMachine } from '../../src/kv/kv-service.js';
 import { decodeCommand, encodeCommand } from '../../src/kv/kv-command.js';
 import { encodeFrame, FrameFlag, FrameKind } from '../../src/protocol/client-frame.js';
 import { closeAllServers, deadAddress, FakeServer, kvScript, sleep, waitFor, type FakeRequest } from './fake-server.js';
+import { turns } from '../event-loop-turns.js';
 
 const T = { timeout: 15_000 };
 
@@ -241,6 +242,7 @@ test('a write other than a put is not retried on OUTCOME_UNKNOWN, TIMEOUT or UNA
     assert.equal((await rejection(c.cas('k', null, 'v'))).code, code);
     assert.equal((await rejection(c.batch([{ op: 'put', key: 'k', value: 'v' }, { op: 'delete', key: 'k' }]))).code, code);
     assert.equal((await rejection(c.command(1, encodeCommand({ op: 'put', key: 'k', value: 'v' })))).code, code);
+    // A resend would be on a backoff timer: a window, not an event, is what can show none came.
     await sleep(100);
     assert.equal(server.requests.length, 4, code);
     assert.equal(other.requests.length, 0, code);
@@ -274,7 +276,7 @@ test('a write other than a put is not retried when its connection drops after it
   const c = await client([server]);
   const e = await rejection(c.delete('k'));
   assert.equal(e.code, 'OUTCOME_UNKNOWN');
-  await sleep(100);
+  await sleep(100); // a window for a resend on a backoff timer, which must not come
   assert.equal(server.requests.length, 1);
   await c.close();
   await server.close();
@@ -338,7 +340,7 @@ test('a write is retried on the next server when the connection failed before it
   const c = await client([first, second]);
   await c.put('k', 'v'); // the client now takes `first` for the leader of k's group
   await first.close(); // and it refuses connections from now on
-  await sleep(20);
+  await turns(3); // the client reads the close of its connection in the next turn
   await c.put('k', 'w');
   assert.deepEqual(commandsOf(first), ['put']);
   assert.deepEqual(commandsOf(second), ['put'], 'the refused connection sent the write to the next server');
@@ -421,8 +423,8 @@ test('a put takes the late success of an attempt it had given up on', T, async (
   await c.put('a', '0');
   const p = c.put('a', '1');
   await waitFor(() => held.length === 1);
-  await sleep(300);
-  assert.ok(commandsOf(follower).length >= 1, 'the put went to another server meanwhile');
+  // Past attemptTimeoutMs the put goes to another server meanwhile.
+  await waitFor(() => commandsOf(follower).length >= 1);
   kvScript()(held[0]!, slow);
   await p;
   // The hint to `slow` was not followed again while it was silent: it got the put only once.
@@ -596,7 +598,7 @@ test('beyond inflightMax and queuedMax a call is refused with OVERLOADED at once
   const e = await rejection(c.put('k4', 'v'));
   assert.equal(e.code, 'OVERLOADED');
   await waitFor(() => held.length === 2);
-  await sleep(30);
+  await turns(3); // room for the server to read a third, had one been sent
   assert.equal(held.length, 2);
   const serve = kvScript();
   server.script = serve;

@@ -8,8 +8,6 @@ import assert from 'node:assert/strict';
 import { FlotillaClient } from '../../src/client/index.js';
 import { startCluster, waitFor, type TestCluster } from './cluster-harness.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** The issue's probe: an 8 s deadline; the servers' own election timing (tickMs 100, 10 ticks). */
 const DEADLINE_MS = 8000;
 const WRITERS = 4;
@@ -17,8 +15,8 @@ const PUTS_AFTER = 30;
 
 interface Outcome { ok: number; okAfter: number; errors: string[]; slowestMs: number; acked: Map<string, string> }
 
-/** Writers putting one key after another until told to stop; what they saw. */
-function writers(c: FlotillaClient, prefix: string, since: () => number): { stop: () => Promise<Outcome> } {
+/** Writers putting one key after another until told to stop; what they saw (`out` counts as they go). */
+function writers(c: FlotillaClient, prefix: string, since: () => number): { out: Outcome; stop: () => Promise<Outcome> } {
   const out: Outcome = { ok: 0, okAfter: 0, errors: [], slowestMs: 0, acked: new Map() };
   let stopping = false;
   const loops = Array.from({ length: WRITERS }, async (_, w) => {
@@ -37,6 +35,7 @@ function writers(c: FlotillaClient, prefix: string, since: () => number): { stop
     }
   });
   return {
+    out,
     stop: async () => {
       stopping = true;
       await Promise.all(loops);
@@ -68,7 +67,7 @@ for (const how of ['SIGSTOP', 'SIGKILL'] as const) {
       for (const c of clients) await c.put('warm', 'up'); // each client now knows the leader
       let failedAt = Infinity;
       const runs = clients.map((c, i) => writers(c, `c${i}`, () => failedAt));
-      await sleep(300);
+      await waitFor(() => runs.every((r) => r.out.ok >= WRITERS * 5), 10_000, 'every client writing');
       failedAt = Date.now();
       if (how === 'SIGSTOP') {
         cluster.pause(old);
@@ -79,7 +78,8 @@ for (const how of ['SIGSTOP', 'SIGKILL'] as const) {
       // Bounded: the others elect within their election timeout (1-2 s); the writers go on a
       // while through the new leader.
       await waitFor(async () => (await cluster.leaders(live)).get(1) !== undefined, 15_000, 'a new leader on the live nodes');
-      await sleep(1500);
+      // The writers go on through the new leader until each client has its puts after the failure.
+      await waitFor(() => runs.every((r) => r.out.okAfter >= PUTS_AFTER), 20_000, `${PUTS_AFTER} puts of each client begun after the ${how}`);
       const outcomes = await Promise.all(runs.map((r) => r.stop()));
       const fresh = await leaderOf(cluster, live);
       assert.notEqual(fresh, old);

@@ -9,6 +9,7 @@ import type { ClientConnection, ClientHandler, ClientListener, ListenerOptions }
 import { FrameReader } from '../../src/transport/client-framing.js';
 import { listenTcp } from '../../src/transport/tcp-listener.js';
 import { encodeFrame, FrameKind, FRAME_HEADER_BYTES, type ErrorBody } from '../../src/protocol/client-frame.js';
+import { turns } from '../event-loop-turns.js';
 
 const TIMEOUT_MS = 20_000;
 
@@ -378,10 +379,10 @@ test('TCP: pause() stops delivery, resume() restarts it in order', { timeout: TI
     const { bytes, frames } = stream(50, 5, 40);
     c.write(bytes);
     await waitFor('the first frame', () => s.frames.length === 1);
-    await sleep(100);
+    await turns(4);
     assert.equal(s.frames.length, 1, 'nothing more while paused');
     c.write(frame(99, 5)); // arrives while paused, delivered after the rest
-    await sleep(50);
+    await turns(4);
     assert.equal(s.frames.length, 1);
     s.conns[0]!.resume();
     s.conns[0]!.resume();

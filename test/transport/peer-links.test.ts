@@ -10,6 +10,7 @@ import { PeerLinks } from '../../src/transport/peer-links.js';
 import type { PeerLinksOptions } from '../../src/transport/peer-links-options.js';
 import { encodeHello, HELLO_BYTES, LINK_MAGIC, LINK_VERSION, payloadProblem } from '../../src/protocol/peer-wire.js';
 import type { PeerInfo } from '../../src/shard/task.js';
+import { turns } from '../event-loop-turns.js';
 
 const TEST_MS = 10_000;
 const HOST = '127.0.0.1';
@@ -23,6 +24,11 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 4000): Pro
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await sleep(5);
   }
+}
+
+/** Link frames node `n` read from `from` (delivered or held). */
+function framesIn(n: TestNode, from: number): number {
+  return n.links.stats().find((s) => s.node === from)!.framesIn;
 }
 
 function info(id: number, raftPort: number): PeerInfo {
@@ -237,7 +243,7 @@ test('three nodes exchange payloads in every direction, in order, small and larg
           assert.equal(a.links.send(b.id, tagged(a.id, b.id, seq, seq === 100 ? large : seq % 50)), true);
         }
       }
-      if (seq % 40 === 0) await sleep(1); // spread over several turns
+      if (seq % 40 === 0) await turns(1); // spread over several turns
     }
     await waitFor('every payload', () => nodes.every((n) => n.payloads.length === 2 * perPair));
     for (const n of nodes) {
@@ -400,15 +406,20 @@ test('a new connection from a node replaces its old one once the old one closes 
     const quitter = await rawDial(n2.links.port);
     sockets.push(quitter.socket);
     quitter.socket.write(encodeHello(CLUSTER, 1, 2));
-    await sleep(50);
+    // A contender's hello makes node 2 probe the live link with an empty frame.
+    const probes = (): number => framesAfterHello(a).filter((f) => f.length === 0).length;
+    await waitFor('the probe for the quitter', () => probes() === 1);
+    const quitterRemote = `${HOST}:${quitter.socket.localPort}`;
     quitter.socket.destroy();
-    await sleep(50);
+    await waitFor('node 2 to drop the quitter', () => n2.logs.some((l) => l.msg === 'peer link refused' && (l.obj as { remote?: string }).remote === quitterRemote));
     const b = await rawDial(n2.links.port);
     sockets.push(b.socket);
     // The hello and a frame in one write: the frame must be delivered once the link is b's.
     b.socket.write(Buffer.concat([Buffer.from(encodeHello(CLUSTER, 1, 2)), frameOf(tagged(1, 2, 5))]));
-    await sleep(50);
+    // Refused, b would be closed without a probe; a second probe shows it waits in the quitter's place.
+    await waitFor('the probe for the next contender', () => probes() === 2);
     assert.equal(b.closed, false, 'the next contender waits instead of being refused');
+    assert.equal(n2.payloads.length, 0, 'nothing from the waiting connection yet');
     a.socket.destroy(); // as the restarted node's kernel would answer the probe
     await waitFor('the new link up', () => n2.states.length === 3);
     assert.deepEqual(n2.states.map((s) => s.up), [true, false, true]);
@@ -431,8 +442,10 @@ test('a node of another cluster is refused with CLUSTER_MISMATCH on both sides; 
     const n1 = await started(makeNode(1, 0, [info(2, n2.links.port)], { clusterId: CLUSTER + 1, backoffMsMin: 5, backoffMsMax: 10 }));
     nodes.push(n1);
     const mismatch = (n: TestNode): number => n.logs.filter((l) => (l.obj as { code?: string }).code === 'CLUSTER_MISMATCH').length;
-    await waitFor('the dialer logs the mismatch', () => mismatch(n1) >= 2);
-    await sleep(200);
+    // The dialer logs each refusal once it has read the acceptor's answer, which the acceptor
+    // writes before it drops (and logs or counts) the connection: ten on the dialer are ten
+    // refusals already through the acceptor's rate limit.
+    await waitFor('ten refused dials', () => mismatch(n1) >= 10);
     assert.equal(n1.links.isUp(2), false);
     assert.equal(n2.links.isUp(1), false);
     // Tens of refusals from 127.0.0.1 in this interval, one line on the acceptor.
@@ -523,10 +536,13 @@ test('pause holds deliveries, even of frames in the chunk being read, until resu
     };
     for (let i = 0; i < 20; i++) assert.equal(n1.links.send(2, tagged(1, 2, i)), true);
     await waitFor('first payload', () => n2.payloads.length >= 1);
-    await sleep(200);
+    // The 20 frames of one turn are one write, read as one chunk: the other 19 are read and held.
+    await waitFor('the rest of the chunk read', () => framesIn(n2, 1) === 20);
+    await turns(3);
     assert.equal(n2.payloads.length, 1, 'nothing more while paused');
     for (let i = 20; i < 40; i++) assert.equal(n1.links.send(2, tagged(1, 2, i)), true);
-    await sleep(200);
+    await turns(4); // n1's flush, then the turn in which n2 would read them
+    assert.equal(framesIn(n2, 1), 20, 'the paused socket reads nothing more');
     assert.equal(n2.payloads.length, 1, 'nothing more while paused, later frames neither');
     n2.onPayload = () => undefined;
     n2.links.resume(1);
@@ -536,7 +552,8 @@ test('pause holds deliveries, even of frames in the chunk being read, until resu
     // Paused again, resumed inside a redelivery: the rest waits for the next resume.
     n2.links.pause(1);
     for (let i = 40; i < 50; i++) n1.links.send(2, tagged(1, 2, i));
-    await sleep(150);
+    await turns(4);
+    assert.equal(framesIn(n2, 1), 40, 'the paused socket reads nothing more');
     assert.equal(n2.payloads.length, 40);
     n2.links.resume(1);
     await waitFor('the rest', () => n2.payloads.length === 50);
@@ -558,8 +575,9 @@ test('a pause outlives the link: a connection made while paused delivers nothing
     // The hello and two frames in one write: the frames are read with the hello, and held.
     r.socket.write(Buffer.concat([Buffer.from(encodeHello(CLUSTER, 1, 2)), frameOf(tagged(1, 2, 0)), frameOf(tagged(1, 2, 1))]));
     await waitFor('link up', () => n2.links.isUp(1));
-    await sleep(150);
-    assert.equal(n2.payloads.length, 0);
+    await waitFor('both frames read', () => framesIn(n2, 1) === 2);
+    await turns(3);
+    assert.equal(n2.payloads.length, 0, 'read and held, not delivered');
     n2.links.resume(1);
     await waitFor('held payloads', () => n2.payloads.length === 2);
     assert.deepEqual(n2.payloads.map((p) => tagOf(p.bytes).seq), [0, 1]);
@@ -577,8 +595,8 @@ test('many small sends in one turn leave in few writes', { timeout: TEST_MS }, a
     const n1 = await started(makeNode(1, 0, [info(2, acc.port)]));
     nodes.push(n1);
     await waitFor('link up', () => n1.links.isUp(2));
-    await sleep(20);
     const r = acc.conns[0]!;
+    assert.equal(Buffer.concat(r.read).length, HELLO_BYTES, 'the acceptor has read the hello, and nothing more');
     const eventsBefore = r.dataEvents;
     // Count the dialer's writes to this link: the receiver, in the same process, reads only
     // after the sending turn, so its reads alone would not tell one write from a thousand.
@@ -615,7 +633,8 @@ test('a link queue over sendQueueBytesMax drops frames and counts them', { timeo
     const n1 = await started(makeNode(1, 0, [info(2, acc.port)], { sendQueueBytesMax: 64 * 1024 }));
     nodes.push(n1);
     await waitFor('link up', () => n1.links.isUp(2));
-    await sleep(20);
+    // Up once the answer is read, so the hello has left the dialer: its queue is empty.
+    assert.equal(Buffer.concat(acc.conns[0]!.read).length, HELLO_BYTES);
     // Frames of 1024 bytes: 64 fit in one turn's queue.
     let accepted = 0;
     for (let i = 0; i < 100; i++) if (n1.links.send(2, tagged(1, 2, i, 1024 - 4 - 24))) accepted++;
@@ -651,6 +670,7 @@ test('close ends every link, stops dialing, and reports nothing after', { timeou
     assert.deepEqual(n2.payloads.map((p) => tagOf(p.bytes).seq), [77]);
     assert.deepEqual(n1.states, [{ node: 2, up: true }]);
     const dialsBefore = n1.logs.filter((l) => l.msg === 'peer link dial failed').length;
+    // A timer that must not fire: node 3's redial would within backoffMsMax (200 ms).
     await sleep(300);
     assert.equal(n1.logs.filter((l) => l.msg === 'peer link dial failed').length, dialsBefore, 'no dialing after close');
     assert.equal(await connectRefused(n1.links.port), true, 'the listener is closed');

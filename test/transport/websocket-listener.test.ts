@@ -10,6 +10,7 @@ import type { ClientConnection, ClientHandler, ClientListener, ListenerOptions }
 import { chooseWebSocketEngine, listenWebSocket, WebSocketEngineError } from '../../src/transport/websocket-listener.js';
 import { uwsProblem } from '../../src/transport/uws-listener.js';
 import { encodeFrame, FrameKind, FRAME_HEADER_BYTES, type ErrorBody } from '../../src/protocol/client-frame.js';
+import { turns } from '../event-loop-turns.js';
 
 const TIMEOUT_MS = 20_000;
 
@@ -251,7 +252,7 @@ for (const engine of ['ws', 'uws'] as const) {
       for (let i = 1; i <= 50; i++) sent.push(frame(i, i * 3));
       for (const f of sent) c.send(f);
       await waitFor('the first frame', () => s.frames.length === 1);
-      await sleep(150);
+      await turns(5);
       assert.equal(s.frames.length, 1, 'nothing more while paused');
       s.conns[0]!.resume();
       s.conns[0]!.resume();
