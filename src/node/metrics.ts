@@ -168,6 +168,7 @@ class ShardMetrics {
   private readonly groupsLed: Gauge;
   private readonly state: Gauge;
   private readonly noSpace: Gauge;
+  private readonly heap: Gauge;
   private readonly ringBytes: Gauge;
   private readonly ringCapacity: Gauge;
   private readonly slots: [ShardCounter, Counter, number][];
@@ -181,6 +182,7 @@ class ShardMetrics {
     this.groupsLed = m.gauge('flotilla_groups_led', 'Groups of the shard this node leads.', ['shard']);
     this.state = m.gauge('flotilla_shard_state', 'Shard state: 1 for the state the shard is in, 0 for the others.', ['shard', 'state']);
     this.noSpace = m.gauge('flotilla_shard_no_space', '1 while the shard\'s disk is full: its writes are refused with NO_SPACE, reads go on; 0 otherwise.', ['shard']);
+    this.heap = m.gauge('flotilla_shard_heap_bytes', 'The shard thread\'s JavaScript heap: used, total (committed), and young (the young generation\'s size, shardSemiSpaceMb).', ['shard', 'kind']);
     this.ringBytes = m.gauge('flotilla_ring_bytes', 'Bytes waiting in the shard\'s ring: in (main to shard) or out (shard to main).', ['shard', 'direction']);
     this.ringCapacity = m.gauge('flotilla_ring_capacity_bytes', 'Capacity of each of the shard\'s rings.', ['shard']);
     this.slots = COUNTER_SLOTS.map(([slot, name, help, scale]) => [slot, m.counter(name, help, ['shard']), scale]);
@@ -197,6 +199,9 @@ class ShardMetrics {
       for (const state of SHARD_STATES) this.state.set({ shard, state }, state === s.state ? 1 : 0);
       if (!SHARD_STATES.includes(s.state)) this.state.set({ shard, state: s.state }, 1);
       this.noSpace.set({ shard }, slot(c, ShardCounter.NoSpace) > 0 ? 1 : 0);
+      this.heap.set({ shard, kind: 'used' }, slot(c, ShardCounter.HeapUsedBytes));
+      this.heap.set({ shard, kind: 'total' }, slot(c, ShardCounter.HeapTotalBytes));
+      this.heap.set({ shard, kind: 'young' }, slot(c, ShardCounter.HeapYoungBytes));
       this.ringBytes.set({ shard, direction: 'in' }, s.ringInBytes);
       this.ringBytes.set({ shard, direction: 'out' }, s.ringOutBytes);
       this.ringCapacity.set({ shard }, s.ringCapacity);

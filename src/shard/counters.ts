@@ -51,9 +51,13 @@ export enum ShardCounter {
   LeaseReads,
   /** Reads confirmed by a leader's lease that had run out when they were served: asked again by a round. */
   LeaseReadsAskedAgain,
+  /** Gauges of the shard thread's heap (heap-sample.ts): used, total, and the young generation's size. */
+  HeapUsedBytes,
+  HeapTotalBytes,
+  HeapYoungBytes,
 }
 
-export const SHARD_COUNTER_SLOTS = 32;
+export const SHARD_COUNTER_SLOTS = 40;
 
 /** Why peer input was dropped (peer-input.ts); stable names, the `reason` label of flotilla_peer_dropped_total. */
 export type PeerDropReason = 'unknownGroup' | 'undecodable' | 'wrongSender' | MessageProblem;

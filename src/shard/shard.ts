@@ -46,6 +46,7 @@ import { Snapshots } from './snapshots.js';
 import type { StateMachineFactory } from './state-machine.js';
 import { loadStateMachineFactory } from './state-machine-loader.js';
 import type { GroupStatus, ShardTask } from './task.js';
+import { HEAP_SAMPLE_MS, sampleHeap } from './heap-sample.js';
 
 /** The log's free space is checked (statfs) at most this often, with the ticks. */
 const SPACE_CHECK_MS = 100;
@@ -92,6 +93,7 @@ export class Shard {
   private readonly snapshots: Snapshots;
   private readonly clock: Clock;
   private spaceCheckedMs = -Infinity;
+  private heapSampledMs = -Infinity;
 
   private constructor(
     readonly task: ShardTask,
@@ -253,9 +255,16 @@ export class Shard {
     this.counters[ShardCounter.Leaders] = this.table.leaders;
   }
 
-  /** Free space, at most every SPACE_CHECK_MS: the log reports a disk nearly full before a batch meets it. */
+  /**
+   * Free space, at most every SPACE_CHECK_MS: the log reports a disk nearly full before a batch
+   * meets it; and the heap's figures, at most every HEAP_SAMPLE_MS.
+   */
   private checkSpace(): void {
     const now = this.clock.nowMs();
+    if (now - this.heapSampledMs >= HEAP_SAMPLE_MS) {
+      this.heapSampledMs = now;
+      sampleHeap(this.counters);
+    }
     if (now - this.spaceCheckedMs < SPACE_CHECK_MS) return;
     this.spaceCheckedMs = now;
     this.wal.checkSpace();
