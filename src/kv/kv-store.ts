@@ -31,20 +31,21 @@ const COMPACT_WASTE_BYTES_MIN = 32 << 20;
 const SEED = (globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
 
 /**
- * The size class of a record of n bytes: multiples of 32 up to 256, then four classes per power
- * of two (a record wastes at most a fifth of its slot).
+ * The size class of a record of n bytes: multiples of 16 up to 256, then eight classes per power
+ * of two (a record wastes at most an eighth of its slot: 274 bytes, a 256-byte value under a
+ * short key, take 288).
  */
-function classOf(n: number): number {
-  if (n <= 256) return n <= 32 ? 0 : ((n + 31) >>> 5) - 1;
+export function classOf(n: number): number {
+  if (n <= 256) return n <= 16 ? 0 : ((n + 15) >>> 4) - 1;
   const k = 31 - Math.clz32(n - 1);
-  return 8 + (k - 8) * 4 + (((n - 1) >>> (k - 2)) - 4);
+  return 16 + (k - 8) * 8 + (((n - 1) >>> (k - 3)) - 8);
 }
 
 /** The bytes of a slot of class c. */
-function classBytes(c: number): number {
-  if (c < 8) return (c + 1) << 5;
-  const k = 8 + ((c - 8) >>> 2);
-  return (((c - 8) & 3) + 5) << (k - 2);
+export function classBytes(c: number): number {
+  if (c < 16) return (c + 1) << 4;
+  const k = 8 + ((c - 16) >>> 3);
+  return (((c - 16) & 7) + 9) << (k - 3);
 }
 
 /** A seeded 32-bit hash of b[at, at + n) (multiply-rotate rounds over 4-byte words). */

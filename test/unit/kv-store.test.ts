@@ -4,7 +4,7 @@
 // compactions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KvStore, recordKeyLength, recordValueLength, KV_RECORD_HEADER_BYTES } from '../../src/kv/kv-store.js';
+import { KvStore, classBytes, classOf, recordKeyLength, recordValueLength, KV_RECORD_HEADER_BYTES } from '../../src/kv/kv-store.js';
 import { KvStateMachine, encodeCommand } from '../../src/kv/kv-state-machine.js';
 
 function rng(seed: number): () => number {
@@ -132,4 +132,17 @@ test('KvStateMachine: an image made in steps is the state when it began, and equ
   const copy = KvStateMachine.restore(kv.serialize());
   assert.deepEqual(Buffer.from(copy.serialize()), Buffer.from(kv.serialize()));
   assert.equal(copy.get('k1'), kv.get('k1'));
+});
+
+test('KvStore size classes: every record size up to the largest gets the smallest class that holds it; above 256 bytes at most a ninth is lost', () => {
+  const largest = KV_RECORD_HEADER_BYTES + 1024 + 256 * 1024;
+  let prev = 0;
+  for (let n = 1; n <= largest; n++) {
+    const c = classOf(n);
+    assert.ok(classBytes(c) >= n, `class ${c} of ${classBytes(c)} bytes for ${n}`);
+    assert.ok(c === 0 || classBytes(c - 1) < n, `class ${c - 1} would hold ${n}`);
+    assert.ok(c >= prev && c < 256, `class ${c} for ${n}`);
+    if (n > 256) assert.ok((classBytes(c) - n) * 9 <= classBytes(c), `${n} in ${classBytes(c)}`);
+    prev = c;
+  }
 });
