@@ -52,8 +52,8 @@ export interface NodeConfig {
   turnRecordsMax: number;
   /**
    * The young generation of each shard's JavaScript heap: V8's semi-space size, MiB, as its
-   * least and its most (0: V8's own sizing). Large enough that what a request allocates dies
-   * before the next scavenge, instead of being copied into the old generation.
+   * least and its most (0: V8's own sizing, the default). 16 gave one group 10 % more puts a
+   * second and cost 1,024 groups about 20 % (docs/benchmarks.md).
    */
   shardSemiSpaceMb: number;
   snapChunkBytes: number;
@@ -156,7 +156,7 @@ export const configDefaults: NodeConfig = deepFreeze({
   pendingPerGroupMax: 10_000,
   requestTimeoutMs: 10_000,
   turnRecordsMax: 4096,
-  shardSemiSpaceMb: 16,
+  shardSemiSpaceMb: 0,
   snapChunkBytes: 512 * KiB,
   snapshotBytesMax: 1 * GiB,
   linkBackoffMsMin: 50,
