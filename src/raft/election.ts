@@ -176,6 +176,7 @@ function becomeLeader(r: RaftState): void {
   r.proposals.pendingConfIndex = last;
   r.lease.voidForTerm = false;
   r.lease.forfeit(r.reads.round + 1);
+  r.lease.readTick = r.time.ticks;
   // The no-op of the new term: committing it commits everything before it.
   appendLocal(r, EntryType.Normal, EMPTY);
   r.proposals.resetUncommitted();

@@ -19,6 +19,13 @@ export class Lease {
   roundMin = Infinity;
   /** A leader transfer began this term: no lease until the next term. */
   voidForTerm = false;
+  /**
+   * Tick of the last read asked of this leader (or of its election). A lease is kept fresh by
+   * heartbeat rounds only while reads come: after an election timeout without one, heartbeats
+   * stop while appends flow both ways, as without leases (replication.ts, tickHeartbeat), and
+   * the next read confirms itself by a round, which starts the lease again.
+   */
+  readTick = -Infinity;
 
   /**
    * Ends the current lease; only rounds numbered `roundMin` or later may start a new one. Used

@@ -20,6 +20,7 @@ export const READS_PENDING_MAX = 1 << 16;
 export function readIndex(r: RaftState, requestId: number): ReadResult {
   if (r.role !== Role.Leader) return { ok: false, code: 'NOT_LEADER', leader: r.leader };
   unquiesce(r);
+  r.lease.readTick = r.time.ticks;
   if (r.log.term(r.log.committed) !== r.term) {
     // Until an entry of its own term commits, a new leader does not know the commit index;
     // its no-op commits within a round trip, and the read waits for it.

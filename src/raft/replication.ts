@@ -79,8 +79,10 @@ function sendSnapshot(r: RaftState, to: NodeId, pr: Progress): boolean {
  */
 export function tickHeartbeat(r: RaftState): void {
   // A group going idle needs rounds to quiesce (quiescence.ts), and a group of one has no
-  // member to answer anything: both heartbeat as before.
-  let allAnswered = !r.cfg.leaseRead && r.reads.size === 0 && r.quiet.ticksIdle === 0;
+  // member to answer anything: both heartbeat as before. With leases, rounds keep the lease
+  // fresh while reads come (lease.ts, readTick).
+  const leaseWanted = r.cfg.leaseRead && r.time.ticks - r.lease.readTick < r.cfg.ticksElection;
+  let allAnswered = !leaseWanted && r.reads.size === 0 && r.quiet.ticksIdle === 0;
   let others = 0;
   for (const id of r.trk.members) {
     if (id === r.id) continue;

@@ -291,3 +291,38 @@ test('lease reads: a recovered member keeps out of elections for its first elect
   assert.equal(index.get(2).inStartQuiet, false);
   assert.equal(index.elect(1), true);
 });
+
+test('lease reads: without reads for an election timeout the leader stops heartbeating while appends flow both ways; the next read takes a round and starts the lease again', () => {
+  const c = ledByOne({ leaseRead: true });
+  // Writes every tick: appends and their answers flow both ways.
+  let hb: number[] = [];
+  for (let i = 0; i < 25; i++) {
+    assert.ok(c.propose(1, `w${i}`).ok);
+    c.tickAll(1);
+    hb.push(heartbeatsFrom(c, 1));
+  }
+  // For the first election timeout after the election the lease is kept fresh; then not.
+  assert.ok(hb[2]! > hb[0]!, 'heartbeats while a read may come soon after the election');
+  assert.equal(hb[24], hb[11], 'no heartbeats once no read came for an election timeout');
+  // The lease ran out meanwhile (its last round is more than an election timeout old): the
+  // next read waits for a round...
+  c.hold = (m) => m.type === MessageType.HeartbeatResp;
+  assert.ok(c.get(1).readIndex(1).ok);
+  c.tickAll(1);
+  assert.deepEqual(c.member(1).reads, [], 'no lease: the read waits for its round');
+  c.release();
+  assert.deepEqual(c.member(1).reads.map((r) => [r.requestId, r.lease]), [[1, false]]);
+  // ...whose acknowledgement is a lease again.
+  assert.ok(c.get(1).readIndex(2).ok);
+  c.settle();
+  assert.deepEqual(c.member(1).reads.map((r) => [r.requestId, r.lease]), [[1, false], [2, true]]);
+  // And reads coming keep the rounds going.
+  hb = [];
+  for (let i = 0; i < 4; i++) {
+    assert.ok(c.get(1).readIndex(10 + i).ok);
+    assert.ok(c.propose(1, `x${i}`).ok);
+    c.tickAll(1);
+    hb.push(heartbeatsFrom(c, 1));
+  }
+  assert.ok(hb[3]! > hb[0]!, 'heartbeats while reads come');
+});
