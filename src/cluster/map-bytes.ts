@@ -54,7 +54,8 @@ export class ByteWriter {
   }
 
   bytes(b: Uint8Array): void {
-    this.buf.set(b, this.room(b.length));
+    const at = this.room(b.length); // before this.buf is read: room may replace it
+    this.buf.set(b, at);
   }
 
   /** A short text (at most 255 bytes of UTF-8), after its length in one byte. */

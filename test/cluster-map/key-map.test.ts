@@ -215,6 +215,13 @@ test('the image is compact: runs of slots, not one entry per slot', () => {
   assert.equal(encodeKeyMap(many).length, 16 + 2 + 64 * 6 + 4 + 64 * 9 + 4 + 4, 'one run per group, not 16384 entries');
   assert.deepEqual([...image.subarray(0, 4)], [...KEY_MAP_MAGIC]);
   assert.ok(encodeKeyMap(KeyMap.empty()).length < 40);
+  const big = KeyMap.initial(
+    Array.from({ length: groupsMax }, (_, i) => ({ group: i + 1, members: Array.from({ length: membersPerGroupMax }, (_, j) => j + 1) })),
+    Array.from({ length: 1024 }, (_, i) => ({ node: i + 1, addresses: { raft: `node-${i}.${'x'.repeat(230)}:1`, client: `[::1]:${i + 1}`, admin: `10.0.0.1:${i + 1}` } })),
+  );
+  const bigImage = encodeKeyMap(big);
+  assert.ok(bigImage.length > 1_000_000 && bigImage.length < 4 * 1024 * 1024, `${bigImage.length} bytes`);
+  assert.deepEqual(encodeKeyMap(decodeKeyMap(bigImage)), bigImage, 'a map at its bounds round-trips');
   assert.ok(decodeKeyMap(image).equals(m));
   assert.ok(decodeKeyMap(encodeKeyMap(KeyMap.empty())).equals(KeyMap.empty()));
 });
