@@ -35,16 +35,20 @@ export class ByteWriter {
     return at;
   }
 
+  // Each takes its place with room() before it reads this.view or this.buf, which room() may replace.
   u8(v: number): void {
-    this.view.setUint8(this.room(1), v);
+    const at = this.room(1);
+    this.view.setUint8(at, v);
   }
 
   u16(v: number): void {
-    this.view.setUint16(this.room(2), v, true);
+    const at = this.room(2);
+    this.view.setUint16(at, v, true);
   }
 
   u32(v: number): void {
-    this.view.setUint32(this.room(4), v, true);
+    const at = this.room(4);
+    this.view.setUint32(at, v, true);
   }
 
   u64(v: number): void {
@@ -54,7 +58,7 @@ export class ByteWriter {
   }
 
   bytes(b: Uint8Array): void {
-    const at = this.room(b.length); // before this.buf is read: room may replace it
+    const at = this.room(b.length);
     this.buf.set(b, at);
   }
 
