@@ -7,7 +7,10 @@ import { ShardCounter } from '../../src/shard/counters.js';
 import { resultOf, ShardCluster, type Response } from './harness.js';
 
 test('writes that arrive while the last entry is uncommitted are proposed together once it commits', async () => {
-  const c = new ShardCluster([1, 2, 3]);
+  // While the followers' answers are held back the leader hears from no quorum: an election
+  // timeout of 1 s (not the harness's 100 ms) keeps it leading while a loaded machine sends
+  // the writes one turn apart (check-quorum would depose it, and the writes end OUTCOME_UNKNOWN).
+  const c = new ShardCluster([1, 2, 3], { ticksElection: 100 });
   try {
     for (const id of c.ids) await c.start(id);
     const g = 1;
