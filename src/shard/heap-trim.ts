@@ -83,8 +83,8 @@ export class HeapTrim {
  * without `--expose-gc`; the flag is set here, for contexts made from now on, and `gc` is taken
  * from a fresh context (the flag changes nothing else).
  */
-export function v8HeapTrim(): HeapTrim {
+export function v8HeapTrim(bounds: { quietTicksMin?: number; growthBytesMin?: number } = {}): HeapTrim {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
-  return new HeapTrim({ collect: gc, usedBytes: () => getHeapStatistics().used_heap_size });
+  return new HeapTrim({ collect: gc, usedBytes: () => getHeapStatistics().used_heap_size, ...bounds });
 }
