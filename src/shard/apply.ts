@@ -8,7 +8,7 @@ import { EntryType, Role, type Entry, type Ready, type SoftState } from '../raft
 import { ClientRequests } from './client-requests.js';
 import { forEachCommand } from './command-batch.js';
 import { ShardCounter } from './counters.js';
-import { copyConf, type GroupHost } from './group-host.js';
+import type { GroupHost } from './group-host.js';
 import type { GroupTable } from './group-table.js';
 import { MemberChanges } from './member-changes.js';
 import type { Snapshots } from './snapshots.js';
@@ -25,7 +25,7 @@ export class Applier {
   handleReadyState(h: GroupHost, rd: Ready): void {
     if (rd.committedEntries.length > 0) this.apply(h, rd.committedEntries);
     // A snapshot's configuration takes effect here when the snapshot is restored (install).
-    if (rd.conf !== null && rd.snapshot === null) h.conf = copyConf(rd.conf);
+    if (rd.conf !== null && rd.snapshot === null) h.conf = rd.conf;
     for (const rs of rd.readStates) {
       const r = h.reads.byId.get(rs.requestId);
       if (r === undefined) continue;

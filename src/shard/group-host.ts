@@ -59,9 +59,6 @@ const ROLE_NAMES: Record<Role, GroupStatus['role']> = {
   [Role.Leader]: 'leader',
 };
 
-export function copyConf(c: ConfState): ConfState {
-  return { voters: [...c.voters], votersOutgoing: [...c.votersOutgoing], learners: [...c.learners], learnersNext: [...c.learnersNext] };
-}
 
 /**
  * The client writes waiting on this member: read this turn and staged, not proposed yet, and
@@ -150,7 +147,7 @@ export class GroupHost {
   ) {
     this.applied = snapshot.index;
     this.appliedTerm = snapshot.term;
-    this.conf = snapshot.index > 0 ? copyConf(snapshot.conf) : emptyConf();
+    this.conf = snapshot.index > 0 ? snapshot.conf : emptyConf();
     this.image = new Imaging(snapshot.index, imageBytes);
     this.term = core.term;
   }

@@ -9,7 +9,7 @@ import type { Wal } from '../storage/wal.js';
 import type { ClientRequests } from './client-requests.js';
 import type { ShardContext } from './context.js';
 import { ShardCounter } from './counters.js';
-import { copyConf, type GroupHost } from './group-host.js';
+import type { GroupHost } from './group-host.js';
 import type { ShardLogger } from './log.js';
 import type { LoopControl } from './loop-control.js';
 import type { ImageSteps } from './state-machine.js';
@@ -84,7 +84,7 @@ export class Snapshots {
     h.image.appliedCommandsSince = 0;
     h.applied = snap.meta.index;
     h.appliedTerm = snap.meta.term;
-    h.conf = copyConf(snap.meta.conf);
+    h.conf = snap.meta.conf;
     h.image.index = snap.meta.index;
     this.counters[ShardCounter.SnapshotsInstalled]!++;
     for (const [index, p] of h.writes.proposals) {
@@ -113,7 +113,7 @@ export class Snapshots {
     h.image.taking = true;
     h.image.appliedBytesSince = 0;
     h.image.appliedCommandsSince = 0;
-    const meta: SnapshotMeta = { index: h.applied, term: h.appliedTerm, conf: copyConf(h.conf) };
+    const meta: SnapshotMeta = { index: h.applied, term: h.appliedTerm, conf: h.conf };
     const steps = h.sm.snapshotInSteps?.();
     const imaged = steps === undefined ? Promise.resolve(h.sm.snapshot()) : this.imageInSteps(h, steps);
     this.control.track(imaged
