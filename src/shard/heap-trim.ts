@@ -19,8 +19,8 @@ import { setFlagsFromString, getHeapStatistics } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { assert } from '../util/assert.js';
 
-/** Quiet ticks (no group awake) before a collection: 3 s at the default 100 ms tick. */
-export const TRIM_QUIET_TICKS_MIN = 30;
+/** Quiet ticks (no group awake) before a collection: 1 s at the default 100 ms tick. */
+export const TRIM_QUIET_TICKS_MIN = 10;
 /** Growth of the used heap since the last trim that makes one worth it. */
 export const TRIM_GROWTH_BYTES_MIN = 16 << 20;
 /** Young collections after the full ones: each may halve the young generation (32 MiB → 0.5). */
