@@ -15,12 +15,13 @@
 // Records are immutable while an image is being made (beginImage … endImage): a put then writes
 // a new record and the old one's space is freed only when the last image ends, so an image made
 // a step at a time reads the state as it was when it began.
+//
+// The records' space is the arena (kv-arena.ts); this file is the index over it: the hash table,
+// and per entry where its record is and its neighbours in order.
+import { classOf, KvArena, RECORD_HEADER_BYTES, recordKeyLength, recordValueLength } from './kv-arena.js';
 
-/** Arena chunks: the first of a map is small (idle groups are many), later ones double to this. */
-const CHUNK_BYTES_MAX = 1 << 20;
-const CHUNK_BYTES_MIN = 4 << 10;
-/** Record header: value length u32 | key length u16 (little-endian, this process's own layout). */
-const RECORD_HEADER_BYTES = 6;
+export { recordKeyLength, recordValueLength } from './kv-arena.js';
+
 /** The table is grown when more than this share of its slots is used. */
 const TABLE_LOAD_MAX = 0.5;
 const TABLE_SLOTS_MIN = 8;
@@ -29,24 +30,6 @@ const COMPACT_WASTE_BYTES_MIN = 32 << 20;
 
 /** One hash seed per process: the layout of the table must not be predictable from the keys alone. */
 const SEED = (globalThis.crypto.getRandomValues(new Uint32Array(1))[0]! | 1) >>> 0;
-
-/**
- * The size class of a record of n bytes: multiples of 16 up to 256, then eight classes per power
- * of two (a record wastes at most an eighth of its slot: 274 bytes, a 256-byte value under a
- * short key, take 288).
- */
-export function classOf(n: number): number {
-  if (n <= 256) return n <= 16 ? 0 : ((n + 15) >>> 4) - 1;
-  const k = 31 - Math.clz32(n - 1);
-  return 16 + (k - 8) * 8 + (((n - 1) >>> (k - 3)) - 8);
-}
-
-/** The bytes of a slot of class c. */
-export function classBytes(c: number): number {
-  if (c < 16) return (c + 1) << 4;
-  const k = 8 + ((c - 16) >>> 3);
-  return (((c - 16) & 7) + 9) << (k - 3);
-}
 
 /** A seeded 32-bit hash of b[at, at + n) (multiply-rotate rounds over 4-byte words). */
 function hashBytes(b: Uint8Array, at: number, n: number): number {
@@ -77,28 +60,23 @@ const NO_INTS: Int32Array<ArrayBuffer> = new Int32Array(0);
 const NO_CLASSES = new Uint8Array(0);
 /** The table of a map that never held a key: one empty slot, so that a lookup ends at once. */
 const NO_SLOTS = new Int32Array(2);
+/** The free ids of a map that never deleted a key (replaced before the first push). */
+const NO_IDS: number[] = [];
 
 export class KvStore {
-  /** Arena chunks; a record never spans two. */
-  private readonly chunks: Uint8Array[] = [];
-  private bump = 0;
-  /** Free record offsets by size class: chunk and offset in turn. */
-  private readonly free: number[][] = [];
-  private freeBytes = 0;
-  private recordBytes = 0;
-  /** Times the arena was compacted (tests and the docs' bounds). */
-  compactions = 0;
+  /** The records' space; made at the first put (or image): a group that holds no key costs little. */
+  private arena: KvArena | null = null;
 
   // Per entry (an id; ids of deleted entries are reused): where its record is, its slot class,
   // and its neighbours in insertion order (-1: none).
-  // The arrays are shared empty ones until the first put: a group that holds no key costs little.
+  // The arrays are shared empty ones until the first put, for the same reason.
   private recChunk = NO_INTS;
   private recOff = NO_INTS;
   private recClass = NO_CLASSES;
   private prev = NO_INTS;
   private next = NO_INTS;
   private idsUsed = 0;
-  private readonly idsFree: number[] = [];
+  private idsFree: number[] = NO_IDS;
   private head = -1;
   private tail = -1;
   private count = 0;
@@ -107,11 +85,7 @@ export class KvStore {
   private slots = NO_SLOTS;
   private mask = 0;
 
-  /** Images being made; while any is, records are not changed or reused. */
-  private images = 0;
-  private readonly deferred: number[] = [];
-
-  /** compactWasteBytesMin: see maybeCompact (smaller in tests). */
+  /** compactWasteBytesMin: see KvArena.compactionDue (smaller in tests). */
   constructor(private readonly compactWasteBytesMin = COMPACT_WASTE_BYTES_MIN) {}
 
   get size(): number {
@@ -120,13 +94,16 @@ export class KvStore {
 
   /** Bytes of arena held (chunks), and of it in live records' slots: for the bounds in docs. */
   get arenaBytes(): number {
-    let n = 0;
-    for (const c of this.chunks) n += c.length;
-    return n;
+    return this.arena === null ? 0 : this.arena.bytes;
   }
 
   get liveBytes(): number {
-    return this.recordBytes;
+    return this.arena === null ? 0 : this.arena.recordBytes;
+  }
+
+  /** Times the arena was compacted (tests and the docs' bounds). */
+  get compactions(): number {
+    return this.arena === null ? 0 : this.arena.compactions;
   }
 
   /** The entry of key b[at, at + n), or -1. */
@@ -193,6 +170,7 @@ export class KvStore {
     slots[hole * 2 + 1] = 0;
     this.unlink(id);
     this.release(this.recChunk[id]!, this.recOff[id]!, this.recClass[id]!);
+    if (this.idsFree === NO_IDS) this.idsFree = [];
     this.idsFree.push(id);
     this.count--;
     return true;
@@ -202,7 +180,7 @@ export class KvStore {
 
   /** The chunk holding entry id's record (its key at keyAt, its value at valueAt). */
   chunkOf(id: number): Uint8Array {
-    return this.chunks[this.recChunk[id]!]!;
+    return this.arena!.chunks[this.recChunk[id]!]!;
   }
 
   keyAt(id: number): number {
@@ -210,7 +188,7 @@ export class KvStore {
   }
 
   keyLength(id: number): number {
-    return recordKeyLength(this.chunks[this.recChunk[id]!]!, this.recOff[id]!);
+    return recordKeyLength(this.arena!.chunks[this.recChunk[id]!]!, this.recOff[id]!);
   }
 
   valueAt(id: number): number {
@@ -218,12 +196,12 @@ export class KvStore {
   }
 
   valueLength(id: number): number {
-    return recordValueLength(this.chunks[this.recChunk[id]!]!, this.recOff[id]!);
+    return recordValueLength(this.arena!.chunks[this.recChunk[id]!]!, this.recOff[id]!);
   }
 
   /** Whether entry id's value is the bytes b[at, at + n). */
   valueEquals(id: number, b: Uint8Array, at: number, n: number): boolean {
-    const c = this.chunks[this.recChunk[id]!]!;
+    const c = this.arena!.chunks[this.recChunk[id]!]!;
     const off = this.recOff[id]!;
     if (recordValueLength(c, off) !== n) return false;
     return bytesEqual(c, off + RECORD_HEADER_BYTES + recordKeyLength(c, off), b, at, n);
@@ -245,7 +223,8 @@ export class KvStore {
    * as they are until endImage. Every beginImage must be matched by one endImage.
    */
   beginImage(): Int32Array {
-    this.images++;
+    this.arena ??= new KvArena(this.compactWasteBytesMin);
+    this.arena.images++;
     const out = new Int32Array(this.count * 2);
     let i = 0;
     for (let id = this.head; id !== -1; id = this.next[id]!) {
@@ -256,38 +235,32 @@ export class KvStore {
   }
 
   endImage(): void {
-    if (this.images === 0) return;
-    if (--this.images > 0) return;
-    const d = this.deferred;
-    for (let i = 0; i < d.length; i += 3) this.freeSlot(d[i]!, d[i + 1]!, d[i + 2]!);
-    d.length = 0;
-    this.maybeCompact();
+    if (this.arena !== null && this.arena.endImage()) this.maybeCompact();
   }
 
   /** The record at (chunk, off), for an image: its chunk (key at off + 6). */
   chunk(chunk: number): Uint8Array {
-    return this.chunks[chunk]!;
+    return this.arena!.chunks[chunk]!;
   }
 
   // ---- Internals ----
 
   private keyEquals(id: number, b: Uint8Array, at: number, n: number): boolean {
-    const c = this.chunks[this.recChunk[id]!]!;
+    const c = this.arena!.chunks[this.recChunk[id]!]!;
     const off = this.recOff[id]!;
     return recordKeyLength(c, off) === n && bytesEqual(c, off + RECORD_HEADER_BYTES, b, at, n);
   }
 
   private overwrite(id: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
     const cls = classOf(RECORD_HEADER_BYTES + n + vn);
-    const c = this.chunks[this.recChunk[id]!]!;
+    const arena = this.arena!;
     const off = this.recOff[id]!;
-    if (cls === this.recClass[id] && this.images === 0) {
+    if (cls === this.recClass[id] && arena.images === 0) {
       // In place: the key is there already.
-      this.recordBytes += vn - recordValueLength(c, off);
-      writeU32(c, off, vn);
-      c.set(v.subarray(vAt, vAt + vn), off + RECORD_HEADER_BYTES + n);
+      arena.overwriteValue(this.recChunk[id]!, off, n, v, vAt, vn);
       return;
     }
+    const c = arena.chunks[this.recChunk[id]!]!;
     const oldChunk = this.recChunk[id]!;
     const oldClass = this.recClass[id]!;
     // The new record copies the key from the old one before the old one may be reused.
@@ -297,70 +270,28 @@ export class KvStore {
 
   /** Writes entry id's record (key from k[kAt, kAt + n), value from v) into a fresh slot. */
   private place(id: number, k: Uint8Array, kAt: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
-    const bytes = RECORD_HEADER_BYTES + n + vn;
-    const cls = classOf(bytes);
-    const list = this.free[cls];
-    let chunk: number;
-    let off: number;
-    if (list !== undefined && list.length > 0) {
-      off = list.pop()!;
-      chunk = list.pop()!;
-      this.freeBytes -= classBytes(cls);
-    } else {
-      const size = classBytes(cls);
-      let last = this.chunks.length - 1;
-      if (last < 0 || this.bump + size > this.chunks[last]!.length) {
-        const grow = last < 0 ? CHUNK_BYTES_MIN : Math.min(CHUNK_BYTES_MAX, this.chunks[last]!.length * 2);
-        this.chunks.push(new Uint8Array(Math.max(grow, size)));
-        this.bump = 0;
-        last++;
-      }
-      chunk = last;
-      off = this.bump;
-      this.bump += size;
-    }
-    const c = this.chunks[chunk]!;
-    writeU32(c, off, vn);
-    c[off + 4] = n & 0xff;
-    c[off + 5] = n >>> 8;
-    c.set(k.subarray(kAt, kAt + n), off + RECORD_HEADER_BYTES);
-    c.set(v.subarray(vAt, vAt + vn), off + RECORD_HEADER_BYTES + n);
-    this.recChunk[id] = chunk;
-    this.recOff[id] = off;
+    const arena = (this.arena ??= new KvArena(this.compactWasteBytesMin));
+    const cls = classOf(RECORD_HEADER_BYTES + n + vn);
+    arena.write(cls, k, kAt, n, v, vAt, vn);
+    this.recChunk[id] = arena.placedChunk;
+    this.recOff[id] = arena.placedOff;
     this.recClass[id] = cls;
-    this.recordBytes += bytes;
   }
 
-  /** Gives a record's slot back (or, while an image is being made, holds it until the images end). */
+  /** Gives a record's slot back to the arena, and compacts it if that is due. */
   private release(chunk: number, off: number, cls: number): void {
-    if (this.images > 0) {
-      this.deferred.push(chunk, off, cls);
-      return;
-    }
-    this.freeSlot(chunk, off, cls);
-    if (this.freeBytes > this.compactWasteBytesMin) this.maybeCompact();
-  }
-
-  private freeSlot(chunk: number, off: number, cls: number): void {
-    const c = this.chunks[chunk]!;
-    this.recordBytes -= RECORD_HEADER_BYTES + recordKeyLength(c, off) + recordValueLength(c, off);
-    (this.free[cls] ??= []).push(chunk, off);
-    this.freeBytes += classBytes(cls);
+    if (this.arena!.release(chunk, off, cls)) this.maybeCompact();
   }
 
   /**
-   * Free slots of the sizes no longer put are lost to the others: when they hold more than the
-   * live records (and compactWasteBytesMin), every record is copied, in order, into fresh
-   * chunks. O(live bytes), and rare: it takes a workload's change of value sizes.
+   * When the arena's free slots (of sizes no longer put) outweigh its live records, every
+   * record is copied, in order, into fresh chunks. O(live bytes), and rare: it takes a
+   * workload's change of value sizes.
    */
   private maybeCompact(): void {
-    if (this.images > 0 || this.freeBytes <= Math.max(this.compactWasteBytesMin, this.recordBytes)) return;
-    this.compactions++;
-    const old = this.chunks.splice(0);
-    this.free.length = 0;
-    this.freeBytes = 0;
-    this.recordBytes = 0;
-    this.bump = 0;
+    const arena = this.arena!;
+    if (!arena.compactionDue()) return;
+    const old = arena.takeChunks();
     for (let id = this.head; id !== -1; id = this.next[id]!) {
       const c = old[this.recChunk[id]!]!;
       const off = this.recOff[id]!;
@@ -425,22 +356,7 @@ export class KvStore {
   }
 }
 
-export function recordValueLength(c: Uint8Array, off: number): number {
-  return (c[off]! | (c[off + 1]! << 8) | (c[off + 2]! << 16) | (c[off + 3]! << 24)) >>> 0;
-}
-
-export function recordKeyLength(c: Uint8Array, off: number): number {
-  return c[off + 4]! | (c[off + 5]! << 8);
-}
-
 export const KV_RECORD_HEADER_BYTES = RECORD_HEADER_BYTES;
-
-function writeU32(c: Uint8Array, off: number, v: number): void {
-  c[off] = v & 0xff;
-  c[off + 1] = (v >>> 8) & 0xff;
-  c[off + 2] = (v >>> 16) & 0xff;
-  c[off + 3] = v >>> 24;
-}
 
 function bytesEqual(a: Uint8Array, aAt: number, b: Uint8Array, bAt: number, n: number): boolean {
   for (let i = 0; i < n; i++) if (a[aAt + i] !== b[bAt + i]) return false;

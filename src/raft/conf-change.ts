@@ -43,8 +43,20 @@ export function decodeConfChange(data: Uint8Array): ConfChange {
   return { leave: data[0] === 2, changes };
 }
 
+/**
+ * No members (a replica that has not heard its first configuration yet). One frozen object for
+ * all: configurations are values, replaced and never changed in place (applyConfChange makes a
+ * new one), and at thousands of groups an empty one each, several times over, added up.
+ */
+const NO_MEMBERS: ConfState = Object.freeze({
+  voters: Object.freeze([]) as unknown as number[],
+  votersOutgoing: Object.freeze([]) as unknown as number[],
+  learners: Object.freeze([]) as unknown as number[],
+  learnersNext: Object.freeze([]) as unknown as number[],
+});
+
 export function emptyConf(): ConfState {
-  return { voters: [], votersOutgoing: [], learners: [], learnersNext: [] };
+  return NO_MEMBERS;
 }
 
 export function isJoint(c: ConfState): boolean {

@@ -84,6 +84,8 @@ function quiesce(r: RaftState): void {
   broadcastHeartbeat(r, true);
   q.round = r.reads.round;
   r.lease.forfeit(q.round + 1);
+  // No round sent so far may extend the lease now: their send times can go (1.5 KB a group).
+  r.reads.forgetSent();
 }
 
 /**

@@ -77,6 +77,15 @@ export class ReadOnly {
     return this.round;
   }
 
+  /**
+   * Forgets when rounds went out, as if they were all too old to remember: only the lease uses
+   * it, and a leader that quiesces or steps down forfeits its lease for every round sent so far.
+   * Made again at the next round; at thousands of quiet groups this was 1.5 KB a leader.
+   */
+  forgetSent(): void {
+    this.sent = null;
+  }
+
   /** When round r went out (tick), or -1 if it is too old to remember. */
   sentTick(r: number): number {
     const slot = r % SENT_TICKS_KEPT;
@@ -116,6 +125,7 @@ export class ReadOnly {
     this.head = 0;
     this.roundWanted = false;
     this.roundQuorum = this.round;
+    this.sent = null;
     return ids;
   }
 }

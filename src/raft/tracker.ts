@@ -5,10 +5,13 @@ import { jointIndex, jointVote, VoteResult } from './quorum.js';
 import type { ConfState, NodeId } from './types.js';
 import { emptyConf } from './conf-change.js';
 
+const NO_VOTES: ReadonlyMap<NodeId, boolean> = new Map();
+
 export class Tracker {
   conf: ConfState = emptyConf();
   readonly progress = new Map<NodeId, Progress>();
-  readonly votes = new Map<NodeId, boolean>();
+  /** The votes of this member's campaign; made when it campaigns (most members never do). */
+  private votes: Map<NodeId, boolean> | null = null;
   /** Every member, voters of both halves and learners, in a stable order. */
   members: NodeId[] = [];
 
@@ -58,14 +61,15 @@ export class Tracker {
   }
 
   resetVotes(): void {
-    this.votes.clear();
+    this.votes = null;
   }
 
   recordVote(id: NodeId, granted: boolean): void {
+    this.votes ??= new Map();
     if (!this.votes.has(id)) this.votes.set(id, granted);
   }
 
   voteResult(): VoteResult {
-    return jointVote(this.conf, this.votes);
+    return jointVote(this.conf, this.votes ?? NO_VOTES);
   }
 }

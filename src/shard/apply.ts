@@ -8,7 +8,7 @@ import { EntryType, Role, type Entry, type Ready, type SoftState } from '../raft
 import { ClientRequests } from './client-requests.js';
 import { forEachCommand } from './command-batch.js';
 import { ShardCounter } from './counters.js';
-import { copyConf, type GroupHost } from './group-host.js';
+import type { GroupHost } from './group-host.js';
 import type { GroupTable } from './group-table.js';
 import { MemberChanges } from './member-changes.js';
 import type { Snapshots } from './snapshots.js';
@@ -25,25 +25,25 @@ export class Applier {
   handleReadyState(h: GroupHost, rd: Ready): void {
     if (rd.committedEntries.length > 0) this.apply(h, rd.committedEntries);
     // A snapshot's configuration takes effect here when the snapshot is restored (install).
-    if (rd.conf !== null && rd.snapshot === null) h.conf = copyConf(rd.conf);
+    if (rd.conf !== null && rd.snapshot === null) h.conf = rd.conf;
     for (const rs of rd.readStates) {
-      const r = h.reads.get(rs.requestId);
+      const r = h.reads.byId.get(rs.requestId);
       if (r === undefined) continue;
-      h.reads.delete(rs.requestId);
+      h.reads.byId.delete(rs.requestId);
       r.index = rs.index;
       r.lease = rs.lease;
-      h.readsReady.push(r);
-      h.readsConfirmed++;
+      h.reads.ready.push(r);
+      h.reads.confirmed++;
     }
     for (const id of rd.readsAborted) {
       // Only an unconfirmed read can be aborted: a confirmed one is served once applied.
-      const r = h.reads.get(id);
+      const r = h.reads.byId.get(id);
       if (r === undefined) continue;
-      h.reads.delete(id);
+      h.reads.byId.delete(id);
       this.requests.reject(r.conn, r.requestId, h.id, 'NOT_LEADER', this.requests.notLeaderMessage(h.id, h.core.leader), r.t0, h.core.leader);
     }
     if (rd.soft !== null) this.onSoft(h, rd.soft);
-    if (h.readsConfirmed > 0) this.requests.serveReads(h);
+    if (h.reads.confirmed > 0) this.requests.serveReads(h);
     if (h.change !== null) MemberChanges.check(h);
     this.snapshots.maybeSnapshot(h);
   }
@@ -53,9 +53,9 @@ export class Applier {
     for (const e of entries) {
       assert(e.index === h.applied + 1, `group ${h.id}: applies ${e.index} after ${h.applied}`);
       // The writes proposed here for this entry, if it is theirs (same index and term).
-      let p = h.proposals.size === 0 ? undefined : h.proposals.get(e.index);
+      let p = h.writes.proposals.size === 0 ? undefined : h.writes.proposals.get(e.index);
       if (p !== undefined) {
-        h.proposals.delete(e.index);
+        h.writes.proposals.delete(e.index);
         if (p.term !== e.term) {
           requests.rejectWrite(h, p, 'NOT_LEADER', `the entry of this write was replaced (group ${h.id})`, h.core.leader);
           p = undefined;
@@ -65,12 +65,12 @@ export class Applier {
       // here is a bug that would make replicas diverge, so it stops the shard.
       if (e.type === EntryType.Normal && e.data.length > 0) {
         const result = h.sm.apply(e.data, e.index);
-        h.appliedBytesSinceImage += e.data.length;
-        h.appliedCommandsSinceImage++;
+        h.image.appliedBytesSince += e.data.length;
+        h.image.appliedCommandsSince++;
         this.counters[ShardCounter.Applied]!++;
         if (p !== undefined) {
           requests.answer(p.conn, p.requestId, h.id, result, p.t0);
-          h.writesWaiting--;
+          h.writes.waiting--;
         }
       } else if (e.type === EntryType.Batch) {
         const n = forEachCommand(e.data, (command, i) => {
@@ -78,10 +78,10 @@ export class Applier {
           const w = p === undefined ? undefined : ClientRequests.writeAt(p, i);
           if (w !== undefined) requests.answer(w.conn, w.requestId, h.id, result, w.t0);
         });
-        h.appliedBytesSinceImage += e.data.length;
-        h.appliedCommandsSinceImage += n;
+        h.image.appliedBytesSince += e.data.length;
+        h.image.appliedCommandsSince += n;
         this.counters[ShardCounter.Applied]! += n;
-        if (p !== undefined) h.writesWaiting -= p.rest === null ? 1 : 1 + p.rest.length;
+        if (p !== undefined) h.writes.waiting -= p.rest === null ? 1 : 1 + p.rest.length;
       } else if (p !== undefined) {
         // A proposal's index holds a no-op or a configuration entry of the same term: it cannot
         // be, the term's leader put the write there. Answered, so it is not left waiting.
@@ -105,19 +105,19 @@ export class Applier {
     h.term = s.term;
     if (was !== is) {
       this.table.leaders += is ? 1 : -1;
-      h.proposedLast = 0;
+      h.writes.proposedLast = 0;
     }
-    for (const [index, p] of h.proposals) {
+    for (const [index, p] of h.writes.proposals) {
       if (is && p.term === s.term) continue;
-      h.proposals.delete(index);
+      h.writes.proposals.delete(index);
       this.requests.rejectWrite(h, p, 'OUTCOME_UNKNOWN', `leadership of group ${h.id} was lost before the write was known to commit`);
     }
     if (is) return;
     // The unconfirmed reads (confirmed ones are in readsReady, served once applied).
-    for (const r of h.reads.values()) {
+    for (const r of h.reads.byId.values()) {
       this.requests.reject(r.conn, r.requestId, h.id, 'NOT_LEADER', this.requests.notLeaderMessage(h.id, s.leader), r.t0, s.leader);
     }
-    h.reads.clear();
+    h.reads.byId.clear();
   }
 
 }

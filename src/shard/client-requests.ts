@@ -109,7 +109,7 @@ export class ClientRequests {
         this.refused(conn, f.requestId, f.group, r.code, r.leader, t0);
         return;
       }
-      h.reads.set(id, { conn, requestId: f.requestId, body: body.slice(), index: -1, t0, lease: false });
+      h.reads.byId.set(id, { conn, requestId: f.requestId, body: body.slice(), index: -1, t0, lease: false });
     } else {
       // Room for the command in an entry of its own (the batch layout's header included).
       if (batchBytes(1, body.length) > this.proposalBytesMax) {
@@ -133,13 +133,13 @@ export class ClientRequests {
         this.reject(conn, f.requestId, f.group, 'NO_SPACE', `the disk of node ${this.task.nodeId} shard ${this.task.shard} is full; the write was not applied (retry once there is room)`, t0);
         return;
       }
-      if (h.staged.length >= COMMANDS_PER_ENTRY_MAX || batchBytes(h.staged.length + 1, h.stagedBytes + body.length) > this.proposalBytesMax) this.proposeStagedOf(h);
+      if (h.writes.staged.length >= COMMANDS_PER_ENTRY_MAX || batchBytes(h.writes.staged.length + 1, h.writes.stagedBytes + body.length) > this.proposalBytesMax) this.proposeStagedOf(h);
       // A copy out of the ring, carved from a shared slab: a fresh ArrayBuffer per command
       // costs twice the copy (≈ 1.1 against 0.5 µs for 270 bytes) and one more object to track.
-      h.staged.push(copyPayloads(body, 0, body.length));
-      h.stagedWaiting.push({ conn, requestId: f.requestId, t0 });
-      h.stagedBytes += body.length;
-      h.writesWaiting++;
+      h.writes.staged.push(copyPayloads(body, 0, body.length));
+      h.writes.stagedWaiting.push({ conn, requestId: f.requestId, t0 });
+      h.writes.stagedBytes += body.length;
+      h.writes.waiting++;
       this.staging.add(h);
     }
     this.table.touched.add(h);
@@ -159,20 +159,20 @@ export class ClientRequests {
     if (this.staging.size === 0) return;
     const now = this.clock.nowMs();
     for (const h of this.staging) {
-      if (h.proposedLast > h.core.commit && h.staged.length < STAGED_PACED_MAX && h.staged.length > 0 &&
-          now - h.stagedWaiting[0]!.t0 < STAGED_MS_MAX && h.core.role === Role.Leader) continue;
+      if (h.writes.proposedLast > h.core.commit && h.writes.staged.length < STAGED_PACED_MAX && h.writes.staged.length > 0 &&
+          now - h.writes.stagedWaiting[0]!.t0 < STAGED_MS_MAX && h.core.role === Role.Leader) continue;
       this.proposeStagedOf(h);
       this.staging.delete(h);
     }
   }
 
   private proposeStagedOf(h: GroupHost): void {
-    const n = h.staged.length;
+    const n = h.writes.staged.length;
     if (n === 0) return;
-    const waiting = h.stagedWaiting.splice(0, n);
-    const data = n === 1 ? h.staged[0]! : encodeBatch(h.staged, h.stagedBytes);
-    h.staged.length = 0;
-    h.stagedBytes = 0;
+    const waiting = h.writes.stagedWaiting.splice(0, n);
+    const data = n === 1 ? h.writes.staged[0]! : encodeBatch(h.writes.staged, h.writes.stagedBytes);
+    h.writes.staged.length = 0;
+    h.writes.stagedBytes = 0;
     const first = waiting[0]!;
     const p: PendingWrite = { term: 0, conn: first.conn, requestId: first.requestId, t0: first.t0, rest: n === 1 ? null : waiting.slice(1) };
     const r = h.core.propose(data, n === 1 ? EntryType.Normal : EntryType.Batch);
@@ -180,12 +180,12 @@ export class ClientRequests {
       this.refusedWrite(h, p, r.code, r.leader);
       return;
     }
-    const old = h.proposals.get(r.index);
+    const old = h.writes.proposals.get(r.index);
     // The entry these waited for was replaced by a new leader's log: it never commits.
     if (old !== undefined) this.rejectWrite(h, old, 'NOT_LEADER', `the entry of this write was replaced (group ${h.id})`, h.leader);
     p.term = r.term;
-    h.proposals.set(r.index, p);
-    h.proposedLast = r.index;
+    h.writes.proposals.set(r.index, p);
+    h.writes.proposedLast = r.index;
     this.counters[ShardCounter.Proposals]! += n;
     this.table.touched.add(h);
   }
@@ -194,7 +194,7 @@ export class ClientRequests {
   rejectWrite(h: GroupHost, p: PendingWrite, code: ProtocolErrorCode, message: string, leader: NodeId = 0): void {
     this.reject(p.conn, p.requestId, h.id, code, message, p.t0, leader);
     if (p.rest !== null) for (const w of p.rest) this.reject(w.conn, w.requestId, h.id, code, message, w.t0, leader);
-    h.writesWaiting -= p.rest === null ? 1 : 1 + p.rest.length;
+    h.writes.waiting -= p.rest === null ? 1 : 1 + p.rest.length;
   }
 
   private refusedWrite(h: GroupHost, p: PendingWrite, code: ErrorCode, leader: NodeId): void {
@@ -224,8 +224,8 @@ export class ClientRequests {
    * of reads would otherwise be made in one turn); the rest are served in later turns.
    */
   serveReads(h: GroupHost): void {
-    const ready = h.readsReady;
-    let head = h.readsReadyHead;
+    const ready = h.reads.ready;
+    let head = h.reads.readyHead;
     // Whether the lease holds, looked at (on the clock) at the first lease read served here:
     // nothing changes the state machine until the loop ends, so that one look covers them all.
     let leaseHolds: boolean | null = null;
@@ -242,7 +242,7 @@ export class ClientRequests {
         break;
       }
       head++;
-      h.readsConfirmed--;
+      h.reads.confirmed--;
       // A lease read is served only while the lease still holds, on the clock read now: the
       // turn that confirmed it may have been long (a pause, a GC), and the lease run out
       // meanwhile. Between this check and the query nothing changes the state machine, so
@@ -258,10 +258,10 @@ export class ClientRequests {
       this.query(h, r.conn, r.requestId, r.body, r.t0);
     }
     if (head === ready.length) {
-      h.readsReady = [];
-      h.readsReadyHead = 0;
+      h.reads.ready = [];
+      h.reads.readyHead = 0;
     } else {
-      h.readsReadyHead = head;
+      h.reads.readyHead = head;
     }
   }
 
@@ -275,7 +275,7 @@ export class ClientRequests {
     }
     r.index = -1;
     r.lease = false;
-    h.reads.set(id, r);
+    h.reads.byId.set(id, r);
     this.counters[ShardCounter.LeaseReadsAskedAgain]!++;
   }
 
@@ -288,7 +288,7 @@ export class ClientRequests {
         return;
       }
       this.readsDeferred.delete(h);
-      if (!h.removed && h.readsConfirmed > 0) this.serveReads(h);
+      if (!h.removed && h.reads.confirmed > 0) this.serveReads(h);
     }
   }
 
@@ -357,30 +357,30 @@ export class ClientRequests {
   rejectWaitingWrites(): void {
     const message = `the disk of node ${this.task.nodeId} shard ${this.task.shard} filled before the write was known to commit; it may still be applied once there is room`;
     for (const h of this.groups.values()) {
-      if (h.proposals.size === 0) continue;
-      for (const p of h.proposals.values()) this.rejectWrite(h, p, 'NO_SPACE', message);
-      h.proposals.clear();
+      if (h.writes.proposals.size === 0) continue;
+      for (const p of h.writes.proposals.values()) this.rejectWrite(h, p, 'NO_SPACE', message);
+      h.writes.proposals.clear();
     }
   }
 
   /** Answers every request waiting on `h` with `code` (removal, stop, failure), a membership change too. */
   abortGroup(h: GroupHost, code: ProtocolErrorCode, message: string): void {
-    for (const p of h.proposals.values()) this.rejectWrite(h, p, code, message);
-    for (const w of h.stagedWaiting) this.reject(w.conn, w.requestId, h.id, code, message, w.t0);
-    h.writesWaiting -= h.stagedWaiting.length;
-    h.stagedWaiting.length = 0;
-    h.staged.length = 0;
-    h.stagedBytes = 0;
-    for (const r of h.reads.values()) this.reject(r.conn, r.requestId, h.id, code, message, r.t0);
-    for (let i = h.readsReadyHead; i < h.readsReady.length; i++) {
-      const r = h.readsReady[i]!;
+    for (const p of h.writes.proposals.values()) this.rejectWrite(h, p, code, message);
+    for (const w of h.writes.stagedWaiting) this.reject(w.conn, w.requestId, h.id, code, message, w.t0);
+    h.writes.waiting -= h.writes.stagedWaiting.length;
+    h.writes.stagedWaiting.length = 0;
+    h.writes.staged.length = 0;
+    h.writes.stagedBytes = 0;
+    for (const r of h.reads.byId.values()) this.reject(r.conn, r.requestId, h.id, code, message, r.t0);
+    for (let i = h.reads.readyHead; i < h.reads.ready.length; i++) {
+      const r = h.reads.ready[i]!;
       if (r.index !== READ_GONE) this.reject(r.conn, r.requestId, h.id, code, message, r.t0);
     }
-    h.proposals.clear();
-    h.reads.clear();
-    h.readsReady = [];
-    h.readsReadyHead = 0;
-    h.readsConfirmed = 0;
+    h.writes.proposals.clear();
+    h.reads.byId.clear();
+    h.reads.ready = [];
+    h.reads.readyHead = 0;
+    h.reads.confirmed = 0;
     const change = h.change;
     h.change = null;
     change?.reply({ ok: false, code, message });
@@ -407,21 +407,21 @@ export class ClientRequests {
         change.reply({ ok: false, code: 'TIMEOUT', message: `membership change of group ${h.id} not in effect within ${this.task.requestTimeoutMs} ms; it may still take effect` });
       }
       if (h.pending === 0) continue;
-      for (const [index, p] of h.proposals) {
+      for (const [index, p] of h.writes.proposals) {
         if (p.t0 > limit) continue;
-        h.proposals.delete(index);
+        h.writes.proposals.delete(index);
         this.rejectWrite(h, p, 'TIMEOUT', `no outcome within ${this.task.requestTimeoutMs} ms; the write may still be applied`);
       }
-      for (const [id, r] of h.reads) {
+      for (const [id, r] of h.reads.byId) {
         if (r.t0 > limit) continue;
-        h.reads.delete(id);
+        h.reads.byId.delete(id);
         this.reject(r.conn, r.requestId, h.id, 'TIMEOUT', `read not confirmed within ${this.task.requestTimeoutMs} ms`, r.t0);
       }
-      for (let i = h.readsReadyHead; i < h.readsReady.length; i++) {
-        const r = h.readsReady[i]!;
+      for (let i = h.reads.readyHead; i < h.reads.ready.length; i++) {
+        const r = h.reads.ready[i]!;
         if (r.index === READ_GONE || r.t0 > limit) continue;
         r.index = READ_GONE;
-        h.readsConfirmed--;
+        h.reads.confirmed--;
         this.reject(r.conn, r.requestId, h.id, 'TIMEOUT', `read confirmed but not served within ${this.task.requestTimeoutMs} ms`, r.t0);
       }
     }

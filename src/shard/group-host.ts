@@ -59,22 +59,13 @@ const ROLE_NAMES: Record<Role, GroupStatus['role']> = {
   [Role.Leader]: 'leader',
 };
 
-export function copyConf(c: ConfState): ConfState {
-  return { voters: [...c.voters], votersOutgoing: [...c.votersOutgoing], learners: [...c.learners], learnersNext: [...c.learnersNext] };
-}
 
-export class GroupHost {
-  /** Index and term of the last entry applied to `sm` (or of the snapshot it was restored from). */
-  applied: number;
-  appliedTerm: number;
-  /** Configuration as of `applied`, for snapshots. */
-  conf: ConfState;
-  /** The newest snapshot of this group the log records (taken here or installed). */
-  snapIndex: number;
-  /** Role as of the last soft state handed out (the shard answers waiting requests on changes). */
-  role = Role.Follower;
-  leader: NodeId = 0;
-  term = 0;
+/**
+ * The client writes waiting on this member: read this turn and staged, not proposed yet, and
+ * proposed, by the index of their entry (client-requests.ts proposes and answers them).
+ */
+export class PendingWrites {
+  /** Entries proposed here, answered once applied (or when leadership is lost), by index. */
   readonly proposals = new Map<number, PendingWrite>();
   /** Writes read this turn, not proposed yet: their commands (copied out of the ring) and who waits, in order. */
   readonly staged: Uint8Array[] = [];
@@ -86,33 +77,63 @@ export class GroupHost {
    */
   proposedLast = 0;
   /** Client writes waiting here, staged or proposed (an entry may carry many). */
-  writesWaiting = 0;
-  /** Linearizable reads not yet confirmed by a ReadState, by read id. */
-  readonly reads = new Map<number, PendingRead>();
+  waiting = 0;
+}
+
+/** The linearizable reads waiting on this member (client-requests.ts serves them). */
+export class PendingReads {
+  /** Reads not yet confirmed by a ReadState, by read id. */
+  readonly byId = new Map<number, PendingRead>();
   /**
    * Confirmed reads, in the order their ReadStates came (so by read index), served from
-   * `readsReadyHead` as `applied` reaches them; one taken out early (a timeout, an abort) has
+   * `readyHead` as `applied` reaches them; one taken out early (a timeout, an abort) has
    * index READ_GONE. A queue, not a scan of every read waiting: at hundreds of reads in flight
    * per group that scan was most of a read's cost.
    */
-  readsReady: PendingRead[] = [];
-  readsReadyHead = 0;
-  /** The membership change waiting here, if any (one at a time). */
-  change: PendingChange | null = null;
+  ready: PendingRead[] = [];
+  readyHead = 0;
   /** Reads with a ReadState, waiting for `applied` to reach their index. */
-  readsConfirmed = 0;
-  /** The newest hard state whose only change was the commit index, not yet written (see Readies.handleReadyIo). */
-  hardPending: HardState | null = null;
+  confirmed = 0;
+}
+
+/** The group's snapshot images as far as this member goes (snapshots.ts takes and installs them). */
+export class Imaging {
+  /** The newest snapshot of this group the log records (taken here or installed). */
+  index: number;
   /** Bytes of the newest snapshot image (taken here, installed, or loaded at start). */
-  imageBytes = 0;
+  bytes = 0;
   /** Bytes of entry data applied since that image was taken. */
-  appliedBytesSinceImage = 0;
+  appliedBytesSince = 0;
   /** Commands applied since that image (an entry may carry many: command-batch.ts). */
-  appliedCommandsSinceImage = 0;
+  appliedCommandsSince = 0;
   /** A local snapshot is being written. */
-  snapshotting = false;
+  taking = false;
   /** Snapshots from a leader handed out but not yet restored into `sm`. */
   installing = 0;
+
+  constructor(index: number, bytes: number) {
+    this.index = index;
+    this.bytes = bytes;
+  }
+}
+
+export class GroupHost {
+  /** Index and term of the last entry applied to `sm` (or of the snapshot it was restored from). */
+  applied: number;
+  appliedTerm: number;
+  /** Configuration as of `applied`, for snapshots. */
+  conf: ConfState;
+  /** Role as of the last soft state handed out (the shard answers waiting requests on changes). */
+  role = Role.Follower;
+  leader: NodeId = 0;
+  term = 0;
+  readonly writes = new PendingWrites();
+  readonly reads = new PendingReads();
+  /** The membership change waiting here, if any (one at a time). */
+  change: PendingChange | null = null;
+  /** The newest hard state whose only change was the commit index, not yet written (see Readies.handleReadyIo). */
+  hardPending: HardState | null = null;
+  readonly image: Imaging;
   /** Removed from the shard: late completions for it are ignored. */
   removed = false;
 
@@ -121,17 +142,19 @@ export class GroupHost {
     readonly core: RaftNode,
     public sm: StateMachine,
     snapshot: { index: number; term: number; conf: ConfState },
+    /** Bytes of the snapshot image loaded at start (0: none). */
+    imageBytes = 0,
   ) {
     this.applied = snapshot.index;
     this.appliedTerm = snapshot.term;
-    this.conf = snapshot.index > 0 ? copyConf(snapshot.conf) : emptyConf();
-    this.snapIndex = snapshot.index;
+    this.conf = snapshot.index > 0 ? snapshot.conf : emptyConf();
+    this.image = new Imaging(snapshot.index, imageBytes);
     this.term = core.term;
   }
 
   /** Client requests waiting here: writes (staged or proposed) and reads. */
   get pending(): number {
-    return this.writesWaiting + this.reads.size + this.readsConfirmed;
+    return this.writes.waiting + this.reads.byId.size + this.reads.confirmed;
   }
 
   status(): GroupStatus {
@@ -144,7 +167,7 @@ export class GroupHost {
       commit: c.commit,
       applied: this.applied,
       lastIndex: c.lastIndex(),
-      snapshotIndex: this.snapIndex,
+      snapshotIndex: this.image.index,
       voters: [...this.conf.voters],
       learners: [...this.conf.learners],
     };

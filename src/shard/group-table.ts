@@ -10,6 +10,7 @@ import type { SnapshotStore } from '../storage/snapshot-store.js';
 import type { GroupWrite, Wal } from '../storage/wal.js';
 import { ShardCounter } from './counters.js';
 import { GroupHost } from './group-host.js';
+import type { HeapTrim } from './heap-trim.js';
 import { LeaderSpread } from './leader-spread.js';
 import type { ShardLogger } from './log.js';
 import type { StateMachine, StateMachineFactory } from './state-machine.js';
@@ -79,6 +80,8 @@ export function coreConfig(task: ShardTask, payloadBytesMax: number, random: () 
 
 export class GroupTable {
   readonly groups = new Map<number, GroupHost>();
+  /** The config every core is made from, `applied` and `startedFresh` set before each (see makeHost). */
+  private readonly raftConfig: RaftConfig;
   /**
    * Groups whose core is not quiesced: the only ones ticked, so that an idle shard with
    * thousands of groups does next to nothing per tick. Kept up to date as groups are handled
@@ -97,10 +100,13 @@ export class GroupTable {
     /** The newest snapshot image of each group that has one (owned by Snapshots). */
     private readonly images: Map<number, Snapshot>,
     private readonly factory: StateMachineFactory,
-    private readonly raftConfig: Omit<RaftConfig, 'applied'>,
+    raftConfig: Omit<RaftConfig, 'applied'>,
     private readonly counters: Float64Array,
+    /** Collects the heap once every group has been quiet a while (heap-trim.ts); null: never. */
+    private readonly trim: HeapTrim | null = null,
   ) {
     this.spread = new LeaderSpread(raftConfig.id);
+    this.raftConfig = { ...raftConfig, applied: 0, startedFresh: false };
   }
 
   /**
@@ -164,9 +170,12 @@ export class GroupTable {
   /** fresh: made now (bootstrap, join), not recovered from the log (RaftConfig.startedFresh). */
   private makeHost(group: number, sm: StateMachine, fresh: boolean): GroupHost {
     const gl = this.wal.group(group);
-    const core = new RaftNode({ ...this.raftConfig, applied: gl.snap.index, startedFresh: fresh }, gl, gl.hardState);
-    const host = new GroupHost(group, core, sm, gl.snap);
-    host.imageBytes = this.images.get(group)?.data.length ?? 0;
+    // One config object for every core (RaftConfig.applied: read by the constructor only).
+    const cfg = this.raftConfig;
+    cfg.applied = gl.snap.index;
+    cfg.startedFresh = fresh;
+    const core = new RaftNode(cfg, gl, gl.hardState);
+    const host = new GroupHost(group, core, sm, gl.snap, this.images.get(group)?.data.length ?? 0);
     this.groups.set(group, host);
     this.counters[ShardCounter.Groups] = this.groups.size;
     this.touched.add(host);
@@ -202,6 +211,7 @@ export class GroupTable {
     }
     // Groups whose founding configuration was applied since the links came up (or single-member ones).
     if (this.spread.waiting) this.spread.campaign(this.touched);
+    this.trim?.tick(this.awake.size === 0);
   }
 
   status(): GroupStatus[] {

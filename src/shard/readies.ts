@@ -111,7 +111,7 @@ export class Readies {
   private handleReadyIo(h: GroupHost, rd: Ready, batch: Batch): void {
     for (const m of rd.messages) this.send(h, m);
     if (rd.snapshot !== null) {
-      h.installing++;
+      h.image.installing++;
       batch.installs.push({ host: h, snap: rd.snapshot });
     }
     const writesLog = rd.snapshot !== null || rd.entries.length > 0;

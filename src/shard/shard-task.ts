@@ -6,6 +6,7 @@
 import { SpscRing } from '../ring/spsc-ring.js';
 import { WalError } from '../storage/wal.js';
 import { ShardCounter } from './counters.js';
+import { v8HeapTrim } from './heap-trim.js';
 import { createShardLogger } from './log.js';
 import { Outbox } from './outbox.js';
 import { Shard } from './shard.js';
@@ -23,7 +24,7 @@ export async function runShard(task: ShardTask): Promise<void> {
   const outbox = new Outbox(outRing, task.snapChunkBytes);
   let shard: Shard | null = null;
   try {
-    shard = await Shard.open(task, { log, counters, inRing, outbox });
+    shard = await Shard.open(task, { log, counters, inRing, outbox, heapTrim: v8HeapTrim() });
     outbox.event({ type: 'ready', shard: task.shard });
     await outbox.flush();
     log.info({ groups: shard.groups.size }, 'shard ready');

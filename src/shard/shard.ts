@@ -34,6 +34,7 @@ import type { ShardContext } from './context.js';
 import { ShardCounter } from './counters.js';
 import type { GroupHost } from './group-host.js';
 import { coreConfig, GroupTable } from './group-table.js';
+import type { HeapTrim } from './heap-trim.js';
 import { InRingReader } from './in-ring-reader.js';
 import { LatencyHistogram } from './latency.js';
 import type { ShardLogger } from './log.js';
@@ -75,6 +76,8 @@ export interface ShardIo {
   waitInput?: () => Promise<void>;
   /** The groups' state machines, in place of the module `task.stateMachine` names. */
   stateMachines?: StateMachineFactory;
+  /** Collects the heap once the shard has gone quiet (heap-trim.ts); shard-task.ts gives V8's, the simulator none. */
+  heapTrim?: HeapTrim;
 }
 
 export class Shard {
@@ -112,7 +115,7 @@ export class Shard {
     this.control = new LoopControl(io.scheduler ?? systemScheduler, io.inRing, io.waitInput ?? (() => io.inRing.waitData()), io.counters);
     const ctx: ShardContext = { task, log: io.log, counters: io.counters, clock, outbox: io.outbox, wal, control: this.control };
     const config = coreConfig(task, this.outbox.payloadBytesMax, io.random ?? Math.random, () => clock.nowMs());
-    this.table = new GroupTable(wal, images, factory, config.raft, io.counters);
+    this.table = new GroupTable(wal, images, factory, config.raft, io.counters, io.heapTrim ?? null);
     this.requests = new ClientRequests(ctx, this.table, this.latency.request, config.proposalBytesMax);
     this.snapshots = new Snapshots(ctx, store, this.table.groups, images, this.requests);
     const applier = new Applier(this.table, this.requests, this.snapshots, io.counters);

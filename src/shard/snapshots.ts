@@ -9,7 +9,7 @@ import type { Wal } from '../storage/wal.js';
 import type { ClientRequests } from './client-requests.js';
 import type { ShardContext } from './context.js';
 import { ShardCounter } from './counters.js';
-import { copyConf, type GroupHost } from './group-host.js';
+import type { GroupHost } from './group-host.js';
 import type { ShardLogger } from './log.js';
 import type { LoopControl } from './loop-control.js';
 import type { ImageSteps } from './state-machine.js';
@@ -76,20 +76,20 @@ export class Snapshots {
         if (h.removed) return;
       }
     }
-    h.installing--;
+    h.image.installing--;
     if (h.removed) return;
     h.sm.restore(snap.data);
-    h.imageBytes = snap.data.length;
-    h.appliedBytesSinceImage = 0;
-    h.appliedCommandsSinceImage = 0;
+    h.image.bytes = snap.data.length;
+    h.image.appliedBytesSince = 0;
+    h.image.appliedCommandsSince = 0;
     h.applied = snap.meta.index;
     h.appliedTerm = snap.meta.term;
-    h.conf = copyConf(snap.meta.conf);
-    h.snapIndex = snap.meta.index;
+    h.conf = snap.meta.conf;
+    h.image.index = snap.meta.index;
     this.counters[ShardCounter.SnapshotsInstalled]!++;
-    for (const [index, p] of h.proposals) {
+    for (const [index, p] of h.writes.proposals) {
       if (index > snap.meta.index) continue;
-      h.proposals.delete(index);
+      h.writes.proposals.delete(index);
       this.requests.rejectWrite(h, p, 'OUTCOME_UNKNOWN', `a snapshot from the leader replaced the log of group ${h.id}`);
     }
     this.log.info({ group: h.id, index: snap.meta.index, term: snap.meta.term, bytes: snap.data.length }, 'snapshot installed');
@@ -101,25 +101,25 @@ export class Snapshots {
    * little behind still get entries rather than the whole snapshot).
    */
   maybeSnapshot(h: GroupHost, keepEntries = this.task.snapshotKeepEntries): void {
-    if (h.snapshotting || h.installing > 0 || h.removed) return;
+    if (h.image.taking || h.image.installing > 0 || h.removed) return;
     if (keepEntries === 0) {
-      if (h.applied === h.snapIndex) return;
-    } else if (h.appliedCommandsSinceImage < this.task.snapshotEntries || h.appliedBytesSinceImage < this.task.snapshotLogRatio * h.imageBytes) {
+      if (h.applied === h.image.index) return;
+    } else if (h.image.appliedCommandsSince < this.task.snapshotEntries || h.image.appliedBytesSince < this.task.snapshotLogRatio * h.image.bytes) {
       // Imaging costs the size of the state; waiting until the log since the last image is
       // snapshotLogRatio times as large keeps that cost at most 1/ratio of the cost of writing
       // the log, however large the state.
       return;
     }
-    h.snapshotting = true;
-    h.appliedBytesSinceImage = 0;
-    h.appliedCommandsSinceImage = 0;
-    const meta: SnapshotMeta = { index: h.applied, term: h.appliedTerm, conf: copyConf(h.conf) };
+    h.image.taking = true;
+    h.image.appliedBytesSince = 0;
+    h.image.appliedCommandsSince = 0;
+    const meta: SnapshotMeta = { index: h.applied, term: h.appliedTerm, conf: h.conf };
     const steps = h.sm.snapshotInSteps?.();
     const imaged = steps === undefined ? Promise.resolve(h.sm.snapshot()) : this.imageInSteps(h, steps);
     this.control.track(imaged
       .then((image) => {
         if (image === null) return;
-        h.imageBytes = image.length;
+        h.image.bytes = image.length;
         return this.serialSnapshotWork(() => this.takeSnapshot(h, meta, image, keepEntries));
       })
       .catch((e: unknown) => {
@@ -129,7 +129,7 @@ export class Snapshots {
         else this.control.failWith(e);
       })
       .finally(() => {
-        h.snapshotting = false;
+        h.image.taking = false;
       }));
   }
 
@@ -152,22 +152,22 @@ export class Snapshots {
   unpin(): void {
     for (const g of this.wal.groupsPinning()) {
       const h = this.groups.get(g);
-      if (h === undefined || h.snapshotting || h.installing > 0) continue;
-      if (h.applied > h.snapIndex) {
+      if (h === undefined || h.image.taking || h.image.installing > 0) continue;
+      if (h.applied > h.image.index) {
         this.maybeSnapshot(h, 0);
-      } else if (this.wal.group(g).compactedIndex < h.snapIndex) {
-        this.control.track(this.wal.compact(g, h.snapIndex).catch((e: unknown) => this.control.failWith(e)));
+      } else if (this.wal.group(g).compactedIndex < h.image.index) {
+        this.control.track(this.wal.compact(g, h.image.index).catch((e: unknown) => this.control.failWith(e)));
       }
     }
   }
 
   private async takeSnapshot(h: GroupHost, meta: SnapshotMeta, image: Uint8Array, keepEntries: number): Promise<void> {
-    if (h.removed || h.snapIndex >= meta.index) return;
+    if (h.removed || h.image.index >= meta.index) return;
     await this.store.write(h.id, meta, image);
-    if (h.removed || h.snapIndex >= meta.index) return;
+    if (h.removed || h.image.index >= meta.index) return;
     // In one synchronous step: the image for snapshotData, and the log's marker it answers to.
     this.images.set(h.id, { meta, data: image });
-    h.snapIndex = meta.index;
+    h.image.index = meta.index;
     const recorded = this.wal.recordSnapshot(h.id, meta);
     const to = meta.index - keepEntries;
     const compacted = to > this.wal.group(h.id).compactedIndex ? this.wal.compact(h.id, to) : Promise.resolve();

@@ -11,20 +11,23 @@ export type SegmentReader = (seg: number, offset: number, bytes: number) => Uint
 export type SnapshotDataSource = (group: number, meta: SnapshotMeta) => Uint8Array;
 
 const EMPTY = new Uint8Array(0);
-const CAPACITY_MIN = 16;
-/** Bytes per slot: term, segment and offset (8 each), length (4), type (1). */
-const SLOT_BYTES = 29;
+/** Slots of a group's log at first (an idle group holds one or two live entries). */
+const CAPACITY_MIN = 8;
+/**
+ * Numbers per slot, in one Float64Array: term, segment, offset, and length × 256 + type (exact:
+ * a length is below 2^32). One array a group, not one per field: at thousands of groups each
+ * typed array and its ArrayBuffer cost more than the slots they held.
+ */
+const SLOT = 4;
+// (A log record holds an entry's type in a byte and its length in 32 bits: wal-format.ts.)
+const TERM = 0;
+const SEG = 1;
+const OFF = 2;
+const LEN_TYPE = 3;
+const TYPES = 256;
 
-/** The slot arrays of `cap` slots (a power of two, ≥ 8, so every view starts aligned), in one buffer. */
-function slotViews(cap: number): { terms: Float64Array; segs: Float64Array; offs: Float64Array; lens: Uint32Array; types: Uint8Array } {
-  const buf = new ArrayBuffer(cap * SLOT_BYTES);
-  return {
-    terms: new Float64Array(buf, 0, cap),
-    segs: new Float64Array(buf, 8 * cap, cap),
-    offs: new Float64Array(buf, 16 * cap, cap),
-    lens: new Uint32Array(buf, 24 * cap, cap),
-    types: new Uint8Array(buf, 28 * cap, cap),
-  };
+function lenOf(lenType: number): number {
+  return (lenType / TYPES) >>> 0;
 }
 const ENTRIES_CACHED_MAX = 1 << 20;
 
@@ -49,15 +52,9 @@ export class GroupLog implements LogStorage {
   private hintIndex = -1;
   private hintTerm = 0;
   private lastIdx = 0;
-  // Slot s holds index slotBase + s.
+  // Slot s holds index slotBase + s, at slots[s * SLOT ...] (see SLOT).
   private slotBase = 1;
-  // Per slot: term, segment, offset (f64), length (u32) and type (u8), as views of one buffer
-  // (slotViews): at thousands of groups an ArrayBuffer each cost more than their slots.
-  private terms: Float64Array;
-  private segs: Float64Array;
-  private offs: Float64Array;
-  private lens: Uint32Array;
-  private types: Uint8Array;
+  private slots = new Float64Array(CAPACITY_MIN * SLOT);
   private cached: (Uint8Array | undefined)[] = [];
   /** Bytes of live entry payloads, for deciding whether rewriting this group is cheap. */
   liveBytes = 0;
@@ -67,14 +64,7 @@ export class GroupLog implements LogStorage {
     private readonly read: SegmentReader,
     private readonly snapshotData: SnapshotDataSource,
     private readonly cache: EntryCache,
-  ) {
-    const v = slotViews(CAPACITY_MIN);
-    this.terms = v.terms;
-    this.segs = v.segs;
-    this.offs = v.offs;
-    this.lens = v.lens;
-    this.types = v.types;
-  }
+  ) {}
 
   // --- LogStorage ---
 
@@ -84,18 +74,21 @@ export class GroupLog implements LogStorage {
   term(index: number): number {
     if (index === this.prevIndex) return this.prevTerm;
     assert(index > this.prevIndex && index <= this.lastIdx, `group ${this.id}: term(${index}) outside [${this.prevIndex}, ${this.lastIdx}]`);
-    return this.terms[index - this.slotBase]!;
+    return this.slots[(index - this.slotBase) * SLOT + TERM]!;
   }
 
   entries(lo: number, hi: number, bytesMax: number): Entry[] {
     assert(lo > this.prevIndex && hi <= this.lastIdx + 1 && lo <= hi, `group ${this.id}: entries(${lo}, ${hi}) outside (${this.prevIndex}, ${this.lastIdx}]`);
     const out: Entry[] = [];
     let bytes = 0;
+    const slots = this.slots;
     for (let i = lo; i < hi; i++) {
       const s = i - this.slotBase;
-      bytes += this.lens[s]!;
+      const lenType = slots[s * SLOT + LEN_TYPE]!;
+      const len = lenOf(lenType);
+      bytes += len;
       if (out.length > 0 && bytes > bytesMax) break;
-      out.push({ index: i, term: this.terms[s]!, type: this.types[s]! as EntryType, data: this.payload(s) });
+      out.push({ index: i, term: slots[s * SLOT + TERM]!, type: (lenType - len * TYPES) as EntryType, data: this.payload(s, len) });
     }
     return out;
   }
@@ -112,7 +105,7 @@ export class GroupLog implements LogStorage {
     if (this.hardStateSeg >= 0) s = Math.min(s, this.hardStateSeg);
     if (this.snapSeg >= 0) s = Math.min(s, this.snapSeg);
     if (this.baseSeg >= 0) s = Math.min(s, this.baseSeg);
-    if (this.lastIdx > this.prevIndex) s = Math.min(s, this.segs[this.prevIndex + 1 - this.slotBase]!);
+    if (this.lastIdx > this.prevIndex) s = Math.min(s, this.slots[(this.prevIndex + 1 - this.slotBase) * SLOT + SEG]!);
     return s;
   }
 
@@ -150,16 +143,16 @@ export class GroupLog implements LogStorage {
       this.truncateFrom(Math.max(first, this.prevIndex + 1));
     }
     this.ensureCapacity(first + count - 1);
+    const slots = this.slots;
     for (let k = 0; k < count; k++) {
       const i = first + k;
       if (i <= this.prevIndex) continue;
       const s = i - this.slotBase;
       const e = at(k);
-      this.terms[s] = e.term;
-      this.types[s] = e.type;
-      this.segs[s] = seg;
-      this.offs[s] = e.off;
-      this.lens[s] = e.len;
+      slots[s * SLOT + TERM] = e.term;
+      slots[s * SLOT + SEG] = seg;
+      slots[s * SLOT + OFF] = e.off;
+      slots[s * SLOT + LEN_TYPE] = e.len * TYPES + e.type;
       this.liveBytes += e.len;
       this.lastIdx = i;
       if (e.data !== undefined) {
@@ -206,14 +199,14 @@ export class GroupLog implements LogStorage {
     }
     for (let i = this.prevIndex + 1; i <= index; i++) {
       const s = i - this.slotBase;
-      this.liveBytes -= this.lens[s]!;
+      this.liveBytes -= lenOf(this.slots[s * SLOT + LEN_TYPE]!);
       this.dropCached(s);
     }
     this.prevIndex = index;
     this.prevTerm = term;
     // Reclaim the slots in front once they are the larger part.
     const dead = index + 1 - this.slotBase;
-    if (dead > CAPACITY_MIN && dead * 2 > this.terms.length) this.shiftSlots(dead);
+    if (dead > CAPACITY_MIN && dead * 2 * SLOT > this.slots.length) this.shiftSlots(dead);
   }
 
   placeHardState(hs: HardState, seg: number): void {
@@ -226,17 +219,16 @@ export class GroupLog implements LogStorage {
     return this.prevKnown ? null : `group ${this.id}: entries up to ${this.prevIndex} are missing from the log`;
   }
 
-  private payload(s: number): Uint8Array {
+  private payload(s: number, len: number): Uint8Array {
     const c = this.cached[s];
     if (c !== undefined) return c;
-    const len = this.lens[s]!;
-    return len === 0 ? EMPTY : this.read(this.segs[s]!, this.offs[s]!, len);
+    return len === 0 ? EMPTY : this.read(this.slots[s * SLOT + SEG]!, this.slots[s * SLOT + OFF]!, len);
   }
 
   private truncateFrom(first: number): void {
     for (let i = first; i <= this.lastIdx; i++) {
       const s = i - this.slotBase;
-      this.liveBytes -= this.lens[s]!;
+      this.liveBytes -= lenOf(this.slots[s * SLOT + LEN_TYPE]!);
       this.dropCached(s);
     }
     this.lastIdx = first - 1;
@@ -250,7 +242,7 @@ export class GroupLog implements LogStorage {
     this.slotBase = prevIndex + 1;
     this.liveBytes = 0;
     this.cached = [];
-    if (this.terms.length > CAPACITY_MIN * 4) this.allocate(CAPACITY_MIN);
+    if (this.slots.length > CAPACITY_MIN * 4 * SLOT) this.allocate(CAPACITY_MIN);
   }
 
   private dropCached(s: number): void {
@@ -266,43 +258,29 @@ export class GroupLog implements LogStorage {
     if (index <= this.prevIndex || index > this.lastIdx) return 0;
     const s = index - this.slotBase;
     const c = this.cached[s];
-    if (c === undefined || this.terms[s] !== term) return 0;
+    if (c === undefined || this.slots[s * SLOT + TERM] !== term) return 0;
     this.cached[s] = undefined;
     return c.length;
   }
 
   private ensureCapacity(lastIndex: number): void {
     const need = lastIndex - this.slotBase + 1;
-    if (need <= this.terms.length) return;
-    let cap = this.terms.length;
+    let cap = this.slots.length / SLOT;
+    if (need <= cap) return;
     while (cap < need) cap *= 2;
     this.allocate(cap);
   }
 
   private allocate(cap: number): void {
     const n = Math.min(this.lastIdx - this.slotBase + 1, cap);
-    const v = slotViews(cap);
-    if (n > 0) {
-      v.terms.set(this.terms.subarray(0, n));
-      v.segs.set(this.segs.subarray(0, n));
-      v.offs.set(this.offs.subarray(0, n));
-      v.lens.set(this.lens.subarray(0, n));
-      v.types.set(this.types.subarray(0, n));
-    }
-    this.terms = v.terms;
-    this.segs = v.segs;
-    this.offs = v.offs;
-    this.lens = v.lens;
-    this.types = v.types;
+    const slots = new Float64Array(cap * SLOT);
+    if (n > 0) slots.set(this.slots.subarray(0, n * SLOT));
+    this.slots = slots;
   }
 
   private shiftSlots(dead: number): void {
     const n = this.lastIdx - this.slotBase + 1;
-    this.terms.copyWithin(0, dead, n);
-    this.types.copyWithin(0, dead, n);
-    this.segs.copyWithin(0, dead, n);
-    this.offs.copyWithin(0, dead, n);
-    this.lens.copyWithin(0, dead, n);
+    this.slots.copyWithin(0, dead * SLOT, n * SLOT);
     this.cached = this.cached.slice(dead);
     this.slotBase += dead;
   }

@@ -76,6 +76,8 @@ export class Wal {
   readonly stats: WalStats = newWalStats();
   private readonly groups = new Map<number, GroupLog>();
   private readonly cache: EntryCache;
+  /** Reads entries back for every group's log (one function for all, not a closure each). */
+  private readonly reader = (seg: number, off: number, len: number): Uint8Array => this.readAt(seg, off, len);
   private readonly files: SegmentFiles;
   private readonly layout: BatchLayout;
   private readonly sync: SegmentSync;
@@ -139,7 +141,7 @@ export class Wal {
   group(id: number): GroupLog {
     let g = this.groups.get(id);
     if (g === undefined) {
-      g = new GroupLog(id, (seg, off, len) => this.readAt(seg, off, len), this.opts.snapshotData, this.cache);
+      g = new GroupLog(id, this.reader, this.opts.snapshotData, this.cache);
       this.groups.set(id, g);
     }
     return g;

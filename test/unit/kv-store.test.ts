@@ -4,7 +4,8 @@
 // compactions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { KvStore, classBytes, classOf, recordKeyLength, recordValueLength, KV_RECORD_HEADER_BYTES } from '../../src/kv/kv-store.js';
+import { KvStore, recordKeyLength, recordValueLength, KV_RECORD_HEADER_BYTES } from '../../src/kv/kv-store.js';
+import { classBytes, classOf } from '../../src/kv/kv-arena.js';
 import { KvStateMachine, encodeCommand } from '../../src/kv/kv-state-machine.js';
 
 function rng(seed: number): () => number {
