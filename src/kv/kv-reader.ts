@@ -2,7 +2,7 @@
 // every command, and its snapshot image, through one of these, so it is on the apply hot path
 // and kept to plain field reads (one Buffer view per source buffer, no allocation per field).
 import { isUtf8 } from 'node:buffer';
-import { keyBytesMax, KvError, valueBytesMax, type ByteString, type KvErrorCode } from './kv-types.js';
+import { keyBytesMax, KvError, valueBytesMax, type KvErrorCode } from './kv-types.js';
 
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 /** Fields up to this many bytes are checked for ASCII in place before isUtf8 is asked. */
@@ -76,14 +76,6 @@ export class KvReader {
     }
   }
 
-  /** `n` bytes checked as UTF-8, in a byte string. */
-  private byteString(n: number): ByteString {
-    this.need(n);
-    const at = this.pos;
-    if (!isUtf8(this.data.subarray(at, at + n))) throw new KvError(this.code, `invalid UTF-8 at byte ${at}`);
-    this.pos += n;
-    return this.view.toString('latin1', this.base + at, this.base + at + n);
-  }
 
   /** `n` bytes checked as UTF-8, skipped; they are data[pos - n, pos) after. */
   private span(n: number): number {
@@ -102,48 +94,35 @@ export class KvReader {
     return n;
   }
 
-  /** A key, checked as key() checks it, left in place: its length; it ends at `pos`. */
-  keySpan(): number {
+  /** A key's length prefix, within its bound. */
+  private keyLength(): number {
     const n = this.u16();
     if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
-    return this.span(n);
+    return n;
+  }
+
+  /** A value's length prefix, within its bound. */
+  private valueLength(): number {
+    const n = this.u32();
+    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
+    return n;
+  }
+
+  /** A key, checked as key() checks it, left in place: its length; it ends at `pos`. */
+  keySpan(): number {
+    return this.span(this.keyLength());
   }
 
   /** A value, checked as value() checks it, left in place: its length; it ends at `pos`. */
   valueSpan(): number {
-    const n = this.u32();
-    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
-    return this.span(n);
+    return this.span(this.valueLength());
   }
 
   key(): string {
-    const n = this.u16();
-    if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
-    return this.str(n);
-  }
-
-  /** A key's UTF-8 bytes (checked as key() checks them) in a byte string: see valueByteString. */
-  keyByteString(): ByteString {
-    const n = this.u16();
-    if (n > keyBytesMax) throw new KvError(this.code, `key of ${n} bytes exceeds ${keyBytesMax}`);
-    return this.byteString(n);
+    return this.str(this.keyLength());
   }
 
   value(): string {
-    const n = this.u32();
-    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
-    return this.str(n);
-  }
-
-  /**
-   * A value as its UTF-8 bytes (checked as value() checks them) in a byte string: the state
-   * machine keeps values so, which costs one copy of the bytes into a string V8 allocates and
-   * collects cheaply (no decode, no encode, no backing store of its own as a Uint8Array has),
-   * and pins no larger buffer.
-   */
-  valueByteString(): ByteString {
-    const n = this.u32();
-    if (n > valueBytesMax) throw new KvError(this.code, `value of ${n} bytes exceeds ${valueBytesMax}`);
-    return this.byteString(n);
+    return this.str(this.valueLength());
   }
 }

@@ -97,22 +97,17 @@ test('puts and lease reads of real processes stay linearizable across SIGSTOPs o
       await waitFor(() => history.length >= before + 200, 30_000, `operations after ${what}`);
     };
     await waitFor(() => history.length >= 200, 20_000, 'clients running');
+    const pauseFor = async (id: number): Promise<void> => {
+      cluster.pause(id);
+      paused.add(id);
+      await sleep(PAUSE_MS);
+      cluster.resume(id);
+      paused.delete(id);
+    };
     const first = first0;
-    await phase(`SIGSTOP of leader ${first}`, async () => {
-      cluster.pause(first);
-      paused.add(first);
-      await sleep(PAUSE_MS);
-      cluster.resume(first);
-      paused.delete(first);
-    });
+    await phase(`SIGSTOP of leader ${first}`, () => pauseFor(first));
     const second = await leaderOf(cluster, [1, 2, 3]);
-    await phase(`SIGSTOP of leader ${second}`, async () => {
-      cluster.pause(second);
-      paused.add(second);
-      await sleep(PAUSE_MS);
-      cluster.resume(second);
-      paused.delete(second);
-    });
+    await phase(`SIGSTOP of leader ${second}`, () => pauseFor(second));
     const third = await leaderOf(cluster, [1, 2, 3]);
     const follower = [1, 2, 3].find((id) => id !== third)!;
     await phase(`SIGKILL of follower ${follower}`, async () => {
