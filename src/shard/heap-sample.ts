@@ -12,6 +12,8 @@ export function sampleHeap(counters: Float64Array): void {
   counters[ShardCounter.HeapUsedBytes] = h.used_heap_size;
   counters[ShardCounter.HeapTotalBytes] = h.total_heap_size;
   for (const s of getHeapSpaceStatistics()) {
-    if (s.space_name === 'new_space') counters[ShardCounter.HeapYoungBytes] = s.space_size;
+    // Its capacity: newer V8s commit the space as it fills (space_size), so used + available
+    // says what it may hold; older ones commit it whole.
+    if (s.space_name === 'new_space') counters[ShardCounter.HeapYoungBytes] = Math.max(s.space_size, s.space_used_size + s.space_available_size);
   }
 }

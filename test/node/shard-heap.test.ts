@@ -45,7 +45,9 @@ test('shardSemiSpaceMb sets the young generation of every shard, and /metrics sh
     }
     for (const shard of ['0', '1']) {
       const young = gauge(text, 'flotilla_shard_heap_bytes', `shard="${shard}",kind="young"`)!;
-      assert.ok(young >= 12 * MiB, `shard ${shard}: young generation of ${young} bytes, asked 12 MiB`);
+      // V8 keeps a little of each semi-space for itself (Node 26: 12 MiB asked holds 12,582,144
+      // bytes); V8's own sizing starts a shard's at 1 MiB (Node 26) to 8 MiB (Node 20).
+      assert.ok(young >= 0.9 * 12 * MiB, `shard ${shard}: young generation of ${young} bytes, asked 12 MiB`);
       const used = gauge(text, 'flotilla_shard_heap_bytes', `shard="${shard}",kind="used"`)!;
       const total = gauge(text, 'flotilla_shard_heap_bytes', `shard="${shard}",kind="total"`)!;
       assert.ok(used > 0 && total >= used, `shard ${shard}: used ${used}, total ${total}`);
