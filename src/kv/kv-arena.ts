@@ -38,7 +38,7 @@ export class KvArena {
   /** Where the last `write` put its record. */
   placedChunk = 0;
   placedOff = 0;
-  /** Bytes of live records (their own size, not their slots'). */
+  /** Bytes of live records (their own size, not their slots'), exactly: header, key and value of each. */
   recordBytes = 0;
   /** Times the store compacted the arena (tests and the docs' bounds). */
   compactions = 0;
@@ -109,6 +109,10 @@ export class KvArena {
    * end). Returns whether a compaction may be due.
    */
   release(chunk: number, off: number, cls: number): boolean {
+    // No longer live at once, even while an image holds its slot: recordBytes is what an image
+    // begun now would hold (kv-state-machine.ts sizes images by it).
+    const c = this.chunks[chunk]!;
+    this.recordBytes -= RECORD_HEADER_BYTES + recordKeyLength(c, off) + recordValueLength(c, off);
     if (this.images > 0) {
       this.deferred.push(chunk, off, cls);
       return false;
@@ -148,8 +152,6 @@ export class KvArena {
   }
 
   private freeSlot(chunk: number, off: number, cls: number): void {
-    const c = this.chunks[chunk]!;
-    this.recordBytes -= RECORD_HEADER_BYTES + recordKeyLength(c, off) + recordValueLength(c, off);
     (this.free[cls] ??= []).push(chunk, off);
     this.freeBytes += classBytes(cls);
   }

@@ -299,61 +299,57 @@ function bytesView(c: Uint8Array): Buffer {
 }
 
 /**
- * An image being written (KvStateMachine.serializeInSteps): sized exactly first and then
- * written in place, so that the image of a large state is made without growing or copying.
- * The records it reads stay unchanged until it ends (KvStore.beginImage).
+ * An image being written (KvStateMachine.serializeInSteps), a step at a time, into a buffer
+ * sized at once: an image entry (u16 key length | key | u32 value length | value) has the size
+ * of the store's record (kv-arena.ts), so the image is 8 bytes and the live records' bytes. The
+ * records it reads stay unchanged until it ends (KvStore.beginImage).
  */
 export class KvImage {
   private readonly refs: Int32Array;
-  /** Entries sized, then entries written. */
+  /** Entries written. */
   private next = 0;
-  private sized = false;
   private ended = false;
-  private bytes = 8;
-  private buf: Buffer | null = null;
+  private readonly bytes: number;
+  private readonly buf: Buffer;
   private at = 8;
 
   constructor(private readonly store: KvStore) {
+    this.bytes = 8 + store.liveBytes;
     this.refs = store.beginImage();
+    this.buf = Buffer.allocUnsafeSlow(this.bytes);
+    this.buf.writeUInt32BE(SNAPSHOT_MAGIC, 0);
+    this.buf.writeUInt32BE(this.refs.length >>> 1, 4);
   }
 
-  /** About `budget` bytes of image sized or written; the image once it is complete. */
+  /** About `budget` bytes of image written; the image once it is complete. */
   step(budget: number): Uint8Array | null {
     if (this.ended) throw new Error('KvImage.step after the image was complete');
     const refs = this.refs;
     const n = refs.length >>> 1;
     const st = this.store;
+    const buf = this.buf;
     let done = 0;
-    if (!this.sized) {
-      for (; this.next < n && done < budget; this.next++) {
-        const c = st.chunk(refs[this.next * 2]!);
-        const off = refs[this.next * 2 + 1]!;
-        const entry = 6 + recordKeyLength(c, off) + recordValueLength(c, off);
-        this.bytes += entry;
-        // Sizing reads no value bytes: it counts for an eighth of what it covers.
-        done += entry >>> 3;
-      }
-      if (this.next < n) return null;
-      this.sized = true;
-      this.next = 0;
-      this.buf = Buffer.allocUnsafeSlow(this.bytes);
-      this.buf.writeUInt32BE(SNAPSHOT_MAGIC, 0);
-      this.buf.writeUInt32BE(n, 4);
-      if (done >= budget && n > 0) return null;
-    }
-    const buf = this.buf!;
     let at = this.at;
+    // Buffer#copy from a view of the record's chunk (records come chunk by chunk, mostly): no
+    // view made per record.
+    let chunk = -1;
+    let c: Uint8Array = buf;
+    let src: Buffer = buf;
     for (; this.next < n && done < budget; this.next++) {
-      const c = st.chunk(refs[this.next * 2]!);
+      if (refs[this.next * 2] !== chunk) {
+        chunk = refs[this.next * 2]!;
+        c = st.chunk(chunk);
+        src = bytesView(c);
+      }
       const off = refs[this.next * 2 + 1]!;
       const kn = recordKeyLength(c, off);
       const vn = recordValueLength(c, off);
       const kAt = off + KV_RECORD_HEADER_BYTES;
       buf.writeUInt16BE(kn, at);
-      buf.set(c.subarray(kAt, kAt + kn), at + 2);
+      src.copy(buf, at + 2, kAt, kAt + kn);
       at += 2 + kn;
       buf.writeUInt32BE(vn, at);
-      buf.set(c.subarray(kAt + kn, kAt + kn + vn), at + 4);
+      src.copy(buf, at + 4, kAt + kn, kAt + kn + vn);
       at += 4 + vn;
       done += 6 + kn + vn;
     }

@@ -75,7 +75,13 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
         }
       }
       assert.equal(st.size, ref.size);
-      if (step % 997 === 0) assert.deepEqual(entries(st), [...ref], `order at step ${step}`);
+      if (step % 997 === 0) {
+        assert.deepEqual(entries(st), [...ref], `order at step ${step}`);
+        // Exactly the live records' bytes, also while an image holds replaced ones (images are sized by it).
+        let live = 0;
+        for (const [k, v] of ref) live += KV_RECORD_HEADER_BYTES + k.length + v.length;
+        assert.equal(st.liveBytes, live, `live bytes at step ${step}`);
+      }
       if (image === null && step % 3001 === 100) image = { refs: st.beginImage(), expect: [...ref] };
       else if (image !== null && step % 3001 === 1500) {
         // Everything put and deleted since the image began left the records it noted alone.
@@ -129,6 +135,18 @@ test('KvStateMachine: an image made in steps is the state when it began, and equ
     i++;
   }
   assert.ok(i > 10, 'the image took several steps');
+  // Two images at once, the second begun while the first holds replaced records: each is the
+  // state when it began (each is sized by the live bytes then).
+  const firstExpected = kv.serialize();
+  const first = kv.serializeInSteps();
+  kv.applyEncoded(encodeCommand({ op: 'put', key: 'k2', value: 'longer than before '.repeat(9) }));
+  kv.applyEncoded(encodeCommand({ op: 'delete', key: 'k4' }));
+  const secondExpected = kv.serialize();
+  const second = kv.serializeInSteps();
+  kv.applyEncoded(encodeCommand({ op: 'put', key: 'k3', value: 'y' }));
+  assert.deepEqual(Buffer.from(second.step(Infinity)!), Buffer.from(secondExpected));
+  assert.deepEqual(Buffer.from(first.step(Infinity)!), Buffer.from(firstExpected));
+  assert.notDeepEqual(Buffer.from(firstExpected), Buffer.from(secondExpected));
   assert.deepEqual(Buffer.from(image), Buffer.from(whole));
   const copy = KvStateMachine.restore(kv.serialize());
   assert.deepEqual(Buffer.from(copy.serialize()), Buffer.from(kv.serialize()));
