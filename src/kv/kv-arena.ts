@@ -15,6 +15,22 @@ const CHUNK_BYTES_MIN = 4 << 10;
 export const RECORD_HEADER_BYTES = 6;
 
 /**
+ * A record's location in one int32: chunk × 65,536 + offset / 16 (slots start at multiples of
+ * 16, chunks hold at most 1 MiB). The store keeps it in its hash table beside the key's hash, so
+ * that finding a key reads the table and the record, and nothing else.
+ */
+export function locChunk(loc: number): number {
+  return loc >>> 16;
+}
+
+export function locOff(loc: number): number {
+  return (loc & 0xffff) << 4;
+}
+
+/** Chunks an arena may hold: what a location can name (32 GiB of records). */
+export const ARENA_CHUNKS_MAX = 1 << 15;
+
+/**
  * The size class of a record of n bytes: multiples of 16 up to 256, then eight classes per power
  * of two (a record wastes at most a ninth of its slot: 274 bytes, a 256-byte value under a
  * short key, take 288).
@@ -35,9 +51,8 @@ export function classBytes(c: number): number {
 export class KvArena {
   /** The chunks; a record never spans two. */
   chunks: Uint8Array[] = [];
-  /** Where the last `write` put its record. */
-  placedChunk = 0;
-  placedOff = 0;
+  /** Where the last `write` put its record (a location: locChunk, locOff). */
+  placedLoc = 0;
   /** Bytes of live records (their own size, not their slots'), exactly: header, key and value of each. */
   recordBytes = 0;
   /** Times the store compacted the arena (tests and the docs' bounds). */
@@ -76,6 +91,7 @@ export class KvArena {
       const size = classBytes(cls);
       let last = this.chunks.length - 1;
       if (last < 0 || this.bump + size > this.chunks[last]!.length) {
+        if (this.chunks.length >= ARENA_CHUNKS_MAX) throw new RangeError(`a KV group's records exceed ${ARENA_CHUNKS_MAX} chunks of 1 MiB`);
         const grow = last < 0 ? CHUNK_BYTES_MIN : Math.min(CHUNK_BYTES_MAX, this.chunks[last]!.length * 2);
         this.chunks.push(new Uint8Array(Math.max(grow, size)));
         this.bump = 0;
@@ -91,14 +107,14 @@ export class KvArena {
     c[off + 5] = n >>> 8;
     c.set(k.subarray(kAt, kAt + n), off + RECORD_HEADER_BYTES);
     c.set(v.subarray(vAt, vAt + vn), off + RECORD_HEADER_BYTES + n);
-    this.placedChunk = chunk;
-    this.placedOff = off;
+    this.placedLoc = chunk * 65536 + (off >>> 4);
     this.recordBytes += RECORD_HEADER_BYTES + n + vn;
   }
 
-  /** Overwrites the value of the record at (chunk, off) in place (same class, no image being made). */
-  overwriteValue(chunk: number, off: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
-    const c = this.chunks[chunk]!;
+  /** Overwrites the value of the record at `loc` in place (same class, no image being made). */
+  overwriteValue(loc: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
+    const c = this.chunks[locChunk(loc)]!;
+    const off = locOff(loc);
     this.recordBytes += vn - recordValueLength(c, off);
     writeU32(c, off, vn);
     c.set(v.subarray(vAt, vAt + vn), off + RECORD_HEADER_BYTES + n);
@@ -108,11 +124,15 @@ export class KvArena {
    * Gives a record's slot back (or, while an image is being made, holds it until the images
    * end). Returns whether a compaction may be due.
    */
-  release(chunk: number, off: number, cls: number): boolean {
+  release(loc: number): boolean {
+    const chunk = locChunk(loc);
+    const off = locOff(loc);
+    const c = this.chunks[chunk]!;
+    const bytes = RECORD_HEADER_BYTES + recordKeyLength(c, off) + recordValueLength(c, off);
+    const cls = classOf(bytes);
     // No longer live at once, even while an image holds its slot: recordBytes is what an image
     // begun now would hold (kv-state-machine.ts sizes images by it).
-    const c = this.chunks[chunk]!;
-    this.recordBytes -= RECORD_HEADER_BYTES + recordKeyLength(c, off) + recordValueLength(c, off);
+    this.recordBytes -= bytes;
     if (this.images > 0) {
       this.deferred.push(chunk, off, cls);
       return false;

@@ -18,7 +18,7 @@
 //
 // The records' space is the arena (kv-arena.ts); this file is the index over it: the hash table,
 // and per entry where its record is and its neighbours in order.
-import { classOf, KvArena, RECORD_HEADER_BYTES, recordKeyLength, recordValueLength } from './kv-arena.js';
+import { classOf, KvArena, locChunk, locOff, RECORD_HEADER_BYTES, recordKeyLength, recordValueLength } from './kv-arena.js';
 
 export { recordKeyLength, recordValueLength } from './kv-arena.js';
 
@@ -57,9 +57,10 @@ function hashBytes(b: Uint8Array, at: number, n: number): number {
 }
 
 const NO_INTS: Int32Array<ArrayBuffer> = new Int32Array(0);
-const NO_CLASSES = new Uint8Array(0);
+/** Words of a table slot: id + 1 (0: empty), the key's hash, the record's location. */
+const SLOT_WORDS = 3;
 /** The table of a map that never held a key: one empty slot, so that a lookup ends at once. */
-const NO_SLOTS = new Int32Array(2);
+const NO_SLOTS = new Int32Array(SLOT_WORDS);
 /** The free ids of a map that never deleted a key (replaced before the first push). */
 const NO_IDS: number[] = [];
 
@@ -67,12 +68,12 @@ export class KvStore {
   /** The records' space; made at the first put (or image): a group that holds no key costs little. */
   private arena: KvArena | null = null;
 
-  // Per entry (an id; ids of deleted entries are reused): where its record is, its slot class,
-  // and its neighbours in insertion order (-1: none).
+  // Per entry (an id; ids of deleted entries are reused): where its record is, and its
+  // neighbours in insertion order (-1: none). What a put over a present key reads is in the
+  // table (the slot holds the location too), so that a put touches the table and the record,
+  // and not these: at 100,000 keys each is one more cache miss.
   // The arrays are shared empty ones until the first put, for the same reason.
-  private recChunk = NO_INTS;
-  private recOff = NO_INTS;
-  private recClass = NO_CLASSES;
+  private recLoc = NO_INTS;
   private prev = NO_INTS;
   private next = NO_INTS;
   private idsUsed = 0;
@@ -81,7 +82,7 @@ export class KvStore {
   private tail = -1;
   private count = 0;
 
-  /** Open addressing, linear probing: two words a slot, id + 1 (0: empty) and the key's hash. */
+  /** Open addressing, linear probing: SLOT_WORDS words a slot. */
   private slots = NO_SLOTS;
   private mask = 0;
 
@@ -106,14 +107,17 @@ export class KvStore {
     return this.arena === null ? 0 : this.arena.compactions;
   }
 
-  /** The entry of key b[at, at + n), or -1. */
+  /**
+   * Where the record of key b[at, at + n) is now (a location for chunkOf, valueAt, ...; valid
+   * until the store next changes), or -1.
+   */
   find(b: Uint8Array, at: number, n: number): number {
     const h = hashBytes(b, at, n);
     const slots = this.slots;
     for (let s = h & this.mask; ; s = (s + 1) & this.mask) {
-      const v = slots[s * 2]!;
-      if (v === 0) return -1;
-      if (slots[s * 2 + 1] === h && this.keyEquals(v - 1, b, at, n)) return v - 1;
+      const i = s * SLOT_WORDS;
+      if (slots[i] === 0) return -1;
+      if (slots[i + 1] === h && this.keyEquals(slots[i + 2]!, b, at, n)) return slots[i + 2]!;
     }
   }
 
@@ -123,18 +127,21 @@ export class KvStore {
     const slots = this.slots;
     let s = h & this.mask;
     for (; ; s = (s + 1) & this.mask) {
-      const e = slots[s * 2]!;
-      if (e === 0) break;
-      if (slots[s * 2 + 1] === h && this.keyEquals(e - 1, b, at, n)) {
-        this.overwrite(e - 1, n, v, vAt, vn);
+      const i = s * SLOT_WORDS;
+      if (slots[i] === 0) break;
+      if (slots[i + 1] === h && this.keyEquals(slots[i + 2]!, b, at, n)) {
+        this.overwrite(s, n, v, vAt, vn);
         return;
       }
     }
     if (this.count + 1 > (this.mask + 1) * TABLE_LOAD_MAX) s = this.growTable(h);
     const id = this.newId();
-    this.place(id, b, at, n, v, vAt, vn);
-    this.slots[s * 2] = id + 1;
-    this.slots[s * 2 + 1] = h;
+    const loc = this.place(b, at, n, v, vAt, vn);
+    this.recLoc[id] = loc;
+    const i = s * SLOT_WORDS;
+    this.slots[i] = id + 1;
+    this.slots[i + 1] = h;
+    this.slots[i + 2] = loc;
     this.link(id);
     this.count++;
   }
@@ -145,75 +152,75 @@ export class KvStore {
     const slots = this.slots;
     const mask = this.mask;
     let s = h & mask;
-    let id = -1;
     for (; ; s = (s + 1) & mask) {
-      const e = slots[s * 2]!;
-      if (e === 0) return false;
-      if (slots[s * 2 + 1] === h && this.keyEquals(e - 1, b, at, n)) {
-        id = e - 1;
-        break;
-      }
+      const i = s * SLOT_WORDS;
+      if (slots[i] === 0) return false;
+      if (slots[i + 1] === h && this.keyEquals(slots[i + 2]!, b, at, n)) break;
     }
+    const id = slots[s * SLOT_WORDS]! - 1;
+    const loc = slots[s * SLOT_WORDS + 2]!;
     // Backward-shift deletion: pull later members of the probe run into the hole, so that no
     // lookup ever stops early at it (no tombstones to clean up later).
     let hole = s;
-    for (let j = (s + 1) & mask; slots[j * 2] !== 0; j = (j + 1) & mask) {
-      const home = slots[j * 2 + 1]! & mask;
+    for (let j = (s + 1) & mask; slots[j * SLOT_WORDS] !== 0; j = (j + 1) & mask) {
+      const home = slots[j * SLOT_WORDS + 1]! & mask;
       // Entry at j may move to the hole iff its home is not in (hole, j] cyclically.
       if (((j - home) & mask) >= ((j - hole) & mask)) {
-        slots[hole * 2] = slots[j * 2]!;
-        slots[hole * 2 + 1] = slots[j * 2 + 1]!;
+        slots.copyWithin(hole * SLOT_WORDS, j * SLOT_WORDS, (j + 1) * SLOT_WORDS);
         hole = j;
       }
     }
-    slots[hole * 2] = 0;
-    slots[hole * 2 + 1] = 0;
+    slots.fill(0, hole * SLOT_WORDS, (hole + 1) * SLOT_WORDS);
     this.unlink(id);
-    this.release(this.recChunk[id]!, this.recOff[id]!, this.recClass[id]!);
+    this.release(loc);
     if (this.idsFree === NO_IDS) this.idsFree = [];
     this.idsFree.push(id);
     this.count--;
     return true;
   }
 
-  // ---- Reading an entry's record ----
+  // ---- Reading a record (by its location, from find or locationOf) ----
 
-  /** The chunk holding entry id's record (its key at keyAt, its value at valueAt). */
-  chunkOf(id: number): Uint8Array {
-    return this.arena!.chunks[this.recChunk[id]!]!;
+  /** The chunk holding the record at loc (its key at keyAt, its value at valueAt). */
+  chunkOf(loc: number): Uint8Array {
+    return this.arena!.chunks[locChunk(loc)]!;
   }
 
-  keyAt(id: number): number {
-    return this.recOff[id]! + RECORD_HEADER_BYTES;
+  keyAt(loc: number): number {
+    return locOff(loc) + RECORD_HEADER_BYTES;
   }
 
-  keyLength(id: number): number {
-    return recordKeyLength(this.arena!.chunks[this.recChunk[id]!]!, this.recOff[id]!);
+  keyLength(loc: number): number {
+    return recordKeyLength(this.chunkOf(loc), locOff(loc));
   }
 
-  valueAt(id: number): number {
-    return this.keyAt(id) + this.keyLength(id);
+  valueAt(loc: number): number {
+    return this.keyAt(loc) + this.keyLength(loc);
   }
 
-  valueLength(id: number): number {
-    return recordValueLength(this.arena!.chunks[this.recChunk[id]!]!, this.recOff[id]!);
+  valueLength(loc: number): number {
+    return recordValueLength(this.chunkOf(loc), locOff(loc));
   }
 
-  /** Whether entry id's value is the bytes b[at, at + n). */
-  valueEquals(id: number, b: Uint8Array, at: number, n: number): boolean {
-    const c = this.arena!.chunks[this.recChunk[id]!]!;
-    const off = this.recOff[id]!;
+  /** Whether the record at loc holds the value b[at, at + n). */
+  valueEquals(loc: number, b: Uint8Array, at: number, n: number): boolean {
+    const c = this.chunkOf(loc);
+    const off = locOff(loc);
     if (recordValueLength(c, off) !== n) return false;
     return bytesEqual(c, off + RECORD_HEADER_BYTES + recordKeyLength(c, off), b, at, n);
   }
 
-  /** The first entry in insertion order, and the one after id (-1: none). */
+  /** The first entry in insertion order, and the one after id (-1: none); locationOf(id) is its record. */
   first(): number {
     return this.head;
   }
 
   after(id: number): number {
     return this.next[id]!;
+  }
+
+  locationOf(id: number): number {
+    return this.recLoc[id]!;
   }
 
   // ---- Images ----
@@ -228,8 +235,9 @@ export class KvStore {
     const out = new Int32Array(this.count * 2);
     let i = 0;
     for (let id = this.head; id !== -1; id = this.next[id]!) {
-      out[i++] = this.recChunk[id]!;
-      out[i++] = this.recOff[id]!;
+      const loc = this.recLoc[id]!;
+      out[i++] = locChunk(loc);
+      out[i++] = locOff(loc);
     }
     return out;
   }
@@ -245,42 +253,42 @@ export class KvStore {
 
   // ---- Internals ----
 
-  private keyEquals(id: number, b: Uint8Array, at: number, n: number): boolean {
-    const c = this.arena!.chunks[this.recChunk[id]!]!;
-    const off = this.recOff[id]!;
+  private keyEquals(loc: number, b: Uint8Array, at: number, n: number): boolean {
+    const c = this.arena!.chunks[locChunk(loc)]!;
+    const off = locOff(loc);
     return recordKeyLength(c, off) === n && bytesEqual(c, off + RECORD_HEADER_BYTES, b, at, n);
   }
 
-  private overwrite(id: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
-    const cls = classOf(RECORD_HEADER_BYTES + n + vn);
+  /** A put over the present key of table slot s (its record just compared). */
+  private overwrite(s: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
     const arena = this.arena!;
-    const off = this.recOff[id]!;
-    if (cls === this.recClass[id] && arena.images === 0) {
+    const i = s * SLOT_WORDS;
+    const loc = this.slots[i + 2]!;
+    const c = arena.chunks[locChunk(loc)]!;
+    const off = locOff(loc);
+    // A record's slot class is the class of its size (kv-arena.ts): no need to keep it.
+    if (arena.images === 0 && classOf(RECORD_HEADER_BYTES + n + vn) === classOf(RECORD_HEADER_BYTES + n + recordValueLength(c, off))) {
       // In place: the key is there already.
-      arena.overwriteValue(this.recChunk[id]!, off, n, v, vAt, vn);
+      arena.overwriteValue(loc, n, v, vAt, vn);
       return;
     }
-    const c = arena.chunks[this.recChunk[id]!]!;
-    const oldChunk = this.recChunk[id]!;
-    const oldClass = this.recClass[id]!;
     // The new record copies the key from the old one before the old one may be reused.
-    this.place(id, c, off + RECORD_HEADER_BYTES, n, v, vAt, vn);
-    this.release(oldChunk, off, oldClass);
+    const moved = this.place(c, off + RECORD_HEADER_BYTES, n, v, vAt, vn);
+    this.slots[i + 2] = moved;
+    this.recLoc[this.slots[i]! - 1] = moved;
+    this.release(loc);
   }
 
-  /** Writes entry id's record (key from k[kAt, kAt + n), value from v) into a fresh slot. */
-  private place(id: number, k: Uint8Array, kAt: number, n: number, v: Uint8Array, vAt: number, vn: number): void {
+  /** Writes a record (key from k[kAt, kAt + n), value from v) into a fresh slot; its location. */
+  private place(k: Uint8Array, kAt: number, n: number, v: Uint8Array, vAt: number, vn: number): number {
     const arena = (this.arena ??= new KvArena(this.compactWasteBytesMin));
-    const cls = classOf(RECORD_HEADER_BYTES + n + vn);
-    arena.write(cls, k, kAt, n, v, vAt, vn);
-    this.recChunk[id] = arena.placedChunk;
-    this.recOff[id] = arena.placedOff;
-    this.recClass[id] = cls;
+    arena.write(classOf(RECORD_HEADER_BYTES + n + vn), k, kAt, n, v, vAt, vn);
+    return arena.placedLoc;
   }
 
   /** Gives a record's slot back to the arena, and compacts it if that is due. */
-  private release(chunk: number, off: number, cls: number): void {
-    if (this.arena!.release(chunk, off, cls)) this.maybeCompact();
+  private release(loc: number): void {
+    if (this.arena!.release(loc)) this.maybeCompact();
   }
 
   /**
@@ -293,25 +301,25 @@ export class KvStore {
     if (!arena.compactionDue()) return;
     const old = arena.takeChunks();
     for (let id = this.head; id !== -1; id = this.next[id]!) {
-      const c = old[this.recChunk[id]!]!;
-      const off = this.recOff[id]!;
+      const loc = this.recLoc[id]!;
+      const c = old[locChunk(loc)]!;
+      const off = locOff(loc);
       const n = recordKeyLength(c, off);
       const kAt = off + RECORD_HEADER_BYTES;
-      this.place(id, c, kAt, n, c, kAt + n, recordValueLength(c, off));
+      this.recLoc[id] = this.place(c, kAt, n, c, kAt + n, recordValueLength(c, off));
     }
+    // The table's copies of the locations.
+    const slots = this.slots;
+    for (let i = 0; i < slots.length; i += SLOT_WORDS) if (slots[i] !== 0) slots[i + 2] = this.recLoc[slots[i]! - 1]!;
   }
 
   private newId(): number {
     if (this.idsFree.length > 0) return this.idsFree.pop()!;
-    if (this.idsUsed === this.recChunk.length) {
+    if (this.idsUsed === this.recLoc.length) {
       const cap = Math.max(TABLE_SLOTS_MIN, this.idsUsed * 2);
-      this.recChunk = grownInt32(this.recChunk, cap);
-      this.recOff = grownInt32(this.recOff, cap);
+      this.recLoc = grownInt32(this.recLoc, cap);
       this.prev = grownInt32(this.prev, cap);
       this.next = grownInt32(this.next, cap);
-      const cls = new Uint8Array(cap);
-      cls.set(this.recClass);
-      this.recClass = cls;
     }
     return this.idsUsed++;
   }
@@ -337,21 +345,20 @@ export class KvStore {
   private growTable(h: number): number {
     const old = this.slots;
     const cap = old === NO_SLOTS ? TABLE_SLOTS_MIN : (this.mask + 1) * 2;
-    const slots = new Int32Array(cap * 2);
+    const slots = new Int32Array(cap * SLOT_WORDS);
     const mask = cap - 1;
-    for (let s = 0; s < old.length; s += 2) {
-      const e = old[s]!;
-      if (e === 0) continue;
-      const h = old[s + 1]!;
-      let t = h & mask;
-      while (slots[t * 2] !== 0) t = (t + 1) & mask;
-      slots[t * 2] = e;
-      slots[t * 2 + 1] = h;
+    for (let i = 0; i < old.length; i += SLOT_WORDS) {
+      if (old[i] === 0) continue;
+      let t = old[i + 1]! & mask;
+      while (slots[t * SLOT_WORDS] !== 0) t = (t + 1) & mask;
+      slots[t * SLOT_WORDS] = old[i]!;
+      slots[t * SLOT_WORDS + 1] = old[i + 1]!;
+      slots[t * SLOT_WORDS + 2] = old[i + 2]!;
     }
     this.slots = slots;
     this.mask = mask;
     let t = h & mask;
-    while (slots[t * 2] !== 0) t = (t + 1) & mask;
+    while (slots[t * SLOT_WORDS] !== 0) t = (t + 1) & mask;
     return t;
   }
 }

@@ -23,9 +23,10 @@ const enc = (s: string): Buffer => Buffer.from(s, 'latin1');
 function entries(st: KvStore): [string, string][] {
   const out: [string, string][] = [];
   for (let id = st.first(); id !== -1; id = st.after(id)) {
-    const c = st.chunkOf(id);
-    const k = Buffer.from(c.buffer, c.byteOffset + st.keyAt(id), st.keyLength(id)).toString('latin1');
-    const v = Buffer.from(c.buffer, c.byteOffset + st.valueAt(id), st.valueLength(id)).toString('latin1');
+    const loc = st.locationOf(id);
+    const c = st.chunkOf(loc);
+    const k = Buffer.from(c.buffer, c.byteOffset + st.keyAt(loc), st.keyLength(loc)).toString('latin1');
+    const v = Buffer.from(c.buffer, c.byteOffset + st.valueAt(loc), st.valueLength(loc)).toString('latin1');
     out.push([k, v]);
   }
   return out;
