@@ -23,14 +23,19 @@ let slabUsed = 0;
 
 /** A copy of b[from, to) for entry payloads: from a slab when small, its own memory otherwise. */
 export function copyPayloads(b: Uint8Array, from: number, to: number): Uint8Array {
-  const n = to - from;
-  if (n > SLAB_PIECE_BYTES_MAX) return copyOut(b, from, to);
+  const out = payloadBytes(to - from);
+  out.set(b.subarray(from, to));
+  return out;
+}
+
+/** n bytes for an entry payload to be written into (not zeroed): from a slab when small, its own memory otherwise. */
+export function payloadBytes(n: number): Uint8Array {
+  if (n > SLAB_PIECE_BYTES_MAX) return new Uint8Array(n);
   if (slabUsed + n > slab.length) {
     slab = new Uint8Array(SLAB_BYTES);
     slabUsed = 0;
   }
   const out = slab.subarray(slabUsed, slabUsed + n);
   slabUsed += n;
-  out.set(b.subarray(from, to));
   return out;
 }

@@ -5,6 +5,7 @@
 //
 // Layout: count u32 | count × (bytes u32 | command), little-endian; count ≥ 2 (a single write is
 // proposed as a Normal entry of just its command, as before batching existed).
+import { payloadBytes } from '../protocol/payload-slab.js';
 import { assert } from '../util/assert.js';
 
 /** Most commands in one entry: bounds the work of applying one entry, and the waiters kept per index. */
@@ -18,17 +19,24 @@ export function batchBytes(count: number, commandBytes: number): number {
   return COUNT_BYTES + count * LENGTH_BYTES + commandBytes;
 }
 
+/** The batch entry of `commands` (commandBytes in all), in payload memory (a shared slab when small, as decoded entries are). */
 export function encodeBatch(commands: readonly Uint8Array[], commandBytes: number): Uint8Array {
-  const out = new Uint8Array(batchBytes(commands.length, commandBytes));
-  const dv = new DataView(out.buffer);
-  dv.setUint32(0, commands.length, true);
+  const out = payloadBytes(batchBytes(commands.length, commandBytes));
+  writeU32(out, 0, commands.length);
   let at = COUNT_BYTES;
   for (const c of commands) {
-    dv.setUint32(at, c.length, true);
+    writeU32(out, at, c.length);
     out.set(c, at + LENGTH_BYTES);
     at += LENGTH_BYTES + c.length;
   }
   return out;
+}
+
+function writeU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v & 0xff;
+  b[at + 1] = (v >>> 8) & 0xff;
+  b[at + 2] = (v >>> 16) & 0xff;
+  b[at + 3] = v >>> 24;
 }
 
 /**
