@@ -1,6 +1,6 @@
 // The bounds-checked reader of the KV layout's fields (kv-command.ts): the state machine reads
 // every command, and its snapshot image, through one of these, so it is on the apply hot path
-// and kept to plain field reads (one Buffer view per source buffer, no allocation per field).
+// and kept to plain field reads (bytes read in place, no view and no allocation per command or field).
 import { isUtf8 } from 'node:buffer';
 import { keyBytesMax, KvError, valueBytesMax, type KvErrorCode } from './kv-types.js';
 
@@ -15,21 +15,14 @@ const SPAN_ASCII_CHECK_MAX = 64;
 export class KvReader {
   pos = 0;
   private data: Uint8Array;
-  /** A Buffer over the whole of data's ArrayBuffer (kept while commands come from the same one), and where data starts in it. */
-  private view: Buffer;
-  private base = 0;
 
   constructor(data: Uint8Array, private readonly code: KvErrorCode) {
     this.data = data;
-    this.view = Buffer.from(data.buffer);
-    this.base = data.byteOffset;
   }
 
   /** Reads `data` from its start (the state machine keeps one reader for every command). */
   reset(data: Uint8Array): void {
     this.data = data;
-    if (data.buffer !== this.view.buffer) this.view = Buffer.from(data.buffer);
-    this.base = data.byteOffset;
     this.pos = 0;
   }
 
@@ -53,14 +46,17 @@ export class KvReader {
 
   u16(): number {
     this.need(2);
-    const v = this.view.readUInt16BE(this.base + this.pos);
+    const d = this.data;
+    const v = (d[this.pos]! << 8) | d[this.pos + 1]!;
     this.pos += 2;
     return v;
   }
 
   u32(): number {
     this.need(4);
-    const v = this.view.readUInt32BE(this.base + this.pos);
+    const d = this.data;
+    const at = this.pos;
+    const v = ((d[at]! << 24) | (d[at + 1]! << 16) | (d[at + 2]! << 8) | d[at + 3]!) >>> 0;
     this.pos += 4;
     return v;
   }
@@ -89,7 +85,8 @@ export class KvReader {
       for (let i = at, end = at + n; i < end; i++) any |= d[i]!;
       ascii = any < 0x80;
     }
-    if (!ascii && !isUtf8(d.subarray(at, at + n))) throw new KvError(this.code, `invalid UTF-8 at byte ${at}`);
+    // A plain view for isUtf8 (d.subarray of a Buffer would make a Buffer: slower to make).
+    if (!ascii && !isUtf8(new Uint8Array(d.buffer, d.byteOffset + at, n))) throw new KvError(this.code, `invalid UTF-8 at byte ${at}`);
     this.pos += n;
     return n;
   }
