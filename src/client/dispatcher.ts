@@ -49,7 +49,7 @@ export interface DispatcherOptions {
 }
 
 /** Codes that say the server did not apply the request; not the last word once an earlier attempt may have been. */
-const NOT_APPLIED = new Set(['NOT_LEADER', 'OVERLOADED', 'LEADER_TRANSFERRING', 'NO_GROUP', 'UNAVAILABLE']);
+const NOT_APPLIED = new Set(['NOT_LEADER', 'OVERLOADED', 'LEADER_TRANSFERRING', 'NO_GROUP', 'UNAVAILABLE', 'WRONG_GROUP']);
 
 const MAYBE = '; it may have been applied';
 
@@ -262,7 +262,10 @@ export class Dispatcher {
   }
 
   private serverError(op: Op, conn: Connection, e: ErrorBody): void {
-    const err = new FlotillaError(e.code, `${conn.address}: ${e.message}`, e.leader);
+    const wrong = e.code === 'WRONG_GROUP' && e.version !== undefined && e.group !== undefined
+      ? { version: e.version, group: e.group, slot: e.slot ?? -1, server: conn.address }
+      : undefined;
+    const err = new FlotillaError(e.code, `${conn.address}: ${e.message}`, e.leader, wrong);
     switch (e.code) {
       case 'NOT_LEADER': {
         this.servers.forgetLeader(op.group, conn.address);

@@ -154,7 +154,8 @@ test('cluster on a reused directory: --groups 8 where the config says 64 is a wa
       await waitFor(() => out.includes('cluster ready') || child.exitCode !== null, 40_000, 'cluster ready');
       assert.match(out, /flotilla cluster: warning: node 1: --groups 8 is ignored: .*flotilla\.json has groups 64/);
       const status = await fetch(`http://127.0.0.1:${base + 2}/status`, { signal: AbortSignal.timeout(5000) });
-      assert.equal(((await status.json()) as { groups: unknown[] }).groups.length, 64);
+      // The 64 data groups of the config file, and the meta group.
+      assert.equal(((await status.json()) as { groups: unknown[] }).groups.length, 65);
     } finally {
       child.kill('SIGTERM');
       await closed;
