@@ -6,7 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dispatcher } from '../../src/client/dispatcher.js';
 import { fetchMap } from '../../src/client/map-fetch.js';
-import { SLOT_COUNT } from '../../src/cluster/slots.js';
+import { SLOT_COUNT, slotOf } from '../../src/cluster/slots.js';
+import { META_GROUP } from '../../src/cluster/meta-group.js';
+import { FlotillaError } from '../../src/client/errors.js';
+import { FrameFlag, FrameKind } from '../../src/protocol/client-frame.js';
+import { encodeCommand } from '../../src/kv/kv-command.js';
+import { decodeKvResult } from '../../src/kv/kv-result.js';
+import type { KvCommand } from '../../src/kv/kv-types.js';
 import type { KeyMap } from '../../src/cluster/key-map.js';
 import { startCluster, waitFor, type TestCluster } from './cluster-harness.js';
 
@@ -15,7 +21,7 @@ const GROUPS = 4;
 function dispatcher(servers: string[]): Dispatcher {
   return new Dispatcher({
     servers, requestTimeoutMs: 5000, attemptTimeoutMs: 1000, connectTimeoutMs: 1000, inflightMax: 16, queuedMax: 16,
-    redirectsMax: 0, retriesMax: 2, backoffMsMin: 10, backoffMsMax: 100, downMs: 200, frameBytesMax: 1 << 24,
+    redirectsMax: 5, retriesMax: 8, backoffMsMin: 10, backoffMsMax: 100, downMs: 200, frameBytesMax: 1 << 24,
   });
 }
 
@@ -64,6 +70,61 @@ test('a new cluster initializes its key map once; every node serves it; it survi
     for (const id of [1, 2, 3, 4]) await cluster.restart(id);
     const again = await mapsOf(cluster, d);
     for (const [id, m] of again) assert.deepEqual(m.encode(), first.encode(), `node ${id} serves the map of before the restart`);
+  } finally {
+    await d.close();
+    await cluster.stop();
+  }
+});
+
+test('a command for a key another group owns is answered WRONG_GROUP with the owner and version, and not applied', { timeout: 120_000 }, async () => {
+  const cluster = await startCluster({ nodes: 3, groups: GROUPS });
+  const d = dispatcher(cluster.servers());
+  try {
+    await mapsOf(cluster, d);
+    const write = { read: false, resend: false, learn: true, copy: true, pinned: null };
+    const read = { read: true, resend: false, learn: true, copy: true, pinned: null };
+    const send = (group: number, cmd: KvCommand, flags = 0) =>
+      d.request(FrameKind.Command, flags, group, encodeCommand(cmd), flags === 0 ? write : read);
+    const wrong = async (group: number, cmd: KvCommand, owner: number, flags = 0): Promise<void> => {
+      await assert.rejects(send(group, cmd, flags), (e: unknown) => {
+        assert.ok(e instanceof FlotillaError);
+        assert.equal(e.code, 'WRONG_GROUP', e.message);
+        assert.equal(e.wrongGroup?.version, 1);
+        assert.equal(e.wrongGroup?.group, owner);
+        return true;
+      });
+    };
+    // Slots: hello 866 (group 1), bar 5061 (group 2), foo 12182 (group 3); 4,096 slots a group.
+    assert.deepEqual([slotOf('hello'), slotOf('bar'), slotOf('foo')], [866, 5061, 12182]);
+    await send(3, { op: 'put', key: 'foo', value: 'right' });
+    await wrong(1, { op: 'put', key: 'foo', value: 'wrong' }, 3);
+    await wrong(1, { op: 'get', key: 'foo' }, 3, FrameFlag.Read);
+    await wrong(1, { op: 'get', key: 'foo' }, 3, FrameFlag.Read | FrameFlag.Stale);
+    await wrong(2, { op: 'delete', key: 'foo' }, 3);
+    await wrong(1, { op: 'cas', key: 'foo', expect: 'right', value: 'wrong' }, 3);
+    // A batch: every key must be the group's; the first that is not names its owner.
+    await wrong(3, { op: 'batch', ops: [{ op: 'put', key: 'foo', value: 'wrong' }, { op: 'put', key: 'bar', value: 'x' }] }, 2);
+    // Hash tags put related keys in one slot on purpose: such a batch is served.
+    const tagged = await send(1, { op: 'batch', ops: [{ op: 'put', key: '{hello}.a', value: '1' }, { op: 'put', key: '{hello}.b', value: '2' }] });
+    assert.equal(decodeKvResult(tagged).op, 'batch');
+    // Nothing of the refused commands was applied, and the node keeps serving.
+    const got = decodeKvResult(await send(3, { op: 'get', key: 'foo' }, FrameFlag.Read));
+    assert.deepEqual(got, { op: 'get', value: 'right' });
+    const batch = decodeKvResult(await send(1, { op: 'batch', ops: [{ op: 'get', key: '{hello}.a' }, { op: 'get', key: '{hello}.b' }] }, FrameFlag.Read));
+    assert.deepEqual(batch, { op: 'batch', ok: true, results: [{ op: 'get', value: '1' }, { op: 'get', value: '2' }] });
+
+    // A bad MapRequest is refused BAD_REQUEST, and the connection goes on serving.
+    const server = cluster.servers()[0]!;
+    const pinned = { read: true, resend: false, learn: false, copy: true, pinned: server };
+    await assert.rejects(d.request(FrameKind.MapRequest, 0, 0, new Uint8Array(3), pinned), /BAD_REQUEST|empty or a u64/);
+    await assert.rejects(d.request(FrameKind.MapRequest, 0, 7, new Uint8Array(0), pinned), (e: unknown) => e instanceof FlotillaError && e.code === 'BAD_REQUEST');
+    const big = new Uint8Array(8).fill(0xff);
+    await assert.rejects(d.request(FrameKind.MapRequest, 0, 0, big, pinned), /below 2\^53/);
+    const current = await fetchMap(d, server, 1);
+    assert.equal(current.map, null, 'a client that holds the current version is told so');
+    assert.equal(current.version, 1);
+    // The meta group takes no client commands.
+    await assert.rejects(send(META_GROUP, { op: 'get', key: 'foo' }, FrameFlag.Read), (e: unknown) => e instanceof FlotillaError && e.code === 'BAD_REQUEST');
   } finally {
     await d.close();
     await cluster.stop();
