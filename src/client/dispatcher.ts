@@ -104,6 +104,11 @@ export class Dispatcher {
     this.servers.forgetLeaderOf(group);
   }
 
+  /** Where a group's leader may be when the cache does not say (ServerChoice.groupServers). */
+  set groupServers(f: ((group: number) => readonly string[] | undefined) | null) {
+    this.servers.groupServers = f;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -287,7 +292,7 @@ export class Dispatcher {
       case 'NO_GROUP':
         this.servers.forgetLeader(op.group, conn.address);
         op.noGroupAnswers++;
-        if (op.mode.pinned !== null || op.noGroupAnswers >= this.opts.servers.length) return this.settle(op, err, null);
+        if (op.mode.pinned !== null || op.noGroupAnswers >= this.servers.serversFor(op.group).length) return this.settle(op, err, null);
         return this.retry(op, 'next', err);
       case 'TIMEOUT':
       case 'OUTCOME_UNKNOWN':
@@ -332,7 +337,7 @@ export class Dispatcher {
     // A pinned request has one server: 'next' is that server again.
     if (where === 'next' && op.mode.pinned === null) {
       if (op.cursor < 0) op.cursor = this.servers.preferred;
-      op.cursor = (op.cursor + 1) % this.opts.servers.length;
+      op.cursor = (op.cursor + 1) % this.servers.serversFor(op.group).length;
     }
     if (counted) op.retries++;
     op.attempts++;

@@ -53,6 +53,8 @@ export class MapKeeper {
   }
 
   start(): void {
+    // Echo mode (a benchmark of the transport) runs no state machine: there is no map to keep.
+    if (this.config.mode === 'echo') return;
     this.soon(0);
   }
 
@@ -114,7 +116,14 @@ export class MapKeeper {
     } catch {
       return; // NOT_LEADER (another member proposes), no leader yet, a timeout: the next round tries again
     }
-    const r = decodeMetaResult(result);
+    let r;
+    try {
+      r = decodeMetaResult(result);
+    } catch (e) {
+      this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'the meta group answered initialize with bytes that are no result');
+      this.stopped = true;
+      return;
+    }
     if (r.ok) this.log.info({ version: r.version, groups: c.groups }, 'key map initialized');
     else if (r.code !== 'VERSION_MISMATCH' && r.code !== 'ALREADY_INITIALIZED') {
       this.log.error({ code: r.code, err: r.message }, 'the meta group refused to initialize the key map');

@@ -43,7 +43,7 @@ async function closedWithin(closed: Promise<void>, ms: number): Promise<boolean>
 test('bad frames get BAD_FRAME and a closed connection; the node keeps serving others', { timeout: 90_000 }, async () => {
   const cluster = await startCluster({ nodes: 1, groups: 4, extra: { frameBytesMax: 64 << 10 } });
   const port = cluster.node(1).clientPort;
-  const good = await FlotillaClient.connect({ servers: cluster.servers(), groups: 4 });
+  const good = await FlotillaClient.connect({ servers: cluster.servers() });
   try {
     await good.put('before', '1');
 
