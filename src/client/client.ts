@@ -110,6 +110,8 @@ export interface ClientAdmin {
 const GROUP_MAX = 0xfffffffe;
 /** While a new cluster has not made its key map yet (version 0), how often connect asks again. */
 const MAP_WAIT_MS = 100;
+/** Failures of a map fetch at connect that are waited out (up to requestTimeoutMs); others surface. */
+const MAP_WAIT_CODES = new Set(['UNAVAILABLE', 'TIMEOUT', 'OVERLOADED']);
 /** Longest time option accepted: setTimeout's own limit (about 24.8 days). */
 const MS_MAX = 0x7fffffff;
 
@@ -404,12 +406,16 @@ async function firstMap(d: Dispatcher, deadline: number): Promise<KeyMap> {
   for (;;) {
     let why: string;
     try {
-      const got = await fetchMap(d, null, null);
+      // Holding "version 0" (no map) rather than an empty body: 24 bytes, enough for a Raft port
+      // to read them as a bad peer hello and close, which the connection then names.
+      const got = await fetchMap(d, null, 0);
       if (got.map !== null && got.map.version > 0) return got.map;
       why = 'the cluster has not made its key map yet (version 0)';
     } catch (e) {
-      if (e instanceof FlotillaError && e.code === 'BAD_RESULT') throw e;
-      why = e instanceof Error ? e.message : String(e);
+      // Only what may pass is waited out (no server up yet, a busy one); a wrong port, a bad
+      // frame or a bad map will not get better.
+      if (!(e instanceof FlotillaError) || !MAP_WAIT_CODES.has(e.code)) throw e;
+      why = e.message;
     }
     if (Date.now() + MAP_WAIT_MS >= deadline) throw new FlotillaError('UNAVAILABLE', `no key map within requestTimeoutMs: ${why}`);
     await new Promise((r) => setTimeout(r, MAP_WAIT_MS));

@@ -89,11 +89,11 @@ test('the worked example of docs/protocol.md is what goes over the wire', T, asy
   assert.equal(c.groupOf('user:42'), 63);
   await c.put('user:42', 'hello');
   assert.equal(await c.get('user:42'), 'hello');
-  // First the client asked for the map (MapRequest, request id 1, no version held); so the
-  // example's put and get go out with ids 2 and 3 (the docs' 1 and 2).
+  // First the client asked for the map (MapRequest, request id 1, holding version 0: none); so
+  // the example's put and get go out with ids 2 and 3 (the docs' 1 and 2).
   assert.equal(
     hex(Buffer.concat(server.received[0]!)),
-    '10000000040000000100000000000000' +
+    '18000000040000000100000000000000' + '0000000000000000' +
       '2300000001000000020000003f000000010007757365723a34320000000568656c6c6f' +
       '1a0000000101000003000000' + '3f000000020007757365723a3432',
   );
