@@ -52,7 +52,11 @@ export class MapKeeper {
     }
   }
 
-  start(): void {
+  /** This node's own ports as bound (a config port of 0 lets the system choose: the map needs the real one). */
+  private selfPorts: { raft: number; client: number; admin: number } | null = null;
+
+  start(ports: { raft: number; client: number; admin: number }): void {
+    this.selfPorts = ports;
     // Echo mode (a benchmark of the transport) runs no state machine: there is no map to keep.
     if (this.config.mode === 'echo') return;
     this.soon(0);
@@ -97,10 +101,13 @@ export class MapKeeper {
     const voters = c.peers.map((p) => p.id).sort((a, b) => a - b);
     const groups = [];
     for (let g = 1; g <= c.groups; g++) groups.push({ group: g, members: voters });
-    const nodes = c.peers.map((p) => ({
-      node: p.id,
-      addresses: { raft: formatAddress(p.host, p.raftPort), client: formatAddress(p.host, p.clientPort), admin: formatAddress(p.host, p.adminPort) },
-    }));
+    const nodes = c.peers.map((p) => {
+      const own = p.id === c.nodeId ? this.selfPorts : null;
+      const raft = own?.raft ?? p.raftPort;
+      const client = own?.client ?? p.clientPort;
+      const admin = own?.admin ?? p.adminPort;
+      return { node: p.id, addresses: { raft: formatAddress(p.host, raft), client: formatAddress(p.host, client), admin: formatAddress(p.host, admin) } };
+    });
     let command: Uint8Array;
     try {
       command = encodeMetaCommand({ op: 'initialize', expect: 0, groups, nodes });

@@ -160,7 +160,7 @@ class Node implements FlotillaNode {
     }
     this.adminHttp = await startAdminHttp({ host: c.host, port: c.adminPort, log: this.log }, this.admin);
     this.ports.admin = this.adminHttp.port;
-    this.mapKeeper.start();
+    this.mapKeeper.start(this.ports);
     if (this.phase === 'starting') this.phase = 'serving';
     this.log.info({ ports: this.ports, ws: this.wsEngine }, 'node serving');
   }
