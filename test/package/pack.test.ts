@@ -168,7 +168,7 @@ import { createNode } from 'flotilla';
 const node = await createNode({ dataDir: process.argv[2], groups: 4, shards: 1, tickMs: 20 });
 let client;
 try {
-  client = await FlotillaClient.connect({ servers: ['127.0.0.1:' + node.ports.client], groups: 4, requestTimeoutMs: 20000 });
+  client = await FlotillaClient.connect({ servers: ['127.0.0.1:' + node.ports.client], requestTimeoutMs: 20000 });
   await client.put('colour', 'teal');
   const value = await client.get('colour');
   const deleted = await client.delete('colour');
