@@ -9,6 +9,9 @@ import {
 } from '../src/cli/args.js';
 import { clockTicks, cpuTicks, metricSum, startBenchCluster, waitFor, type BenchCluster } from './bench-cluster.js';
 import { FlotillaDriver } from './flotilla-driver.js';
+import { FlotillaClient } from '../src/client/client.js';
+import { slotOf } from '../src/cluster/slots.js';
+import type { KeyMap } from '../src/cluster/key-map.js';
 import { runLoad, type LoadResult, type LoadShape, type SecondReport } from './load.js';
 import type { BenchResult, ProcessCpu } from './result.js';
 
@@ -38,7 +41,7 @@ then runs echo mode (shards answer without Raft or the log) for the ceiling. doc
   options: {
     mode: { type: 'string', value: 'raft|echo', help: 'raft: the engine; echo: the front end alone (default raft)' },
     nodes: { type: 'string', value: '1|3', help: 'nodes to start (default 3; with --servers, their number)' },
-    groups: { type: 'string', value: 'G', help: 'groups (default 1)' },
+    groups: { type: 'string', value: 'G', help: 'groups of the cluster started here (default 1; not with --servers: the key map says where keys live)' },
     shards: { type: 'string', value: 'S', help: 'shard workers per node (default 1)' },
     clients: { type: 'string', value: 'C', help: 'connections (default 8)' },
     pipeline: { type: 'string', value: 'P', help: 'requests in flight per connection (default 128)' },
@@ -87,6 +90,12 @@ export function parseBenchFlags(flags: OptionValues<typeof BENCH_SPEC.options>):
     nodeConfig: parseNodeConfig(flags['node-config']),
   };
   if (o.durationS < 1) throw new UsageError('--duration must be at least 1 second');
+  if (servers !== null && flags['groups'] !== undefined) {
+    throw new UsageError('--groups is for the cluster bench starts; with --servers, keys go where the cluster\'s key map says');
+  }
+  if (servers !== null && o.transport === 'ws' && mode === 'raft') {
+    throw new UsageError('--servers with --transport ws: the key map is read over TCP; give the TCP client ports (or let bench start the cluster)');
+  }
   if (servers !== null && flags['nodes'] !== undefined && Number(flags['nodes']) !== servers.length) {
     throw new UsageError(`--nodes ${flags['nodes']} does not match the ${servers.length} --servers given`);
   }
@@ -223,6 +232,8 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
   let cluster: BenchCluster | null = null;
   try {
     let servers = o.servers;
+    /** Where the key map is asked for: the nodes' TCP client ports. */
+    let mapServers = o.servers ?? [];
     if (servers === null) {
       if (o.cpuProfDir !== null) fs.mkdirSync(o.cpuProfDir, { recursive: true });
       cluster = await startBenchCluster({
@@ -237,9 +248,20 @@ async function runOnce(o: FlotillaBenchOptions, mode: 'raft' | 'echo', out: (lin
       const nodes = [...cluster.nodes.values()].sort((a, b) => a.id - b.id);
       const ports = await Promise.all(nodes.map(async (n) => (o.transport === 'ws' ? wsPortOf(n.configFile) : n.clientPort)));
       servers = ports.map((p) => `127.0.0.1:${p}`);
+      mapServers = nodes.map((n) => `127.0.0.1:${n.clientPort}`);
       if (mode === 'raft') await leadersElected(cluster, o.groups);
     }
-    const driver = new FlotillaDriver({ servers, transport: o.transport, groups: o.groups, keys: o.keys, valueBytes: o.valueBytes, pipeline: o.pipeline, echo: mode === 'echo' });
+    // Keys go where the cluster's key map says (echo mode answers any group: spread by slot).
+    let placement: { groupOfKey: (key: string) => number; groupIdMax: number };
+    if (mode === 'raft') {
+      const map = await keyMapOf(mapServers);
+      const groups = map.groups();
+      placement = { groupOfKey: (key) => map.ownerOf(slotOf(key)), groupIdMax: Math.max(...groups) };
+      if (o.servers !== null) o.groups = groups.length;
+    } else {
+      placement = { groupOfKey: (key) => 1 + (slotOf(key) % o.groups), groupIdMax: o.groups };
+    }
+    const driver = new FlotillaDriver({ servers, transport: o.transport, ...placement, keys: o.keys, valueBytes: o.valueBytes, pipeline: o.pipeline, echo: mode === 'echo' });
     if (o.op !== 'put' && mode === 'raft') await preload(driver, o, out);
     const pids = cluster === null ? [] : [...cluster.nodes.values()].map((n) => ({ name: `node ${n.id}`, pid: n.pid }));
     let cpu0: { total: number; main: number }[] = [];
@@ -327,6 +349,16 @@ async function preload(driver: FlotillaDriver, o: FlotillaBenchOptions, out: (li
 }
 
 /** Every group 1..groups has a leader on some node, by the nodes' /status. */
+/** The key map, from the first of `servers` that gives one (waiting while a new cluster makes it). */
+async function keyMapOf(servers: string[]): Promise<KeyMap> {
+  const client = await FlotillaClient.connect({ servers });
+  try {
+    return client.keyMap;
+  } finally {
+    await client.close();
+  }
+}
+
 async function leadersElected(cluster: BenchCluster, groups: number): Promise<void> {
   await waitFor(async () => {
     const led = new Set<number>();

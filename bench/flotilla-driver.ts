@@ -10,7 +10,6 @@
 import * as net from 'node:net';
 import { unpack } from 'msgpackr';
 import WebSocket from 'ws';
-import { groupOfKey } from '../src/client/group-of.js';
 import { keyOpBytes, putBytes, writeKeyOp, writePut } from '../src/kv/kv-command.js';
 import { KvTag } from '../src/kv/kv-types.js';
 import { FRAME_HEADER_BYTES, FrameFlag, FrameKind, type ErrorBody } from '../src/protocol/client-frame.js';
@@ -20,8 +19,10 @@ export interface FlotillaDriverOptions {
   /** Where each node listens for clients: host:port of its TCP (or, with transport ws, WebSocket) port. */
   servers: string[];
   transport: 'tcp' | 'ws';
-  /** Groups 1..groups hold the keys (key k is the string `k<k>`, placed by the protocol's hash). */
-  groups: number;
+  /** The group of a key (key k is the string `k<k>`): the cluster's key map's owner of its slot. */
+  groupOfKey: (key: string) => number;
+  /** The largest group id groupOfKey returns (sizes the leader table). */
+  groupIdMax: number;
   keys: number;
   valueBytes: number;
   /** Most requests in flight on one connection (sizes the per-request tables). */
@@ -58,13 +59,13 @@ export class FlotillaDriver implements LoadDriver {
       const i = s.lastIndexOf(':');
       return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
     });
-    this.leader = new Int32Array(o.groups + 1).fill(-1);
+    this.leader = new Int32Array(o.groupIdMax + 1).fill(-1);
     this.groupOf = new Uint32Array(o.keys);
     this.keyBytes = new Array<Buffer>(o.keys);
     for (let k = 0; k < o.keys; k++) {
       const key = `k${k}`;
       this.keyBytes[k] = Buffer.from(key, 'latin1');
-      this.groupOf[k] = groupOfKey(key, o.groups);
+      this.groupOf[k] = o.groupOfKey(key);
     }
     this.value = Buffer.alloc(o.valueBytes, 0x76);
   }

@@ -68,7 +68,7 @@ interface RunRow {
 async function loadPuts(c: BenchCluster): Promise<void> {
   if (o.puts === 0) return;
   const servers = [...c.nodes.values()].map((n) => `127.0.0.1:${n.clientPort}`);
-  const client = await FlotillaClient.connect({ servers, groups: o.groups });
+  const client = await FlotillaClient.connect({ servers });
   try {
     const value = 'x'.repeat(256);
     const inFlight = 512;

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { FlotillaClient, groupOfKey } from '../src/client/index.js';
+import { FlotillaClient } from '../src/client/index.js';
 import { encodeCommand } from '../src/kv/kv-command.js';
 import { decodeKvResult } from '../src/kv/kv-result.js';
 import { loadConfig } from '../src/node/config.js';
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   let addons: string[] = [];
   try {
     // TCP, through the client library: it waits for the groups' first leaders.
-    const client = await FlotillaClient.connect({ servers: [`127.0.0.1:${node.ports.client}`], groups: GROUPS });
+    const client = await FlotillaClient.connect({ servers: [`127.0.0.1:${node.ports.client}`] });
     try {
       await Promise.all(Array.from({ length: KEYS }, (_, i) => client.put(`k-${i}`, `v-${i}`)));
       for (let i = 0; i < KEYS; i++) {
@@ -95,11 +95,11 @@ async function main(): Promise<void> {
     // WebSocket: a put, then a linearizable and a stale read, of keys both transports wrote.
     if (node.ports.ws === null) throw new Error('the node serves no WebSocket port');
     const put = await overWebSocket(node.ports.ws, [
-      encodeFrame(FrameKind.Command, 0, 1, groupOfKey('ws', GROUPS), encodeCommand({ op: 'put', key: 'ws', value: 'yes' })),
+      encodeFrame(FrameKind.Command, 0, 1, client.groupOf('ws'), encodeCommand({ op: 'put', key: 'ws', value: 'yes' })),
     ]);
     const reads = await overWebSocket(node.ports.ws, [
-      encodeFrame(FrameKind.Command, FrameFlag.Read, 2, groupOfKey('k-1', GROUPS), encodeCommand({ op: 'get', key: 'k-1' })),
-      encodeFrame(FrameKind.Command, FrameFlag.Read | FrameFlag.Stale, 3, groupOfKey('ws', GROUPS), encodeCommand({ op: 'get', key: 'ws' })),
+      encodeFrame(FrameKind.Command, FrameFlag.Read, 2, client.groupOf('k-1'), encodeCommand({ op: 'get', key: 'k-1' })),
+      encodeFrame(FrameKind.Command, FrameFlag.Read | FrameFlag.Stale, 3, client.groupOf('ws'), encodeCommand({ op: 'get', key: 'ws' })),
     ]);
     const got = JSON.stringify([put.get(1), reads.get(2), reads.get(3)]);
     const want = JSON.stringify([{ op: 'put' }, { op: 'get', value: 'v-1' }, { op: 'get', value: 'yes' }]);

@@ -13,8 +13,11 @@ import type { PeerInfo, StateMachineModule } from './shard/task.js';
 
 export { startNode, NodeError, type FlotillaNode, type NodeOptions } from './node/node.js';
 export { ConfigError, configDefaults, loadConfig, resolveConfig, type NodeConfig } from './node/config.js';
-export { FlotillaClient, FlotillaError, groupOfKey, type ClientOptions, type CommandOptions, type LeaderHint } from './client/index.js';
+export { FlotillaClient, FlotillaError, type ClientOptions, type CommandOptions, type LeaderHint } from './client/index.js';
 export type { StateMachine, StateMachineFactory } from './shard/state-machine.js';
+export { META_GROUP } from './cluster/meta-group.js';
+export { slotOf, SLOT_COUNT } from './cluster/slots.js';
+export type { KeyMap } from './cluster/key-map.js';
 export type { PeerInfo, StateMachineModule } from './shard/task.js';
 export { createKvStateMachine } from './kv/kv-service.js';
 export { encodeCommand } from './kv/kv-command.js';

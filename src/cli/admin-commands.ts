@@ -70,7 +70,7 @@ async function removeGroup(target: ClientTarget, group: number, json: boolean): 
   const failed: { server: string; code: string; message: string }[] = [];
   await Promise.all(target.servers.map(async (server) => {
     try {
-      await withClient({ servers: [server], groups: target.groups }, async (client) => {
+      await withClient({ servers: [server] }, async (client) => {
         await client.admin.removeGroup(group);
         return 0;
       });

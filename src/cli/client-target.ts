@@ -1,8 +1,7 @@
 // What every command that talks to a running cluster shares (kv, admin, status): where the
-// cluster is (--servers, $FLOTILLA_SERVERS, the default), its group count, the common flags,
-// and one client connection bounded in time, so no such command can hang.
-import { configDefaults } from '../node/config.js';
-import { parsePositiveInt, parseServers, type OptionSpecs, type ParsedCommand } from './args.js';
+// cluster is (--servers, $FLOTILLA_SERVERS, the default: seeds, the key map says the rest), the
+// common flags, and one client connection bounded in time, so no such command can hang.
+import { parseServers, type OptionSpecs, type ParsedCommand } from './args.js';
 
 /** Where kv, admin and status find the cluster when --servers is not given. */
 export const SERVERS_ENV = 'FLOTILLA_SERVERS';
@@ -12,7 +11,6 @@ const CLIENT_COMMAND_MS_MAX = 30_000;
 
 export const CLIENT_OPTIONS = {
   servers: { type: 'string', value: 'H:P,...', help: `client addresses (TCP client ports) of the nodes; default $${SERVERS_ENV}, else ${SERVERS_DEFAULT}` },
-  groups: { type: 'string', value: 'G', help: `the cluster's group count; default $FLOTILLA_GROUPS, else ${configDefaults.groups}` },
   json: { type: 'boolean', help: 'print the answer as one JSON object' },
 } as const satisfies OptionSpecs;
 
@@ -22,13 +20,6 @@ export function clientServers(flag: string | undefined): string[] {
   const env = process.env[SERVERS_ENV];
   if (env !== undefined && env.trim() !== '') return parseServers(env, SERVERS_ENV);
   return parseServers(SERVERS_DEFAULT);
-}
-
-export function clientGroups(flag: string | undefined): number {
-  if (flag !== undefined) return parsePositiveInt(flag, '--groups');
-  const env = process.env['FLOTILLA_GROUPS'];
-  if (env !== undefined && env.trim() !== '') return parsePositiveInt(env.trim(), 'FLOTILLA_GROUPS');
-  return configDefaults.groups;
 }
 
 /** The flags, operands and target of a kv or admin command, and how it prints its answer. */
@@ -42,15 +33,15 @@ export function clientCall(p: ParsedCommand<OptionSpecs>): {
 } {
   const v = p.values as Record<string, string | boolean | undefined>;
   const json = v['json'] === true;
-  const target = { servers: clientServers(v['servers'] as string | undefined), groups: clientGroups(v['groups'] as string | undefined) };
+  const target = { servers: clientServers(v['servers'] as string | undefined) };
   const [a, b] = p.operands as [string, string | undefined];
   const print = (text: string, obj: Record<string, unknown>): void => void process.stdout.write(json ? JSON.stringify(obj) + '\n' : text + '\n');
   return { v, json, target, a, b, print };
 }
 
 export interface ClientTarget {
+  /** Seeds: the client fetches the key map from one and routes by it. */
   servers: string[];
-  groups: number;
 }
 
 type Client = Awaited<ReturnType<typeof import('../client/index.js').FlotillaClient.connect>>;
@@ -66,7 +57,7 @@ export async function withClient(target: ClientTarget, f: (client: Client) => Pr
   try {
     return await Promise.race([
       (async () => {
-        client = await FlotillaClient.connect({ servers: target.servers, groups: target.groups });
+        client = await FlotillaClient.connect({ servers: target.servers });
         return f(client);
       })(),
       deadline,

@@ -25,14 +25,14 @@ export async function kvCommand(name: string, p: ParsedCommand<OptionSpecs>, dry
   const { v, target, a, b, print } = clientCall(p);
   switch (name) {
     case 'kv put':
-      if (p.dryRun) return dry({ servers: target.servers, groups: target.groups });
+      if (p.dryRun) return dry({ servers: target.servers });
       return withClient(target, async (client) => {
         await client.put(a, b!);
         print('OK', { ok: true, key: a });
         return 0;
       });
     case 'kv get': {
-      if (p.dryRun) return dry({ servers: target.servers, groups: target.groups });
+      if (p.dryRun) return dry({ servers: target.servers });
       const stale = v['stale'] === true;
       return withClient(target, async (client) => {
         const value = showValue(await client.get(a, { stale }));
@@ -41,7 +41,7 @@ export async function kvCommand(name: string, p: ParsedCommand<OptionSpecs>, dry
       });
     }
     case 'kv delete':
-      if (p.dryRun) return dry({ servers: target.servers, groups: target.groups });
+      if (p.dryRun) return dry({ servers: target.servers });
       return withClient(target, async (client) => {
         // delete says whether the key was there.
         const existed = (await client.delete(a)) !== false;

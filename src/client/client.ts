@@ -1,6 +1,9 @@
 // The Flotilla client: the KV service's operations and raw commands over the binary client
 // protocol (docs/protocol.md), on pipelined TCP connections with a leader cache and a bounded
-// retry policy (dispatcher.ts).
+// retry policy (dispatcher.ts). Keys are routed by the cluster's key map (docs/key-map.md),
+// fetched from a seed at connect: slot → group → the group's voters' client addresses; a
+// WRONG_GROUP answer from a node with a newer map makes the client fetch it from that node and
+// send the command again, to the new owner (once per newer version, at most redirectsMax times).
 import { pack, unpack } from 'msgpackr';
 import { FrameFlag, FrameKind } from '../protocol/client-frame.js';
 import { encodeCommand } from '../kv/kv-command.js';
@@ -17,13 +20,16 @@ import { parseAddress } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
 import type { RequestMode } from './request.js';
 import { FlotillaError } from './errors.js';
-import { groupOfKey } from './group-of.js';
+import type { KeyMap } from '../cluster/key-map.js';
+import { slotOf } from '../cluster/slots.js';
+import { fetchMap } from './map-fetch.js';
 
 export interface ClientOptions {
-  /** "host:port" of nodes' client TCP ports. */
+  /**
+   * "host:port" of nodes' client TCP ports: seeds, to fetch the key map from at connect (one is
+   * enough); the map says where every node listens.
+   */
   servers: string[];
-  /** The KV key space is groups 1..groups; must match the cluster's `groups`. Default 64. */
-  groups?: number;
   /**
    * Each call's whole time, retries and waiting out an election included. Default 12,000: above
    * the servers' default `requestTimeoutMs` (10,000) plus their timeout sweep (up to 1,000), so
@@ -69,7 +75,6 @@ export interface ClientOptions {
 
 /** The defaults of ClientOptions (docs/protocol.md, "The TypeScript client"). */
 export const CLIENT_DEFAULTS = {
-  groups: 64,
   requestTimeoutMs: 12_000,
   attemptTimeoutMs: 1_000,
   inflightMax: 4096,
@@ -103,6 +108,10 @@ export interface ClientAdmin {
 }
 
 const GROUP_MAX = 0xfffffffe;
+/** While a new cluster has not made its key map yet (version 0), how often connect asks again. */
+const MAP_WAIT_MS = 100;
+/** Failures of a map fetch at connect that are waited out (up to requestTimeoutMs); others surface. */
+const MAP_WAIT_CODES = new Set(['UNAVAILABLE', 'TIMEOUT', 'OVERLOADED']);
 /** Longest time option accepted: setTimeout's own limit (about 24.8 days). */
 const MS_MAX = 0x7fffffff;
 
@@ -113,14 +122,15 @@ const PUT: RequestMode = { read: false, resend: true, learn: true, copy: false, 
 
 export class FlotillaClient {
   readonly admin: ClientAdmin;
-  private readonly groups: number;
+  /** Client addresses of each group's voters in `map` (made as asked, per map). */
+  private groupServers = new Map<number, string[]>();
 
   private constructor(
     private readonly d: Dispatcher,
-    groups: number,
+    private map: KeyMap,
     private readonly resendPuts: boolean,
   ) {
-    this.groups = groups;
+    d.groupServers = (group) => this.serversOf(group);
     this.admin = {
       addGroup: (group, members) => this.everyServer(group, 'addGroup', members),
       removeGroup: (group) => this.everyServer(group, 'removeGroup', null),
@@ -138,7 +148,9 @@ export class FlotillaClient {
       if (parseAddress(s) === null) throw new FlotillaError('BAD_REQUEST', `server "${s}" is not host:port`);
     }
     const D = CLIENT_DEFAULTS;
-    const groups = positiveInt(opts.groups ?? D.groups, 'groups', GROUP_MAX);
+    if ((opts as { groups?: unknown }).groups !== undefined) {
+      throw new FlotillaError('BAD_REQUEST', 'groups is no client option: the client routes keys by the cluster\'s key map');
+    }
     const backoffMsMin = positiveInt(opts.backoffMsMin ?? D.backoffMsMin, 'backoffMsMin', MS_MAX);
     const backoffMsMax = positiveInt(opts.backoffMsMax ?? Math.max(D.backoffMsMax, backoffMsMin), 'backoffMsMax', MS_MAX);
     if (backoffMsMax < backoffMsMin) throw new FlotillaError('BAD_REQUEST', `backoffMsMax (${backoffMsMax}) is below backoffMsMin (${backoffMsMin})`);
@@ -158,18 +170,66 @@ export class FlotillaClient {
       downMs: positiveInt(opts.downMs ?? D.downMs, 'downMs', MS_MAX),
       frameBytesMax: positiveInt(opts.frameBytesMax ?? D.frameBytesMax, 'frameBytesMax', 0xffffffff),
     });
+    let map: KeyMap;
     try {
       await d.connectAny();
+      map = await firstMap(d, Date.now() + d.opts.requestTimeoutMs);
     } catch (e) {
       await d.close();
       throw e;
     }
-    return new FlotillaClient(d, groups, resendPuts);
+    return new FlotillaClient(d, map, resendPuts);
   }
 
-  /** The group of a key: 1 + (FNV-1a 32-bit of its UTF-8 bytes) mod groups. */
+  /** The slot of a key (CRC16-XMODEM of its UTF-8 bytes, or of its hash tag, mod 16,384). */
+  slotOf(key: string): number {
+    return slotOf(key);
+  }
+
+  /** The group that owns a key's slot in the client's current map (0: none does). */
   groupOf(key: string): number {
-    return groupOfKey(key, this.groups);
+    return this.map.ownerOf(slotOf(key));
+  }
+
+  /** The version of the key map the client routes by. */
+  get mapVersion(): number {
+    return this.map.version;
+  }
+
+  /** The key map the client routes by (it changes as the client learns newer ones). */
+  get keyMap(): KeyMap {
+    return this.map;
+  }
+
+  /**
+   * Asks for a newer map (from `server`, else any), and routes by it if it is newer; resolves
+   * with whether it was. Calls do this by themselves after WRONG_GROUP.
+   */
+  async refreshMap(server?: string): Promise<boolean> {
+    const got = await fetchMap(this.d, server ?? null, this.map.version);
+    if (got.map === null || got.map.version <= this.map.version) return false;
+    this.adopt(got.map);
+    return true;
+  }
+
+  private adopt(map: KeyMap): void {
+    this.map = map;
+    this.groupServers = new Map();
+  }
+
+  /** The client addresses of a group's voters in the current map (undefined: none known). */
+  private serversOf(group: number): readonly string[] | undefined {
+    let s = this.groupServers.get(group);
+    if (s !== undefined) return s;
+    const members = this.map.membersOf(group);
+    if (members === undefined) return undefined;
+    s = [];
+    for (const m of members) {
+      const a = this.map.addressesOf(m);
+      if (a !== undefined) s.push(a.client);
+    }
+    this.groupServers.set(group, s);
+    return s;
   }
 
   /** Sends a command body to a group's state machine; resolves with the raw result body. */
@@ -184,17 +244,17 @@ export class FlotillaClient {
   }
 
   async put(key: string, value: string): Promise<void> {
-    await this.kv(this.groupOf(key), { op: 'put', key, value }, 'put', this.resendPuts ? 'put' : 'write');
+    await this.kv(null, { op: 'put', key, value }, 'put', this.resendPuts ? 'put' : 'write');
   }
 
   async get(key: string, opts: { stale?: boolean } = {}): Promise<string | null> {
-    const r = await this.kv(this.groupOf(key), { op: 'get', key }, 'get', opts.stale === true ? 'stale' : 'read');
+    const r = await this.kv(null, { op: 'get', key }, 'get', opts.stale === true ? 'stale' : 'read');
     return r.value;
   }
 
   /** Deletes a key; resolves with whether it existed. */
   async delete(key: string): Promise<boolean> {
-    const r = await this.kv(this.groupOf(key), { op: 'delete', key }, 'delete');
+    const r = await this.kv(null, { op: 'delete', key }, 'delete');
     return r.existed;
   }
 
@@ -203,29 +263,24 @@ export class FlotillaClient {
    * Resolves with whether it wrote, and the value the key held before.
    */
   async cas(key: string, expect: string | null, value: string): Promise<{ ok: boolean; value: string | null }> {
-    const r = await this.kv(this.groupOf(key), { op: 'cas', key, expect, value }, 'cas');
+    const r = await this.kv(null, { op: 'cas', key, expect, value }, 'cas');
     return { ok: r.ok, value: r.value };
   }
 
   /**
-   * Applies operations atomically in one group: every key must map to one group, unless
-   * `group` says which. A batch of only gets is sent as a read.
+   * Applies operations atomically in one group: every key must be in a slot of one group (use a
+   * hash tag, `{user1}.a`, to put keys in one slot), unless `group` says which. A batch of only
+   * gets is sent as a read.
    */
   async batch(ops: KvSingleCommand[], group?: number): Promise<{ ok: boolean; results: KvSingleResult[] }> {
     if (!Array.isArray(ops)) throw new FlotillaError('BAD_REQUEST', 'batch takes an array of operations');
-    let g: number;
+    let g: number | null = null;
     if (group !== undefined) {
       checkGroup(group);
       g = group;
     } else {
       if (ops.length === 0) throw new FlotillaError('BAD_REQUEST', 'an empty batch needs its group');
-      g = this.groupOf(ops[0]!.key);
-      for (const op of ops) {
-        const og = this.groupOf(op.key);
-        if (og !== g) {
-          throw new FlotillaError('BAD_REQUEST', `batch keys span groups ${g} and ${og} (key "${op.key}"); a batch is applied in one group`);
-        }
-      }
+      this.groupOfCommand({ op: 'batch', ops });
     }
     const readOnly = ops.length > 0 && ops.every((op) => op.op === 'get');
     // Only puts: no condition, so it always applies whole, and a second copy changes nothing.
@@ -241,8 +296,25 @@ export class FlotillaClient {
 
   // ------------------------------------------------------------------------------------------
 
+  /** The group of a command's keys in the current map; BAD_REQUEST when they span groups. */
+  private groupOfCommand(cmd: KvCommand): number {
+    if (cmd.op !== 'batch') return this.groupOf(cmd.key);
+    const g = this.groupOf(cmd.ops[0]!.key);
+    for (const op of cmd.ops) {
+      const og = this.groupOf(op.key);
+      if (og !== g) {
+        throw new FlotillaError('BAD_REQUEST', `batch keys span groups ${g} and ${og} (key "${op.key}"); a batch is applied in one group: put its keys in one slot with a hash tag`);
+      }
+    }
+    return g;
+  }
+
+  /**
+   * Sends a KV command to `fixed`, or to the group of its keys; after WRONG_GROUP from a node
+   * with a newer map, fetches that map from that node and sends it again (it was not applied).
+   */
   private async kv<Op extends KvResult['op']>(
-    group: number,
+    fixed: number | null,
     cmd: KvCommand,
     expect: Op,
     how: 'write' | 'put' | 'read' | 'stale' = 'write',
@@ -256,7 +328,18 @@ export class FlotillaClient {
     }
     const flags = how === 'write' || how === 'put' ? 0 : how === 'read' ? FrameFlag.Read : FrameFlag.Read | FrameFlag.Stale;
     const mode = how === 'write' ? WRITE : how === 'put' ? PUT : how === 'read' ? READ : STALE_READ;
-    const bytes = await this.d.request(FrameKind.Command, flags, group, body, mode);
+    let group: number;
+    let bytes: Uint8Array;
+    for (let hops = 0; ; hops++) {
+      group = fixed ?? this.groupOfCommand(cmd);
+      if (group === 0) throw new FlotillaError('NO_GROUP', `no group owns slot ${slotOf(cmd.op === 'batch' ? cmd.ops[0]!.key : cmd.key)} in map version ${this.map.version}`);
+      try {
+        bytes = await this.d.request(FrameKind.Command, flags, group, body, mode);
+        break;
+      } catch (e) {
+        if (fixed !== null || hops >= this.d.opts.redirectsMax || !(e instanceof FlotillaError) || !await this.redirected(e)) throw e;
+      }
+    }
     let r: KvResult;
     try {
       r = decodeKvResult(bytes);
@@ -269,6 +352,17 @@ export class FlotillaClient {
     }
     if (r.op !== expect) throw new FlotillaError('BAD_RESULT', `group ${group} answered a ${expect} with a ${r.op} result`);
     return r as Extract<KvResult, { op: Op }>;
+  }
+
+  /** After WRONG_GROUP: whether the answering node had a newer map, now the client's. */
+  private async redirected(e: FlotillaError): Promise<boolean> {
+    const w = e.wrongGroup;
+    if (e.code !== 'WRONG_GROUP' || w === undefined || w.version <= this.map.version) return false;
+    try {
+      return await this.refreshMap(w.server);
+    } catch {
+      return false; // the original answer says more than a failed fetch
+    }
   }
 
   /** Sends an admin request to every server in `servers`: each node changes only itself. */
@@ -304,6 +398,27 @@ export class FlotillaClient {
     const bytes = pack({ op: 'status' }) as Uint8Array;
     const reply = await this.d.request(FrameKind.Admin, 0, group, bytes, { read: true, resend: false, learn: false, copy: false, pinned: server ?? null });
     return unpack(reply) as unknown;
+  }
+}
+
+/** The first map of a version above 0 the dispatcher's servers give, waiting while a new cluster makes it. */
+async function firstMap(d: Dispatcher, deadline: number): Promise<KeyMap> {
+  for (;;) {
+    let why: string;
+    try {
+      // Holding "version 0" (no map) rather than an empty body: 24 bytes, enough for a Raft port
+      // to read them as a bad peer hello and close, which the connection then names.
+      const got = await fetchMap(d, null, 0);
+      if (got.map !== null && got.map.version > 0) return got.map;
+      why = 'the cluster has not made its key map yet (version 0)';
+    } catch (e) {
+      // Only what may pass is waited out (no server up yet, a busy one); a wrong port, a bad
+      // frame or a bad map will not get better.
+      if (!(e instanceof FlotillaError) || !MAP_WAIT_CODES.has(e.code)) throw e;
+      why = e.message;
+    }
+    if (Date.now() + MAP_WAIT_MS >= deadline) throw new FlotillaError('UNAVAILABLE', `no key map within requestTimeoutMs: ${why}`);
+    await new Promise((r) => setTimeout(r, MAP_WAIT_MS));
   }
 }
 

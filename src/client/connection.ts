@@ -264,7 +264,7 @@ export class Connection {
       return;
     }
     const expected =
-      x.kind === FrameKind.Command ? FrameKind.Result : x.kind === FrameKind.Admin ? FrameKind.AdminResult : FrameKind.Pong;
+      x.kind === FrameKind.Command ? FrameKind.Result : x.kind === FrameKind.Admin ? FrameKind.AdminResult : x.kind === FrameKind.MapRequest ? FrameKind.Map : FrameKind.Pong;
     if (kind !== expected && kind !== FrameKind.Error) {
       this.fail(new FlotillaError('BAD_FRAME', `response of kind 0x${kind.toString(16)} from ${this.address} to a request of kind 0x${x.kind.toString(16)}`));
       return;
@@ -330,6 +330,9 @@ function decodeErrorBody(body: Uint8Array): ErrorBody | null {
       wsPort: typeof l.wsPort === 'number' ? l.wsPort : 0,
     };
   }
+  if (typeof e.version === 'number' && Number.isSafeInteger(e.version) && e.version >= 0) out.version = e.version;
+  if (typeof e.group === 'number' && Number.isInteger(e.group) && e.group >= 0) out.group = e.group;
+  if (typeof e.slot === 'number' && Number.isInteger(e.slot) && e.slot >= 0) out.slot = e.slot;
   return out;
 }
 

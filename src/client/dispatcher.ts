@@ -49,7 +49,7 @@ export interface DispatcherOptions {
 }
 
 /** Codes that say the server did not apply the request; not the last word once an earlier attempt may have been. */
-const NOT_APPLIED = new Set(['NOT_LEADER', 'OVERLOADED', 'LEADER_TRANSFERRING', 'NO_GROUP', 'UNAVAILABLE']);
+const NOT_APPLIED = new Set(['NOT_LEADER', 'OVERLOADED', 'LEADER_TRANSFERRING', 'NO_GROUP', 'UNAVAILABLE', 'WRONG_GROUP']);
 
 const MAYBE = '; it may have been applied';
 
@@ -102,6 +102,11 @@ export class Dispatcher {
   /** Drops what the cache says about the group's leader (it is about to change). */
   forgetLeaderOf(group: number): void {
     this.servers.forgetLeaderOf(group);
+  }
+
+  /** Where a group's leader may be when the cache does not say (ServerChoice.groupServers). */
+  set groupServers(f: ((group: number) => readonly string[] | undefined) | null) {
+    this.servers.groupServers = f;
   }
 
   async close(): Promise<void> {
@@ -262,7 +267,10 @@ export class Dispatcher {
   }
 
   private serverError(op: Op, conn: Connection, e: ErrorBody): void {
-    const err = new FlotillaError(e.code, `${conn.address}: ${e.message}`, e.leader);
+    const wrong = e.code === 'WRONG_GROUP' && e.version !== undefined && e.group !== undefined
+      ? { version: e.version, group: e.group, slot: e.slot ?? -1, server: conn.address }
+      : undefined;
+    const err = new FlotillaError(e.code, `${conn.address}: ${e.message}`, e.leader, wrong);
     switch (e.code) {
       case 'NOT_LEADER': {
         this.servers.forgetLeader(op.group, conn.address);
@@ -284,7 +292,7 @@ export class Dispatcher {
       case 'NO_GROUP':
         this.servers.forgetLeader(op.group, conn.address);
         op.noGroupAnswers++;
-        if (op.mode.pinned !== null || op.noGroupAnswers >= this.opts.servers.length) return this.settle(op, err, null);
+        if (op.mode.pinned !== null || op.noGroupAnswers >= this.servers.serversFor(op.group).length) return this.settle(op, err, null);
         return this.retry(op, 'next', err);
       case 'TIMEOUT':
       case 'OUTCOME_UNKNOWN':
@@ -329,7 +337,7 @@ export class Dispatcher {
     // A pinned request has one server: 'next' is that server again.
     if (where === 'next' && op.mode.pinned === null) {
       if (op.cursor < 0) op.cursor = this.servers.preferred;
-      op.cursor = (op.cursor + 1) % this.opts.servers.length;
+      op.cursor = (op.cursor + 1) % this.servers.serversFor(op.group).length;
     }
     if (counted) op.retries++;
     op.attempts++;

@@ -13,15 +13,28 @@ export type { LeaderHint };
  */
 export type ClientErrorCode = ProtocolErrorCode | 'BAD_RESULT' | 'WRONG_PORT';
 
+/** What a WRONG_GROUP answer says: the answering node's map version and the slot's owner there. */
+export interface WrongGroup {
+  version: number;
+  /** The group that owns the slot in that map (0: none does). */
+  group: number;
+  slot: number;
+  /** The node that answered ("host:port"): it holds a map of at least that version. */
+  server: string;
+}
+
 export class FlotillaError extends Error {
   readonly code: string;
-  /** Where the group's leader is, when a server said so (NOT_LEADER). */
+  /** Where the group's leader is, when a server said so (NOT_LEADER; WRONG_GROUP: the owner's, if known). */
   readonly leader?: LeaderHint;
+  /** WRONG_GROUP: where the key lives in the answering node's map. */
+  readonly wrongGroup?: WrongGroup;
 
-  constructor(code: ClientErrorCode | string, message: string, leader?: LeaderHint) {
+  constructor(code: ClientErrorCode | string, message: string, leader?: LeaderHint, wrongGroup?: WrongGroup) {
     super(message);
     this.name = 'FlotillaError';
     this.code = code;
     if (leader !== undefined) this.leader = leader;
+    if (wrongGroup !== undefined) this.wrongGroup = wrongGroup;
   }
 }

@@ -72,7 +72,7 @@ export class FrameReader {
     const fine =
       n >= FRAME_HEADER_BYTES &&
       n <= this.frameBytesMax &&
-      (kind === FrameKind.Result || kind === FrameKind.Error || kind === FrameKind.Pong || kind === FrameKind.AdminResult) &&
+      (kind === FrameKind.Result || kind === FrameKind.Error || kind === FrameKind.Pong || kind === FrameKind.AdminResult || kind === FrameKind.Map) &&
       (buf[at + 5]! & ~FLAGS_KNOWN) === 0 &&
       buf[at + 6] === 0 &&
       buf[at + 7] === 0;

@@ -25,6 +25,11 @@ export class ServerChoice {
   preferred = 0;
   /** Set when the client closes: a connection that closes then is not suspected. */
   closed = false;
+  /**
+   * The servers that may lead a group (its voters' client addresses in the key map), or
+   * undefined when not known: then the configured servers are tried (the client sets this).
+   */
+  groupServers: ((group: number) => readonly string[] | undefined) | null = null;
 
   constructor(private readonly opts: DispatcherOptions) {}
 
@@ -33,8 +38,10 @@ export class ServerChoice {
     const now = this.downUntil.size > 0 ? Date.now() : 0;
     const leader = this.leaders.get(op.group);
     if (leader !== undefined && !this.skipped(op, leader, now)) return leader;
-    const servers = this.opts.servers;
+    const servers = this.serversFor(op.group);
     if (op.cursor < 0) op.cursor = this.preferred;
+    // The list may be shorter than the one the cursor last walked (another group's, an older map).
+    op.cursor %= servers.length;
     // Skip servers that are suspected or failed during this request, unless every one is.
     for (let i = 0; i < servers.length; i++) {
       const at = (op.cursor + i) % servers.length;
@@ -44,6 +51,12 @@ export class ServerChoice {
       }
     }
     return servers[op.cursor]!;
+  }
+
+  /** Where to look for a group's leader when the cache has none: its voters, else the configured servers. */
+  serversFor(group: number): readonly string[] {
+    const s = this.groupServers?.(group);
+    return s !== undefined && s.length > 0 ? s : this.opts.servers;
   }
 
   /** Whether to avoid `address` for this request: suspected now, or failed in it and silent since. */

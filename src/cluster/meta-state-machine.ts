@@ -9,8 +9,9 @@
 //
 // The state is the map and nothing else, so the snapshot image is the map's image (canonical:
 // replicas that applied the same commands give byte-equal images) and a restored replica is
-// the replica it was. Not yet hosted by nodes: integration with the node, client and admin path
-// is pending.
+// the replica it was. A node hosts it as group META_GROUP (meta-group.ts); `onChange` tells the
+// shard of every new map (an applied change, a restored snapshot) so that it can report the map
+// to the node's main thread (docs/key-map.md, "How nodes keep the map").
 import type { StateMachine } from '../shard/state-machine.js';
 import { KeyMap, KeyMapError, decodeKeyMap } from './key-map.js';
 import { MapBytesError } from './map-bytes.js';
@@ -28,6 +29,9 @@ import {
 
 export class MetaStateMachine implements StateMachine {
   private current = KeyMap.empty();
+
+  /** onChange: called with the map after each command that changed it and after each restore. */
+  constructor(private readonly onChange: ((map: KeyMap) => void) | null = null) {}
 
   /** The map as the commands applied so far made it. */
   get map(): KeyMap {
@@ -57,6 +61,7 @@ export class MetaStateMachine implements StateMachine {
       if (e instanceof KeyMapError) return this.error(e.code, e.message);
       throw e;
     }
+    this.onChange?.(this.current);
     return encodeMetaResult({ ok: true, version: this.current.version });
   }
 
@@ -92,6 +97,7 @@ export class MetaStateMachine implements StateMachine {
   /** Throws KeyMapError BAD_MAP for an image that is not a map. */
   restore(image: Uint8Array): void {
     this.current = decodeKeyMap(image);
+    this.onChange?.(this.current);
   }
 }
 

@@ -50,18 +50,22 @@ export function slotOf(key: Uint8Array | string): number {
 }
 
 function slotOfBytes(key: Uint8Array): number {
-  const n = key.length;
+  return slotOfRange(key, 0, key.length);
+}
+
+/** The slot of the key held in bytes[start, end), read in place (a node reads keys in commands). */
+export function slotOfRange(bytes: Uint8Array, start: number, end: number): number {
   let open = -1;
-  for (let i = 0; i < n; i++) if (key[i] === OPEN) { open = i; break; }
+  for (let i = start; i < end; i++) if (bytes[i] === OPEN) { open = i; break; }
   if (open !== -1) {
-    for (let j = open + 1; j < n; j++) {
-      if (key[j] === CLOSE) {
-        if (j > open + 1) return crc16(key, open + 1, j) & (SLOT_COUNT - 1);
+    for (let j = open + 1; j < end; j++) {
+      if (bytes[j] === CLOSE) {
+        if (j > open + 1) return crc16(bytes, open + 1, j) & (SLOT_COUNT - 1);
         break;
       }
     }
   }
-  return crc16(key, 0, n) & (SLOT_COUNT - 1);
+  return crc16(bytes, start, end) & (SLOT_COUNT - 1);
 }
 
 // `{` and `}` are ASCII, and in UTF-8 an ASCII byte never occurs inside the encoding of another

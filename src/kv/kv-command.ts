@@ -218,6 +218,48 @@ export function commandSizeProblem(data: Uint8Array): string | null {
   return null;
 }
 
+/**
+ * The keys of a command, in place: writes each key's [start, end) into `spans` (two entries a
+ * key; room for 2 × batchOpsMax) and returns how many keys, or -1 when `data` does not parse as
+ * far as its keys (the state machine answers it BAD_COMMAND at apply). Reads tags and lengths
+ * only, like commandSizeProblem: the node checks each key's slot with it (WRONG_GROUP).
+ */
+export function commandKeySpans(data: Uint8Array, spans: Int32Array): number {
+  const n = data.length;
+  if (n === 0) return -1;
+  let p = 0;
+  let count = 1;
+  if (data[0] === KvTag.Batch) {
+    if (n < BATCH_HEAD_BYTES) return -1;
+    count = (data[1]! << 8) | data[2]!;
+    if (count > batchOpsMax) return -1;
+    p = BATCH_HEAD_BYTES;
+  }
+  for (let i = 0; i < count; i++) {
+    if (p + 1 + KEY_LEN_BYTES > n) return -1;
+    const tag = data[p]!;
+    const keyLen = (data[p + 1]! << 8) | data[p + 2]!;
+    const start = p + 1 + KEY_LEN_BYTES;
+    p = start + keyLen;
+    if (p > n) return -1;
+    spans[2 * i] = start;
+    spans[2 * i + 1] = p;
+    if (tag === KvTag.Get || tag === KvTag.Delete) continue;
+    if (tag === KvTag.Cas) {
+      if (p + 1 > n) return -1;
+      if (data[p++] === 1) {
+        if (p + VALUE_LEN_BYTES > n) return -1;
+        p += VALUE_LEN_BYTES + u32be(data, p);
+      }
+    } else if (tag !== KvTag.Put) {
+      return -1;
+    }
+    if (p + VALUE_LEN_BYTES > n) return -1;
+    p += VALUE_LEN_BYTES + u32be(data, p);
+  }
+  return count;
+}
+
 function u32be(b: Uint8Array, p: number): number {
   return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
 }

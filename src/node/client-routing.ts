@@ -25,6 +25,8 @@ import { encodeFrame, frameBytesOf, FrameKind, readHeader, type ErrorBody, type 
 import { GROUP_BROADCAST } from '../protocol/peer-wire.js';
 import { CONN_IN_PROCESS, InKind, RECORD_HEADER_BYTES } from '../ring/records.js';
 import type { ClientConnection, ClientHandler } from '../transport/client-listener.js';
+import { META_GROUP } from '../cluster/meta-group.js';
+import { FRAME_HEADER_BYTES } from '../protocol/client-frame.js';
 import { shardOf } from './placement.js';
 import type { ShardSlot } from './shard-pool.js';
 
@@ -60,8 +62,15 @@ export interface ClientRouterLimits {
   responseBytesMax: number;
 }
 
+/** Answers MapRequest frames on the main thread, from the node's copy of the key map (node-map.ts). */
+export interface MapServer {
+  answer(requestId: number, group: number, body: Uint8Array): Uint8Array;
+}
+
 export class ClientRouter implements ClientHandler {
   private readonly conns = new Map<number, Conn>();
+  /** Where MapRequest frames are answered; null: refused (a router without a node's map, in tests). */
+  maps: MapServer | null = null;
   private connSeq = 0;
   /** False once the node stops or a shard has failed: requests are answered UNAVAILABLE. */
   accepting = true;
@@ -142,8 +151,18 @@ export class ClientRouter implements ClientHandler {
       c.send(encodeFrame(FrameKind.Pong, 0, h.requestId, h.group, new Uint8Array(0)));
       return;
     }
+    if (h.kind === FrameKind.MapRequest) {
+      // From the main thread's copy: no shard is involved, and no request is in flight.
+      const body = buf.subarray(at + FRAME_HEADER_BYTES, at + frameBytes);
+      c.send(this.maps !== null ? this.maps.answer(h.requestId, h.group, body) : errorFrame(h.requestId, h.group, 'BAD_REQUEST', 'this listener serves no key map'));
+      return;
+    }
     if (h.group === 0 || h.group === GROUP_BROADCAST) {
       c.send(errorFrame(h.requestId, h.group, 'NO_GROUP', `group ${h.group} is not a group id`));
+      return;
+    }
+    if (h.group === META_GROUP && h.kind === FrameKind.Command) {
+      c.send(errorFrame(h.requestId, h.group, 'BAD_REQUEST', `group ${META_GROUP} is the meta group: it takes no client commands; read the key map with MapRequest`));
       return;
     }
     if (!this.accepting) {

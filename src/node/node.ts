@@ -22,6 +22,10 @@ import { OutRingDrain } from './out-ring-drain.js';
 import { PeerRouter } from './peer-routing.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { readNodeFile, writeNodeFile } from './placement.js';
+import { META_GROUP } from '../cluster/meta-group.js';
+import type { KeyMap } from '../cluster/key-map.js';
+import { MapKeeper } from './map-keeper.js';
+import { NodeMap } from './node-map.js';
 import { ShardPool, type ShardSlot } from './shard-pool.js';
 
 export interface NodeOptions {
@@ -39,6 +43,8 @@ export interface FlotillaNode {
   /** Sends a command to a group from inside the process (no socket); resolves with the result bytes. */
   command(group: number, body: Uint8Array, opts?: { read?: boolean; stale?: boolean }): Promise<Uint8Array>;
   readonly admin: AdminBackend;
+  /** The node's current copy of the cluster's key map (docs/key-map.md); version 0 until it has one. */
+  readonly keyMap: KeyMap;
   stop(): Promise<void>;
 }
 
@@ -62,6 +68,9 @@ class Node implements FlotillaNode {
   private readonly clients: ClientRouter;
   private readonly peers: PeerRouter;
   private readonly local: LocalRequests;
+  /** The node's copy of the key map and the keeper that keeps it current (issue 15). */
+  readonly nodeMap: NodeMap;
+  private readonly mapKeeper: MapKeeper;
   private tcp: ClientListener | null = null;
   private ws: ClientListener | null = null;
   private adminHttp: AdminServer | null = null;
@@ -79,7 +88,8 @@ class Node implements FlotillaNode {
     const logOutput = resolveLogOutput(config.logLevel, config.logFormat);
     this.log = opts.logger ?? createLogger(logOutput, config.nodeId);
     for (const w of configWarnings(config)) this.log.warn({}, `configuration: ${w}`);
-    this.pool = new ShardPool(config, logOutput, opts.stateMachine ?? null, (shard, err) => this.shardFailed(shard, err));
+    this.nodeMap = new NodeMap(this.log);
+    this.pool = new ShardPool(config, logOutput, opts.stateMachine ?? null, (shard, err) => this.shardFailed(shard, err), this.nodeMap.table.sab);
     const shards = this.pool.shards;
     this.clients = new ClientRouter(shards, {
       inflightPerConnMax: config.inflightPerConnMax,
@@ -90,6 +100,8 @@ class Node implements FlotillaNode {
     });
     this.peers = new PeerRouter(shards, this.log);
     this.local = new LocalRequests(shards, config.frameBytesMax);
+    this.clients.maps = this.nodeMap;
+    this.mapKeeper = new MapKeeper(config, this.nodeMap, this.local, this.log);
     this.admin = new NodeAdmin(config, this.pool, this.clients, this.peers, () => this.health());
   }
 
@@ -103,7 +115,7 @@ class Node implements FlotillaNode {
     this.lock = DataDirLock.acquire(c.dataDir);
     fs.mkdirSync(c.dataDir, { recursive: true });
     const fresh = readNodeFile(c.dataDir, c.nodeId, c.shards) === null;
-    const drain = new OutRingDrain(this.pool, this.clients, this.local, this.admin, this.peers);
+    const drain = new OutRingDrain(this.pool, this.clients, this.local, this.admin, this.peers, (image) => this.nodeMap.offer(image));
     this.pool.start(fresh, (shard) => void drain.pump(shard));
     await this.pool.whenReady();
     if (fresh) writeNodeFile(c.dataDir, c.nodeId, c.shards);
@@ -148,6 +160,7 @@ class Node implements FlotillaNode {
     }
     this.adminHttp = await startAdminHttp({ host: c.host, port: c.adminPort, log: this.log }, this.admin);
     this.ports.admin = this.adminHttp.port;
+    this.mapKeeper.start(this.ports);
     if (this.phase === 'starting') this.phase = 'serving';
     this.log.info({ ports: this.ports, ws: this.wsEngine }, 'node serving');
   }
@@ -168,8 +181,13 @@ class Node implements FlotillaNode {
     if (this.opts.onFatal !== undefined) this.opts.onFatal(fatal);
   }
 
+  get keyMap(): KeyMap {
+    return this.nodeMap.map;
+  }
+
   command(group: number, body: Uint8Array, opts: { read?: boolean; stale?: boolean } = {}): Promise<Uint8Array> {
     if (!this.accepting) return Promise.reject(new NodeError('UNAVAILABLE', 'the node is stopping'));
+    if (group === META_GROUP) return Promise.reject(new NodeError('BAD_REQUEST', `group ${META_GROUP} is the meta group: it takes no commands from outside the node`));
     return this.local.command(group, body, opts);
   }
 
@@ -202,6 +220,7 @@ class Node implements FlotillaNode {
   private async stopOnce(): Promise<void> {
     this.phase = 'stopping';
     this.clients.accepting = false;
+    await this.mapKeeper.stop();
     this.pool.stopInput();
     const closing: Promise<unknown>[] = [];
     if (this.adminHttp !== null) closing.push(this.adminHttp.close());

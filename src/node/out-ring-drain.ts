@@ -22,6 +22,8 @@ export class OutRingDrain {
     private readonly local: LocalRequests,
     private readonly admin: NodeAdmin,
     private readonly peers: PeerRouter,
+    /** A key map image a meta replica reported (NodeMap.offer); it copies what it keeps. */
+    private readonly onMap: (image: Uint8Array) => void,
   ) {}
 
   /** Drains one shard's out ring for as long as the node runs. */
@@ -66,6 +68,9 @@ export class OutRingDrain {
         return;
       case OutKind.Event:
         this.pool.event(shard, unpackCopy(buf, from, end) as ShardEvent);
+        return;
+      case OutKind.Map:
+        this.onMap(buf.subarray(from, end));
         return;
       default:
         throw new Error(`shard ${shard.index} wrote an out-ring record of unknown kind ${kind}`);

@@ -16,6 +16,7 @@ import { InRingWriter } from './in-ring.js';
 import type { LogOutput } from './log.js';
 import { NodeError } from './node-error.js';
 import { shardOf } from './placement.js';
+import { META_GROUP, metaVoters } from '../cluster/meta-group.js';
 
 export type ShardState = 'starting' | 'ready' | 'failed' | 'stopped';
 
@@ -53,6 +54,8 @@ export class ShardPool {
     private readonly stateMachine: StateMachineModule | null,
     /** Called after a shard's task failed and its state says so. */
     private readonly onFailed: (shard: ShardSlot, err: Error) => void,
+    /** The node's slot table (src/cluster/slot-table.ts), shared with every shard. */
+    private readonly slotTable: SharedArrayBuffer | null = null,
   ) {}
 
   /** The shard that owns `group`. */
@@ -93,6 +96,9 @@ export class ShardPool {
     if (fresh) {
       for (let g = 1; g <= c.groups; g++) if (shardOf(g, c.shards) === k) bootstrapGroups.push(g);
     }
+    // The meta group, at a first start, on the shard that owns its id, if this node is one of its voters.
+    const meta = metaVoters(c.peers.map((p) => p.id));
+    const bootstrapMeta = fresh && shardOf(META_GROUP, c.shards) === k && meta.includes(c.nodeId) ? meta : undefined;
     const task: ShardTask = {
       shard: k,
       shards: c.shards,
@@ -103,6 +109,8 @@ export class ShardPool {
       counters: countersSab,
       dir: path.join(c.dataDir, `shard-${k}`),
       bootstrapGroups,
+      ...(bootstrapMeta !== undefined ? { bootstrapMeta } : {}),
+      ...(this.slotTable !== null ? { slotTable: this.slotTable } : {}),
       syncForce: c.syncForce,
       segmentBytes: c.segmentBytes,
       tickMs: c.tickMs,

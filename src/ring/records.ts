@@ -28,6 +28,8 @@ export enum OutKind {
   AdminReply = 3,
   /** payload: msgpack `{ type, shard, message? }`. */
   Event = 4,
+  /** payload: the image of the key map (docs/key-map.md) after the meta replica here changed. */
+  Map = 5,
 }
 
 /** The connection id of requests made in-process through the embedding API. */

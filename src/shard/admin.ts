@@ -19,6 +19,7 @@ import type { Outbox } from './outbox.js';
 import type { SnapshotAssembler } from './snapshot-assembler.js';
 import type { Snapshots } from './snapshots.js';
 import type { AdminReply, AdminRequest, ShardTask } from './task.js';
+import { META_GROUP } from '../cluster/meta-group.js';
 
 /** Largest group id; 0xffffffff is the wire's "every shard" marker. */
 export const GROUP_ID_MAX = 0xfffffffe;
@@ -189,10 +190,13 @@ export class Admin {
         // Microseconds; `append`: a WAL append from the call to durable; `request`: read to answered.
         return { ok: true, latency: { append: this.latency.walAppend.summary(), request: this.latency.request.summary() } };
       case 'addGroup':
-        return this.addGroup(req.group, req.members);
       case 'removeGroup':
-        return this.removeGroup(req.group);
       case 'joinGroup':
+        // The meta group is made by the nodes at a cluster's first start, and holds the map:
+        // no operator adds, joins or removes it by hand.
+        if (req.group === META_GROUP) return adminError('RESERVED_GROUP', `group ${META_GROUP} is the meta group's reserved id; data groups take other ids`);
+        if (req.op === 'addGroup') return this.addGroup(req.group, req.members);
+        if (req.op === 'removeGroup') return this.removeGroup(req.group);
         return this.joinGroup(req.group);
       case 'addMember':
       case 'promote':

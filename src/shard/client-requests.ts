@@ -7,6 +7,7 @@
 // read in one turn are staged and proposed together at the end of the input (proposeStaged):
 // one entry for all of them (command-batch.ts), each still answered on its own.
 import type { Clock } from '../io/clock.js';
+import { META_GROUP } from '../cluster/meta-group.js';
 import { EntryType, Role, type ErrorCode, type NodeId } from '../raft/types.js';
 import { FrameFlag, FrameKind, type FrameHeader, type LeaderHint, type ProtocolErrorCode } from '../protocol/client-frame.js';
 import { copyPayloads } from '../protocol/payload-slab.js';
@@ -20,6 +21,7 @@ import type { LoopControl } from './loop-control.js';
 import type { Outbox } from './outbox.js';
 import type { Wal } from '../storage/wal.js';
 import type { PeerInfo, ShardTask } from './task.js';
+import { SlotOwners } from './slot-owners.js';
 
 /** Requests are checked for TIMEOUT at most this often. */
 const SWEEP_INTERVAL_MS_MAX = 1000;
@@ -51,6 +53,8 @@ export class ClientRequests {
    */
   private readonly readsDeferred = new Set<GroupHost>();
   private readonly control: LoopControl;
+  /** The WRONG_GROUP check (slot-owners.ts); null: none (no slot table, or not the KV state machine). */
+  private readonly slots: SlotOwners | null;
 
   constructor(
     ctx: ShardContext,
@@ -70,6 +74,7 @@ export class ClientRequests {
     this.lastSweep = this.clock.nowMs();
     this.peersById = new Map(ctx.task.peers.map((p) => [p.id, p]));
     this.sweepIntervalMs = Math.min(SWEEP_INTERVAL_MS_MAX, Math.max(ctx.task.tickMs, ctx.task.requestTimeoutMs / 4));
+    this.slots = ctx.task.slotTable !== undefined && ctx.task.stateMachine === null ? new SlotOwners(ctx.task.slotTable) : null;
   }
 
   command(conn: number, f: FrameHeader, body: Uint8Array, t0: number): void {
@@ -86,6 +91,11 @@ export class ClientRequests {
     }
     if (body.length === 0) {
       this.reject(conn, f.requestId, f.group, 'BAD_REQUEST', 'empty command', t0);
+      return;
+    }
+    // Every key of a read, a write or a batch must be in a slot this group owns (issue 15).
+    if (this.slots !== null && f.group !== META_GROUP && this.slots.wrongOwner(f.group, body)) {
+      this.wrongGroup(conn, f.requestId, f.group, t0);
       return;
     }
     if (stale) {
@@ -319,6 +329,19 @@ export class ClientRequests {
       default:
         this.reject(conn, requestId, group, 'BAD_REQUEST', `refused: ${code}`, t0);
     }
+  }
+
+  /** Answers WRONG_GROUP with what the check found (this.slots): the map version, the owner, its leader if hosted here. */
+  private wrongGroup(conn: number, requestId: number, group: number, t0: number): void {
+    const { version, owner, slot } = this.slots!;
+    const leader = owner === 0 ? 0 : this.groups.get(owner)?.core.leader ?? 0;
+    const message = owner === 0
+      ? `slot ${slot} is owned by no group in map version ${version}`
+      : `slot ${slot} is group ${owner}'s, not group ${group}'s, in map version ${version}`;
+    this.outbox.wrongGroup(conn, requestId, group, message, version, owner, slot, this.hint(leader));
+    this.latency.recordMs(this.clock.nowMs() - t0);
+    this.counters[ShardCounter.Errors]!++;
+    this.counters[ShardCounter.ErrorsOther]!++;
   }
 
   notLeaderMessage(group: number, leader: NodeId): string {

@@ -2,6 +2,7 @@
 // added and removed by admin), how each one's Raft core is made and configured, which are awake
 // (ticked), which were touched since the last Readys were collected, and how many lead.
 import { assert } from '../util/assert.js';
+import { META_GROUP } from '../cluster/meta-group.js';
 import { ChangeType, encodeConfChange } from '../raft/conf-change.js';
 import { RaftNode } from '../raft/raft.js';
 import { configDefaults, EntryType, Role, type RaftConfig, type Snapshot } from '../raft/types.js';
@@ -135,7 +136,9 @@ export class GroupTable {
     const fresh = task.bootstrapGroups.filter((g) => !present.has(g));
     const members = task.peers.map((p) => p.id).sort((a, b) => a - b);
     if (fresh.length > 0) await this.bootstrap(fresh, members);
-    log.info({ recovered: ids.length, bootstrapped: fresh.length }, 'shard open');
+    const meta = task.bootstrapMeta;
+    if (meta !== undefined && meta.length > 0 && !present.has(META_GROUP)) await this.bootstrap([META_GROUP], [...meta].sort((a, b) => a - b));
+    log.info({ recovered: ids.length, bootstrapped: fresh.length, meta: meta !== undefined && !present.has(META_GROUP) }, 'shard open');
   }
 
   /**

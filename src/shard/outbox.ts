@@ -135,6 +135,13 @@ export class Outbox {
     this.respond(conn, FrameKind.Error, requestId, group, pack(e) as Uint8Array);
   }
 
+  /** WRONG_GROUP: the slot's owner in the node's map of `version`, and that owner's leader if known. */
+  wrongGroup(conn: number, requestId: number, group: number, message: string, version: number, owner: number, slot: number, leader?: LeaderHint): void {
+    const e: ErrorBody = { code: 'WRONG_GROUP', message, version, group: owner, slot };
+    if (leader !== undefined) e.leader = leader;
+    this.respond(conn, FrameKind.Error, requestId, group, pack(e) as Uint8Array);
+  }
+
   adminReply(id: number, reply: AdminReply): void {
     let payload = pack(reply) as Uint8Array;
     if (payload.length > this.payloadBytesMax) {
@@ -148,6 +155,17 @@ export class Outbox {
 
   event(ev: ShardEvent): void {
     this.others.push({ kind: OutKind.Event, arg: 0, payload: pack(ev) as Uint8Array });
+  }
+
+  /**
+   * The key map's image after the meta replica here applied a change or restored a snapshot,
+   * for the main thread's copy. False (nothing sent) for an image larger than a ring record:
+   * the main thread then learns the map from a meta member over the client protocol.
+   */
+  mapChanged(image: Uint8Array): boolean {
+    if (image.length > this.payloadBytesMax) return false;
+    this.others.push({ kind: OutKind.Map, arg: 0, payload: image });
+    return true;
   }
 
   get empty(): boolean {

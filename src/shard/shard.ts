@@ -45,7 +45,7 @@ import { Readies } from './readies.js';
 import { SnapshotAssembler } from './snapshot-assembler.js';
 import { Snapshots } from './snapshots.js';
 import type { StateMachineFactory } from './state-machine.js';
-import { loadStateMachineFactory } from './state-machine-loader.js';
+import { loadStateMachineFactory, withMetaGroup } from './state-machine-loader.js';
 import type { GroupStatus, ShardTask } from './task.js';
 import { HEAP_SAMPLE_MS, sampleHeap } from './heap-sample.js';
 
@@ -167,7 +167,9 @@ export class Shard {
         fs,
         bytesReadAllMax: Math.max(snapshotStoreDefaults.bytesReadAllMax, task.snapshotBytesMax),
       });
-      const factory = io.stateMachines ?? await loadStateMachineFactory(task.stateMachine);
+      const factory = withMetaGroup(io.stateMachines ?? await loadStateMachineFactory(task.stateMachine), (image) => {
+        if (!io.outbox.mapChanged(image)) io.log.warn({ bytes: image.length }, 'the key map is larger than a ring record; the main thread fetches it from a meta member');
+      });
       const shard = new Shard(task, io, wal, store, images, factory);
       noSpaceChanged = (e): void => shard.noSpaceChanged(e);
       if (wal.noSpace !== null) shard.noSpaceChanged(wal.noSpace);

@@ -34,6 +34,17 @@ export interface ShardTask {
   dir: string;
   /** Groups of this shard to create at start if the log does not have them; members: every peer. */
   bootstrapGroups: number[];
+  /**
+   * The meta group's voters when this shard creates it at the node's first start (the shard
+   * owns META_GROUP and this node is one of them), else absent (src/cluster/meta-group.ts).
+   */
+  bootstrapMeta?: number[];
+  /**
+   * The node's slot table (src/shard/slot-owners.ts): which group owns each slot in the node's
+   * copy of the key map, written by the main thread, read here to refuse WRONG_GROUP. Absent:
+   * nothing is refused (a shard driven without a node, as in the simulator).
+   */
+  slotTable?: SharedArrayBuffer;
   syncForce: boolean;
   segmentBytes: number;
   tickMs: number;

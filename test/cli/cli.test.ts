@@ -14,6 +14,7 @@ import { adminOfClient, judgeStatus, type NodeProbe } from '../../src/cli/status
 import { wrongPort } from '../../src/client/connection.js';
 import type { GroupStatus } from '../../src/shard/task.js';
 import { CLI, startCluster, waitFor, type TestCluster } from '../cluster/cluster-harness.js';
+import { META_GROUP } from '../../src/cluster/meta-group.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -154,7 +155,8 @@ test('cluster on a reused directory: --groups 8 where the config says 64 is a wa
       await waitFor(() => out.includes('cluster ready') || child.exitCode !== null, 40_000, 'cluster ready');
       assert.match(out, /flotilla cluster: warning: node 1: --groups 8 is ignored: .*flotilla\.json has groups 64/);
       const status = await fetch(`http://127.0.0.1:${base + 2}/status`, { signal: AbortSignal.timeout(5000) });
-      assert.equal(((await status.json()) as { groups: unknown[] }).groups.length, 64);
+      // The 64 data groups of the config file, and the meta group.
+      assert.equal(((await status.json()) as { groups: unknown[] }).groups.length, 65);
     } finally {
       child.kill('SIGTERM');
       await closed;
@@ -208,7 +210,7 @@ after(async () => {
 }, { timeout: 30_000 });
 
 test('kv put, get and delete with --json; FLOTILLA_SERVERS instead of --servers', { timeout: 90_000 }, async () => {
-  const env = { FLOTILLA_SERVERS: cluster.servers().join(','), FLOTILLA_GROUPS: '4' };
+  const env = { FLOTILLA_SERVERS: cluster.servers().join(',') };
   const put = await cli(['kv', 'put', 'greeting', 'hello', '--json'], env);
   assert.equal(put.status, 0, put.stderr);
   assert.deepEqual(JSON.parse(put.stdout), { ok: true, key: 'greeting' });
@@ -227,15 +229,16 @@ test('status: every node serving, each group led once, none lagging or leaderles
   const report = JSON.parse(r.stdout) as ReturnType<typeof judgeStatus>;
   assert.equal(report.healthy, true);
   assert.deepEqual(report.nodes.map((n) => n.nodeId), [1, 2, 3]);
-  assert.deepEqual(report.nodes.flatMap((n) => n.leads).sort(), [1, 2, 3, 4]);
+  // The four data groups and the meta group (every node of three hosts it), each led once.
+  assert.deepEqual(report.nodes.flatMap((n) => n.leads).sort((a, b) => a - b), [1, 2, 3, 4, META_GROUP]);
   for (const n of report.nodes) {
     assert.equal(n.serving, true);
-    assert.equal(n.groups, 4);
-    assert.equal(n.leads.length + n.follows.length, 4);
+    assert.equal(n.groups, 5);
+    assert.equal(n.leads.length + n.follows.length, 5);
     assert.deepEqual(n.leaderless, []);
   }
   const text = await cli(['status', '--servers', servers]);
-  assert.match(text.stdout, /^node 1 \(admin 127\.0\.0\.1:\d+\): serving; 4 groups, leads \d, follows \d, lagging 0, leaderless 0$/m);
+  assert.match(text.stdout, /^node 1 \(admin 127\.0\.0\.1:\d+\): serving; 5 groups, leads \d, follows \d, lagging 0, leaderless 0$/m);
   assert.match(text.stdout, /^cluster: healthy$/m);
   // A client port nobody listens on (so its admin port + 1 is nobody's either).
   const down = await cli(['status', '--servers', `${servers},127.0.0.1:1`]);
@@ -244,7 +247,7 @@ test('status: every node serving, each group led once, none lagging or leaderles
 });
 
 test('admin: remove-group of a group no server hosts is NO_GROUP (exit 1); add, remove, remove again', { timeout: 60_000 }, async () => {
-  const env = { FLOTILLA_SERVERS: cluster.servers().join(','), FLOTILLA_GROUPS: '4' };
+  const env = { FLOTILLA_SERVERS: cluster.servers().join(',') };
   const missing = await cli(['admin', 'remove-group', '9999'], env);
   assert.equal(missing.status, 1);
   assert.match(missing.stderr, /^flotilla: NO_GROUP: no server listed hosts group 9999/m);
@@ -269,7 +272,7 @@ test('admin transfer-leader through a follower reaches the leader (it answers NO
   const third = [1, 2, 3].find((id) => id !== from && id !== to)!;
   // The follower first: it cannot transfer, the leader can.
   const servers = [third, from].map((id) => `127.0.0.1:${cluster.node(id).clientPort}`).join(',');
-  const r = await cli(['admin', 'transfer-leader', String(G), '--to', String(to), '--servers', servers, '--groups', '4']);
+  const r = await cli(['admin', 'transfer-leader', String(G), '--to', String(to), '--servers', servers]);
   assert.equal(r.status, 0, r.stderr);
   await waitFor(async () => (await cluster.leaders([1, 2, 3])).get(G) === to, 20_000, `node ${to} leads group ${G}`);
 });

@@ -9,7 +9,9 @@ import { configDefaults } from '../../src/node/config-schema.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
 import { decodeCommand, encodeCommand } from '../../src/kv/kv-command.js';
 import { encodeFrame, FrameFlag, FrameKind } from '../../src/protocol/client-frame.js';
-import { closeAllServers, deadAddress, FakeServer, kvScript, sleep, waitFor, type FakeRequest } from './fake-server.js';
+import { closeAllServers, deadAddress, FakeServer, fakeMap, kvScript, sleep, waitFor, type FakeRequest } from './fake-server.js';
+import { slotOf } from '../../src/cluster/slots.js';
+import { KeyMap } from '../../src/cluster/key-map.js';
 import { turns } from '../event-loop-turns.js';
 
 const T = { timeout: 15_000 };
@@ -81,24 +83,29 @@ test('the worked example of docs/protocol.md is what goes over the wire', T, asy
     responses.push(hex(frame));
     req.socket.write(frame);
   });
-  const c = await client([server], { groups: 64 });
-  assert.equal(c.groupOf('user:42'), 3);
+  const c = await client([server]);
+  // The fake server's map spreads the slots over 64 groups as a new cluster's does.
+  assert.equal(c.slotOf('user:42'), 15880);
+  assert.equal(c.groupOf('user:42'), 63);
   await c.put('user:42', 'hello');
   assert.equal(await c.get('user:42'), 'hello');
+  // First the client asked for the map (MapRequest, request id 1, holding version 0: none); so
+  // the example's put and get go out with ids 2 and 3 (the docs' 1 and 2).
   assert.equal(
     hex(Buffer.concat(server.received[0]!)),
-    '23000000010000000100000003000000010007757365723a34320000000568656c6c6f' +
-      '1a000000010100000200000003000000020007757365723a3432',
+    '18000000040000000100000000000000' + '0000000000000000' +
+      '2300000001000000020000003f000000010007757365723a34320000000568656c6c6f' +
+      '1a0000000101000003000000' + '3f000000020007757365723a3432',
   );
   assert.deepEqual(responses, [
-    '1a0000008100000001000000030000' + '00de0001a26f70a3707574',
-    '260000008100000002000000030000' + '00de0002a26f70a3676574a576616c7565a568656c6c6f',
+    '1a00000081000000020000003f0000' + '00de0001a26f70a3707574',
+    '26000000810000000300000' + '03f0000' + '00de0002a26f70a3676574a576616c7565a568656c6c6f',
   ]);
 });
 
 test('a batch is one group: keys of two groups are refused before sending, unless the group is given', T, async () => {
   const server = await FakeServer.start(kvScript());
-  const c = await client([server], { groups: 64 });
+  const c = await client([server]);
   let k2 = 'b';
   for (let i = 0; c.groupOf(k2) === c.groupOf('a'); i++) k2 = `b${i}`;
   const e = await rejection(c.batch([{ op: 'put', key: 'a', value: '1' }, { op: 'put', key: k2, value: '2' }]));
@@ -664,4 +671,65 @@ test('admin: transferLeader follows NOT_LEADER to the leader; status asks the se
   await c.close();
   await leader.close();
   await follower.close();
+});
+
+test('a stale client is corrected by one redirection: WRONG_GROUP from a node with a newer map, one MapRequest, one resend to the owner', T, async () => {
+  const sm = createKvStateMachine(1);
+  const serve = kvScript(sm);
+  const v1 = fakeMap(4);
+  const server = await FakeServer.start((req, s) => {
+    if (req.kind === FrameKind.Command) {
+      // As a node checks: the key's slot must be the target group's in the node's map.
+      const cmd = decodeCommand(req.body);
+      const key = cmd.op === 'batch' ? cmd.ops[0]!.key : cmd.key;
+      const owner = s.map!.ownerOf(slotOf(key));
+      if (owner !== req.group) {
+        const e = { code: 'WRONG_GROUP', message: 'not this group', version: s.map!.version, group: owner, slot: slotOf(key) };
+        s.reply(req, FrameKind.Error, pack(e) as Uint8Array);
+        return;
+      }
+    }
+    serve(req, s);
+  });
+  server.map = v1;
+  const c = await client([server]);
+  assert.equal(c.mapVersion, 1);
+  const key = 'hello'; // slot 866: group 1 in v1
+  assert.equal(c.groupOf(key), 1);
+  await c.put(key, 'one');
+  // The cluster moves group 1's slots to group 2 (version 2); the client still holds version 1.
+  server.map = v1.assignSlots(v1.slotsOf(1), 2);
+  const before = { requests: server.requests.length, maps: server.mapRequests };
+  await c.put(key, 'two');
+  const sent = server.requests.slice(before.requests).filter((r) => r.kind === FrameKind.Command);
+  assert.deepEqual(sent.map((r) => r.group), [1, 2], 'one refused attempt to the old owner, one resend to the new');
+  assert.equal(server.mapRequests - before.maps, 1, 'the map was fetched once, from the node that answered');
+  assert.equal(c.mapVersion, 2);
+  assert.equal(c.groupOf(key), 2);
+  assert.equal(await c.get(key), 'two');
+
+  // A node whose map is not newer than the client's: WRONG_GROUP surfaces (no loop, no fetch).
+  server.map = server.map.assignSlots(v1.slotsOf(1), 3);
+  const c2 = await client([server]);
+  server.map = fakeMap(4); // the node is back at version 1, behind the client's 3
+  const maps = server.mapRequests;
+  const e = await rejection(c2.put(key, 'x'));
+  assert.equal(e.code, 'WRONG_GROUP');
+  assert.equal(e.wrongGroup?.version, 1);
+  assert.equal(e.wrongGroup?.group, 1);
+  assert.equal(server.mapRequests, maps);
+});
+
+test('connect waits while the cluster has not made its map yet, and routes once it has', T, async () => {
+  const server = await FakeServer.start(kvScript());
+  const real = fakeMap(2);
+  server.map = KeyMap.empty();
+  setTimeout(() => { server.map = real; }, 300);
+  const c = await client([server]);
+  assert.equal(c.mapVersion, 1);
+  assert.ok(server.mapRequests >= 2, `asked again while the map was at version 0 (${server.mapRequests} MapRequests)`);
+  await c.put('a', '1');
+  assert.equal(server.requests.find((r) => r.kind === FrameKind.Command)!.group, c.groupOf('a'));
+  // And groups is no option any more: the cluster says where keys live.
+  await assert.rejects(FlotillaClient.connect({ servers: [server.address], groups: 4 } as ClientOptions), /groups is no client option/);
 });

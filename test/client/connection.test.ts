@@ -4,7 +4,6 @@ import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Connection, parseAddress, type Exchange } from '../../src/client/connection.js';
 import { FrameReader } from '../../src/client/frame-reader.js';
-import { fnv1a32, fnv1a32Utf8, groupOfKey } from '../../src/client/group-of.js';
 import type { FlotillaError } from '../../src/client/errors.js';
 import { encodeFrame, FrameKind, type ErrorBody } from '../../src/protocol/client-frame.js';
 import { closeAllServers, FakeServer, waitFor, type FakeRequest } from './fake-server.js';
@@ -72,28 +71,6 @@ test('the frame reader stops at a malformed header before buffering its body', (
     assert.equal(problems.length, 1, what);
     assert.match(problems[0]!, new RegExp(what), what);
   }
-});
-
-// ---------------------------------------------------------------------------------------------
-// Key to group
-
-test('groups come from FNV-1a 32-bit of the key bytes (published test vectors)', () => {
-  const enc = new TextEncoder();
-  assert.equal(fnv1a32(new Uint8Array(0)), 0x811c9dc5);
-  assert.equal(fnv1a32(enc.encode('a')), 0xe40c292c);
-  assert.equal(fnv1a32(enc.encode('foobar')), 0xbf9cf968);
-  for (const k of ['', 'a', 'foobar', 'user:42', 'ключ', '🚣', 'ascii then é']) {
-    assert.equal(fnv1a32Utf8(k), fnv1a32(enc.encode(k)), k);
-  }
-  assert.equal(groupOfKey('foobar', 64), 1 + (0xbf9cf968 % 64));
-  assert.equal(groupOfKey('a', 1), 1);
-  const seen = new Set<number>();
-  for (let i = 0; i < 2000; i++) {
-    const g = groupOfKey(`key-${i}`, 64);
-    assert.ok(g >= 1 && g <= 64);
-    seen.add(g);
-  }
-  assert.equal(seen.size, 64);
 });
 
 test('addresses parse as host:port, with brackets for IPv6', () => {

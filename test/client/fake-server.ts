@@ -14,6 +14,8 @@ import {
   type LeaderHint,
 } from '../../src/protocol/client-frame.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
+import { KeyMap } from '../../src/cluster/key-map.js';
+import { mapAnswerBody, readMapRequest } from '../../src/protocol/client-frame.js';
 import type { StateMachine } from '../../src/shard/state-machine.js';
 
 export interface FakeRequest {
@@ -29,6 +31,13 @@ export interface FakeRequest {
 
 export type Script = (req: FakeRequest, server: FakeServer) => void;
 
+/** Groups 1..count over every slot, node 1 their voter, no node addresses (clients then use their seeds). */
+export function fakeMap(count = 64): KeyMap {
+  const groups = [];
+  for (let g = 1; g <= count; g++) groups.push({ group: g, members: [1] });
+  return KeyMap.initial(groups);
+}
+
 export class FakeServer {
   /** Every server not yet closed, so a failed test can still close them (see closeAll). */
   static readonly open = new Set<FakeServer>();
@@ -42,6 +51,13 @@ export class FakeServer {
   /** Every byte received, per connection, in order. */
   readonly received: Buffer[][] = [];
   script: Script;
+  /**
+   * The key map MapRequests are answered with (as a node answers them, outside the script and
+   * not in `requests`); null: MapRequests go to the script like any request.
+   */
+  map: KeyMap | null = fakeMap();
+  /** MapRequests answered from `map`. */
+  mapRequests = 0;
 
   private constructor(private readonly server: net.Server, script: Script) {
     this.script = script;
@@ -135,6 +151,14 @@ export class FakeServer {
           conn,
         };
         buf = buf.subarray(h.frameBytes);
+        if (req.kind === FrameKind.MapRequest && this.map !== null) {
+          this.mapRequests++;
+          const held = readMapRequest(req.body);
+          const v = this.map.version;
+          const same = typeof held === 'number' && held >= v;
+          socket.write(encodeFrame(FrameKind.Map, 0, req.requestId, 0, mapAnswerBody(v, same ? null : this.map.encode())));
+          continue;
+        }
         this.requests.push(req);
         if (!socket.destroyed) this.script(req, this);
       }

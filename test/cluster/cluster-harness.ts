@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePortBase, planCluster } from '../../src/cli/cluster.js';
 import type { GroupStatus } from '../../src/shard/task.js';
+import { META_GROUP } from '../../src/cluster/meta-group.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/cli/flotilla.js');
 
@@ -67,11 +68,14 @@ export class TestCluster {
     }
   }
 
-  /** group → leader id, as the given live nodes report it (leaders agreeing on their own role). */
+  /**
+   * Data group → leader id, as the given live nodes report it (leaders agreeing on their own
+   * role). The meta group (META_GROUP) is left out: it is not one of the cluster's `groups`.
+   */
   async leaders(live: number[]): Promise<Map<number, number>> {
     const out = new Map<number, number>();
     for (const id of live) {
-      for (const g of await this.status(id)) if (g.role === 'leader') out.set(g.group, id);
+      for (const g of await this.status(id)) if (g.role === 'leader' && g.group !== META_GROUP) out.set(g.group, id);
     }
     return out;
   }

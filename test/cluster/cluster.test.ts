@@ -17,7 +17,7 @@ test('a 3-node cluster survives SIGKILL of a leader without losing acknowledged 
   try {
     // One client per node, each knowing only that node: writes enter through every node and
     // reach each group's leader by redirect.
-    for (const server of cluster.servers()) clients.push(await FlotillaClient.connect({ servers: [server], groups: GROUPS }));
+    for (const server of cluster.servers()) clients.push(await FlotillaClient.connect({ servers: [server] }));
     const acked = new Map<string, string>();
     await Promise.all(clients.map(async (c, i) => {
       const puts: Promise<void>[] = [];
@@ -45,7 +45,7 @@ test('a 3-node cluster survives SIGKILL of a leader without losing acknowledged 
     console.log(`# failover: every group led again ${failoverMs} ms after SIGKILL of node ${victim} (led ${counts.get(victim)} of ${GROUPS} groups)`);
 
     // Writes go on through the live nodes, enough to snapshot and compact past the dead node.
-    const survivor = await FlotillaClient.connect({ servers: live.map((id) => `127.0.0.1:${cluster.node(id).clientPort}`), groups: GROUPS });
+    const survivor = await FlotillaClient.connect({ servers: live.map((id) => `127.0.0.1:${cluster.node(id).clientPort}`) });
     clients.push(survivor);
     for (let round = 0; round < 6; round++) {
       const puts: Promise<void>[] = [];
@@ -67,7 +67,7 @@ test('a 3-node cluster survives SIGKILL of a leader without losing acknowledged 
     const installed = metrics.split('\n').filter((l) => l.startsWith('flotilla_snapshots_total{') && l.includes('kind="installed"'))
       .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
     assert.ok(installed > 0, `the restarted node caught up by installing snapshots from leaders (installed ${installed})`);
-    const direct = await FlotillaClient.connect({ servers: [`127.0.0.1:${cluster.node(victim).clientPort}`], groups: GROUPS });
+    const direct = await FlotillaClient.connect({ servers: [`127.0.0.1:${cluster.node(victim).clientPort}`] });
     clients.push(direct);
     for (const [key, value] of acked) assert.equal(await direct.get(key, { stale: true }), value, `${key} on the restarted node`);
   } finally {

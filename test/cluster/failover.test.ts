@@ -60,9 +60,9 @@ for (const how of ['SIGSTOP', 'SIGKILL'] as const) {
       const live = [1, 2, 3].filter((id) => id !== old);
       // One client knows every server; the other only a follower that survives, so it learns
       // the leader from that follower's hints alone (first the stale one, then the new one).
-      const all = await FlotillaClient.connect({ servers: cluster.servers(), groups: 1, requestTimeoutMs: DEADLINE_MS });
+      const all = await FlotillaClient.connect({ servers: cluster.servers(), requestTimeoutMs: DEADLINE_MS });
       clients.push(all);
-      const one = await FlotillaClient.connect({ servers: [`127.0.0.1:${cluster.node(live[0]!).clientPort}`], groups: 1, requestTimeoutMs: DEADLINE_MS });
+      const one = await FlotillaClient.connect({ servers: [`127.0.0.1:${cluster.node(live[0]!).clientPort}`], requestTimeoutMs: DEADLINE_MS });
       clients.push(one);
       for (const c of clients) await c.put('warm', 'up'); // each client now knows the leader
       let failedAt = Infinity;

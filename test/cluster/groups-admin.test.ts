@@ -11,7 +11,7 @@ const GROUPS = 4;
 
 test('groups are added and removed at runtime while traffic runs on others', { timeout: 120_000 }, async () => {
   const cluster = await startCluster({ nodes: 3, groups: GROUPS, shards: 2 });
-  const client = await FlotillaClient.connect({ servers: cluster.servers(), groups: GROUPS });
+  const client = await FlotillaClient.connect({ servers: cluster.servers() });
   try {
     // Background traffic on the founding groups for the whole test; every write must succeed.
     let running = true;

@@ -41,12 +41,12 @@ test('puts and lease reads of real processes stay linearizable across SIGSTOPs o
   let readsOk = 0;
   try {
     for (let i = 0; i < CLIENTS; i++) {
-      clients.push(await FlotillaClient.connect({ servers: cluster.servers(), groups: 1, requestTimeoutMs: REQUEST_TIMEOUT_MS, resendPuts: false }));
+      clients.push(await FlotillaClient.connect({ servers: cluster.servers(), requestTimeoutMs: REQUEST_TIMEOUT_MS, resendPuts: false }));
     }
     // A reader that knows only the first leader: it keeps asking it through its pause and right
     // after it wakes, when a leader that trusted a stale lease would answer from old state.
     const first0 = await leaderOf(cluster, [1, 2, 3]);
-    const pinned = await FlotillaClient.connect({ servers: [`127.0.0.1:${cluster.node(first0).clientPort}`], groups: 1, requestTimeoutMs: REQUEST_TIMEOUT_MS, resendPuts: false });
+    const pinned = await FlotillaClient.connect({ servers: [`127.0.0.1:${cluster.node(first0).clientPort}`], requestTimeoutMs: REQUEST_TIMEOUT_MS, resendPuts: false });
     clients.push(pinned);
     const pinnedClient = CLIENTS;
     const pinnedLoop = (async () => {

@@ -82,7 +82,7 @@ test('a raw peer speaking as a member cannot stop a node with a bad append, nor 
 
     // Node 2 keeps serving: healthy, and the group takes writes through nodes 2 and 3.
     assert.equal(await cluster.healthy(2), true);
-    const client = await FlotillaClient.connect({ servers: [`127.0.0.1:${n2.clientPort}`, `127.0.0.1:${cluster.node(3).clientPort}`], groups: 4 });
+    const client = await FlotillaClient.connect({ servers: [`127.0.0.1:${n2.clientPort}`, `127.0.0.1:${cluster.node(3).clientPort}`] });
     try {
       for (let i = 0; i < 8; i++) await client.put(`after-${i}`, String(i));
       assert.equal(await client.get('after-3'), '3');

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import { unpack } from 'msgpackr';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader } from '../../src/protocol/client-frame.js';
 import { encodeCommand } from '../../src/kv/kv-command.js';
-import { groupOfKey } from '../../src/client/group-of.js';
+import { initialGroupOf as groupOfKey } from '../cluster-map/initial-group.js';
 import { startCluster } from './cluster-harness.js';
 
 const MiB = 1024 * 1024;

@@ -18,7 +18,7 @@ import { encodeFrame, FRAME_HEADER_BYTES, FrameFlag, FrameKind, readHeader, type
 import { encodeCommand } from '../../src/kv/kv-command.js';
 import { decodeKvResult } from '../../src/kv/kv-result.js';
 import { type KvCommand, type KvResult } from '../../src/kv/kv-types.js';
-import { groupOfKey } from '../../src/client/group-of.js';
+import { initialGroupOf as groupOfKey } from '../cluster-map/initial-group.js';
 import { uwsProblem } from '../../src/transport/uws-listener.js';
 import { CLI, startCluster, waitFor, type TestCluster } from './cluster-harness.js';
 

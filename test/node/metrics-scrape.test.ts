@@ -110,7 +110,8 @@ test('promtool: a real node\'s /metrics passes check metrics; latency is a histo
     assert.match(text, new RegExp(`^flotilla_request_duration_seconds_bucket\\{shard="0",le="\\+Inf"\\} ${count[1]}$`, 'm'), '+Inf equals the count');
     assert.match(text, /^flotilla_wal_append_duration_seconds_bucket\{shard="1",le="[\d.e-]+"\} \d+$/m);
     assert.match(text, /^flotilla_node_info\{node_id="1",version="[^"]+",node_version="[^"]+"\} 1$/m);
-    assert.equal(text.match(/^flotilla_group_role\{/gm)?.length, 4, 'per-group series at 4 groups (default limit 256)');
+    // The 4 data groups and the meta group (0xfffffffe, on shard 0xfffffffe % 2 = 0).
+    assert.equal(text.match(/^flotilla_group_role\{/gm)?.length, 5, 'per-group series at 5 groups (default limit 256)');
   } finally {
     await node.stop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -123,9 +124,10 @@ test('above metricsPerGroupMax a real node exports the aggregates and no per-gro
   try {
     const text = await scrape(node);
     assert.doesNotMatch(text, /^flotilla_group_\w+\{group=/m);
-    assert.match(text, /^flotilla_groups_by_role\{role="leader"\} 4$/m);
+    // 4 data groups (2 a shard) and the meta group on shard 0.
+    assert.match(text, /^flotilla_groups_by_role\{role="leader"\} 5$/m);
     assert.match(text, /^flotilla_groups_leaderless 0$/m);
-    assert.match(text, /^flotilla_groups\{shard="0"\} 2$/m);
+    assert.match(text, /^flotilla_groups\{shard="0"\} 3$/m);
   } finally {
     await node.stop();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -90,7 +90,7 @@ test('a full disk under a real node: it stays up, writes answer NO_SPACE, reads 
     child.stderr!.on('data', (d: Buffer) => void (out += d.toString()));
     const proc = child;
     await waitFor(async () => (await health(base + 2).catch(() => null))?.code === 200, 30_000, 'the node serving');
-    client = await FlotillaClient.connect({ servers: [`127.0.0.1:${base + 1}`], groups: 2 });
+    client = await FlotillaClient.connect({ servers: [`127.0.0.1:${base + 1}`] });
     for (let i = 0; i < 50; i++) await client.put(`before-${i}`, `v${i}`);
 
     const filler = path.join(m.dir, 'filler');

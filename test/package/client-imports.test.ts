@@ -10,7 +10,7 @@ import { loadsOf, serverFiles } from './loads.js';
 const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const DIST = path.join(ROOT, 'dist');
 
-test('importing flotilla/client loads only the client, the frame header and the KV codec', { timeout: 60_000 }, (t) => {
+test('importing flotilla/client loads only the client, the frame header, the KV codec and the key map codec', { timeout: 60_000 }, (t) => {
   const client = loadsOf('flotilla/client', DIST, ROOT);
   assert.ok(client.files.includes('dist/src/client/index.js'), `the recorder saw the client load: ${client.files.join(', ')}`);
   assert.ok(client.files.includes('dist/src/kv/kv-command.js'));

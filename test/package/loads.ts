@@ -55,14 +55,17 @@ export function loadsOf(specifier: string, cwd: string, root: string): Loads {
 
 /** The KV codec's modules (src/kv): the types, the command layout, its reader, the result maps. */
 const KV_CODEC_FILES = ['kv-types', 'kv-command', 'kv-reader', 'kv-result'];
+/** The key map's pure modules (src/cluster) a client routes by: slots, the map, its image, their byte primitives. */
+const KEY_MAP_FILES = ['slots', 'key-map', 'key-map-image', 'map-bytes'];
 
 /**
  * Of `files`, the package's own that a client-only import must not load: anything compiled
  * (under `dist`, relative to the same root) but the client, the frame header it shares with
- * the server and the KV codec. Dependencies (msgpackr) are not counted.
+ * the server, the KV codec and the key map's codec. Dependencies (msgpackr) are not counted.
  */
 export function serverFiles(files: string[], dist: string): string[] {
   const allowed = (f: string): boolean =>
-    f.startsWith(`${dist}/src/client/`) || KV_CODEC_FILES.some((m) => f === `${dist}/src/kv/${m}.js`) || f === `${dist}/src/protocol/client-frame.js`;
+    f.startsWith(`${dist}/src/client/`) || KV_CODEC_FILES.some((m) => f === `${dist}/src/kv/${m}.js`) ||
+    KEY_MAP_FILES.some((m) => f === `${dist}/src/cluster/${m}.js`) || f === `${dist}/src/protocol/client-frame.js`;
   return files.filter((f) => f.startsWith(`${dist}/`) && !path.basename(f).startsWith(PROBE_PREFIX) && !allowed(f));
 }

@@ -126,10 +126,10 @@ test('npm pack builds a package that installs, type-checks and runs', { timeout:
   t.diagnostic(`installed flotilla/client imports in ${loads.importMs.toFixed(1)} ms (${loads.files.length} files of the package)`);
 });
 
-const GOOD_TS = `import { FlotillaClient, FlotillaError, decodeKvResult, encodeCommand, groupOfKey, type ClientOptions, type KvResult } from 'flotilla/client';
+const GOOD_TS = `import { FlotillaClient, FlotillaError, decodeKvResult, encodeCommand, type ClientOptions, type KvResult } from 'flotilla/client';
 import { createNode, ConfigError, type CreateNodeOptions, type FlotillaNode, type StateMachine } from 'flotilla';
 
-const options: ClientOptions = { servers: ['127.0.0.1:7002'], groups: 8 };
+const options: ClientOptions = { servers: ['127.0.0.1:7002'] };
 const nodeOptions: CreateNodeOptions = { dataDir: '/tmp/never-used', groups: 8 };
 const machine: StateMachine = {
   apply: (command: Uint8Array, _index: number): Uint8Array => command,
@@ -142,7 +142,7 @@ export async function use(): Promise<string | null> {
   const node: FlotillaNode = await createNode(nodeOptions);
   const client = await FlotillaClient.connect({ ...options, servers: [\`127.0.0.1:\${node.ports.client}\`] });
   await client.put('k', 'v');
-  const r: KvResult = decodeKvResult(await client.command(groupOfKey('k', 8), encodeCommand({ op: 'get', key: 'k' }), { read: true }));
+  const r: KvResult = decodeKvResult(await client.command(client.groupOf('k'), encodeCommand({ op: 'get', key: 'k' }), { read: true }));
   if (r.op === 'get') console.log(r.value);
   const e: FlotillaError | ConfigError | null = null;
   void e;
@@ -168,7 +168,7 @@ import { createNode } from 'flotilla';
 const node = await createNode({ dataDir: process.argv[2], groups: 4, shards: 1, tickMs: 20 });
 let client;
 try {
-  client = await FlotillaClient.connect({ servers: ['127.0.0.1:' + node.ports.client], groups: 4, requestTimeoutMs: 20000 });
+  client = await FlotillaClient.connect({ servers: ['127.0.0.1:' + node.ports.client], requestTimeoutMs: 20000 });
   await client.put('colour', 'teal');
   const value = await client.get('colour');
   const deleted = await client.delete('colour');
