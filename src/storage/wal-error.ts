@@ -22,6 +22,8 @@ export interface WalStats {
   noSpaceRetries: number;
   /** Bytes of zeros written to reserve space ahead of frames. */
   bytesReserved: number;
+  /** Background fdatasyncs of space reserved ahead of the frames (wal-sync.ts syncReserved). */
+  reserveSyncs: number;
   lastError: string | null;
   /** Sum and count of fdatasync durations (ms), for a mean; the engine keeps histograms. */
   fsyncMsTotal: number;
@@ -30,6 +32,6 @@ export interface WalStats {
 export function newWalStats(): WalStats {
   return {
     batches: 0, bytes: 0, fsyncs: 0, segments: 0, segmentsDeleted: 0, segmentsRecycled: 0, groupsRewritten: 0,
-    failures: 0, noSpaceRetries: 0, bytesReserved: 0, lastError: null, fsyncMsTotal: 0,
+    failures: 0, noSpaceRetries: 0, bytesReserved: 0, reserveSyncs: 0, lastError: null, fsyncMsTotal: 0,
   };
 }

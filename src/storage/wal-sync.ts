@@ -19,6 +19,9 @@ export class SegmentSync {
   private finished = 0;
   /** Work waiting for the background sync numbered `after` to finish (see afterCovered). */
   private waiting: { after: number; run: () => void }[] = [];
+  /** Syncs of space reserved ahead of frames (syncReserved) under way, and their segments. */
+  private readonly reserveSyncs = new Set<Promise<void>>();
+  private readonly reserveSyncing = new Set<Segment>();
 
   /**
    * `failed` tells whether the log has stopped; `fail` stops it (a background sync that fails
@@ -33,8 +36,45 @@ export class SegmentSync {
     private readonly fail: (e: unknown) => void,
   ) {}
 
-  /** The background sync in flight, if any (close waits for it). */
-  get inFlight(): Promise<void> | null { return this.running; }
+  /** Resolves once no background sync is under way (close waits for it). */
+  async whenIdle(): Promise<void> {
+    while (this.running !== null || this.reserveSyncs.size > 0) {
+      await Promise.allSettled([this.running, ...this.reserveSyncs]);
+    }
+  }
+
+  /**
+   * Makes the zeros just reserved ahead of `seg`'s frames durable, in the background
+   * (wal-writer.ts reserve): the blocks they allocated and the size they gave the file are then
+   * on the disk before any frame reaches them, and the batches' own fdatasyncs write data only
+   * (with the zeros left to them, the one after each reservation also wrote a MiB of zeros and
+   * the allocation's metadata: 0.7 against 0.2 ms at p99 for 100 KB batches on this disk).
+   *
+   * On a descriptor of its own: Linux reports a failed writeback once per open file, so a sync
+   * on the log's own descriptor could take the error a batch's fdatasync must see. A failure
+   * here stops the log too (the disk is failing).
+   */
+  syncReserved(seg: Segment): void {
+    if (this.reserveSyncing.has(seg) || this.failed()) return;
+    let fd: number;
+    try {
+      fd = this.fs.openSync(seg.file, 'r+');
+    } catch (e) {
+      // Retired and gone already: nothing to make durable.
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      this.fail(e);
+      return;
+    }
+    this.reserveSyncing.add(seg);
+    const p = this.fdatasync(fd)
+      .then(() => { this.stats.reserveSyncs++; }, (e: unknown) => { if (!this.failed()) this.fail(e); })
+      .finally(() => {
+        this.fs.closeSync(fd);
+        this.reserveSyncing.delete(seg);
+        this.reserveSyncs.delete(p);
+      });
+    this.reserveSyncs.add(p);
+  }
 
   /** Whether `seg` was written and is not known to be synced yet (waiting for, or under, a background sync). */
   isUnsynced(seg: Segment): boolean {

@@ -210,14 +210,29 @@ export class BatchWriter {
   }
 
   /**
-   * Makes sure the file of `seg` is allocated up to `end` (and a step beyond): zeros written where
-   * no frame is yet. Only when a frame reaches past what was reserved: once per WAL_RESERVE_BYTES.
+   * Makes sure the file of `seg` is allocated up to `end`: zeros written where no frame is yet,
+   * to the next step boundary (a full disk fails here, before any byte of the frame). And ahead:
+   * once the frames come within half a step of the end of what is reserved, the next step is
+   * reserved and synced in the background (SegmentSync.syncReserved), so that the frames find
+   * their blocks allocated and durable. A full disk met ahead only stops the reserving ahead.
    */
   private reserve(seg: Segment, end: number): void {
-    if (end <= seg.reserved || this.reserveBytes === 0) return;
+    if (this.reserveBytes === 0) return;
     const step = Math.min(this.reserveBytes, this.segmentBytes);
     // To the next step boundary, and never past the segment's size (unless one oversized frame is).
-    const to = Math.min(Math.max(this.segmentBytes, end), Math.ceil(end / step) * step);
+    if (end > seg.reserved) this.zeroTo(seg, Math.min(Math.max(this.segmentBytes, end), Math.ceil(end / step) * step));
+    if (seg.reserved >= this.segmentBytes || end + (step >>> 1) <= seg.reserved) return;
+    try {
+      this.zeroTo(seg, Math.min(this.segmentBytes, seg.reserved + step));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') return;
+      throw e;
+    }
+    this.sync.syncReserved(seg);
+  }
+
+  /** Zeros from what is written or reserved of `seg` up to `to`. */
+  private zeroTo(seg: Segment, to: number): void {
     zeros ??= Buffer.alloc(ZEROS_BYTES);
     const from = Math.max(seg.reserved, seg.written);
     for (let at = from; at < to;) {

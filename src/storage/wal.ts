@@ -251,8 +251,7 @@ export class Wal {
       try { await this.writer.commitIfPending(); } catch { /* reported to the appenders */ }
     }
     while (this.writer.isFlushing) await new Promise<void>((r) => this.scheduler.after(1, r));
-    const bg = this.sync.inFlight;
-    if (bg !== null) await bg;
+    await this.sync.whenIdle();
     this.writer.markClosed();
     this.files.closeAll();
   }

@@ -157,3 +157,42 @@ test('closing with a batch held rejects its appends with WAL_NO_SPACE and leaves
   assert.equal(again.group(1).lastIndex(), 2);
   await again.close();
 });
+
+test('space is reserved a step ahead of the frames and synced in the background on a descriptor of its own, before the frames reach it', async () => {
+  const dir = tmpdir();
+  const mainFds = new Set<number>();
+  /** Per reserve sync: the file's size when it was started (what it makes durable). */
+  const reserveSyncSizes: number[] = [];
+  const frameEnds: { end: number; coveredBy: number }[] = [];
+  const fs: FileSystem = {
+    ...nodeFileSystem,
+    openSync(file, flags) {
+      const fd = nodeFileSystem.openSync(file, flags);
+      if (flags === 'wx+') mainFds.add(fd);
+      return fd;
+    },
+    writeSync(fd, buf, offset, length, position) {
+      const zeros = buf.subarray(offset, offset + length).every((b) => b === 0);
+      if (!zeros) frameEnds.push({ end: position + length, coveredBy: Math.max(0, ...reserveSyncSizes) });
+      return nodeFileSystem.writeSync(fd, buf, offset, length, position);
+    },
+    fdatasync(fd, done) {
+      if (!mainFds.has(fd)) reserveSyncSizes.push(fsCjs.fstatSync(fd).size);
+      nodeFileSystem.fdatasync(fd, done);
+    },
+  };
+  const reserveBytes = 16 << 10;
+  const wal = Wal.open({ dir, fs, reserveBytes, segmentBytes: 1 << 20 });
+  const value = new Uint8Array(700).fill(7);
+  for (let i = 1; i <= 200; i++) await wal.append([{ group: 1, entries: [{ index: i, term: 1, type: 0, data: value }] }]);
+  await wal.close();
+  assert.ok(wal.stats.reserveSyncs >= 5, `reserve syncs: ${wal.stats.reserveSyncs}`);
+  assert.ok(reserveSyncSizes.length >= 5, 'the reserve syncs ran on descriptors other than the log\'s');
+  // Every frame after the first step was written into space whose sync had started before it.
+  const late = frameEnds.filter((f) => f.end > reserveBytes);
+  assert.ok(late.length > 100);
+  for (const f of late) assert.ok(f.end <= f.coveredBy, `a frame ending at ${f.end} met space reserved up to ${f.coveredBy} only`);
+  const again = Wal.open({ dir });
+  assert.equal(again.group(1).lastIndex(), 200);
+  await again.close();
+});
