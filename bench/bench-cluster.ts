@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePortBase, planCluster } from '../src/cli/cluster.js';
+import { fetchStatus } from '../src/cli/status.js';
 import type { GroupStatus, PeerInfo } from '../src/shard/task.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/flotilla.js');
@@ -167,9 +168,11 @@ export class BenchCluster {
   }
 
   async status(id: number): Promise<GroupStatus[]> {
-    const res = await fetch(`http://127.0.0.1:${this.node(id).adminPort}/status`, { signal: AbortSignal.timeout(HTTP_MS_MAX) });
-    if (res.status !== 200) throw new Error(`node ${id} /status answered ${res.status}`);
-    return ((await res.json()) as { groups: GroupStatus[] }).groups;
+    try {
+      return (await fetchStatus(`127.0.0.1:${this.node(id).adminPort}`, HTTP_MS_MAX)).groups;
+    } catch (e) {
+      throw new Error(`node ${id}: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   async metrics(id: number): Promise<string> {

@@ -8,6 +8,8 @@ import { CLIENT_OPTIONS, clientServers } from './client-target.js';
 
 /** One /health or /status request of `flotilla status`. */
 const STATUS_REQUEST_MS = 5_000;
+/** Groups asked for per /status request (the most a page holds). */
+const STATUS_PAGE = 10_000;
 
 export const STATUS_SPEC = {
   name: 'flotilla status',
@@ -136,6 +138,22 @@ export function statusLines(report: StatusReport): string[] {
   return out;
 }
 
+/**
+ * Every group's status from one node's /status, a page at a time (a node with many groups
+ * answers each page quickly); each request bounded by `timeoutMs`. Throws when a page is not
+ * answered 200.
+ */
+export async function fetchStatus(admin: string, timeoutMs: number): Promise<{ nodeId: number; groups: GroupStatus[] }> {
+  const groups: GroupStatus[] = [];
+  for (;;) {
+    const res = await fetch(`http://${admin}/status?offset=${groups.length}&limit=${STATUS_PAGE}`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (res.status !== 200) throw new Error(`/status answered ${res.status}`);
+    const page = (await res.json()) as { nodeId: number; total: number; groups: GroupStatus[] };
+    groups.push(...page.groups);
+    if (page.groups.length === 0 || groups.length >= page.total) return { nodeId: page.nodeId, groups };
+  }
+}
+
 /** Asks one node for /health and /status, each bounded by `timeoutMs`. */
 export async function probeNode(admin: string, timeoutMs: number): Promise<NodeProbe> {
   const probe: NodeProbe = { admin, health: null, status: null, error: null };
@@ -143,9 +161,7 @@ export async function probeNode(admin: string, timeoutMs: number): Promise<NodeP
     // /health answers 503 with its JSON when the node is not serving: both are answers.
     const h = await fetch(`http://${admin}/health`, { signal: AbortSignal.timeout(timeoutMs) });
     probe.health = (await h.json()) as NodeProbe['health'];
-    const s = await fetch(`http://${admin}/status`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (s.status === 200) probe.status = (await s.json()) as NodeProbe['status'];
-    else probe.error = `/status answered ${s.status}`;
+    probe.status = await fetchStatus(admin, timeoutMs);
   } catch (e) {
     const err = e as Error & { cause?: { code?: string } };
     probe.error = err.cause?.code ?? err.message;

@@ -5,7 +5,7 @@
 //                                        NO_SPACE: a shard's disk is full, writes refused, reads go
 //                                        on), 503 otherwise; JSON either way
 //   GET    /metrics                      Prometheus text exposition 0.0.4
-//   GET    /status                       { nodeId, groups: GroupStatus[] }
+//   GET    /status[?offset=&limit=|?group=]  { nodeId, total, offset, groups: GroupStatus[] }: a page by id
 //   POST   /groups                       body { group, members }        → add a group here
 //   DELETE /groups/:id                                                    → remove it here
 //   POST   /groups/:id/transfer-leader   body { to }                     → move its leadership
@@ -42,9 +42,26 @@ export interface NodeHealth {
   }[];
 }
 
+/** Which groups /status shows: a page of them by id, or one group. */
+export type StatusQuery = { offset: number; limit: number } | { group: number };
+
+export interface NodeStatus {
+  nodeId: number;
+  /** The groups this node hosts (for `?group=`: 1 if it hosts that group, else 0). */
+  total: number;
+  /** Where the page starts among them, by id (0 for `?group=`). */
+  offset: number;
+  groups: GroupStatus[];
+}
+
+/** Groups in one page of /status: the default and the most asked for. */
+export const STATUS_LIMIT_DEFAULT = 1000;
+export const STATUS_LIMIT_MAX = 10_000;
+
 export interface AdminBackend {
   health(): NodeHealth;
-  status(): Promise<{ nodeId: number; groups: GroupStatus[] }>;
+  /** A page of the node's groups, ascending by id, or the one group asked for (NodeStatus.total counts them all). */
+  status(q?: StatusQuery): Promise<NodeStatus>;
   /** Prometheus text exposition. */
   metrics(): Promise<string>;
   addGroup(group: number, members: number[]): Promise<AdminReply>;
@@ -166,7 +183,17 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, b: Adm
   }
   if (parts.length === 1 && a === 'status') {
     allow(method, ['GET', 'HEAD']);
-    send(res, 200, await b.status());
+    const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    const group = params.get('group');
+    if (group !== null) {
+      const st = await b.status({ group: intParam(group, 'group', 1, GROUP_ID_MAX) });
+      if (st.groups.length === 0) throw new HttpError(404, 'NO_GROUP', `node ${st.nodeId} does not host group ${group}`);
+      send(res, 200, st);
+      return;
+    }
+    const offset = intParam(params.get('offset') ?? '0', 'offset', 0, Number.MAX_SAFE_INTEGER);
+    const limit = intParam(params.get('limit') ?? String(STATUS_LIMIT_DEFAULT), 'limit', 1, STATUS_LIMIT_MAX);
+    send(res, 200, await b.status({ offset, limit }));
     return;
   }
   if (a === 'groups' && parts.length === 1) {
@@ -209,7 +236,15 @@ function allow(method: string, methods: string[]): void {
   }
 }
 
+/** A query parameter that must be a decimal integer in [min, max]: else 400 BAD_REQUEST. */
+function intParam(v: string, what: string, min: number, max: number): number {
+  const n = /^[0-9]{1,16}$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new HttpError(400, 'BAD_REQUEST', `${what} must be an integer from ${min} to ${max}, not ${JSON.stringify(v.slice(0, 40))}`);
+  return n;
+}
+
 /** A group id from a body field (number) or a path segment (decimal text). */
+
 function groupId(v: unknown, what: string): number {
   const n = typeof v === 'string' && /^\d{1,10}$/.test(v) ? Number(v) : v;
   if (!isIntIn(n, 1, GROUP_ID_MAX)) throw new HttpError(400, 'BAD_REQUEST', `${what} must be a group id 1..${GROUP_ID_MAX}, got ${JSON.stringify(v) ?? 'nothing'}`);

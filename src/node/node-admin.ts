@@ -7,13 +7,15 @@ import { pack } from 'msgpackr';
 import { GROUP_BROADCAST } from '../protocol/peer-wire.js';
 import { InKind } from '../ring/records.js';
 import type { AdminReply, AdminRequest, GroupStatus, LatencySummary } from '../shard/task.js';
-import type { AdminBackend } from './admin-http.js';
+import type { AdminBackend, NodeStatus, StatusQuery } from './admin-http.js';
+import { STATUS_GROUPS_MAX } from '../shard/admin.js';
 import type { ClientRouter } from './client-routing.js';
 import type { NodeConfig } from './config.js';
 import { NodeMetrics } from './metrics.js';
 import type { Pending } from './node-error.js';
 import { unpackCopy } from './out-ring-drain.js';
 import type { PeerRouter } from './peer-routing.js';
+import { shardOf } from './placement.js';
 import type { ShardPool, ShardSlot } from './shard-pool.js';
 
 const ADMIN_TIMEOUT_MS = 30_000;
@@ -89,12 +91,38 @@ export class NodeAdmin implements AdminBackend {
     this.pending.clear();
   }
 
-  async status(): Promise<{ nodeId: number; groups: GroupStatus[] }> {
-    const replies = await Promise.all(this.pool.shards.map((s) => this.request(s, { op: 'status' })));
+  /**
+   * A page of this node's groups by id (all of them by default), or one group. The shards name
+   * their groups first, then each is asked for the statuses of its part of the page, at most
+   * STATUS_GROUPS_MAX a request: a shard's reply must fit one ring record, which the statuses of
+   * all 10,000 groups of a shard would not.
+   */
+  async status(q: StatusQuery = { offset: 0, limit: Number.MAX_SAFE_INTEGER }): Promise<NodeStatus> {
+    const nodeId = this.config.nodeId;
+    const shards = this.pool.shards;
+    if ('group' in q) {
+      const r = await this.request(shards[shardOf(q.group, shards.length)]!, { op: 'status', groups: [q.group] });
+      const groups = r.ok ? r.groups ?? [] : [];
+      return { nodeId, total: groups.length, offset: 0, groups };
+    }
+    const ids: number[] = [];
+    for (const r of await Promise.all(shards.map((s) => this.request(s, { op: 'groupIds' })))) if (r.ok && r.groupIds !== undefined) ids.push(...r.groupIds);
+    ids.sort((a, b) => a - b);
+    const byShard = new Map<number, number[]>();
+    for (const g of ids.slice(q.offset, q.offset + q.limit)) {
+      const i = shardOf(g, shards.length);
+      let list = byShard.get(i);
+      if (list === undefined) byShard.set(i, (list = []));
+      list.push(g);
+    }
+    const asked: Promise<AdminReply>[] = [];
+    for (const [i, list] of byShard) {
+      for (let k = 0; k < list.length; k += STATUS_GROUPS_MAX) asked.push(this.request(shards[i]!, { op: 'status', groups: list.slice(k, k + STATUS_GROUPS_MAX) }));
+    }
     const groups: GroupStatus[] = [];
-    for (const r of replies) if (r.ok && r.groups !== undefined) groups.push(...r.groups);
+    for (const r of await Promise.all(asked)) if (r.ok && r.groups !== undefined) groups.push(...r.groups);
     groups.sort((a, b) => a.group - b.group);
-    return { nodeId: this.config.nodeId, groups };
+    return { nodeId, total: ids.length, offset: q.offset, groups };
   }
 
   async metrics(): Promise<string> {

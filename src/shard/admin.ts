@@ -18,13 +18,18 @@ import { MemberChanges } from './member-changes.js';
 import type { Outbox } from './outbox.js';
 import type { SnapshotAssembler } from './snapshot-assembler.js';
 import type { Snapshots } from './snapshots.js';
-import type { AdminReply, AdminRequest, ShardTask } from './task.js';
+import type { AdminReply, AdminRequest, GroupStatus, ShardTask } from './task.js';
 import { META_GROUP } from '../cluster/meta-group.js';
 
 /** Largest group id; 0xffffffff is the wire's "every shard" marker. */
 export const GROUP_ID_MAX = 0xfffffffe;
 /** Most founding members of a group accepted by addGroup. */
 export const MEMBERS_MAX = 64;
+/**
+ * Groups one status request may name (a page of /status): their statuses fit one ring record
+ * of the default ring (about 150 bytes each, msgpack), and a page is answered in milliseconds.
+ */
+export const STATUS_GROUPS_MAX = 1000;
 
 export function isGroupId(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= GROUP_ID_MAX;
@@ -54,8 +59,15 @@ export function parseAdminRequest(bytes: Uint8Array, headerGroup: number | null)
     group = headerGroup;
   }
   switch (r.op) {
-    case 'status':
-      return { op: 'status' };
+    case 'status': {
+      if (r.groups === undefined) return { op: 'status' };
+      if (!Array.isArray(r.groups) || r.groups.length > STATUS_GROUPS_MAX || !r.groups.every((g) => Number.isInteger(g) && g >= 1 && g <= 0xffff_ffff)) {
+        return `status groups must be an array of at most ${STATUS_GROUPS_MAX} group ids`;
+      }
+      return { op: 'status', groups: r.groups as number[] };
+    }
+    case 'groupIds':
+      return { op: 'groupIds' };
     case 'metrics':
       return { op: 'metrics' };
     case 'addGroup': {
@@ -182,10 +194,20 @@ export class Admin {
   private admin(req: AdminRequest, scope: number | null): AdminReply | Promise<AdminReply> {
     switch (req.op) {
       case 'status': {
+        if (scope === null && req.groups !== undefined) {
+          const out: GroupStatus[] = [];
+          for (const g of req.groups) {
+            const h = this.table.groups.get(g);
+            if (h !== undefined) out.push(h.status());
+          }
+          return { ok: true, groups: out };
+        }
         if (scope === null) return { ok: true, groups: this.table.status() };
         const h = this.table.groups.get(scope);
         return h === undefined ? adminError('NO_GROUP', `node ${this.task.nodeId} does not host group ${scope}`) : { ok: true, groups: [h.status()] };
       }
+      case 'groupIds':
+        return { ok: true, groupIds: [...this.table.groups.keys()].sort((a, b) => a - b) };
       case 'metrics':
         // Microseconds; `append`: a WAL append from the call to durable; `request`: read to answered.
         return { ok: true, latency: { append: this.latency.walAppend.summary(), request: this.latency.request.summary() } };

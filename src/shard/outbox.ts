@@ -145,8 +145,8 @@ export class Outbox {
   adminReply(id: number, reply: AdminReply): void {
     let payload = pack(reply) as Uint8Array;
     if (payload.length > this.payloadBytesMax) {
-      // A status of very many groups can outgrow one ring record: refuse it rather than fail
-      // the shard (paging it is future work; docs/operations.md).
+      // A reply that outgrows one ring record is refused rather than failing the shard (the
+      // node asks for statuses a page of STATUS_GROUPS_MAX at a time, so they fit the default ring).
       const refusal: AdminReply = { ok: false, code: 'TOO_LARGE', message: `admin reply of ${payload.length} bytes exceeds a ring record (${this.payloadBytesMax}); raise ringBytes` };
       payload = pack(refusal) as Uint8Array;
     }

@@ -95,8 +95,10 @@ export type AdminRequest =
    */
   | { op: 'joinGroup'; group: number }
   | MemberChangeRequest
-  /** Per-group status of every group on the shard. */
-  | { op: 'status' }
+  /** Per-group status of every group on the shard, or of the listed ones it hosts (the others are left out). */
+  | { op: 'status'; groups?: number[] }
+  /** The ids of the groups on the shard, ascending (a page of /status is chosen from them). */
+  | { op: 'groupIds' }
   /** Latency histograms (bucket counts) since the shard started. */
   | { op: 'metrics' };
 
@@ -138,5 +140,5 @@ export interface LatencySummary {
 }
 
 export type AdminReply =
-  | { ok: true; groups?: GroupStatus[]; latency?: Record<string, LatencySummary>; members?: { voters: number[]; learners: number[] } }
+  | { ok: true; groups?: GroupStatus[]; groupIds?: number[]; latency?: Record<string, LatencySummary>; members?: { voters: number[]; learners: number[] } }
   | { ok: false; code: string; message: string };

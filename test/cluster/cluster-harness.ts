@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePortBase, planCluster } from '../../src/cli/cluster.js';
+import { fetchStatus } from '../../src/cli/status.js';
 import type { GroupStatus } from '../../src/shard/task.js';
 import { META_GROUP } from '../../src/cluster/meta-group.js';
 
@@ -53,9 +54,11 @@ export class TestCluster {
   }
 
   async status(id: number): Promise<GroupStatus[]> {
-    const res = await fetch(`http://127.0.0.1:${this.node(id).adminPort}/status`, { signal: AbortSignal.timeout(5000) });
-    if (res.status !== 200) throw new Error(`node ${id} /status answered ${res.status}`);
-    return ((await res.json()) as { groups: GroupStatus[] }).groups;
+    try {
+      return (await fetchStatus(`127.0.0.1:${this.node(id).adminPort}`, 5000)).groups;
+    } catch (e) {
+      throw new Error(`node ${id}: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   async healthy(id: number): Promise<boolean> {

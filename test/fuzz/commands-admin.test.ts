@@ -82,7 +82,7 @@ function request(port: number, method: string, path: string, body: string): Prom
 test('fuzz: admin HTTP bodies get a JSON answer with a known status; the server keeps serving', { timeout: 60_000 }, async () => {
   const backend: AdminBackend = {
     health: () => ({ serving: true, nodeId: 1, shards: [] }),
-    status: () => Promise.resolve({ nodeId: 1, groups: [] }),
+    status: () => Promise.resolve({ nodeId: 1, total: 0, offset: 0, groups: [] }),
     metrics: () => Promise.resolve(''),
     addGroup: () => Promise.resolve({ ok: true }),
     removeGroup: () => Promise.resolve({ ok: true }),

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { pino } from 'pino';
-import { startAdminHttp, type AdminBackend, type AdminServer } from '../../src/node/admin-http.js';
+import { startAdminHttp, type AdminBackend, type AdminServer, type NodeStatus, type StatusQuery } from '../../src/node/admin-http.js';
 import { createLogger } from '../../src/node/log.js';
 import type { AdminReply, GroupStatus } from '../../src/shard/task.js';
 
@@ -28,9 +28,16 @@ class FakeBackend implements AdminBackend {
     if (this.fail !== null) throw this.fail;
     return { serving: this.serving, nodeId: 1, shards: [{ shard: 0, state: this.serving ? 'ready' : 'failed', ...(this.serving ? {} : { message: 'disk full' }) }] };
   }
-  async status(): Promise<{ nodeId: number; groups: GroupStatus[] }> {
+  queries: StatusQuery[] = [];
+  async status(q?: StatusQuery): Promise<NodeStatus> {
     if (this.fail !== null) throw this.fail;
-    return { nodeId: 1, groups: this.groups };
+    this.queries.push(q ?? { offset: 0, limit: Infinity });
+    if (q !== undefined && 'group' in q) {
+      const groups = this.groups.filter((g) => g.group === q.group);
+      return { nodeId: 1, total: groups.length, offset: 0, groups };
+    }
+    const page = q ?? { offset: 0, limit: Infinity };
+    return { nodeId: 1, total: this.groups.length, offset: page.offset, groups: this.groups.slice(page.offset, page.offset + page.limit) };
   }
   async metrics(): Promise<string> {
     if (this.fail !== null) throw this.fail;
@@ -116,7 +123,32 @@ test('GET /metrics is the Prometheus text format; GET /status is the backend\'s 
     assert.match(m.text, /^flotilla_node_id 1$/m);
     const s = await request(port, 'GET', '/status');
     assert.equal(s.status, 200);
-    assert.deepEqual(s.json, { nodeId: 1, groups: backend.groups });
+    assert.deepEqual(s.json, { nodeId: 1, total: 1, offset: 0, groups: backend.groups });
+  });
+});
+
+test('GET /status pages by offset and limit (1,000 by default, at most 10,000) or shows one group; bad parameters are 400', { timeout: 10_000 }, async () => {
+  await withServer(async (port, backend) => {
+    const g = backend.groups[0]!;
+    backend.groups = Array.from({ length: 30 }, (_, i) => ({ ...g, group: i + 1 }));
+    const page = await request(port, 'GET', '/status?offset=10&limit=5');
+    assert.equal(page.status, 200);
+    assert.deepEqual(page.json?.['groups'], backend.groups.slice(10, 15));
+    assert.equal(page.json?.['total'], 30);
+    assert.equal(page.json?.['offset'], 10);
+    const one = await request(port, 'GET', '/status?group=7');
+    assert.equal(one.status, 200);
+    assert.deepEqual(one.json?.['groups'], [backend.groups[6]]);
+    const none = await request(port, 'GET', '/status?group=99');
+    assert.equal(none.status, 404);
+    assert.equal(none.json?.['code'], 'NO_GROUP');
+    await request(port, 'GET', '/status');
+    assert.deepEqual(backend.queries, [{ offset: 10, limit: 5 }, { group: 7 }, { group: 99 }, { offset: 0, limit: 1000 }]);
+    for (const bad of ['offset=-1', 'offset=x', 'limit=0', 'limit=10001', 'limit=1.5', 'group=0', 'group=4294967295', 'group=', 'offset=99999999999999999']) {
+      const r = await request(port, 'GET', `/status?${bad}`);
+      assert.equal(r.status, 400, bad);
+      assert.equal(r.json?.['code'], 'BAD_REQUEST', bad);
+    }
   });
 });
 
