@@ -10,6 +10,7 @@ import {
 import { clockTicks, cpuTicks, metricSum, startBenchCluster, waitFor, type BenchCluster } from './bench-cluster.js';
 import { FlotillaDriver } from './flotilla-driver.js';
 import { FlotillaClient } from '../src/client/client.js';
+import { META_GROUP } from '../src/cluster/meta-group.js';
 import { slotOf } from '../src/cluster/slots.js';
 import type { KeyMap } from '../src/cluster/key-map.js';
 import { runLoad, type LoadResult, type LoadShape, type SecondReport } from './load.js';
@@ -124,11 +125,11 @@ interface Run {
   leaders: Record<string, number>;
 }
 
-/** How many groups each node leads, by the nodes' /status. */
+/** How many data groups each node leads, by the nodes' /status (the meta group is not counted). */
 async function leadersByNode(cluster: BenchCluster): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const id of [...cluster.nodes.keys()].sort((a, b) => a - b)) {
-    out[`node ${id}`] = (await cluster.status(id)).filter((g) => g.role === 'leader').length;
+    out[`node ${id}`] = (await cluster.status(id)).filter((g) => g.role === 'leader' && g.group !== META_GROUP).length;
   }
   return out;
 }
@@ -348,7 +349,6 @@ async function preload(driver: FlotillaDriver, o: FlotillaBenchOptions, out: (li
   if (answered < o.keys) throw new Error(`preload wrote ${answered} of ${o.keys} keys in 120 s`);
 }
 
-/** Every group 1..groups has a leader on some node, by the nodes' /status. */
 /** The key map, from the first of `servers` that gives one (waiting while a new cluster makes it). */
 async function keyMapOf(servers: string[]): Promise<KeyMap> {
   const client = await FlotillaClient.connect({ servers });
@@ -359,11 +359,12 @@ async function keyMapOf(servers: string[]): Promise<KeyMap> {
   }
 }
 
+/** Every data group 1..groups has a leader on some node, by the nodes' /status (the meta group's does not count). */
 async function leadersElected(cluster: BenchCluster, groups: number): Promise<void> {
   await waitFor(async () => {
     const led = new Set<number>();
     for (const id of cluster.nodes.keys()) {
-      for (const g of await cluster.status(id)) if (g.role === 'leader') led.add(g.group);
+      for (const g of await cluster.status(id)) if (g.role === 'leader' && g.group !== META_GROUP) led.add(g.group);
     }
     return led.size >= groups;
   }, 120_000, `a leader for each of ${groups} groups`, 200);

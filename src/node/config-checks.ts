@@ -2,6 +2,7 @@
 // options) or from text (environment, flags) against its key's schema, the peer list in both
 // forms, the rules between keys (checkRelations), and the words of the errors (a value shown,
 // "did you mean").
+import { groupsMax, membersPerGroupMax, nodesMax } from '../cluster/key-map.js';
 import type { PeerInfo } from '../shard/task.js';
 import { ConfigError, configSchema, FRAME_RECORD_OVERHEAD_BYTES, GiB, KiB, MiB, U32_MAX, type ConfigKey, type NodeConfig } from './config-schema.js';
 
@@ -186,6 +187,14 @@ export function checkRelations(c: NodeConfig, fail: (keys: ConfigKey[], text: st
       if (self[f] !== port) fail(['peers', k], `peers say node ${c.nodeId} has ${f} ${self[f]}, but ${k} is ${port}`);
     }
   }
+
+  // The key map (src/cluster/key-map.ts) founds groups 1..groups with every peer as a voter and
+  // names every peer: a cluster it cannot describe would never get a map.
+  if (c.groups > groupsMax) fail(['groups'], `${c.groups} groups: the key map holds at most ${groupsMax} (one a slot)`);
+  if (c.groups > 0 && c.peers.length > membersPerGroupMax) {
+    fail(['groups', 'peers'], `${c.peers.length} peers would each be a voter of the founding groups; a group has at most ${membersPerGroupMax} voters`);
+  }
+  if (c.peers.length > nodesMax) fail(['peers'], `${c.peers.length} peers: the key map names at most ${nodesMax} nodes`);
 
   if (c.ticksHeartbeat >= c.ticksElection) {
     fail(['ticksHeartbeat', 'ticksElection'], `the heartbeat (${c.ticksHeartbeat} ticks) must be shorter than the election timeout (${c.ticksElection} ticks)`);

@@ -164,6 +164,12 @@ export class Admin {
   /** Runs an admin request; `reply` is called exactly once, inside or after this call. */
   private runAdmin(req: AdminRequest, scope: number | null, reply: (r: AdminReply) => void): void {
     if (req.op === 'addMember' || req.op === 'promote' || req.op === 'removeMember') {
+      // The meta group's members are the nodes that keep the map (map-keeper.ts); changing them
+      // by hand would leave a node that thinks itself a member with a copy that no longer follows.
+      if (req.group === META_GROUP) {
+        reply(adminError('RESERVED_GROUP', `the members of the meta group (${META_GROUP}) are not changed by hand`));
+        return;
+      }
       // Not tracked as work under way: it waits on the group's log, which a stopping shard
       // answers (abortAll) rather than waits for.
       this.members.change(req, reply);

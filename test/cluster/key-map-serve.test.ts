@@ -3,6 +3,7 @@
 // image (the meta members from their replicas, node 4 from polling one), and the map survives
 // a restart of every node.
 import { test } from 'node:test';
+import { pack } from 'msgpackr';
 import assert from 'node:assert/strict';
 import { Dispatcher } from '../../src/client/dispatcher.js';
 import { fetchMap } from '../../src/client/map-fetch.js';
@@ -123,8 +124,11 @@ test('a command for a key another group owns is answered WRONG_GROUP with the ow
     const current = await fetchMap(d, server, 1);
     assert.equal(current.map, null, 'a client that holds the current version is told so');
     assert.equal(current.version, 1);
-    // The meta group takes no client commands.
+    // The meta group takes no client commands, and its members are not changed by hand.
     await assert.rejects(send(META_GROUP, { op: 'get', key: 'foo' }, FrameFlag.Read), (e: unknown) => e instanceof FlotillaError && e.code === 'BAD_REQUEST');
+    for (const op of [{ op: 'removeMember', node: 1 }, { op: 'addMember', node: 2, learner: true }, { op: 'promote', node: 3 }]) {
+      await assert.rejects(d.request(FrameKind.Admin, 0, META_GROUP, pack(op) as Uint8Array, pinned), (e: unknown) => e instanceof FlotillaError && e.code === 'RESERVED_GROUP', op.op);
+    }
   } finally {
     await d.close();
     await cluster.stop();

@@ -153,6 +153,11 @@ test('relations between keys are checked, naming every key involved and its sour
     /pendingBytesLow \(flag --pending-bytes-low\), pendingBytesHigh \(default\), pendingBytesMax \(default\): need pendingBytesLow < pendingBytesHigh < pendingBytesMax/);
   assert.match(configError(() => loadConfig({ env: { FLOTILLA_ADMIN_PORT: '7002' }, flags: { peers: '1@127.0.0.1:7001:7002:7002:7004' } })),
     /clientPort \(default\), adminPort \(env FLOTILLA_ADMIN_PORT\): both are 7002/);
+  // What the key map cannot describe: more groups than slots, more founding voters than a group holds.
+  assert.match(configError(() => loadConfig({ flags: { groups: '16385' } })), /groups \(flag --groups\): 16385 groups: the key map holds at most 16384/);
+  const peers16 = Array.from({ length: 16 }, (_, i) => `${i + 1}@127.0.0.1:${7001 + 10 * i}:${7002 + 10 * i}:${7003 + 10 * i}:${7004 + 10 * i}`).join(',');
+  assert.match(configError(() => loadConfig({ flags: { peers: peers16, groups: '1' } })), /16 peers would each be a voter of the founding groups; a group has at most 15 voters/);
+  assert.equal(loadConfig({ flags: { peers: peers16, groups: '0' } }).peers.length, 16);
   assert.match(configError(() => loadConfig({ flags: { 'ticks-heartbeat': '10' } })), /ticksHeartbeat \(flag --ticks-heartbeat\), ticksElection \(default\): the heartbeat \(10 ticks\) must be shorter/);
   assert.match(configError(() => loadConfig({ flags: { 'ring-bytes': '1MiB', 'frame-bytes-max': '1MiB' } })), /frameBytesMax .*, ringBytes .*: a frame of 1048576 bytes must fit in one ring record with its headers \(at most 261120 bytes/);
   assert.match(configError(() => loadConfig({ flags: { 'link-backoff-ms-min': '5000' } })), /linkBackoffMsMin .*: the first redial delay 5000 ms exceeds the largest 2000 ms/);
