@@ -5,6 +5,9 @@ import { parseMembers, parsePositiveInt, type CommandSpec, type OptionSpecs, typ
 import { CLIENT_OPTIONS, clientCall, withClient, type ClientTarget } from './client-target.js';
 import { errCode } from './exit-report.js';
 
+/** Admin calls name their group: they need no key map (a cluster of `groups: 0` has none until one is made). */
+const NO_MAP = { waitForMap: false };
+
 export const ADMIN_SPECS = {
   'admin add-group': {
     name: 'flotilla admin add-group', operands: 'G', operandsMin: 1, operandsMax: 1,
@@ -38,7 +41,7 @@ export async function adminCommand(name: string, p: ParsedCommand<OptionSpecs>, 
         await client.admin.addGroup(group, members);
         print('OK', { ok: true, group, members, servers: target.servers });
         return 0;
-      });
+      }, NO_MAP);
     }
     case 'admin remove-group': {
       const group = parsePositiveInt(a, 'the group id', 0xffff_fffe);
@@ -53,7 +56,7 @@ export async function adminCommand(name: string, p: ParsedCommand<OptionSpecs>, 
         await client.admin.transferLeader(group, to);
         print('OK', { ok: true, group, to });
         return 0;
-      });
+      }, NO_MAP);
     }
     default:
       throw new Error(`no runner for ${name}`);
@@ -73,7 +76,7 @@ async function removeGroup(target: ClientTarget, group: number, json: boolean): 
       await withClient({ servers: [server] }, async (client) => {
         await client.admin.removeGroup(group);
         return 0;
-      });
+      }, NO_MAP);
       removed.push(server);
     } catch (e) {
       const code = errCode(e);

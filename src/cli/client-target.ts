@@ -47,7 +47,7 @@ export interface ClientTarget {
 type Client = Awaited<ReturnType<typeof import('../client/index.js').FlotillaClient.connect>>;
 
 /** Connects, runs `f`, closes; the whole bounded by CLIENT_COMMAND_MS_MAX. */
-export async function withClient(target: ClientTarget, f: (client: Client) => Promise<number>): Promise<number> {
+export async function withClient(target: ClientTarget, f: (client: Client) => Promise<number>, opts: { waitForMap?: boolean } = {}): Promise<number> {
   const { FlotillaClient } = await import('../client/index.js');
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
@@ -57,7 +57,7 @@ export async function withClient(target: ClientTarget, f: (client: Client) => Pr
   try {
     return await Promise.race([
       (async () => {
-        client = await FlotillaClient.connect({ servers: target.servers });
+        client = await FlotillaClient.connect({ servers: target.servers, ...opts });
         return f(client);
       })(),
       deadline,

@@ -20,7 +20,7 @@ import { parseAddress } from './connection.js';
 import { Dispatcher } from './dispatcher.js';
 import type { RequestMode } from './request.js';
 import { FlotillaError } from './errors.js';
-import type { KeyMap } from '../cluster/key-map.js';
+import { KeyMap } from '../cluster/key-map.js';
 import { slotOf } from '../cluster/slots.js';
 import { fetchMap } from './map-fetch.js';
 
@@ -67,6 +67,13 @@ export interface ClientOptions {
    * exactly once). false: such a put fails with OUTCOME_UNKNOWN instead. Default true.
    */
   resendPuts?: boolean;
+  /**
+   * Wait at connect for the cluster's key map (a new cluster makes it in its first second).
+   * false: connect at once and fetch the map at the first call routed by key; admin calls and
+   * commands to a named group need none (a cluster of `groups: 0` has no map until one is
+   * made, and its groups come from admin calls). Default true.
+   */
+  waitForMap?: boolean;
   /** Time to establish a TCP connection. Default 2,000. */
   connectTimeoutMs?: number;
   /** Largest response frame accepted (a batch of gets can be large). Default 64 MiB. */
@@ -139,6 +146,17 @@ export class FlotillaClient {
     };
   }
 
+  /** The first map, fetched once for every call that waits on it (waitForMap false). */
+  private firstMapFetch: Promise<void> | null = null;
+
+  private mapFirst(): Promise<void> {
+    this.firstMapFetch ??= firstMap(this.d, Date.now() + this.d.opts.requestTimeoutMs).then(
+      (map) => { if (map.version > this.map.version) this.adopt(map); },
+      (e: unknown) => { this.firstMapFetch = null; throw e; },
+    );
+    return this.firstMapFetch;
+  }
+
   /** Makes a client and connects to the first server that answers; UNAVAILABLE if none does. */
   static async connect(opts: ClientOptions): Promise<FlotillaClient> {
     if (!Array.isArray(opts.servers) || opts.servers.length === 0) {
@@ -170,10 +188,12 @@ export class FlotillaClient {
       downMs: positiveInt(opts.downMs ?? D.downMs, 'downMs', MS_MAX),
       frameBytesMax: positiveInt(opts.frameBytesMax ?? D.frameBytesMax, 'frameBytesMax', 0xffffffff),
     });
+    const waitForMap = opts.waitForMap ?? true;
+    if (typeof waitForMap !== 'boolean') throw new FlotillaError('BAD_REQUEST', `waitForMap must be true or false, not ${String(waitForMap)}`);
     let map: KeyMap;
     try {
       await d.connectAny();
-      map = await firstMap(d, Date.now() + d.opts.requestTimeoutMs);
+      map = waitForMap ? await firstMap(d, Date.now() + d.opts.requestTimeoutMs) : KeyMap.empty();
     } catch (e) {
       await d.close();
       throw e;
@@ -330,6 +350,8 @@ export class FlotillaClient {
     const mode = how === 'write' ? WRITE : how === 'put' ? PUT : how === 'read' ? READ : STALE_READ;
     let group: number;
     let bytes: Uint8Array;
+    // Connected without waiting for the map (waitForMap false): the first call by key fetches it.
+    if (fixed === null && this.map.version === 0) await this.mapFirst();
     for (let hops = 0; ; hops++) {
       group = fixed ?? this.groupOfCommand(cmd);
       if (group === 0) throw new FlotillaError('NO_GROUP', `no group owns slot ${slotOf(cmd.op === 'batch' ? cmd.ops[0]!.key : cmd.key)} in map version ${this.map.version}`);

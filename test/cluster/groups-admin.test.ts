@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { FlotillaClient, FlotillaError } from '../../src/client/index.js';
 import { encodeCommand } from '../../src/kv/kv-command.js';
 import { decodeKvResult } from '../../src/kv/kv-result.js';
-import { startCluster, waitFor } from './cluster-harness.js';
+import { spawnSync } from 'node:child_process';
+import { CLI, startCluster, waitFor } from './cluster-harness.js';
 
 const GROUPS = 4;
 
@@ -62,6 +63,29 @@ test('groups are added and removed at runtime while traffic runs on others', { t
     assert.ok(written > 10, `background traffic ran (${written} writes)`);
   } finally {
     await client.close().catch(() => undefined);
+    await cluster.stop();
+  }
+});
+
+test('a cluster of groups: 0 has no key map: admin calls and commands to a named group work without one, calls by key wait for one', { timeout: 60_000 }, async () => {
+  const cluster = await startCluster({ nodes: 1, groups: 0 });
+  try {
+    const server = cluster.servers()[0]!;
+    // The CLI's admin commands connect without waiting for the map.
+    const add = spawnSync(process.execPath, [CLI, 'admin', 'add-group', '7', '--members', '1', '--servers', server, '--json'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(add.status, 0, add.stderr);
+    const client = await FlotillaClient.connect({ servers: [server], waitForMap: false, requestTimeoutMs: 1500 });
+    try {
+      assert.equal(client.mapVersion, 0);
+      await client.command(7, encodeCommand({ op: 'put', key: 'k', value: 'in-7' }));
+      const got = decodeKvResult(await client.command(7, encodeCommand({ op: 'get', key: 'k' }), { read: true }));
+      assert.deepEqual(got, { op: 'get', value: 'in-7' });
+      // By key: the first such call fetches the map, and there is none to be had.
+      await assert.rejects(client.put('k', 'v'), (e: unknown) => e instanceof FlotillaError && e.code === 'UNAVAILABLE' && /key map/.test(e.message));
+    } finally {
+      await client.close();
+    }
+  } finally {
     await cluster.stop();
   }
 });
