@@ -246,7 +246,7 @@ export class FlotillaClient {
     s = [];
     for (const m of members) {
       const a = this.map.addressesOf(m);
-      if (a !== undefined) s.push(a.client);
+      if (a !== undefined) s.push(reachableAddress(a.client, this.d.opts.servers[0]!));
     }
     this.groupServers.set(group, s);
     return s;
@@ -442,6 +442,17 @@ async function firstMap(d: Dispatcher, deadline: number): Promise<KeyMap> {
     if (Date.now() + MAP_WAIT_MS >= deadline) throw new FlotillaError('UNAVAILABLE', `no key map within requestTimeoutMs: ${why}`);
     await new Promise((r) => setTimeout(r, MAP_WAIT_MS));
   }
+}
+
+/**
+ * A node started alone on a wildcard address (`--host 0.0.0.0`, no `peers`) names that address
+ * in the map: a client reaches it, as it reached its seed, at the seed's host.
+ */
+export function reachableAddress(address: string, seed: string): string {
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at);
+  if (host !== '0.0.0.0' && host !== '[::]') return address;
+  return `${seed.slice(0, seed.lastIndexOf(':'))}${address.slice(at)}`;
 }
 
 function asFlotillaError(e: unknown): FlotillaError {

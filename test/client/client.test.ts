@@ -12,6 +12,7 @@ import { encodeFrame, FrameFlag, FrameKind } from '../../src/protocol/client-fra
 import { closeAllServers, deadAddress, FakeServer, fakeMap, kvScript, sleep, waitFor, type FakeRequest } from './fake-server.js';
 import { slotOf } from '../../src/cluster/slots.js';
 import { KeyMap } from '../../src/cluster/key-map.js';
+import { reachableAddress } from '../../src/client/client.js';
 import { turns } from '../event-loop-turns.js';
 
 const T = { timeout: 15_000 };
@@ -732,4 +733,11 @@ test('connect waits while the cluster has not made its map yet, and routes once 
   assert.equal(server.requests.find((r) => r.kind === FrameKind.Command)!.group, c.groupOf('a'));
   // And groups is no option any more: the cluster says where keys live.
   await assert.rejects(FlotillaClient.connect({ servers: [server.address], groups: 4 } as ClientOptions), /groups is no client option/);
+});
+
+test('a node that names a wildcard address in the map (started alone on 0.0.0.0) is reached at its seed\'s host', () => {
+  assert.equal(reachableAddress('0.0.0.0:7002', '10.1.2.3:7002'), '10.1.2.3:7002');
+  assert.equal(reachableAddress('[::]:7012', '[fe80::1]:7002'), '[fe80::1]:7012');
+  assert.equal(reachableAddress('10.0.0.5:7002', '10.1.2.3:7002'), '10.0.0.5:7002');
+  assert.equal(reachableAddress('db-1.example:7002', '127.0.0.1:7002'), 'db-1.example:7002');
 });
