@@ -425,19 +425,24 @@ export class FlotillaClient {
 
 /** The first map of a version above 0 the dispatcher's servers give, waiting while a new cluster makes it. */
 async function firstMap(d: Dispatcher, deadline: number): Promise<KeyMap> {
-  for (;;) {
+  // After a version-0 answer the next try goes to the next seed: a node just restarted outside
+  // the meta group has none until its first poll, while another seed may hold it.
+  let pinned: string | null = null;
+  for (let tries = 0; ; tries++) {
     let why: string;
     try {
       // Holding "version 0" (no map) rather than an empty body: 24 bytes, enough for a Raft port
       // to read them as a bad peer hello and close, which the connection then names.
-      const got = await fetchMap(d, null, 0);
+      const got = await fetchMap(d, pinned, 0);
       if (got.map !== null && got.map.version > 0) return got.map;
       why = 'the cluster has not made its key map yet (version 0)';
+      pinned = d.opts.servers[(tries + 1) % d.opts.servers.length]!;
     } catch (e) {
       // Only what may pass is waited out (no server up yet, a busy one); a wrong port, a bad
       // frame or a bad map will not get better.
       if (!(e instanceof FlotillaError) || !MAP_WAIT_CODES.has(e.code)) throw e;
       why = e.message;
+      if (pinned !== null) pinned = d.opts.servers[(tries + 1) % d.opts.servers.length]!;
     }
     if (Date.now() + MAP_WAIT_MS >= deadline) throw new FlotillaError('UNAVAILABLE', `no key map within requestTimeoutMs: ${why}`);
     await new Promise((r) => setTimeout(r, MAP_WAIT_MS));

@@ -22,11 +22,19 @@ import type { NodeMap } from './node-map.js';
 const INIT_RETRY_MS = 200;
 /** How often a node outside the meta group asks a meta member for a newer map. */
 export const POLL_MS = 1000;
+/** The soonest a client's word that a newer map exists makes another poll. */
+const BEHIND_POLL_MS_MIN = 100;
+/** What an initialize proposal may meet while the meta group elects or moves its leader: not worth a log line. */
+const INIT_QUIET_CODES = new Set(['NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE', 'LEADER_TRANSFERRING', 'OUTCOME_UNKNOWN', 'OVERLOADED']);
 
 export class MapKeeper {
   private timer: NodeJS.Timeout | null = null;
   private busy = false;
   private stopped = false;
+  /** When the last poll began (ms since the epoch). */
+  private lastPoll = 0;
+  /** Codes of refused initialize proposals already logged (once each). */
+  private readonly warned = new Set<string>();
   private readonly isMetaMember: boolean;
   private fetcher: Dispatcher | null = null;
   /** Initialize proposals made, and polls made (tests, logs). */
@@ -48,7 +56,11 @@ export class MapKeeper {
         inflightMax: 4, queuedMax: 4, redirectsMax: 0, retriesMax: servers.length, backoffMsMin: 20, backoffMsMax: 200,
         downMs: POLL_MS, frameBytesMax: config.frameBytesMax + 1024 * 1024 * 4,
       });
-      nodeMap.onBehind = () => this.soon(0);
+      // A client's MapRequest says a newer map exists: poll at once, but at most every
+      // BEHIND_POLL_MS_MIN (a client could say so with every request).
+      nodeMap.onBehind = () => {
+        if (Date.now() - this.lastPoll >= BEHIND_POLL_MS_MIN) this.soon(0);
+      };
     }
   }
 
@@ -120,8 +132,16 @@ export class MapKeeper {
     let result: Uint8Array;
     try {
       result = await this.local.command(META_GROUP, command, {});
-    } catch {
-      return; // NOT_LEADER (another member proposes), no leader yet, a timeout: the next round tries again
+    } catch (e) {
+      // NOT_LEADER (another member proposes), no leader yet, a timeout: the next round tries
+      // again. Anything else is said once (say, NO_GROUP: a data directory made before the
+      // meta group existed has none, docs/key-map.md).
+      const code = (e as { code?: unknown }).code;
+      if (typeof code === 'string' && !INIT_QUIET_CODES.has(code) && !this.warned.has(code)) {
+        this.warned.add(code);
+        this.log.warn({ code, err: e instanceof Error ? e.message : String(e) }, 'the meta group refused to initialize the key map; trying again');
+      }
+      return;
     }
     let r;
     try {
@@ -139,6 +159,7 @@ export class MapKeeper {
   }
 
   private async poll(): Promise<void> {
+    this.lastPoll = Date.now();
     this.polls++;
     try {
       const got = await fetchMap(this.fetcher!, null, this.nodeMap.version === 0 ? null : this.nodeMap.version);
