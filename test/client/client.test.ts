@@ -741,3 +741,13 @@ test('a node that names a wildcard address in the map (started alone on 0.0.0.0)
   assert.equal(reachableAddress('10.0.0.5:7002', '10.1.2.3:7002'), '10.0.0.5:7002');
   assert.equal(reachableAddress('db-1.example:7002', '127.0.0.1:7002'), 'db-1.example:7002');
 });
+
+test('connect asks the next seed for the map when one answers version 0 (a node restarted outside the meta group)', T, async () => {
+  const behind = await FakeServer.start(kvScript());
+  behind.map = KeyMap.empty();
+  const ahead = await FakeServer.start(kvScript());
+  ahead.map = fakeMap(2);
+  const c = await client([behind, ahead]);
+  assert.equal(c.mapVersion, 1);
+  assert.ok(behind.mapRequests >= 1 && ahead.mapRequests >= 1, `asked both (${behind.mapRequests}, ${ahead.mapRequests})`);
+});
