@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseOrExit, parsePositiveInt, type CommandSpec } from '../src/cli/args.js';
 import { encodeCommand } from '../src/kv/kv-command.js';
 import { KvStateMachine } from '../src/kv/kv-state-machine.js';
+import { IMAGE_STEP_BYTES } from '../src/shard/snapshots.js';
 
 const ROWS = ['apply', 'uint8array', 'bytestring'] as const;
 type Row = (typeof ROWS)[number];
@@ -69,10 +70,20 @@ function runRow(row: Row): void {
     : [];
   const t0 = process.cpuUsage();
   let kept: unknown;
+  let imageLine = '';
+  let putsCpu: NodeJS.CpuUsage | null = null;
   if (row === 'apply') {
     const kv = new KvStateMachine();
     for (let i = 0; i < puts; i++) kv.applyEncoded(commands[i % commands.length]!);
     kept = kv;
+    putsCpu = process.cpuUsage(t0);
+    // And one image of the state, as a snapshot makes it (in steps of IMAGE_STEP_BYTES).
+    const i0 = process.cpuUsage();
+    const steps = kv.serializeInSteps();
+    let image: Uint8Array | null = null;
+    while ((image = steps.step(IMAGE_STEP_BYTES)) === null);
+    const ic = process.cpuUsage(i0);
+    imageLine = `; an image of its ${kv.size.toLocaleString('en-US')} keys (${(image.length / (1 << 20)).toFixed(1)} MiB): ${((ic.user + ic.system) / 1000).toFixed(1)} ms CPU`;
   } else if (row === 'uint8array') {
     const m = new Map<string, Uint8Array>();
     for (let i = 0; i < puts; i++) {
@@ -88,7 +99,8 @@ function runRow(row: Row): void {
     }
     kept = m;
   }
-  const cpu = process.cpuUsage(t0);
+  const cpu = putsCpu ?? process.cpuUsage(t0);
+  if (imageLine !== '') console.log(`  (${row}${imageLine})`);
   const ns = ((cpu.user + cpu.system) * 1000) / puts;
   const rss = process.memoryUsage().rss / (1 << 20);
   console.log(`  ${ROW_TITLES[row].padEnd(30)} ${ns.toFixed(0).padStart(6)} ns CPU per put   RSS ${rss.toFixed(0)} MiB${kept === null ? '' : ''}`);
