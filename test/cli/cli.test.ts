@@ -13,32 +13,13 @@ import { freePortBase, planCluster, reuseConflicts, parseClusterFlags } from '..
 import { adminOfClient, judgeStatus, type NodeProbe } from '../../src/cli/status.js';
 import { wrongPort } from '../../src/client/connection.js';
 import type { GroupStatus } from '../../src/shard/task.js';
-import { CLI, startCluster, waitFor, type TestCluster } from '../cluster/cluster-harness.js';
+import { CLI, runCli, startCluster, waitFor, type TestCluster } from '../cluster/cluster-harness.js';
 import { META_GROUP } from '../../src/cluster/meta-group.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
-interface Ran { status: number | null; stdout: string; stderr: string }
-
-/** Runs the CLI with a clean environment (plus `env`), bounded in time. */
-function cli(args: string[], env: Record<string, string> = {}, timeoutMs = 40_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`flotilla ${args.join(' ')} did not finish in ${timeoutMs} ms: ${stdout} ${stderr}`));
-    }, timeoutMs);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 test('every command has its own help; help COMMAND says the same; --version prints the package version', async () => {
   const get = await cli(['kv', 'get', '--help']);

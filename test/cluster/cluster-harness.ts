@@ -183,6 +183,27 @@ export async function startCluster(opts: ClusterOptions): Promise<TestCluster> {
   return cluster;
 }
 
+export interface CliRun { status: number | null; stdout: string; stderr: string }
+
+/** Runs the CLI with a clean environment (PATH, plus `env`), bounded in time. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 40_000): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => void (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`flotilla ${args.join(' ')} did not finish in ${timeoutMs} ms: ${stdout} ${stderr}`));
+    }, timeoutMs);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
 export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {

@@ -3,29 +3,12 @@
 // slot, and none fails with NO_GROUP (as three keys in four did with FNV over a default of 64).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { FlotillaClient } from '../../src/client/index.js';
-import { CLI, startCluster } from './cluster-harness.js';
+import { runCli, startCluster } from './cluster-harness.js';
 
 const GROUPS = 16;
 
-function cli(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => void (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`flotilla ${args.join(' ')} did not finish in 40 s`));
-    }, 40_000);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+const cli = runCli;
 
 test('kv put/get and the client route by the cluster\'s map with seeds only, over all 16 groups', { timeout: 180_000 }, async () => {
   const cluster = await startCluster({ nodes: 3, groups: GROUPS });

@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { FlotillaClient } from '../../src/client/index.js';
 import { checkHistory, type HistoryOp } from '../sim/linearizability.js';
+import { startHistoryWorkload } from '../history-workload.js';
 import { startCluster, waitFor, type TestCluster } from './cluster-harness.js';
 
 const CLIENTS = 4;
@@ -64,32 +65,7 @@ test('puts and lease reads of real processes stay linearizable across SIGSTOPs o
         }
       }
     })();
-    const loops = clients.slice(0, CLIENTS).map(async (c, client) => {
-      for (let i = 0; !stopping; i++) {
-        const key = `k${(i * 7 + client) % KEYS}`;
-        const id = nextId++;
-        const invoke = performance.now();
-        if (i % 2 === 0) {
-          const value = `c${client}-${i}`;
-          try {
-            await c.put(key, value);
-            history.push({ id, client, op: { kind: 'put', key, value }, invoke, complete: performance.now(), result: { kind: 'put' } });
-          } catch {
-            // Sent once and not answered for sure: it may or may not have taken effect.
-            history.push({ id, client, op: { kind: 'put', key, value }, invoke, complete: null, result: null });
-          }
-        } else {
-          reads++;
-          try {
-            const value = await c.get(key);
-            readsOk++;
-            history.push({ id, client, op: { kind: 'get', key }, invoke, complete: performance.now(), result: { kind: 'get', value } });
-          } catch {
-            // A read that failed had no effect: it is left out of the history.
-          }
-        }
-      }
-    });
+    const work = startHistoryWorkload(clients.slice(0, CLIENTS), { keys: KEYS, history, nextId: () => nextId++ });
 
     const phase = async (what: string, fault: () => Promise<void>): Promise<void> => {
       const before = history.length;
@@ -117,13 +93,13 @@ test('puts and lease reads of real processes stay linearizable across SIGSTOPs o
       await waitFor(() => cluster.healthy(follower), 20_000, `node ${follower} healthy again`);
     });
     stopping = true;
-    await Promise.all([...loops, pinnedLoop]);
+    await Promise.all([work.stop(), pinnedLoop]);
 
     const report = checkHistory(history);
-    t.diagnostic(`leaders ${first}, ${second}, ${third}; follower killed ${follower}; ${history.length} ops recorded, ${readsOk} of ${reads} reads answered, ${history.filter((h) => h.complete === null).length} puts unanswered; check: ${report.outcome} over ${report.keys} keys`);
+    t.diagnostic(`leaders ${first}, ${second}, ${third}; follower killed ${follower}; ${history.length} ops recorded, ${readsOk + work.counts.readsOk} of ${reads + work.counts.reads} reads answered, ${history.filter((h) => h.complete === null).length} puts unanswered; check: ${report.outcome} over ${report.keys} keys`);
     assert.notEqual(report.outcome, 'violation', report.detail);
     assert.equal(report.outcome, 'ok', report.detail);
-    assert.ok(readsOk > 100, `only ${readsOk} reads answered`);
+    assert.ok(readsOk + work.counts.readsOk > 100, `only ${readsOk + work.counts.readsOk} reads answered`);
   } finally {
     for (const id of paused) cluster.resume(id);
     for (const c of clients) await c.close().catch(() => undefined);

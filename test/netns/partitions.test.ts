@@ -7,9 +7,9 @@
 // (the majority side elects or keeps a leader), and the history stays linearizable.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { performance } from 'node:perf_hooks';
 import { FlotillaClient } from '../../src/client/index.js';
-import { checkHistory, type HistoryOp } from '../sim/linearizability.js';
+import { checkHistory } from '../sim/linearizability.js';
+import { startHistoryWorkload, type HistoryWorkload } from '../history-workload.js';
 import { NetnsCluster, netnsProblem, nftProblem } from './netns-harness.js';
 
 const CLIENTS = 4;
@@ -38,45 +38,16 @@ test('partitions of separate network hosts: leader cut off, minority, asymmetric
   const cluster = await NetnsCluster.start({ nodes: 3, groups: 1, tickMs: 50 });
   const all = [1, 2, 3];
   const clients: FlotillaClient[] = [];
-  const history: HistoryOp[] = [];
-  let nextId = 0;
-  let stopping = false;
-  const done: number[] = [];
+  let work: HistoryWorkload | null = null;
   try {
     await until('a leader of group 1', 60_000, async () => (await cluster.leaderOf(1, all)) !== 0);
     for (let i = 0; i < CLIENTS; i++) {
       clients.push(await FlotillaClient.connect({ servers: cluster.servers(), requestTimeoutMs: REQUEST_TIMEOUT_MS, attemptTimeoutMs: 500, resendPuts: false }));
     }
-    const loops = clients.map(async (c, client) => {
-      done[client] = 0;
-      for (let i = 0; !stopping; i++) {
-        const key = `k${(i * 7 + client) % KEYS}`;
-        const id = nextId++;
-        const invoke = performance.now();
-        if (i % 2 === 0) {
-          const value = `c${client}-${i}`;
-          try {
-            await c.put(key, value);
-            done[client]!++;
-            history.push({ id, client, op: { kind: 'put', key, value }, invoke, complete: performance.now(), result: { kind: 'put' } });
-          } catch {
-            // Sent once and not answered for sure: it may or may not have taken effect.
-            history.push({ id, client, op: { kind: 'put', key, value }, invoke, complete: null, result: null });
-            await sleep(20);
-          }
-        } else {
-          try {
-            const value = await c.get(key);
-            history.push({ id, client, op: { kind: 'get', key }, invoke, complete: performance.now(), result: { kind: 'get', value } });
-          } catch {
-            await sleep(20); // a read that failed had no effect
-          }
-        }
-      }
-    });
+    work = startHistoryWorkload(clients, { keys: KEYS, pauseAfterFailureMs: 20 });
 
     /** Acknowledged puts so far. */
-    const acked = (): number => done.reduce((a, b) => a + b, 0);
+    const acked = (): number => work!.counts.puts;
     /** Writes are acknowledged again within 15 s (a leader on the majority side). */
     const progresses = async (what: string): Promise<void> => {
       const before = acked();
@@ -134,8 +105,8 @@ test('partitions of separate network hosts: leader cut off, minority, asymmetric
     await until('one leader all agree on', 20_000, async () => (await cluster.leaderOf(1, all)) !== 0);
     await sleep(500);
 
-    stopping = true;
-    await Promise.all(loops);
+    await work.stop();
+    const history = work.history;
     const report = checkHistory(history);
     const puts = history.filter((h) => h.op.kind === 'put' && h.complete !== null).length;
     const gets = history.filter((h) => h.op.kind === 'get').length;
@@ -147,7 +118,7 @@ test('partitions of separate network hosts: leader cut off, minority, asymmetric
     for (const n of cluster.nodes.values()) t.diagnostic(`node ${n.id} output (tail): ${n.output.slice(-1500)}`);
     throw e;
   } finally {
-    stopping = true;
+    await work?.stop();
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     await cluster.stop();
   }
