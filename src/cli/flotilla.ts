@@ -18,6 +18,7 @@ import { CLIENT_OPTIONS, SERVERS_ENV } from './client-target.js';
 import { CLUSTER_SPEC, parseClusterFlags, runCluster } from './cluster.js';
 import { report } from './exit-report.js';
 import { KV_SPECS, kvCommand } from './kv-commands.js';
+import { MEMBER_SPECS, memberCommand } from './member-commands.js';
 import { configOptions, NODE_SPECS, runNode, showConfig } from './node-commands.js';
 import { STATUS_SPEC, statusCommand } from './status.js';
 
@@ -25,6 +26,7 @@ const SPECS = {
   ...NODE_SPECS,
   ...KV_SPECS,
   ...ADMIN_SPECS,
+  ...MEMBER_SPECS,
   status: STATUS_SPEC,
   version: { name: 'flotilla version', summary: 'Prints the package version (also flotilla --version).', options: { json: CLIENT_OPTIONS.json } },
 } as const satisfies Record<string, CommandSpec>;
@@ -41,6 +43,10 @@ const INDEX: [Name | 'help', string, string][] = [
   ['admin add-group', 'G --members 1,2,3', 'create a group on every server listed'],
   ['admin remove-group', 'G', 'remove a group from every server listed'],
   ['admin transfer-leader', 'G --to N', 'move a group\'s leadership'],
+  ['admin members', 'G', 'a group\'s voters and learners'],
+  ['admin add-member', 'G NODE [--learner]', 'add a node to a group (a learner first, a voter once caught up)'],
+  ['admin promote', 'G NODE', 'make a learner a voter'],
+  ['admin remove-member', 'G NODE', 'remove a node from a group'],
   ['status', '[--servers H:P,...]', 'health, leaders, lagging and leaderless groups per node'],
   ['config', '[--config FILE] [--<key> VALUE ...]', 'the effective configuration and where each value came from'],
   ['bench', '[--mode raft|echo] [--nodes 1|3] ...', 'the benchmark (docs/benchmarks.md)'],
@@ -75,7 +81,7 @@ export function packageVersion(): string {
 /** What main decided: exit now with a code, or keep running (a node, a cluster). */
 type Outcome = number | 'running';
 
-const GROUPED: Record<string, string[]> = { kv: ['put', 'get', 'delete'], admin: ['add-group', 'remove-group', 'transfer-leader'] };
+const GROUPED: Record<string, string[]> = { kv: ['put', 'get', 'delete'], admin: ['add-group', 'remove-group', 'transfer-leader', 'members', 'add-member', 'promote', 'remove-member'] };
 
 /** Finds the command named by the first words of argv; returns its name and the words after it. */
 function resolve(argv: readonly string[]): { name: Name | 'help'; rest: string[] } | { group: string; rest: string[] } {
@@ -173,7 +179,8 @@ async function run(name: Name, p: ParsedCommand<OptionSpecs>, spec: CommandSpec)
     case 'status':
       return statusCommand(v, p.dryRun, dry);
     default:
-      return name.startsWith('kv ') ? kvCommand(name, p, dry) : adminCommand(name, p, dry);
+      if (name.startsWith('kv ')) return kvCommand(name, p, dry);
+      return name in MEMBER_SPECS ? memberCommand(name, p, dry) : adminCommand(name, p, dry);
   }
 }
 

@@ -21,6 +21,7 @@ import { Dispatcher } from './dispatcher.js';
 import type { RequestMode } from './request.js';
 import { FlotillaError } from './errors.js';
 import { KeyMap } from '../cluster/key-map.js';
+import { MemberAdmin, type AddMemberOptions, type Members } from './member-admin.js';
 import { slotOf } from '../cluster/slots.js';
 import { fetchMap } from './map-fetch.js';
 
@@ -112,6 +113,17 @@ export interface ClientAdmin {
   transferLeader(group: number, to: number): Promise<void>;
   /** The AdminReply of `status` from `server`, or from the group's leader (else any server). */
   status(group: number, server?: string): Promise<unknown>;
+  /** The group's voters and learners, as its leader has applied them. */
+  members(group: number): Promise<Members>;
+  /**
+   * Adds node `node` to the group: an empty replica made on it (at its client address in the
+   * map, or `opts.server`), then a learner, then, unless `opts.learner`, a voter once caught up.
+   */
+  addMember(group: number, node: number, opts?: AddMemberOptions & { server?: string }): Promise<Members>;
+  /** Makes the learner `node` a voter. */
+  promote(group: number, node: number): Promise<Members>;
+  /** Removes the voter or learner `node` from the group (its leader too: leadership is handed over first). */
+  removeMember(group: number, node: number): Promise<Members>;
 }
 
 const GROUP_MAX = 0xfffffffe;
@@ -129,6 +141,7 @@ const PUT: RequestMode = { read: false, resend: true, learn: true, copy: false, 
 
 export class FlotillaClient {
   readonly admin: ClientAdmin;
+  private readonly members: MemberAdmin;
   /** Client addresses of each group's voters in `map` (made as asked, per map). */
   private groupServers = new Map<number, string[]>();
 
@@ -138,11 +151,16 @@ export class FlotillaClient {
     private readonly resendPuts: boolean,
   ) {
     d.groupServers = (group) => this.serversOf(group);
+    this.members = new MemberAdmin(d, () => this.knownServers());
     this.admin = {
       addGroup: (group, members) => this.everyServer(group, 'addGroup', members),
       removeGroup: (group) => this.everyServer(group, 'removeGroup', null),
       transferLeader: (group, to) => this.transferLeader(group, to),
       status: (group, server) => this.status(group, server),
+      members: async (group) => { checkGroup(group); return this.members.members(group); },
+      addMember: async (group, node, opts = {}) => { checkGroup(group); return this.members.addMember(group, node, opts.server ?? this.clientAddressOf(node), opts); },
+      promote: async (group, node) => { checkGroup(group); return this.members.promote(group, node); },
+      removeMember: async (group, node) => { checkGroup(group); return this.members.removeMember(group, node); },
     };
   }
 
@@ -155,6 +173,24 @@ export class FlotillaClient {
       (e: unknown) => { this.firstMapFetch = null; throw e; },
     );
     return this.firstMapFetch;
+  }
+
+  /** Every client address known: the map's nodes, else the seeds. */
+  private knownServers(): string[] {
+    const out = new Set<string>();
+    for (const n of this.map.nodes()) {
+      const a = this.map.addressesOf(n);
+      if (a !== undefined) out.add(reachableAddress(a.client, this.d.opts.servers[0]!));
+    }
+    if (out.size === 0) for (const s of this.d.opts.servers) out.add(s);
+    return [...out];
+  }
+
+  /** Node `node`'s client address in the map (BAD_REQUEST when the map does not name it). */
+  private clientAddressOf(node: number): string {
+    const a = this.map.addressesOf(node);
+    if (a === undefined) throw new FlotillaError('BAD_REQUEST', `node ${node} is not in the key map: give its client address (server)`);
+    return reachableAddress(a.client, this.d.opts.servers[0]!);
   }
 
   /** Makes a client and connects to the first server that answers; UNAVAILABLE if none does. */

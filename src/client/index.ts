@@ -5,6 +5,7 @@
 // does not pay for the engine (test/package/client-imports.test.ts holds that).
 export { CLIENT_DEFAULTS, FlotillaClient, type ClientAdmin, type ClientOptions, type CommandOptions } from './client.js';
 export { FlotillaError, type ClientErrorCode, type LeaderHint, type WrongGroup } from './errors.js';
+export type { AddMemberOptions, Members } from './member-admin.js';
 // Where keys live: slots and the key map the client routes by (docs/key-map.md).
 export { slotOf, SLOT_COUNT } from '../cluster/slots.js';
 export type { KeyMap, NodeAddresses } from '../cluster/key-map.js';
