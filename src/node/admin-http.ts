@@ -9,6 +9,11 @@
 //   POST   /groups                       body { group, members }        → add a group here
 //   DELETE /groups/:id                                                    → remove it here
 //   POST   /groups/:id/transfer-leader   body { to }                     → move its leadership
+//   POST   /groups/:id/join                                               → an empty replica here
+//   GET    /groups/:id/members                                            → voters, learners here
+//   POST   /groups/:id/members           body { node, learner }          → add a member (leader)
+//   POST   /groups/:id/members/:n/promote                                 → learner to voter (leader)
+//   DELETE /groups/:id/members/:n                                         → remove a member (leader)
 //
 // Admin answers are `{ ok: true, ... }` (200) or `{ ok: false, code, message }` with a status
 // that follows the code: BAD_REQUEST 400, NOT_FOUND/NO_GROUP 404, METHOD_NOT_ALLOWED 405,
@@ -20,7 +25,7 @@
 // and connections. Nothing a client sends, and nothing the backend throws, ends the process.
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { AdminReply, GroupStatus } from '../shard/task.js';
+import type { AdminReply, GroupStatus, MemberChangeRequest } from '../shard/task.js';
 import type { Logger } from './log.js';
 
 /** What /health answers. */
@@ -67,6 +72,10 @@ export interface AdminBackend {
   addGroup(group: number, members: number[]): Promise<AdminReply>;
   removeGroup(group: number): Promise<AdminReply>;
   transferLeader(group: number, to: number): Promise<AdminReply>;
+  /** An empty replica of an existing group here, to be added as a member by its leader. */
+  joinGroup(group: number): Promise<AdminReply>;
+  /** A membership change, asked of the group's replica here (it must lead: else NOT_LEADER). */
+  memberChange(req: MemberChangeRequest): Promise<AdminReply>;
 }
 
 export interface AdminServer {
@@ -218,6 +227,10 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, b: Adm
     reply(res, await b.removeGroup(groupId(id, 'group id in the path')));
     return;
   }
+  if (a === 'groups' && parts.length >= 3 && (action === 'join' || action === 'members')) {
+    await membersRoute(req, res, b, bodyBytesMax, method, parts);
+    return;
+  }
   if (a === 'groups' && parts.length === 3 && action === 'transfer-leader') {
     allow(method, ['POST']);
     const group = groupId(id, 'group id in the path');
@@ -228,6 +241,51 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, b: Adm
     return;
   }
   throw new HttpError(404, 'NOT_FOUND', `no route ${method} ${url.slice(0, 200)}`);
+}
+
+/**
+ * POST /groups/G/join: an empty replica of G here. GET /groups/G/members: G's voters and
+ * learners as this replica has applied them (with its role). POST /groups/G/members {node,
+ * learner}: add (at the leader); POST /groups/G/members/N/promote; DELETE /groups/G/members/N.
+ */
+async function membersRoute(req: http.IncomingMessage, res: http.ServerResponse, b: AdminBackend, bodyBytesMax: number, method: string, parts: string[]): Promise<void> {
+  const group = groupId(parts[1], 'group id in the path');
+  const [, , action, node, verb] = parts;
+  if (action === 'join' && parts.length === 3) {
+    allow(method, ['POST']);
+    reply(res, await b.joinGroup(group));
+    return;
+  }
+  if (parts.length === 3) {
+    allow(method, ['GET', 'POST']);
+    if (method === 'GET') {
+      const st = await b.status({ group });
+      const g = st.groups[0];
+      if (g === undefined) throw new HttpError(404, 'NO_GROUP', `node ${st.nodeId} does not host group ${group}`);
+      send(res, 200, { ok: true, group, voters: g.voters, learners: g.learners, role: g.role, leader: g.leader });
+      return;
+    }
+    const body = await readJson(req, res, bodyBytesMax);
+    const n = body['node'];
+    if (!isIntIn(n, 1, NODE_ID_MAX)) throw new HttpError(400, 'BAD_REQUEST', `node must be a node id, got ${JSON.stringify(n) ?? 'nothing'}`);
+    const learner = body['learner'] ?? false;
+    if (typeof learner !== 'boolean') throw new HttpError(400, 'BAD_REQUEST', 'learner must be true or false');
+    reply(res, await b.memberChange({ op: 'addMember', group, node: n, learner }));
+    return;
+  }
+  const n = Number(node);
+  if (!/^[0-9]{1,10}$/.test(node ?? '') || !isIntIn(n, 1, NODE_ID_MAX)) throw new HttpError(400, 'BAD_REQUEST', `node id in the path must be a node id, got ${JSON.stringify(node)}`);
+  if (parts.length === 4) {
+    allow(method, ['DELETE']);
+    reply(res, await b.memberChange({ op: 'removeMember', group, node: n }));
+    return;
+  }
+  if (parts.length === 5 && verb === 'promote') {
+    allow(method, ['POST']);
+    reply(res, await b.memberChange({ op: 'promote', group, node: n }));
+    return;
+  }
+  throw new HttpError(404, 'NOT_FOUND', `no route ${method} /${parts.join('/')}`);
 }
 
 function allow(method: string, methods: string[]): void {

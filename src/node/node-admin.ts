@@ -6,7 +6,7 @@
 import { pack } from 'msgpackr';
 import { GROUP_BROADCAST } from '../protocol/peer-wire.js';
 import { InKind } from '../ring/records.js';
-import type { AdminReply, AdminRequest, GroupStatus, LatencySummary } from '../shard/task.js';
+import type { AdminReply, AdminRequest, GroupStatus, LatencySummary, MemberChangeRequest } from '../shard/task.js';
 import type { AdminBackend, NodeStatus, StatusQuery } from './admin-http.js';
 import { STATUS_GROUPS_MAX } from '../shard/admin.js';
 import type { ClientRouter } from './client-routing.js';
@@ -44,6 +44,14 @@ export class NodeAdmin implements AdminBackend {
 
   transferLeader(group: number, to: number): Promise<AdminReply> {
     return this.groupAdmin(group, { op: 'transferLeader', group, to });
+  }
+
+  joinGroup(group: number): Promise<AdminReply> {
+    return this.groupAdmin(group, { op: 'joinGroup', group });
+  }
+
+  memberChange(req: MemberChangeRequest): Promise<AdminReply> {
+    return this.groupAdmin(req.group, req);
   }
 
   private request(shard: ShardSlot, req: AdminRequest): Promise<AdminReply> {

@@ -37,6 +37,9 @@ test('add-member (learner, caught up, promoted), remove-member, and refused chan
     const old = decodeKvResult(await third.command(G, encodeCommand({ op: 'get', key: 'before-7' }), { stale: true }));
     assert.deepEqual(old, { op: 'get', value: 'v7' });
     await third.close();
+    // Admin HTTP shows the same, from any member's replica.
+    const http = await fetch(`http://127.0.0.1:${cluster.node(3).adminPort}/groups/${G}/members`).then((r) => r.json()) as { voters: number[]; learners: number[] };
+    assert.deepEqual([http.voters, http.learners], [[1, 2, 3], []]);
 
     // Bad changes are refused with their codes; the group keeps serving.
     assert.deepEqual(await client.admin.promote(G, 2), { voters: [1, 2, 3], learners: [] }, 'promoting a voter is done already');

@@ -87,6 +87,8 @@ test('fuzz: admin HTTP bodies get a JSON answer with a known status; the server 
     addGroup: () => Promise.resolve({ ok: true }),
     removeGroup: () => Promise.resolve({ ok: true }),
     transferLeader: () => Promise.resolve({ ok: true }),
+    joinGroup: () => Promise.resolve({ ok: true }),
+    memberChange: () => Promise.resolve({ ok: true, members: { voters: [1], learners: [] } }),
   };
   const server = await startAdminHttp({ host: '127.0.0.1', port: 0, log: pino({ level: 'silent' }), bodyBytesMax: 4096 }, backend);
   try {

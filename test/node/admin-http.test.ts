@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import { pino } from 'pino';
 import { startAdminHttp, type AdminBackend, type AdminServer, type NodeStatus, type StatusQuery } from '../../src/node/admin-http.js';
 import { createLogger } from '../../src/node/log.js';
-import type { AdminReply, GroupStatus } from '../../src/shard/task.js';
+import type { AdminReply, GroupStatus, MemberChangeRequest } from '../../src/shard/task.js';
 
 interface Call {
   op: string;
@@ -51,6 +51,12 @@ class FakeBackend implements AdminBackend {
   }
   async transferLeader(group: number, to: number): Promise<AdminReply> {
     return this.answer('transferLeader', [group, to]);
+  }
+  async joinGroup(group: number): Promise<AdminReply> {
+    return this.answer('joinGroup', [group]);
+  }
+  async memberChange(req: MemberChangeRequest): Promise<AdminReply> {
+    return this.answer(req.op, req.op === 'addMember' ? [req.group, req.node, req.learner] : [req.group, req.node]);
   }
   private answer(op: string, args: unknown[]): AdminReply {
     this.calls.push({ op, args });
@@ -297,4 +303,31 @@ test('close() ends idle keep-alive connections and resolves; a busy port is an e
   await server.close();
   assert.ok(Date.now() - t0 < 1500, `close took ${Date.now() - t0} ms`);
   agent.destroy();
+});
+
+test('membership routes: join, members, add (learner or voter), promote, remove; bad node ids are 400', { timeout: 10_000 }, async () => {
+  await withServer(async (port, backend) => {
+    assert.equal((await request(port, 'POST', '/groups/7/join', '{}')).status, 200);
+    backend.groups = [{ ...backend.groups[0]!, group: 7, voters: [1, 2], learners: [3] }];
+    const got = await request(port, 'GET', '/groups/7/members');
+    assert.deepEqual(got.json, { ok: true, group: 7, voters: [1, 2], learners: [3], role: 'leader', leader: 1 });
+    assert.equal((await request(port, 'GET', '/groups/8/members')).status, 404);
+    assert.equal((await request(port, 'POST', '/groups/7/members', JSON.stringify({ node: 3, learner: true }))).status, 200);
+    assert.equal((await request(port, 'POST', '/groups/7/members/3/promote', '{}')).status, 200);
+    assert.equal((await request(port, 'DELETE', '/groups/7/members/2')).status, 200);
+    assert.deepEqual(backend.calls, [
+      { op: 'joinGroup', args: [7] }, { op: 'addMember', args: [7, 3, true] }, { op: 'promote', args: [7, 3] }, { op: 'removeMember', args: [7, 2] },
+    ]);
+    for (const [method, path, body] of [['POST', '/groups/7/members', '{"node": 0}'], ['POST', '/groups/7/members', '{"node": 2, "learner": "yes"}'], ['DELETE', '/groups/7/members/x', undefined], ['POST', '/groups/7/members/0/promote', '{}']] as const) {
+      const r = await request(port, method, path, body);
+      assert.equal(r.status, 400, `${method} ${path}`);
+      assert.equal(r.json?.['code'], 'BAD_REQUEST');
+    }
+    assert.equal((await request(port, 'PUT', '/groups/7/members')).status, 405);
+    // The backend's NOT_LEADER is 409 with its code, as for transfer-leader.
+    backend.reply = { ok: false, code: 'NOT_LEADER', message: 'node 2 leads' };
+    const follower = await request(port, 'DELETE', '/groups/7/members/2');
+    assert.equal(follower.status, 409);
+    assert.equal(follower.json?.['code'], 'NOT_LEADER');
+  });
 });
