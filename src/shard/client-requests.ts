@@ -287,6 +287,11 @@ export class ClientRequests {
     r.lease = false;
     h.reads.byId.set(id, r);
     this.counters[ShardCounter.LeaseReadsAskedAgain]!++;
+    // The round it asked for comes with the group's next Ready: collect it in the next turn.
+    // (Without this a group that had just quiesced, out of the awake set, kept its reads until
+    // another request touched it: with all a client's reads waiting there, for good.)
+    this.table.touched.add(h);
+    this.control.turnAgain();
   }
 
   /** Serves, as far as the outbox has room, the reads a full outbox left for this turn. */
