@@ -6,6 +6,7 @@ import { commandSizeProblem, decodeCommand } from './kv-command.js';
 import { encodeKvResult } from './kv-result.js';
 import { KvError, type KvCommand, type KvSingleResult } from './kv-types.js';
 import { KvStateMachine } from './kv-state-machine.js';
+import { INTERNAL_TAG_MIN } from './kv-migration-command.js';
 
 // Older callers import the result decoder from here; it lives in kv-result.ts with the encoder.
 export { decodeKvResult } from './kv-result.js';
@@ -38,6 +39,16 @@ class KvService implements StateMachine {
   }
 
   query(command: Uint8Array): Uint8Array {
+    // Slots a migration froze or moved away are refused for reads too (kv-migration.ts).
+    const refused = this.kv.refusal(command);
+    if (refused !== null) return refused;
+    if (command.length > 0 && command[0]! >= INTERNAL_TAG_MIN) {
+      try {
+        return this.kv.queryInternal(command);
+      } catch (e) {
+        throw new KvRequestError(`not an internal query: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     let cmd: KvCommand;
     try {
       // The common read, a single get, straight from its bytes.
