@@ -41,6 +41,8 @@ const INDEX: [Name | 'help', string, string][] = [
   ['admin add-group', 'G --members 1,2,3', 'create a group on every server listed'],
   ['admin remove-group', 'G', 'remove a group from every server listed'],
   ['admin transfer-leader', 'G --to N', 'move a group\'s leadership'],
+  ['admin slots', '[--json]', 'print the key map: slot owners, groups, nodes, migrations'],
+  ['admin migrate', 'SLOTS --to G | --abort ID', 'move slots to another group online, or abort a migration'],
   ['status', '[--servers H:P,...]', 'health, leaders, lagging and leaderless groups per node'],
   ['config', '[--config FILE] [--<key> VALUE ...]', 'the effective configuration and where each value came from'],
   ['bench', '[--mode raft|echo] [--nodes 1|3] ...', 'the benchmark (docs/benchmarks.md)'],
@@ -75,7 +77,7 @@ export function packageVersion(): string {
 /** What main decided: exit now with a code, or keep running (a node, a cluster). */
 type Outcome = number | 'running';
 
-const GROUPED: Record<string, string[]> = { kv: ['put', 'get', 'delete'], admin: ['add-group', 'remove-group', 'transfer-leader'] };
+const GROUPED: Record<string, string[]> = { kv: ['put', 'get', 'delete'], admin: ['add-group', 'remove-group', 'transfer-leader', 'slots', 'migrate'] };
 
 /** Finds the command named by the first words of argv; returns its name and the words after it. */
 function resolve(argv: readonly string[]): { name: Name | 'help'; rest: string[] } | { group: string; rest: string[] } {

@@ -7,7 +7,8 @@ import { pack } from 'msgpackr';
 import { GROUP_BROADCAST } from '../protocol/peer-wire.js';
 import { InKind } from '../ring/records.js';
 import type { AdminReply, AdminRequest, GroupStatus, LatencySummary } from '../shard/task.js';
-import type { AdminBackend } from './admin-http.js';
+import type { AdminBackend, MapReply } from './admin-http.js';
+import type { MigrationAdmin } from './migration-admin.js';
 import type { ClientRouter } from './client-routing.js';
 import type { NodeConfig } from './config.js';
 import { NodeMetrics } from './metrics.js';
@@ -17,11 +18,14 @@ import type { PeerRouter } from './peer-routing.js';
 import type { ShardPool, ShardSlot } from './shard-pool.js';
 
 const ADMIN_TIMEOUT_MS = 30_000;
+const NO_MIGRATION: MapReply = { ok: false, code: 'UNAVAILABLE', message: 'this node runs no migrations (echo mode)' };
 
 export class NodeAdmin implements AdminBackend {
   private readonly pending = new Map<number, Pending<AdminReply>>();
   private seq = 0;
   private readonly metricsRegistry = new NodeMetrics();
+  /** The key map and migration routes (set by the node once its map and driver exist). */
+  migration: MigrationAdmin | null = null;
 
   constructor(
     private readonly config: NodeConfig,
@@ -42,6 +46,26 @@ export class NodeAdmin implements AdminBackend {
 
   transferLeader(group: number, to: number): Promise<AdminReply> {
     return this.groupAdmin(group, { op: 'transferLeader', group, to });
+  }
+
+  slots(): unknown {
+    return this.migration?.slots() ?? { ok: false, code: 'UNAVAILABLE', message: 'no key map on this node' };
+  }
+
+  migrations(): unknown {
+    return this.migration?.migrations() ?? { ok: false, code: 'UNAVAILABLE', message: 'no migrations on this node' };
+  }
+
+  migrate(slots: string, to: number, forwarded: boolean): Promise<MapReply> {
+    return this.migration?.migrate(slots, to, forwarded) ?? Promise.resolve(NO_MIGRATION);
+  }
+
+  abortMigration(id: number, forwarded: boolean): Promise<MapReply> {
+    return this.migration?.abort(id, forwarded) ?? Promise.resolve(NO_MIGRATION);
+  }
+
+  internalKv(group: number, body: Uint8Array, read: boolean): Promise<MapReply> {
+    return this.migration?.internalKv(group, body, read) ?? Promise.resolve(NO_MIGRATION);
   }
 
   private request(shard: ShardSlot, req: AdminRequest): Promise<AdminReply> {
