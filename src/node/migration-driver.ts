@@ -16,8 +16,9 @@
 // Abort (an operator's, or a step's permanent failure): meta abort-migration, then unfence M S
 // in F, clear M S in T (its imported keys go). A crash anywhere leaves the map's state to resume
 // from; what only the groups' marks know (a finish whose accept or drop did not run, an abort
-// whose unfence did not) is found by reconcile, which reads every group's marks on each new
-// driver and every RECONCILE_MS.
+// whose unfence did not) is found by reconcile, which reads every group's marks when a node
+// starts leading the meta group and after any step of this driver failed once the map no longer
+// held its migration.
 //
 // The hold: from the fence applied on F's leader to the accept applied on T's leader, S's
 // keys are answered MIGRATING (clients retry after a short backoff). Measured per migration
@@ -43,8 +44,12 @@ import type { NodeMap } from './node-map.js';
 export const EXPORT_PAGE_BYTES = 128 * 1024;
 /** How often the driver looks at the map for work when nothing woke it. */
 const TICK_MS = 200;
-/** How often the meta leader reads every group's marks for work a crash left (reconcile). */
-const RECONCILE_MS = 5_000;
+/**
+ * While no migration is in progress, how often a meta member asks whether it leads (one read of
+ * the meta group): a new leader reconciles at once. Not every tick, so an idle meta group can
+ * quiesce between.
+ */
+const IDLE_LEAD_CHECK_MS = 5_000;
 /** Finished or aborted migrations whose record is kept (GET /migrations). */
 const RECORDS_MAX = 32;
 /** Tries of a meta command whose expected version another command changed first. */
@@ -79,8 +84,10 @@ export class MigrationDriver {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private running = false;
-  private lastReconcile = 0;
+  private lastLeadCheck = 0;
   private wasLeader = false;
+  /** A step after finish or abort failed here: reconcile ends it (set too when this node starts leading). */
+  private reconcileWanted = true;
   /** Migrations driven here, by id (in progress and the last RECORDS_MAX ended). */
   readonly records = new Map<number, MigrationRecord>();
   /** Migrations an operator asked to abort; the loop aborts them at its next step. */
@@ -131,19 +138,30 @@ export class MigrationDriver {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
+      const now = Date.now();
+      const work = this.nodeMap.map.migrations().length > 0 || this.aborts.size > 0;
+      if (!work && now - this.lastLeadCheck < IDLE_LEAD_CHECK_MS && !(this.wasLeader && this.reconcileWanted)) return;
+      this.lastLeadCheck = now;
       if (!await this.leads()) {
         this.wasLeader = false;
         return;
       }
-      const now = Date.now();
-      if (!this.wasLeader || now - this.lastReconcile >= RECONCILE_MS) {
-        this.wasLeader = true;
-        this.lastReconcile = now;
-        await this.reconcile().catch((e: unknown) => this.log.warn({ err: text(e) }, 'migration: reconcile did not complete; it runs again'));
+      if (!this.wasLeader) this.reconcileWanted = true;
+      this.wasLeader = true;
+      if (this.reconcileWanted) {
+        this.reconcileWanted = false;
+        await this.reconcile().catch((e: unknown) => {
+          this.reconcileWanted = true;
+          this.log.warn({ err: text(e) }, 'migration: reconcile did not complete; it runs again');
+        });
       }
       for (const m of this.nodeMap.map.migrations()) {
         if (this.stopped) return;
-        await this.drive(m).catch((e: unknown) => this.log.warn({ migration: m.id, err: text(e) }, 'migration: a step failed; it is retried'));
+        await this.drive(m).catch((e: unknown) => {
+          // A failure after finish or abort leaves marks only reconcile finds (the map no longer holds the migration).
+          this.reconcileWanted = true;
+          this.log.warn({ migration: m.id, err: text(e) }, 'migration: a step failed; it is retried');
+        });
       }
     } finally {
       this.running = false;
@@ -287,6 +305,8 @@ export class MigrationDriver {
     let bytes = 0;
     for (;;) {
       if (this.stopped) throw new MigrationError('UNAVAILABLE', 'the node is stopping');
+      // An abort asked for meanwhile is taken between two pages (drive then rolls back).
+      if (this.aborts.has(m.id)) return;
       const page = decodeExportAnswer(await this.caller.call(m.from, encodeExportQuery(m.id, m.slots, skip, EXPORT_PAGE_BYTES), true));
       if (!page.fenced) throw new MigrationError('NOT_FENCED', `group ${m.from} does not hold the fence of migration ${m.id}`);
       if (page.pairs.length > 0) await this.internalCall(m.to, { op: 'import', id: m.id, slots: m.slots, pairs: page.pairs });
@@ -306,6 +326,7 @@ export class MigrationDriver {
     try {
       out = await this.rollBack(m, this.record(m));
     } catch (e) {
+      this.reconcileWanted = true;
       out = e instanceof Error ? e : new Error(String(e));
     }
     for (const w of waiting) w(out);
@@ -333,6 +354,7 @@ export class MigrationDriver {
   async reconcile(): Promise<void> {
     const map = this.nodeMap.map;
     const inProgress = new Set(map.migrations().map((m) => m.id));
+    const unread: number[] = [];
     for (const g of map.groups()) {
       if (this.stopped) return;
       let runs;
@@ -340,6 +362,7 @@ export class MigrationDriver {
         runs = decodeMarksAnswer(await this.caller.call(g, encodeMarksQuery(), true));
       } catch (e) {
         this.log.debug({ group: g, err: text(e) }, 'migration reconcile: no marks from group');
+        unread.push(g);
         continue;
       }
       for (const run of runs) {
@@ -362,6 +385,7 @@ export class MigrationDriver {
         }
       }
     }
+    if (unread.length > 0) throw new MigrationError('UNAVAILABLE', `no marks read from groups ${unread.join(', ')}`);
   }
 
   /** What GET /migrations answers: this node's records and the map's migrations. */

@@ -250,7 +250,7 @@ test('marks a crash can leave behind (a fence of an ended migration, a moved mar
     // "Finished, not accepted": group 2 holds slots it owns as moved away (no keys there).
     await post(2, { op: 'drop', id: 1, slots: [{ first: 12000, last: 12000 }], to: 1 });
     // The fenced slot of group 2 is refused meanwhile (MIGRATING from its marks), asked of group 2
-    // alone (the client's get would retry until the reconcile that runs every 5 s lifts it).
+    // alone (the client's get retries MIGRATING until its request times out).
     const r = decodeKvResult(await client.command(2, encodeCommand({ op: 'get', key: inGroup2 }), { read: true }));
     const marked = await marksOf(cluster, 2);
     // Read after the refusal: if all three marks are still there, they were there for it too.

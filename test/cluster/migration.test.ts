@@ -143,3 +143,44 @@ test('bad migrations are refused with clear codes and the nodes keep serving', {
     await cluster.stop();
   }
 });
+
+test('an operator aborts a migration while it copies: the slots stay the source\'s, served again, every value intact', { timeout: 180_000 }, async () => {
+  const cluster = await startCluster({ nodes: 3, groups: 2 });
+  const env = { FLOTILLA_SERVERS: cluster.servers()[0]! };
+  const client = await FlotillaClient.connect({ servers: cluster.servers() });
+  try {
+    const value = 'y'.repeat(1000);
+    const keys = keysIn(0, 1023, 6000, 'q');
+    for (let i = 0; i < keys.length; i += 200) await Promise.all(keys.slice(i, i + 200).map((k) => client.put(k, value)));
+    const begun = await cli(['admin', 'migrate', '0-1023', '--to', '2', '--no-wait', '--json'], env);
+    assert.equal(begun.status, 0, begun.stderr);
+    const id = (JSON.parse(begun.stdout) as { migration: { id: number } }).migration.id;
+    const aborted = await cli(['admin', 'migrate', '--abort', String(id), '--json'], { FLOTILLA_SERVERS: cluster.servers()[2]! });
+    assert.equal(aborted.status, 0, `${aborted.stdout} ${aborted.stderr}`);
+    assert.equal((JSON.parse(aborted.stdout) as { migration: { state: string } }).migration.state, 'aborted');
+    await client.refreshMap();
+    assert.equal(client.keyMap.migrations().length, 0);
+    assert.equal(client.keyMap.ownerOf(0), 1);
+    // A second abort of it: no such migration.
+    const again = await cli(['admin', 'migrate', '--abort', String(id), '--json'], env);
+    assert.equal(again.status, 1);
+    assert.match(again.stdout, /NO_SUCH_MIGRATION/);
+    // Served again by group 1 (unfenced), reads and writes.
+    for (let i = 0; i < keys.length; i += 500) {
+      const got = await Promise.all(keys.slice(i, i + 500).map((k) => client.get(k)));
+      got.forEach((v, j) => assert.equal(v, value, keys[i + j]));
+    }
+    await client.put(keys[0]!, 'after');
+    assert.equal(await client.get(keys[0]!), 'after');
+    // The slots can be migrated again afterwards, and this time finish.
+    const mig = await cli(['admin', 'migrate', '0-1023', '--to', '2', '--json'], env);
+    assert.equal(mig.status, 0, mig.stderr);
+    assert.equal((JSON.parse(mig.stdout) as { migration: { outcome: string } }).migration.outcome, 'finished');
+    await client.refreshMap();
+    assert.equal(await client.get(keys[0]!), 'after');
+    assert.equal(await client.get(keys[1]!), value);
+  } finally {
+    await client.close().catch(() => undefined);
+    await cluster.stop();
+  }
+});
