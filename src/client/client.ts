@@ -364,10 +364,20 @@ export class FlotillaClient {
     return r as Extract<KvResult, { op: Op }>;
   }
 
-  /** After WRONG_GROUP: whether the answering node had a newer map, now the client's. */
+  /**
+   * After WRONG_GROUP: whether to send again. Yes when the answering node had a newer map, now
+   * the client's; yes too, after a short wait, when its map is older than the client's (a
+   * migration just moved the slot and that node has not learnt it yet): the MapRequest sent to
+   * it with the client's version makes it fetch the newer map at once.
+   */
   private async redirected(e: FlotillaError): Promise<boolean> {
     const w = e.wrongGroup;
-    if (e.code !== 'WRONG_GROUP' || w === undefined || w.version <= this.map.version) return false;
+    if (e.code !== 'WRONG_GROUP' || w === undefined || w.version === this.map.version) return false;
+    if (w.version < this.map.version) {
+      await fetchMap(this.d, w.server, this.map.version).catch(() => null);
+      await new Promise((r) => setTimeout(r, this.d.opts.backoffMsMax));
+      return true;
+    }
     try {
       return await this.refreshMap(w.server);
     } catch {
