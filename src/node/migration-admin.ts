@@ -9,7 +9,7 @@ import { metaVoters } from '../cluster/meta-group.js';
 import { formatSlots, parseSlots, SlotsError, type SlotRanges } from '../cluster/slots.js';
 import { INTERNAL_TAG_MIN } from '../kv/kv-migration-command.js';
 import type { LocalRequests } from './local-requests.js';
-import { MigrationError, type MigrationDriver } from './migration-driver.js';
+import type { MigrationDriver } from './migration-driver.js';
 import { NodeError } from './node-error.js';
 import type { NodeMap } from './node-map.js';
 
@@ -48,7 +48,7 @@ export class MigrationAdmin {
         const m = await this.driver.begin(slots, to);
         return { ok: true, migration: { id: m.id, slots: formatSlots(m.slots), from: m.from, to: m.to, state: m.state }, node: this.self };
       } catch (e) {
-        if (!(e instanceof MigrationError) || e.code !== 'NOT_LEADER') return failure(e);
+        if (!notLeader(e)) return failure(e);
       }
     }
     if (forwarded) return { ok: false, code: 'NOT_LEADER', message: `node ${this.self} does not lead the meta group` };
@@ -61,7 +61,7 @@ export class MigrationAdmin {
         const rec = await this.driver.abort(id);
         return { ok: true, migration: rec, node: this.self };
       } catch (e) {
-        if (!(e instanceof MigrationError) || e.code !== 'NOT_LEADER') return failure(e);
+        if (!notLeader(e)) return failure(e);
       }
     }
     if (forwarded) return { ok: false, code: 'NOT_LEADER', message: `node ${this.self} does not lead the meta group` };
@@ -102,6 +102,11 @@ export class MigrationAdmin {
       return f;
     }
   }
+}
+
+/** This node's meta replica does not lead (it lost leadership between the check and the proposal, too): forward. */
+function notLeader(e: unknown): boolean {
+  return e instanceof NodeError && (e.code === 'NOT_LEADER' || e.code === 'LEADER_TRANSFERRING');
 }
 
 function failure(e: unknown): { ok: false; code: string; message: string; leader?: number } {

@@ -5,8 +5,8 @@
 // on from its state; a deposed driver's late steps cannot undo a newer migration's marks.
 //
 // Migration M of slots S from F to T:
-//   copying   1. fence M S in F: from that entry on, F answers S's keys MIGRATING (held);
-//             2. clear M S in T: T drops any keys of S it holds and refuses S until accept;
+//   copying   1. clear M S in T: T drops any keys of S it holds and refuses S until accept;
+//             2. fence M S in F: from that entry on, F answers S's keys MIGRATING (held);
 //             3. export S's keys from F's leader (linearizable reads, paged, EXPORT_PAGE_BYTES),
 //                importing each page into T (an entry of T each);
 //             4. meta cutover-migration;
@@ -55,7 +55,11 @@ const RECORDS_MAX = 32;
 /** Tries of a meta command whose expected version another command changed first. */
 const CAS_TRIES_MAX = 20;
 /** Codes of a step that will not pass by retrying: the migration is aborted. */
-const PERMANENT = new Set(['BAD_COMMAND', 'BAD_REQUEST', 'TOO_LARGE', 'NO_SPACE']);
+const PERMANENT = new Set(['BAD_COMMAND', 'BAD_REQUEST', 'TOO_LARGE', 'NO_SPACE', 'NO_GROUP']);
+/** An import page may be halved down to this many bytes when the target refuses one as TOO_LARGE. */
+const EXPORT_PAGE_BYTES_MIN = 4 * 1024;
+/** How long an operator's abort waits for the loop to take it. */
+const ABORT_WAIT_MS_MAX = 60_000;
 
 export interface MigrationRecord {
   id: number;
@@ -233,6 +237,7 @@ export class MigrationDriver {
       const waiting = this.aborts.get(id) ?? [];
       waiting.push(resolve);
       this.aborts.set(id, waiting);
+      setTimeout(() => resolve(new MigrationError('TIMEOUT', `migration ${id} was not aborted within ${ABORT_WAIT_MS_MAX / 1000} s (its steps wait for a group's leader); the abort stays asked for`)), ABORT_WAIT_MS_MAX).unref();
     });
     this.kick();
     const r = await done;
@@ -296,20 +301,35 @@ export class MigrationDriver {
     }
   }
 
-  /** Steps 1-3: fence, clear, export and import every page. */
+  /**
+   * Steps 1-3: clear (first: a target that cannot take the slots is found before the source
+   * holds anything), fence, export and import every page.
+   */
   private async copy(m: Migration, rec: MigrationRecord): Promise<void> {
+    await this.internalCall(m.to, { op: 'clear', id: m.id, slots: m.slots, owner: m.from });
     await this.internalCall(m.from, { op: 'fence', id: m.id, slots: m.slots });
     rec.fencedAt ??= Date.now();
-    await this.internalCall(m.to, { op: 'clear', id: m.id, slots: m.slots, owner: m.from });
     let skip = 0;
     let bytes = 0;
+    let pageBytes = EXPORT_PAGE_BYTES;
     for (;;) {
       if (this.stopped) throw new MigrationError('UNAVAILABLE', 'the node is stopping');
       // An abort asked for meanwhile is taken between two pages (drive then rolls back).
       if (this.aborts.has(m.id)) return;
-      const page = decodeExportAnswer(await this.caller.call(m.from, encodeExportQuery(m.id, m.slots, skip, EXPORT_PAGE_BYTES), true));
+      const page = decodeExportAnswer(await this.caller.call(m.from, encodeExportQuery(m.id, m.slots, skip, pageBytes), true));
       if (!page.fenced) throw new MigrationError('NOT_FENCED', `group ${m.from} does not hold the fence of migration ${m.id}`);
-      if (page.pairs.length > 0) await this.internalCall(m.to, { op: 'import', id: m.id, slots: m.slots, pairs: page.pairs });
+      if (page.pairs.length > 0) {
+        try {
+          await this.internalCall(m.to, { op: 'import', id: m.id, slots: m.slots, pairs: page.pairs });
+        } catch (e) {
+          // A node with small rings takes smaller entries: the same keys again, in smaller pages.
+          if (e instanceof NodeError && e.code === 'TOO_LARGE' && page.pairs.length > 1 && pageBytes > EXPORT_PAGE_BYTES_MIN) {
+            pageBytes = Math.max(EXPORT_PAGE_BYTES_MIN, pageBytes >>> 1);
+            continue;
+          }
+          throw e;
+        }
+      }
       skip += page.pairs.length;
       for (const p of page.pairs) bytes += p.key.length + p.value.length;
       if (page.done) break;
