@@ -17,7 +17,7 @@ const spans = new Int32Array(2 * batchOpsMax);
 
 /**
  * The result refusing a client command (`data`) with a key in a marked slot, or null when none
- * of its keys is. Called only when the group has marks.
+ * of its keys is. Called only when some slot of the group is fenced or moved.
  */
 export function markedRefusal(marks: SlotMarks, data: Uint8Array): Uint8Array | null {
   const n = commandKeySpans(data, spans);
@@ -55,8 +55,16 @@ function deleteKeysOf(store: KvStore, inSet: Uint8Array): void {
 }
 
 /**
- * Applies an internal command; returns the marks after it (null: none) and the result. A mark is
- * changed only by a command of a migration at least as new as it (SlotMarks.set).
+ * Applies an internal command; returns the marks after it and the result. Each command of
+ * migration M changes a slot only as below (st, id: the slot's mark and the migration that set
+ * it), so steps are idempotent, and neither a late step of an older migration nor a late step of
+ * M itself after M moved on can undo anything:
+ *   fence    id < M, or fenced(M)              → fenced(M)
+ *   unfence  fenced(M)                         → none(M)
+ *   clear    id < M, or moved(M)               → keys deleted, moved(M, owner)
+ *   import   moved(M)                          → puts
+ *   drop     id < M, or fenced(M) or moved(M)  → keys deleted, moved(M, to)
+ *   accept   id < M, or moved(M)               → none(M)
  */
 export function applyInternal(store: KvStore, marks: SlotMarks | null, data: Uint8Array): { marks: SlotMarks | null; result: Uint8Array } {
   let r: InternalReader;
@@ -72,19 +80,21 @@ export function applyInternal(store: KvStore, marks: SlotMarks | null, data: Uin
     return { marks, result: bad(e) };
   }
   const m = marks ?? new SlotMarks();
+  const older = (s: number): boolean => m.id[s]! < id;
+  const at = (s: number, st: MarkState): boolean => m.id[s] === id && m.state[s] === st;
   try {
     switch (tag) {
       case InternalTag.Fence:
         r.end();
-        for (const g of ranges) for (let s = g.first; s <= g.last; s++) m.set(s, MarkState.Fenced, id, 0);
+        for (const g of ranges) for (let s = g.first; s <= g.last; s++) if (older(s) || at(s, MarkState.Fenced)) m.set(s, MarkState.Fenced, id, 0);
         break;
       case InternalTag.Unfence:
         r.end();
-        for (const g of ranges) for (let s = g.first; s <= g.last; s++) if (m.state[s] === MarkState.Fenced && m.id[s] === id) m.set(s, MarkState.None, id, 0);
+        for (const g of ranges) for (let s = g.first; s <= g.last; s++) if (at(s, MarkState.Fenced)) m.set(s, MarkState.None, id, 0);
         break;
       case InternalTag.Accept:
         r.end();
-        for (const g of ranges) for (let s = g.first; s <= g.last; s++) if (m.state[s] !== MarkState.None) m.set(s, MarkState.None, id, 0);
+        for (const g of ranges) for (let s = g.first; s <= g.last; s++) if (older(s) || at(s, MarkState.Moved)) m.set(s, MarkState.None, id, 0);
         break;
       case InternalTag.Clear:
       case InternalTag.Drop: {
@@ -92,7 +102,12 @@ export function applyInternal(store: KvStore, marks: SlotMarks | null, data: Uin
         r.end();
         const set = new Uint8Array(16384);
         for (const g of ranges) {
-          for (let s = g.first; s <= g.last; s++) if (m.set(s, MarkState.Moved, id, other)) set[s] = 1;
+          for (let s = g.first; s <= g.last; s++) {
+            if (older(s) || at(s, MarkState.Moved) || (tag === InternalTag.Drop && at(s, MarkState.Fenced))) {
+              m.set(s, MarkState.Moved, id, other);
+              set[s] = 1;
+            }
+          }
         }
         deleteKeysOf(store, set);
         break;
@@ -105,8 +120,8 @@ export function applyInternal(store: KvStore, marks: SlotMarks | null, data: Uin
         r.end();
         for (const p of ps) {
           const s = slotOfRange(data, p.kAt, p.kAt + p.kn);
-          // Only into slots cleared for this migration: a late import of an older one lands nowhere.
-          if (inSet[s] === 1 && m.state[s] === MarkState.Moved && m.id[s] === id) store.put(data, p.kAt, p.kn, data, p.vAt, p.vn);
+          // Only into slots cleared for this migration: a late import lands nowhere.
+          if (inSet[s] === 1 && at(s, MarkState.Moved)) store.put(data, p.kAt, p.kn, data, p.vAt, p.vn);
         }
         break;
       }
@@ -117,7 +132,8 @@ export function applyInternal(store: KvStore, marks: SlotMarks | null, data: Uin
     if (!(e instanceof InternalBytesError)) throw e;
     return { marks, result: bad(e) };
   }
-  return { marks: m.count === 0 ? null : m, result: noopResult() };
+  // A command that touched nothing in a group no migration ever marked leaves it without marks.
+  return { marks: marks === null && m.runs().length === 0 ? null : m, result: noopResult() };
 }
 
 function bad(e: unknown): Uint8Array {

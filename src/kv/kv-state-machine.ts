@@ -63,8 +63,10 @@ const commandReader = new KvReader(new Uint8Array(0), 'BAD_COMMAND');
  */
 export class KvStateMachine {
   private readonly store = new KvStore();
-  /** Slots this group must not serve (migration, slot-marks.ts); null, the common case: none. */
+  /** The slot marks of migration (slot-marks.ts); null until the group's first migration. */
   private marks: SlotMarks | null = null;
+  /** Some slot is fenced or moved: client commands are checked against the marks. */
+  private refusing = false;
 
   /** Number of keys present. */
   get size(): number {
@@ -121,9 +123,9 @@ export class KvStateMachine {
    */
   applyEncoded(data: Uint8Array): Uint8Array {
     if (data.length === 0) return noopResult();
-    // The one test a command pays for migration while its group has no slot marks.
-    if (this.marks !== null) {
-      const refused = markedRefusal(this.marks, data);
+    // The one test a command pays for migration while its group has no slot marked.
+    if (this.refusing) {
+      const refused = markedRefusal(this.marks!, data);
       if (refused !== null) return refused;
     }
     try {
@@ -189,12 +191,13 @@ export class KvStateMachine {
   private applyInternal(data: Uint8Array): Uint8Array {
     const out = applyInternal(this.store, this.marks, data);
     this.marks = out.marks;
+    this.refusing = this.marks !== null && this.marks.count > 0;
     return out.result;
   }
 
   /** The result refusing a client command on a key of a marked slot (MIGRATING, WRONG_GROUP), or null. */
   refusal(data: Uint8Array): Uint8Array | null {
-    return this.marks === null ? null : markedRefusal(this.marks, data);
+    return this.refusing ? markedRefusal(this.marks!, data) : null;
   }
 
   /** Answers a migration's internal query (export, marks); throws on a malformed one. */
@@ -313,6 +316,7 @@ export class KvStateMachine {
       try {
         const got = readRuns(data, r.pos, 'snapshot');
         kv.marks = marksOfRuns(got.runs);
+        kv.refusing = kv.marks !== null && kv.marks.count > 0;
         end = got.end;
       } catch (e) {
         throw new KvError('BAD_SNAPSHOT', e instanceof Error ? e.message : String(e));

@@ -11,10 +11,14 @@
 // same commands from the same entry on, and a stale table cannot make a source serve a slot
 // after it moved. A mark is changed only by a command of a migration at least as new as the
 // mark's (ids only grow: a migration's id is the map version its begin made), so a late command
-// of an old migration (a deposed driver's) cannot undo a newer one's.
+// of an old migration (a deposed driver's) cannot undo a newer one's. A slot keeps the id of the
+// last migration that touched it after that migration lifted its mark (unfence, accept: state
+// none), so a late step of that same migration is refused too: a clear of M arriving after M's
+// accept would otherwise delete the slot's keys in their new owner (kv-migration.ts has the
+// rules of each command).
 //
-// Marks cost nothing while a group has none: the state machine holds null and tests that once
-// per command; the arrays (13 bytes a slot) are made at the first mark and dropped at the last.
+// Marks cost nothing while a group has none: the state machine tests one boolean per command;
+// the arrays (13 bytes a slot) are made at a group's first migration.
 import { SLOT_COUNT } from '../cluster/slots.js';
 
 export const enum MarkState {
@@ -39,24 +43,22 @@ export class SlotMarks {
   /** Slots marked. */
   count = 0;
 
-  /** Sets slot s's mark when M is at least as new as the mark there; false when it is not. */
-  set(s: number, state: MarkState, m: number, to: number): boolean {
-    if (this.state[s] !== MarkState.None && this.id[s]! > m) return false;
+  /** Sets slot s's mark to `state` of migration m (the callers check that m may: kv-migration.ts). */
+  set(s: number, state: MarkState, m: number, to: number): void {
     if (this.state[s] === MarkState.None && state !== MarkState.None) this.count++;
     else if (this.state[s] !== MarkState.None && state === MarkState.None) this.count--;
     this.state[s] = state;
-    this.id[s] = state === MarkState.None ? 0 : m;
+    this.id[s] = m;
     this.to[s] = state === MarkState.Moved ? to : 0;
-    return true;
   }
 
-  /** The marks as runs of equal marks, ascending (unmarked slots left out). */
+  /** The marks as runs of equal marks, ascending; slots no migration touched left out. */
   runs(): MarkRun[] {
     const out: MarkRun[] = [];
     let cur: MarkRun | null = null;
     for (let s = 0; s < SLOT_COUNT; s++) {
       const st = this.state[s]! as MarkState;
-      if (st === MarkState.None) {
+      if (this.id[s] === 0) {
         cur = null;
         continue;
       }
@@ -76,7 +78,7 @@ export class SlotMarks {
   }
 }
 
-/** A run: u16 first, u16 last, u8 state, u32 id high, u32 id low, u32 to. */
+/** A run: u16 first, u16 last, u8 state (0 none: the id of the migration that last lifted a mark there), u32 id high, u32 id low, u32 to. */
 const RUN_BYTES = 2 + 2 + 1 + 4 + 4 + 4;
 
 /** Writes runs at `at` (u32 count, then the runs; big-endian like the KV layout); returns the end. */
@@ -112,7 +114,7 @@ export function readRuns(b: Uint8Array, at: number, what: string): { runs: MarkR
     const to = v.readUInt32BE(at + 13);
     at += RUN_BYTES;
     if (first <= prevLast || last < first || last >= SLOT_COUNT) throw new Error(`${what}: mark run ${first}-${last} out of order or range`);
-    if (state !== MarkState.Fenced && state !== MarkState.Moved) throw new Error(`${what}: unknown mark state ${state}`);
+    if (state !== MarkState.None && state !== MarkState.Fenced && state !== MarkState.Moved) throw new Error(`${what}: unknown mark state ${state}`);
     if (!Number.isSafeInteger(id) || id <= 0) throw new Error(`${what}: mark id ${id} is not a migration id`);
     prevLast = last;
     runs.push({ first, last, state: state as MarkState, id, to });
