@@ -16,12 +16,17 @@
 //   0x45 drop     id | ranges | u32 to           source: delete its keys of the slots; they are
 //                                                `to`'s for good (WRONG_GROUP naming it)
 //   0x46 accept   id | ranges                    target: M finished, serve the slots
+//   0x47 discard  id | ranges | u32 owner        target: M aborted: delete its copy of the slots
+//   0x4a seal     id | ranges | u32 count        target: the copy is complete when it holds
+//                                                `count` keys of the slots (the source's count):
+//                                                then sealed (result noop), else COPY_INCOMPLETE
 // Queries:
 //   0x48 export   id | ranges | u32 skip | u32 bytesMax
 //        → u8 status (0 ok, 1 not fenced for M here) | u8 done | u32 count | pairs as in import:
 //          the keys of the slots after the first `skip`, in insertion order, about bytesMax of
 //          them (at least one pair)
 //   0x49 marks    (nothing) → the marks as runs (slot-marks.ts writeRuns)
+//   0x4b count    id | ranges → u8 status (0 ok, 1 not fenced for M here) | u32 keys of the slots
 import { canonicalRanges, type SlotRange, type SlotRanges } from '../cluster/slots.js';
 import { readRuns, type MarkRun } from './slot-marks.js';
 
@@ -29,12 +34,14 @@ import { readRuns, type MarkRun } from './slot-marks.js';
 export const INTERNAL_TAG_MIN = 0x40;
 
 export const InternalTag = Object.freeze({
-  Fence: 0x41, Unfence: 0x42, Clear: 0x43, Import: 0x44, Drop: 0x45, Accept: 0x46, Export: 0x48, Marks: 0x49,
+  Fence: 0x41, Unfence: 0x42, Clear: 0x43, Import: 0x44, Drop: 0x45, Accept: 0x46, Discard: 0x47, Export: 0x48, Marks: 0x49,
+  Seal: 0x4a, Count: 0x4b,
 } as const);
 
 export type InternalCommand =
   | { op: 'fence' | 'unfence' | 'accept'; id: number; slots: SlotRanges }
-  | { op: 'clear'; id: number; slots: SlotRanges; owner: number }
+  | { op: 'clear' | 'discard'; id: number; slots: SlotRanges; owner: number }
+  | { op: 'seal'; id: number; slots: SlotRanges; count: number }
   | { op: 'drop'; id: number; slots: SlotRanges; to: number }
   | { op: 'import'; id: number; slots: SlotRanges; pairs: readonly KeyValueBytes[] };
 
@@ -46,6 +53,7 @@ export interface KeyValueBytes {
 const TAGS: Record<InternalCommand['op'], number> = {
   fence: InternalTag.Fence, unfence: InternalTag.Unfence, clear: InternalTag.Clear,
   import: InternalTag.Import, drop: InternalTag.Drop, accept: InternalTag.Accept,
+  discard: InternalTag.Discard, seal: InternalTag.Seal,
 };
 
 function headBytes(slots: SlotRanges): number {
@@ -74,14 +82,15 @@ export function pairBytes(keyBytes: number, valueBytes: number): number {
 export function encodeInternalCommand(c: InternalCommand): Uint8Array {
   const slots = canonicalRanges(c.slots);
   let n = headBytes(slots);
-  if (c.op === 'clear' || c.op === 'drop') n += 4;
+  if (c.op === 'clear' || c.op === 'drop' || c.op === 'discard' || c.op === 'seal') n += 4;
   if (c.op === 'import') {
     n += 4;
     for (const p of c.pairs) n += pairBytes(p.key.length, p.value.length);
   }
   const buf = Buffer.alloc(n);
   let at = writeHead(buf, TAGS[c.op], c.id, slots);
-  if (c.op === 'clear') buf.writeUInt32BE(c.owner, at);
+  if (c.op === 'clear' || c.op === 'discard') buf.writeUInt32BE(c.owner, at);
+  else if (c.op === 'seal') buf.writeUInt32BE(c.count, at);
   else if (c.op === 'drop') buf.writeUInt32BE(c.to, at);
   else if (c.op === 'import') {
     buf.writeUInt32BE(c.pairs.length, at);
@@ -107,6 +116,22 @@ export function encodeExportQuery(id: number, slots: SlotRanges, skip: number, b
   buf.writeUInt32BE(skip, at);
   buf.writeUInt32BE(bytesMax, at + 4);
   return buf;
+}
+
+export function encodeCountQuery(id: number, slots: SlotRanges): Uint8Array {
+  const canon = canonicalRanges(slots);
+  const buf = Buffer.alloc(headBytes(canon));
+  writeHead(buf, InternalTag.Count, id, canon);
+  return buf;
+}
+
+/** A count answer: null when the group is not fenced for the migration. */
+export function decodeCountAnswer(b: Uint8Array): number | null {
+  const r = new InternalReader(b);
+  const status = r.u8();
+  const n = r.u32();
+  r.end();
+  return status === 0 ? n : null;
 }
 
 export function encodeMarksQuery(): Uint8Array {

@@ -27,7 +27,7 @@ export function markedRefusal(marks: SlotMarks, data: Uint8Array): Uint8Array | 
     if (st === MarkState.Fenced) {
       return encodeKvResult({ op: 'error', code: 'MIGRATING', message: `slot ${slot} is moving (migration ${marks.id[slot]}); retry after a short backoff, refreshing the key map` });
     }
-    if (st === MarkState.Moved) {
+    if (st === MarkState.Moved || st === MarkState.Sealed) {
       return encodeKvResult({ op: 'error', code: 'WRONG_GROUP', message: `slot ${slot} is group ${marks.to[slot]}'s (migration ${marks.id[slot]}); refresh the key map` });
     }
   }
@@ -39,6 +39,25 @@ function slotSet(ranges: readonly { first: number; last: number }[]): Uint8Array
   const s = new Uint8Array(16384);
   for (const r of ranges) s.fill(1, r.first, r.last + 1);
   return s;
+}
+
+/** How many keys of the store have their slot in `inSet`. */
+function countKeysOf(store: KvStore, inSet: Uint8Array): number {
+  let n = 0;
+  for (let id = store.first(); id !== -1; id = store.after(id)) {
+    const loc = store.locationOf(id);
+    const at = store.keyAt(loc);
+    if (inSet[slotOfRange(store.chunkOf(loc), at, at + store.keyLength(loc))] === 1) n++;
+  }
+  return n;
+}
+
+/** Whether every slot of the ranges is fenced for migration `id`. */
+function fencedFor(marks: SlotMarks | null, ranges: readonly { first: number; last: number }[], id: number): boolean {
+  for (const g of ranges) {
+    for (let s = g.first; s <= g.last; s++) if (marks === null || marks.state[s] !== MarkState.Fenced || marks.id[s] !== id) return false;
+  }
+  return true;
 }
 
 /** Deletes every key of the store whose slot is in `inSet`. */
@@ -63,8 +82,14 @@ function deleteKeysOf(store: KvStore, inSet: Uint8Array): void {
  *   unfence  fenced(M)                         → none(M)
  *   clear    id < M, or moved(M)               → keys deleted, moved(M, owner)
  *   import   moved(M)                          → puts
+ *   seal     every slot moved(M) or sealed(M), and the slots hold `count` keys → sealed(M)
+ *            (else nothing changes: COPY_INCOMPLETE)
  *   drop     id < M, or fenced(M) or moved(M)  → keys deleted, moved(M, to)
- *   accept   id < M, or moved(M)               → none(M)
+ *   accept   id < M, or moved(M) or sealed(M)  → none(M)
+ *   discard  id < M, or moved(M) or sealed(M)  → keys deleted, moved(M, owner)
+ * Seal is what makes two drivers safe: a deposed driver's clear of M, landing in the target after
+ * the new driver's copy, would delete it; once sealed, it cannot, and a copy a clear cut short
+ * does not count up to the source's keys, so it is not sealed and is made again.
  */
 export function applyInternal(store: KvStore, marks: SlotMarks | null, data: Uint8Array): { marks: SlotMarks | null; result: Uint8Array } {
   let r: InternalReader;
@@ -94,16 +119,36 @@ export function applyInternal(store: KvStore, marks: SlotMarks | null, data: Uin
         break;
       case InternalTag.Accept:
         r.end();
-        for (const g of ranges) for (let s = g.first; s <= g.last; s++) if (older(s) || at(s, MarkState.Moved)) m.set(s, MarkState.None, id, 0);
+        for (const g of ranges) {
+          for (let s = g.first; s <= g.last; s++) if (older(s) || at(s, MarkState.Moved) || at(s, MarkState.Sealed)) m.set(s, MarkState.None, id, 0);
+        }
         break;
+      case InternalTag.Seal: {
+        const want = r.u32();
+        r.end();
+        for (const g of ranges) {
+          for (let s = g.first; s <= g.last; s++) {
+            if (!at(s, MarkState.Moved) && !at(s, MarkState.Sealed)) {
+              return { marks, result: encodeKvResult({ op: 'error', code: 'COPY_INCOMPLETE', message: `slot ${s} was not cleared for migration ${id} here` }) };
+            }
+          }
+        }
+        const have = countKeysOf(store, slotSet(ranges));
+        if (have !== want) {
+          return { marks, result: encodeKvResult({ op: 'error', code: 'COPY_INCOMPLETE', message: `the slots hold ${have} keys here, the source ${want}` }) };
+        }
+        for (const g of ranges) for (let s = g.first; s <= g.last; s++) m.set(s, MarkState.Sealed, id, m.to[s]!);
+        break;
+      }
       case InternalTag.Clear:
-      case InternalTag.Drop: {
+      case InternalTag.Drop:
+      case InternalTag.Discard: {
         const other = r.u32();
         r.end();
         const set = new Uint8Array(16384);
         for (const g of ranges) {
           for (let s = g.first; s <= g.last; s++) {
-            if (older(s) || at(s, MarkState.Moved) || (tag === InternalTag.Drop && at(s, MarkState.Fenced))) {
+            if (older(s) || at(s, MarkState.Moved) || (tag === InternalTag.Drop && at(s, MarkState.Fenced)) || (tag === InternalTag.Discard && at(s, MarkState.Sealed))) {
               m.set(s, MarkState.Moved, id, other);
               set[s] = 1;
             }
@@ -151,17 +196,22 @@ export function queryInternal(store: KvStore, marks: SlotMarks | null, data: Uin
     writeRuns(buf, 0, runs);
     return buf;
   }
+  if (tag === InternalTag.Count) {
+    const id = r.id();
+    const ranges = r.ranges();
+    r.end();
+    if (!fencedFor(marks, ranges, id)) return Uint8Array.of(1, 0, 0, 0, 0);
+    const buf = Buffer.alloc(5);
+    buf.writeUInt32BE(countKeysOf(store, slotSet(ranges)), 1);
+    return buf;
+  }
   if (tag !== InternalTag.Export) throw new InternalBytesError(`unknown internal query tag ${tag}`);
   const id = r.id();
   const ranges = r.ranges();
   const skip = r.u32();
   const bytesMax = r.u32();
   r.end();
-  for (const g of ranges) {
-    for (let s = g.first; s <= g.last; s++) {
-      if (marks === null || marks.state[s] !== MarkState.Fenced || marks.id[s] !== id) return Uint8Array.of(1, 0, 0, 0, 0, 0);
-    }
-  }
+  if (!fencedFor(marks, ranges, id)) return Uint8Array.of(1, 0, 0, 0, 0, 0);
   const inSet = slotSet(ranges);
   // The slots' keys form a subsequence of the insertion order that cannot change while they are
   // fenced (no put or delete of them applies), so "after the first `skip` of them" is stable

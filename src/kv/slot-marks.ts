@@ -6,6 +6,9 @@
 //   moved(M, to)   the slot is not the group's: migration M moved it away (to = its new owner),
 //                  or M is bringing it here and has not finished (to = its owner meanwhile). The
 //                  group answers WRONG_GROUP naming `to`.
+//   sealed(M, to)  as moved, in the target once M's copy is complete (seal counted it): a late
+//                  clear or import of M no longer changes the slot, only accept (or discard,
+//                  after an abort) does.
 // The slot table a shard checks at admission (src/shard/slot-owners.ts) is a node's copy of the
 // map and may be stale; these marks go through the group's log, so every replica refuses the
 // same commands from the same entry on, and a stale table cannot make a source serve a slot
@@ -25,6 +28,8 @@ export const enum MarkState {
   None = 0,
   Fenced = 1,
   Moved = 2,
+  /** The target's copy of M is complete (counted at seal): refused like moved until accept; no clear or import of M changes it. */
+  Sealed = 3,
 }
 
 /** A run of slots with one mark, as the marks query answers and the snapshot keeps them. */
@@ -49,7 +54,7 @@ export class SlotMarks {
     else if (this.state[s] !== MarkState.None && state === MarkState.None) this.count--;
     this.state[s] = state;
     this.id[s] = m;
-    this.to[s] = state === MarkState.Moved ? to : 0;
+    this.to[s] = state === MarkState.Moved || state === MarkState.Sealed ? to : 0;
   }
 
   /** The marks as runs of equal marks, ascending; slots no migration touched left out. */
@@ -114,7 +119,7 @@ export function readRuns(b: Uint8Array, at: number, what: string): { runs: MarkR
     const to = v.readUInt32BE(at + 13);
     at += RUN_BYTES;
     if (first <= prevLast || last < first || last >= SLOT_COUNT) throw new Error(`${what}: mark run ${first}-${last} out of order or range`);
-    if (state !== MarkState.None && state !== MarkState.Fenced && state !== MarkState.Moved) throw new Error(`${what}: unknown mark state ${state}`);
+    if (state > MarkState.Sealed) throw new Error(`${what}: unknown mark state ${state}`);
     if (!Number.isSafeInteger(id) || id <= 0) throw new Error(`${what}: mark id ${id} is not a migration id`);
     prevLast = last;
     runs.push({ first, last, state: state as MarkState, id, to });

@@ -8,13 +8,16 @@
 //   copying   1. clear M S in T: T drops any keys of S it holds and refuses S until accept;
 //             2. fence M S in F: from that entry on, F answers S's keys MIGRATING (held);
 //             3. export S's keys from F's leader (linearizable reads, paged, EXPORT_PAGE_BYTES),
-//                importing each page into T (an entry of T each);
+//                importing each page into T (an entry of T each); then seal M S in T with F's
+//                count of S's keys: T's copy is complete only if it holds as many (a deposed
+//                driver's late clear may have cut it short: then the copy runs again), and once
+//                sealed no late clear or import of M changes it;
 //             4. meta cutover-migration;
 //   cutover   5. meta finish-migration: S is T's in the map (map version + 1);
 //   finished  6. accept M S in T: T serves S (its node's slot table says T from the new map on);
 //             7. drop M S in F: F deletes its keys of S and answers them WRONG_GROUP naming T.
 // Abort (an operator's, or a step's permanent failure): meta abort-migration, then unfence M S
-// in F, clear M S in T (its imported keys go). A crash anywhere leaves the map's state to resume
+// in F, discard M S in T (its imported keys go). A crash anywhere leaves the map's state to resume
 // from; what only the groups' marks know (a finish whose accept or drop did not run, an abort
 // whose unfence did not) is found by reconcile, which reads every group's marks when a node
 // starts leading the meta group and after any step of this driver failed once the map no longer
@@ -30,7 +33,8 @@ import {
 import type { KeyMap, Migration } from '../cluster/key-map.js';
 import { formatSlots, slotsOfRanges, rangesOfSlots, type SlotRanges } from '../cluster/slots.js';
 import {
-  decodeExportAnswer, decodeMarksAnswer, encodeExportQuery, encodeInternalCommand, encodeMarksQuery, type InternalCommand,
+  decodeCountAnswer, decodeExportAnswer, decodeMarksAnswer, encodeCountQuery, encodeExportQuery, encodeInternalCommand, encodeMarksQuery,
+  type InternalCommand,
 } from '../kv/kv-migration-command.js';
 import { decodeKvResult } from '../kv/kv-result.js';
 import { MarkState } from '../kv/slot-marks.js';
@@ -334,7 +338,10 @@ export class MigrationDriver {
       for (const p of page.pairs) bytes += p.key.length + p.value.length;
       if (page.done) break;
     }
-    rec.keys = skip;
+    const count = decodeCountAnswer(await this.caller.call(m.from, encodeCountQuery(m.id, m.slots), true));
+    if (count === null) throw new MigrationError('NOT_FENCED', `group ${m.from} does not hold the fence of migration ${m.id}`);
+    await this.internalCall(m.to, { op: 'seal', id: m.id, slots: m.slots, count });
+    rec.keys = count;
     rec.bytes = bytes;
   }
 
@@ -359,7 +366,7 @@ export class MigrationDriver {
     if (!r.ok) return r;
     rec.state = 'aborted';
     await this.internalCall(m.from, { op: 'unfence', id: m.id, slots: m.slots });
-    await this.internalCall(m.to, { op: 'clear', id: m.id, slots: m.slots, owner: m.from });
+    await this.internalCall(m.to, { op: 'discard', id: m.id, slots: m.slots, owner: m.from });
     this.log.info({ migration: m.id, slots: rec.slots, from: m.from, to: m.to }, 'migration aborted');
     return r;
   }
@@ -367,9 +374,10 @@ export class MigrationDriver {
   /**
    * Reads every group's marks and ends what a crash left half done, by the map: a fence of a
    * migration no longer in progress is dropped (the slot is another group's now: M finished) or
-   * lifted (the slot is still the group's: M was aborted); a moved mark on a slot the group owns
-   * is accepted (M brought it here and finished). Marks of migrations in progress, or newer than
-   * this node's map, are left alone.
+   * lifted (the slot is still the group's: M was aborted); a moved or sealed mark on a slot the
+   * group owns is accepted (M brought it here and finished); a sealed copy of a slot another group
+   * owns is discarded (M was aborted). Marks of migrations in progress, or newer than this node's
+   * map, are left alone.
    */
   async reconcile(): Promise<void> {
     const map = this.nodeMap.map;
@@ -397,11 +405,13 @@ export class MigrationDriver {
         if (run.state === MarkState.Fenced) {
           if (own.length > 0) await this.internalCall(g, { op: 'unfence', id: run.id, slots: rangesOfSlots(own) });
           for (const [o, ss] of byOwner) await this.internalCall(g, { op: 'drop', id: run.id, slots: rangesOfSlots(ss), to: o });
-        } else if (run.state === MarkState.Moved && own.length > 0) {
-          await this.internalCall(g, { op: 'accept', id: run.id, slots: rangesOfSlots(own) });
+        } else if (run.state === MarkState.Moved || run.state === MarkState.Sealed) {
+          if (own.length > 0) await this.internalCall(g, { op: 'accept', id: run.id, slots: rangesOfSlots(own) });
+          // A sealed copy of an aborted migration (its discard did not run).
+          if (run.state === MarkState.Sealed) for (const [o, ss] of byOwner) await this.internalCall(g, { op: 'discard', id: run.id, slots: rangesOfSlots(ss), owner: o });
         }
-        if (own.length > 0 || (run.state === MarkState.Fenced && byOwner.size > 0)) {
-          this.log.info({ group: g, migration: run.id, state: run.state === MarkState.Fenced ? 'fenced' : 'moved' }, 'migration reconcile: ended a mark a crash left');
+        if (run.state !== MarkState.None && (own.length > 0 || (run.state !== MarkState.Moved && byOwner.size > 0))) {
+          this.log.info({ group: g, migration: run.id, state: ['none', 'fenced', 'moved', 'sealed'][run.state] }, 'migration reconcile: ended a mark a crash left');
         }
       }
     }

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { slotOf } from '../../src/cluster/slots.js';
 import { encodeCommand } from '../../src/kv/kv-command.js';
 import {
-  decodeExportAnswer, decodeMarksAnswer, encodeExportQuery, encodeInternalCommand, encodeMarksQuery, type InternalCommand,
+  decodeCountAnswer, decodeExportAnswer, decodeMarksAnswer, encodeCountQuery, encodeExportQuery, encodeInternalCommand, encodeMarksQuery,
+  type InternalCommand,
 } from '../../src/kv/kv-migration-command.js';
 import { decodeKvResult } from '../../src/kv/kv-result.js';
 import { createKvStateMachine } from '../../src/kv/kv-service.js';
@@ -161,4 +162,40 @@ test('malformed internal commands are BAD_COMMAND results; the state is unchange
   }
   assert.deepEqual(decodeMarksAnswer(m.query(encodeMarksQuery())), []);
   assert.throws(() => m.query(Uint8Array.of(0x48, 1)), (e: { code?: string }) => e.code === 'BAD_REQUEST');
+});
+
+test('seal: the target\'s copy counts up to the source\'s keys or is refused COPY_INCOMPLETE; once sealed a late clear or import of the migration changes nothing, discard does', () => {
+  const t = sm();
+  const pairs = inS.map((k) => ({ key: Buffer.from(k), value: Buffer.from(`v-${k}`) }));
+  const count = (): number => (t.m as unknown as { kv: KvStateMachine }).kv.size;
+  t.internal({ op: 'clear', id: 8, slots: S, owner: 1 });
+  t.internal({ op: 'import', id: 8, slots: S, pairs: pairs.slice(0, 10) });
+  // A deposed driver's clear cuts the copy short: the count shows it.
+  t.internal({ op: 'clear', id: 8, slots: S, owner: 1 });
+  t.internal({ op: 'import', id: 8, slots: S, pairs: pairs.slice(10) });
+  let r = t.internal({ op: 'seal', id: 8, slots: S, count: inS.length });
+  assert.equal(r.op === 'error' && r.code, 'COPY_INCOMPLETE');
+  // Copied again whole: sealed.
+  t.internal({ op: 'clear', id: 8, slots: S, owner: 1 });
+  t.internal({ op: 'import', id: 8, slots: S, pairs });
+  assert.deepEqual(t.internal({ op: 'seal', id: 8, slots: S, count: inS.length }), { op: 'noop' });
+  assert.deepEqual(t.internal({ op: 'seal', id: 8, slots: S, count: inS.length }), { op: 'noop' }, 'again: still sealed');
+  r = t.read({ op: 'get', key: inS[0]! });
+  assert.equal(r.op === 'error' && r.code, 'WRONG_GROUP', 'sealed: still not served');
+  t.internal({ op: 'clear', id: 8, slots: S, owner: 1 });
+  t.internal({ op: 'import', id: 8, slots: S, pairs: [{ key: Buffer.from(inS[0]!), value: Buffer.from('late') }] });
+  assert.equal(count(), inS.length);
+  assert.deepEqual(decodeMarksAnswer(t.m.query(encodeMarksQuery())), [{ first: 0, last: 99, state: MarkState.Sealed, id: 8, to: 1 }]);
+  // Seal of slots not cleared for the migration: refused.
+  r = t.internal({ op: 'seal', id: 9, slots: S, count: inS.length });
+  assert.equal(r.op === 'error' && r.code, 'COPY_INCOMPLETE');
+  // Aborted: discard deletes the copy.
+  t.internal({ op: 'discard', id: 8, slots: S, owner: 1 });
+  assert.equal(count(), 0);
+  // The count query needs the source's fence.
+  const src = sm();
+  for (const k of inS) src.run({ op: 'put', key: k, value: 'v' });
+  assert.equal(decodeCountAnswer(src.m.query(encodeCountQuery(3, S))), null);
+  src.internal({ op: 'fence', id: 3, slots: S });
+  assert.equal(decodeCountAnswer(src.m.query(encodeCountQuery(3, S))), inS.length);
 });
