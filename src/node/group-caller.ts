@@ -58,7 +58,7 @@ export class GroupCaller {
         return out;
       } catch (e) {
         last = e instanceof NodeError ? e : new NodeError('UNAVAILABLE', e instanceof Error ? e.message : String(e));
-        const leader = typeof last.leader === 'object' && last.leader !== null ? last.leader.id : (last as { leaderId?: number }).leaderId;
+        const leader = last.leader?.id;
         if (last.code === 'NOT_LEADER' && leader !== undefined && leader !== 0 && !tried.has(leader)) queue.unshift(leader);
         else if (last.code === 'NOT_LEADER' || last.code === 'UNAVAILABLE' || last.code === 'TIMEOUT') {
           // A leader being elected: the same members again, after a moment.
@@ -96,8 +96,8 @@ export class GroupCaller {
       throw new NodeError('UNAVAILABLE', `node ${node} answered ${res.status} with no JSON`);
     }
     if (got.ok && typeof got.result === 'string') return Buffer.from(got.result, 'base64');
-    const e = new NodeError(got.code ?? 'UNAVAILABLE', got.message ?? `node ${node} answered ${res.status}`);
-    (e as { leaderId?: number }).leaderId = got.leader;
-    throw e;
+    // Only the leader's id crosses the admin route; its addresses are in the map.
+    const hint = typeof got.leader === 'number' && got.leader > 0 ? { id: got.leader, host: '', clientPort: 0, wsPort: 0 } : undefined;
+    throw new NodeError(got.code ?? 'UNAVAILABLE', got.message ?? `node ${node} answered ${res.status}`, hint);
   }
 }

@@ -75,7 +75,7 @@ export class Workload {
   private loops: Promise<void>[] = [];
   private nextId = 0;
   errors = new Map<string, number>();
-  /** The last value each key was acknowledged to hold by a put of this workload (in completion order per key is not known: only for the final check). */
+  /** The values puts of this workload were acknowledged for, per key. */
   readonly acked = new Map<string, Set<string>>();
 
   constructor(private readonly clients: FlotillaClient[], private readonly keys: string[]) {}

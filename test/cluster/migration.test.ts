@@ -144,17 +144,22 @@ test('bad migrations are refused with clear codes and the nodes keep serving', {
   }
 });
 
-test('an operator aborts a migration while it copies: the slots stay the source\'s, served again, every value intact', { timeout: 180_000 }, async () => {
+test('an operator aborts a migration while it copies: the slots stay the source\'s, served again, every value intact', { timeout: 180_000 }, async (t) => {
   const cluster = await startCluster({ nodes: 3, groups: 2 });
   const env = { FLOTILLA_SERVERS: cluster.servers()[0]! };
   const client = await FlotillaClient.connect({ servers: cluster.servers() });
   try {
     const value = 'y'.repeat(1000);
-    const keys = keysIn(0, 1023, 6000, 'q');
+    // 20 MB in the moving slots: a copy of about a second and a half, for the CLI's abort to land in.
+    const keys = keysIn(0, 1023, 20_000, 'q');
     for (let i = 0; i < keys.length; i += 200) await Promise.all(keys.slice(i, i + 200).map((k) => client.put(k, value)));
     const begun = await cli(['admin', 'migrate', '0-1023', '--to', '2', '--no-wait', '--json'], env);
     assert.equal(begun.status, 0, begun.stderr);
     const id = (JSON.parse(begun.stdout) as { migration: { id: number } }).migration.id;
+    // admin slots shows it in progress.
+    const inProgress = await cli(['admin', 'slots', '--json'], env);
+    assert.equal(inProgress.status, 0, inProgress.stderr);
+    assert.deepEqual((JSON.parse(inProgress.stdout) as { migrations: unknown[] }).migrations, [{ id, slots: '0-1023', from: 1, to: 2, state: 'copying' }]);
     const aborted = await cli(['admin', 'migrate', '--abort', String(id), '--json'], { FLOTILLA_SERVERS: cluster.servers()[2]! });
     assert.equal(aborted.status, 0, `${aborted.stdout} ${aborted.stderr}`);
     assert.equal((JSON.parse(aborted.stdout) as { migration: { state: string } }).migration.state, 'aborted');
@@ -175,7 +180,10 @@ test('an operator aborts a migration while it copies: the slots stay the source\
     // The slots can be migrated again afterwards, and this time finish.
     const mig = await cli(['admin', 'migrate', '0-1023', '--to', '2', '--json'], env);
     assert.equal(mig.status, 0, mig.stderr);
-    assert.equal((JSON.parse(mig.stdout) as { migration: { outcome: string } }).migration.outcome, 'finished');
+    const again2 = JSON.parse(mig.stdout) as { migration: { id: number; outcome: string } };
+    assert.equal(again2.migration.outcome, 'finished');
+    const rec = (await migrationRecords(cluster, again2.migration.id, [1, 2, 3])).find((x) => x.holdMs !== undefined);
+    t.diagnostic(`moved again: ${rec?.keys} keys, ${rec?.bytes} bytes, held ${rec?.holdMs} ms`);
     await client.refreshMap();
     assert.equal(await client.get(keys[0]!), 'after');
     assert.equal(await client.get(keys[1]!), value);
