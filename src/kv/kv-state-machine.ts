@@ -8,10 +8,11 @@
 // (kv-types.ts) are shared with the client.
 //
 // Snapshot layout: magic u32 | count u32 | count × (keyLen u16 | key | valueLen u32 | value)
-// [| the slot marks of migration (format 2 only: slot-marks.ts writeRuns)], keys in the map's order, which is the order they were first put since last deleted. That
-// order is itself replicated state: replicas that applied the same log, or restored an image
-// of it, hold their keys in the same order, so they give byte-equal images. (Sorting would
-// make images canonical across different histories too, at a cost that dominated imaging.)
+// [| the slot marks of migration: format 2 only, slot-marks.ts writeRuns], keys in the map's
+// order, which is the order they were first put since last deleted. That order is itself
+// replicated state: replicas that applied the same log, or restored an image of it, hold their
+// keys in the same order, so they give byte-equal images. (Sorting would make images canonical
+// across different histories too, at a cost that dominated imaging.)
 import { assert } from '../util/assert.js';
 import { decodeCommand } from './kv-command.js';
 import { KvReader } from './kv-reader.js';
