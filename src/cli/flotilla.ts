@@ -43,6 +43,8 @@ const INDEX: [Name | 'help', string, string][] = [
   ['admin add-group', 'G --members 1,2,3', 'create a group on every server listed'],
   ['admin remove-group', 'G', 'remove a group from every server listed'],
   ['admin transfer-leader', 'G --to N', 'move a group\'s leadership'],
+  ['admin slots', '[--json]', 'print the key map: slot owners, groups, nodes, migrations'],
+  ['admin migrate', 'SLOTS --to G | --abort ID', 'move slots to another group online, or abort a migration'],
   ['admin members', 'G', 'a group\'s voters and learners'],
   ['admin add-member', 'G NODE [--learner]', 'add a node to a group (a learner first, a voter once caught up)'],
   ['admin promote', 'G NODE', 'make a learner a voter'],
@@ -81,7 +83,7 @@ export function packageVersion(): string {
 /** What main decided: exit now with a code, or keep running (a node, a cluster). */
 type Outcome = number | 'running';
 
-const GROUPED: Record<string, string[]> = { kv: ['put', 'get', 'delete'], admin: ['add-group', 'remove-group', 'transfer-leader', 'members', 'add-member', 'promote', 'remove-member'] };
+const GROUPED: Record<string, string[]> = { kv: ['put', 'get', 'delete'], admin: ['add-group', 'remove-group', 'transfer-leader', 'slots', 'migrate', 'members', 'add-member', 'promote', 'remove-member'] };
 
 /** Finds the command named by the first words of argv; returns its name and the words after it. */
 function resolve(argv: readonly string[]): { name: Name | 'help'; rest: string[] } | { group: string; rest: string[] } {

@@ -385,25 +385,35 @@ export class FlotillaClient {
     const flags = how === 'write' || how === 'put' ? 0 : how === 'read' ? FrameFlag.Read : FrameFlag.Read | FrameFlag.Stale;
     const mode = how === 'write' ? WRITE : how === 'put' ? PUT : how === 'read' ? READ : STALE_READ;
     let group: number;
-    let bytes: Uint8Array;
     // Connected without waiting for the map (waitForMap false): the first call by key fetches it.
     if (fixed === null && this.map.version === 0) await this.mapFirst();
-    for (let hops = 0; ; hops++) {
-      group = fixed ?? this.groupOfCommand(cmd);
-      if (group === 0) throw new FlotillaError('NO_GROUP', `no group owns slot ${slotOf(cmd.op === 'batch' ? cmd.ops[0]!.key : cmd.key)} in map version ${this.map.version}`);
-      try {
-        bytes = await this.d.request(FrameKind.Command, flags, group, body, mode);
-        break;
-      } catch (e) {
-        if (fixed !== null || hops >= this.d.opts.redirectsMax || !(e instanceof FlotillaError) || !await this.redirected(e)) throw e;
-      }
-    }
     let r: KvResult;
-    try {
-      r = decodeKvResult(bytes);
-    } catch (e) {
-      if (e instanceof KvResultError) throw new FlotillaError('BAD_RESULT', `group ${group}: ${e.message}`);
-      throw e;
+    const deadline = Date.now() + this.d.opts.requestTimeoutMs;
+    for (let held = 0; ; held++) {
+      let bytes: Uint8Array;
+      for (let hops = 0; ; hops++) {
+        group = fixed ?? this.groupOfCommand(cmd);
+        if (group === 0) throw new FlotillaError('NO_GROUP', `no group owns slot ${slotOf(cmd.op === 'batch' ? cmd.ops[0]!.key : cmd.key)} in map version ${this.map.version}`);
+        try {
+          bytes = await this.d.request(FrameKind.Command, flags, group, body, mode);
+          break;
+        } catch (e) {
+          if (fixed !== null || hops >= this.d.opts.redirectsMax || !(e instanceof FlotillaError) || !await this.redirected(e)) throw e;
+        }
+      }
+      try {
+        r = decodeKvResult(bytes);
+      } catch (e) {
+        if (e instanceof KvResultError) throw new FlotillaError('BAD_RESULT', `group ${group}: ${e.message}`);
+        throw e;
+      }
+      // A slot being migrated (MIGRATING) or moved away (WRONG_GROUP from the group's own state):
+      // the command was not applied; wait a little, learn the newer map, and send it again.
+      if (r.op !== 'error' || (r.code !== 'MIGRATING' && r.code !== 'WRONG_GROUP') || fixed !== null) break;
+      const wait = Math.min(this.d.opts.backoffMsMax, this.d.opts.backoffMsMin * 2 ** Math.min(held, 6));
+      if (Date.now() + wait >= deadline) break;
+      await new Promise((res) => setTimeout(res, wait));
+      await this.refreshMap().catch(() => false);
     }
     if (r.op === 'error') {
       throw new FlotillaError(r.code === 'BAD_COMMAND' ? 'BAD_REQUEST' : r.code, `group ${group}: ${r.message}`);
@@ -412,10 +422,20 @@ export class FlotillaClient {
     return r as Extract<KvResult, { op: Op }>;
   }
 
-  /** After WRONG_GROUP: whether the answering node had a newer map, now the client's. */
+  /**
+   * After WRONG_GROUP: whether to send again. Yes when the answering node had a newer map, now
+   * the client's; yes too, after a short wait, when its map is older than the client's (a
+   * migration just moved the slot and that node has not learnt it yet): the MapRequest sent to
+   * it with the client's version makes it fetch the newer map at once.
+   */
   private async redirected(e: FlotillaError): Promise<boolean> {
     const w = e.wrongGroup;
-    if (e.code !== 'WRONG_GROUP' || w === undefined || w.version <= this.map.version) return false;
+    if (e.code !== 'WRONG_GROUP' || w === undefined || w.version === this.map.version) return false;
+    if (w.version < this.map.version) {
+      await fetchMap(this.d, w.server, this.map.version).catch(() => null);
+      await new Promise((r) => setTimeout(r, this.d.opts.backoffMsMax));
+      return true;
+    }
     try {
       return await this.refreshMap(w.server);
     } catch {

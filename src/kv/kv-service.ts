@@ -6,6 +6,7 @@ import { commandSizeProblem, decodeCommand } from './kv-command.js';
 import { encodeKvResult } from './kv-result.js';
 import { KvError, type KvCommand, type KvSingleResult } from './kv-types.js';
 import { KvStateMachine } from './kv-state-machine.js';
+import { INTERNAL_TAG_MIN } from './kv-migration-command.js';
 
 // Older callers import the result decoder from here; it lives in kv-result.ts with the encoder.
 export { decodeKvResult } from './kv-result.js';
@@ -38,11 +39,15 @@ class KvService implements StateMachine {
   }
 
   query(command: Uint8Array): Uint8Array {
+    // Slots a migration froze or moved away are refused for reads too (kv-migration.ts).
+    const refused = this.kv.refusal(command);
+    if (refused !== null) return refused;
     let cmd: KvCommand;
     try {
       // The common read, a single get, straight from its bytes.
       const got = this.kv.queryGetEncoded(command);
       if (got !== null) return got;
+      if (command.length > 0 && command[0]! >= INTERNAL_TAG_MIN) return this.internalQuery(command);
       cmd = decodeCommand(command);
     } catch (e) {
       if (e instanceof KvError) throw new KvRequestError(`not a KV command: ${e.message}`);
@@ -58,6 +63,15 @@ class KvService implements StateMachine {
       return encodeKvResult({ op: 'batch', ok: true, results });
     }
     throw new KvRequestError(`${cmd.op} is not a read; send it without the Read flag`);
+  }
+
+  /** A migration's export or marks query (only the node sends them: client-requests.ts). */
+  private internalQuery(command: Uint8Array): Uint8Array {
+    try {
+      return this.kv.queryInternal(command);
+    } catch (e) {
+      throw new KvRequestError(`not an internal query: ${e instanceof Error ? e.message : String(e)}`);
+    }
   }
 
   snapshot(): Uint8Array {

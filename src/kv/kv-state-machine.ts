@@ -7,11 +7,12 @@
 // The command layout (kv-command.ts), the result maps (kv-result.ts) and the types
 // (kv-types.ts) are shared with the client.
 //
-// Snapshot layout: magic u32 | count u32 | count × (keyLen u16 | key | valueLen u32 | value),
-// keys in the map's order, which is the order they were first put since last deleted. That
-// order is itself replicated state: replicas that applied the same log, or restored an image
-// of it, hold their keys in the same order, so they give byte-equal images. (Sorting would
-// make images canonical across different histories too, at a cost that dominated imaging.)
+// Snapshot layout: magic u32 | count u32 | count × (keyLen u16 | key | valueLen u32 | value)
+// [| the slot marks of migration: format 2 only, slot-marks.ts writeRuns], keys in the map's
+// order, which is the order they were first put since last deleted. That order is itself
+// replicated state: replicas that applied the same log, or restored an image of it, hold their
+// keys in the same order, so they give byte-equal images. (Sorting would make images canonical
+// across different histories too, at a cost that dominated imaging.)
 import { assert } from '../util/assert.js';
 import { decodeCommand } from './kv-command.js';
 import { KvReader } from './kv-reader.js';
@@ -25,6 +26,9 @@ import {
   putResult,
 } from './kv-result.js';
 import { KV_RECORD_HEADER_BYTES, KvStore, recordKeyLength, recordValueLength } from './kv-store.js';
+import { INTERNAL_TAG_MIN } from './kv-migration-command.js';
+import { applyInternal, markedRefusal, queryInternal } from './kv-migration.js';
+import { marksOfRuns, readRuns, SlotMarks, writeRuns } from './slot-marks.js';
 import {
   KvError,
   KvTag,
@@ -39,6 +43,8 @@ export { encodeCommand } from './kv-command.js';
 export { type KvCommand, type KvResult } from './kv-types.js';
 
 const SNAPSHOT_MAGIC = 0x4b560001; // "KV", version 1
+/** An image with slot marks (issue 15, migration) after the keys; a group without marks writes version 1. */
+const SNAPSHOT_MAGIC_MARKS = 0x4b560002;
 
 
 /**
@@ -58,6 +64,10 @@ const commandReader = new KvReader(new Uint8Array(0), 'BAD_COMMAND');
  */
 export class KvStateMachine {
   private readonly store = new KvStore();
+  /** The slot marks of migration (slot-marks.ts); null until the group's first migration. */
+  private marks: SlotMarks | null = null;
+  /** Some slot is fenced or moved: client commands are checked against the marks. */
+  private refusing = false;
 
   /** Number of keys present. */
   get size(): number {
@@ -114,6 +124,11 @@ export class KvStateMachine {
    */
   applyEncoded(data: Uint8Array): Uint8Array {
     if (data.length === 0) return noopResult();
+    // The one test a command pays for migration while its group has no slot marked.
+    if (this.refusing) {
+      const refused = markedRefusal(this.marks!, data);
+      if (refused !== null) return refused;
+    }
     try {
       if (data[0] === KvTag.Batch) return encodeKvResult(this.applyCommand(decodeCommand(data)));
       return this.applySingleBytes(data);
@@ -168,8 +183,27 @@ export class KvStateMachine {
         return result;
       }
       default:
+        if (tag >= INTERNAL_TAG_MIN) return this.applyInternal(data);
         throw new KvError('BAD_COMMAND', `unknown command tag ${tag}`);
     }
+  }
+
+  /** A migration's internal command (kv-migration.ts); only the node proposes them. */
+  private applyInternal(data: Uint8Array): Uint8Array {
+    const out = applyInternal(this.store, this.marks, data);
+    this.marks = out.marks;
+    this.refusing = this.marks !== null && this.marks.count > 0;
+    return out.result;
+  }
+
+  /** The result refusing a client command on a key of a marked slot (MIGRATING, WRONG_GROUP), or null. */
+  refusal(data: Uint8Array): Uint8Array | null {
+    return this.refusing ? markedRefusal(this.marks!, data) : null;
+  }
+
+  /** Answers a migration's internal query (export, marks); throws on a malformed one. */
+  queryInternal(data: Uint8Array): Uint8Array {
+    return queryInternal(this.store, this.marks, data);
   }
 
 /** A batch (the rare path): decoded into strings, run against an overlay, committed whole or not at all. */
@@ -253,7 +287,13 @@ export class KvStateMachine {
    * kv-store.ts), then sized and written a step at a time, while commands go on being applied.
    */
   serializeInSteps(): KvImage {
-    return new KvImage(this.store);
+    let trailer: Uint8Array | null = null;
+    if (this.marks !== null) {
+      const runs = this.marks.runs();
+      trailer = Buffer.alloc(SlotMarks.runsBytes(runs));
+      writeRuns(trailer as Buffer, 0, runs);
+    }
+    return new KvImage(this.store, trailer);
   }
   /** Rebuilds a state machine from `serialize()` output; empty bytes give an empty one. */
   static restore(data: Uint8Array): KvStateMachine {
@@ -261,7 +301,7 @@ export class KvStateMachine {
     if (data.length === 0) return kv;
     const r = new KvReader(data, 'BAD_SNAPSHOT');
     const magic = r.u32();
-    if (magic !== SNAPSHOT_MAGIC) throw new KvError('BAD_SNAPSHOT', `bad snapshot magic 0x${magic.toString(16)}`);
+    if (magic !== SNAPSHOT_MAGIC && magic !== SNAPSHOT_MAGIC_MARKS) throw new KvError('BAD_SNAPSHOT', `bad snapshot magic 0x${magic.toString(16)}`);
     const n = r.u32();
     for (let i = 0; i < n; i++) {
       const kn = r.keySpan();
@@ -271,6 +311,19 @@ export class KvStateMachine {
       if (kv.store.size !== i + 1) {
         throw new KvError('BAD_SNAPSHOT', `snapshot holds key ${JSON.stringify(Buffer.from(data.buffer, data.byteOffset + kAt, kn).toString('utf8'))} twice`);
       }
+    }
+    if (magic === SNAPSHOT_MAGIC_MARKS) {
+      let end: number;
+      try {
+        const got = readRuns(data, r.pos, 'snapshot');
+        kv.marks = marksOfRuns(got.runs);
+        kv.refusing = kv.marks !== null && kv.marks.count > 0;
+        end = got.end;
+      } catch (e) {
+        throw new KvError('BAD_SNAPSHOT', e instanceof Error ? e.message : String(e));
+      }
+      if (end !== data.length) throw new KvError('BAD_SNAPSHOT', 'trailing bytes after a snapshot');
+      return kv;
     }
     if (!r.done()) throw new KvError('BAD_SNAPSHOT', 'trailing bytes after a snapshot');
     return kv;
@@ -313,11 +366,12 @@ export class KvImage {
   private readonly buf: Buffer;
   private at = 8;
 
-  constructor(private readonly store: KvStore) {
-    this.bytes = 8 + store.liveBytes;
+  /** trailer: the slot marks' bytes (format 2), or null (format 1: no marks). */
+  constructor(private readonly store: KvStore, private readonly trailer: Uint8Array | null = null) {
+    this.bytes = 8 + store.liveBytes + (trailer === null ? 0 : trailer.length);
     this.refs = store.beginImage();
     this.buf = Buffer.allocUnsafeSlow(this.bytes);
-    this.buf.writeUInt32BE(SNAPSHOT_MAGIC, 0);
+    this.buf.writeUInt32BE(trailer === null ? SNAPSHOT_MAGIC : SNAPSHOT_MAGIC_MARKS, 0);
     this.buf.writeUInt32BE(this.refs.length >>> 1, 4);
   }
 
@@ -355,6 +409,10 @@ export class KvImage {
     }
     this.at = at;
     if (this.next < n) return null;
+    if (this.trailer !== null) {
+      buf.set(this.trailer, at);
+      at += this.trailer.length;
+    }
     assert(at === this.bytes, `snapshot image of ${at} bytes, sized ${this.bytes}`);
     this.ended = true;
     st.endImage();

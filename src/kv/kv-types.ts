@@ -56,7 +56,11 @@ export type KvResult =
   | { op: 'noop' }
   | { op: 'error'; code: KvErrorCode; message: string };
 
-export type KvErrorCode = 'BAD_COMMAND' | 'TOO_LARGE' | 'BAD_SNAPSHOT';
+/**
+ * MIGRATING and WRONG_GROUP come only in results, from a group whose slot a migration froze or
+ * moved away (docs/protocol.md): retry after a short backoff, refreshing the key map.
+ */
+export type KvErrorCode = 'BAD_COMMAND' | 'TOO_LARGE' | 'BAD_SNAPSHOT' | 'MIGRATING' | 'WRONG_GROUP' | 'COPY_INCOMPLETE';
 
 /** Bad command (or snapshot) bytes, or a command too large to encode; `code` says which. */
 export class KvError extends Error {

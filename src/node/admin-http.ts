@@ -14,6 +14,17 @@
 //   POST   /groups/:id/members           body { node, learner }          → add a member (leader)
 //   POST   /groups/:id/members/:n/promote                                 → learner to voter (leader)
 //   DELETE /groups/:id/members/:n                                         → remove a member (leader)
+//   GET    /slots                        the node's copy of the key map, as JSON (docs/key-map.md)
+//   GET    /migrations                   the migrations in the map and those this node drove
+//                                        (with their hold times)
+//   POST   /migrations                   body { slots: "0-1023", to }   → begin moving the slots
+//                                        (BAD_SLOTS, NO_SUCH_GROUP, SAME_GROUP, MIXED_OWNERS,
+//                                        SLOT_MIGRATING, ...); forwarded to the meta leader
+//   POST   /migrations/:id/abort                                         → abort it
+//                                        (NO_SUCH_MIGRATION); forwarded to the meta leader
+//   POST   /internal/groups/:id/kv       body { body: base64, read }     → a migration's internal
+//                                        command or read for a group here (other nodes' drivers;
+//                                        bodies up to INTERNAL_BODY_BYTES_MAX)
 //
 // Admin answers are `{ ok: true, ... }` (200) or `{ ok: false, code, message }` with a status
 // that follows the code: BAD_REQUEST 400, NOT_FOUND/NO_GROUP 404, METHOD_NOT_ALLOWED 405,
@@ -76,7 +87,16 @@ export interface AdminBackend {
   joinGroup(group: number): Promise<AdminReply>;
   /** A membership change, asked of the group's replica here (it must lead: else NOT_LEADER). */
   memberChange(req: MemberChangeRequest): Promise<AdminReply>;
+  /** The key map, migrations (migration-admin.ts); absent on a backend without a map. */
+  slots?(): unknown;
+  migrations?(): unknown;
+  migrate?(slots: string, to: number, forwarded: boolean): Promise<MapReply>;
+  abortMigration?(id: number, forwarded: boolean): Promise<MapReply>;
+  internalKv?(group: number, body: Uint8Array, read: boolean): Promise<MapReply>;
 }
+
+/** An answer of the map and migration routes. */
+export type MapReply = { ok: true; [k: string]: unknown } | { ok: false; code: string; message: string; leader?: number };
 
 export interface AdminServer {
   readonly port: number;
@@ -84,6 +104,9 @@ export interface AdminServer {
 }
 
 export const ADMIN_BODY_BYTES_MAX = 64 * 1024;
+/** Body of an internal command: an import page (EXPORT_PAGE_BYTES and one largest pair) in base64. */
+export const INTERNAL_BODY_BYTES_MAX = 2 * 1024 * 1024;
+const MIGRATION_ID_MAX = Number.MAX_SAFE_INTEGER;
 /** Concurrent connections; an admin port serves operators and scrapers, not clients. */
 const CONNECTIONS_MAX = 256;
 /** Time to receive a whole request (headers and body). */
@@ -240,6 +263,41 @@ async function route(req: http.IncomingMessage, res: http.ServerResponse, b: Adm
     reply(res, await b.transferLeader(group, to));
     return;
   }
+  if (a === 'slots' && parts.length === 1 && b.slots !== undefined) {
+    allow(method, ['GET', 'HEAD']);
+    send(res, 200, b.slots());
+    return;
+  }
+  if (a === 'migrations' && parts.length === 1 && b.migrate !== undefined && b.migrations !== undefined) {
+    allow(method, ['GET', 'HEAD', 'POST']);
+    if (method !== 'POST') {
+      send(res, 200, b.migrations());
+      return;
+    }
+    const body = await readJson(req, res, bodyBytesMax);
+    const slots = body['slots'];
+    if (typeof slots !== 'string') throw new HttpError(400, 'BAD_SLOTS', `slots must be a text like "0-1023" or "5,9,100-200", got ${JSON.stringify(slots) ?? 'nothing'}`);
+    const to = groupId(body['to'], 'to');
+    reply(res, await b.migrate(slots, to, body['forwarded'] === true));
+    return;
+  }
+  if (a === 'migrations' && parts.length === 3 && action === 'abort' && b.abortMigration !== undefined) {
+    allow(method, ['POST']);
+    const n = /^\d{1,16}$/.test(id!) ? Number(id) : NaN;
+    if (!isIntIn(n, 1, MIGRATION_ID_MAX)) throw new HttpError(400, 'BAD_REQUEST', `migration id must be a positive integer, got ${JSON.stringify(id)}`);
+    const body = await readJson(req, res, bodyBytesMax);
+    reply(res, await b.abortMigration(n, body['forwarded'] === true));
+    return;
+  }
+  if (a === 'internal' && parts.length === 4 && id === 'groups' && parts[3] === 'kv' && b.internalKv !== undefined) {
+    allow(method, ['POST']);
+    const group = groupId(action, 'group id in the path');
+    const body = await readJson(req, res, INTERNAL_BODY_BYTES_MAX);
+    const data = body['body'];
+    if (typeof data !== 'string') throw new HttpError(400, 'BAD_REQUEST', 'body must be base64 text');
+    reply(res, await b.internalKv(group, Buffer.from(data, 'base64'), body['read'] === true));
+    return;
+  }
   throw new HttpError(404, 'NOT_FOUND', `no route ${method} ${url.slice(0, 200)}`);
 }
 
@@ -369,7 +427,10 @@ function tooLarge(req: http.IncomingMessage, res: http.ServerResponse): void {
 
 const STATUS_BY_CODE: Record<string, number> = {
   BAD_REQUEST: 400,
+  BAD_SLOTS: 400,
   NOT_FOUND: 404,
+  NO_SUCH_MIGRATION: 404,
+  NO_SUCH_GROUP: 404,
   NO_GROUP: 404,
   TOO_LARGE: 413,
   OVERLOADED: 429,
@@ -380,9 +441,9 @@ const STATUS_BY_CODE: Record<string, number> = {
   NO_SPACE: 507,
 };
 
-function reply(res: http.ServerResponse, r: AdminReply): void {
+function reply(res: http.ServerResponse, r: AdminReply | MapReply): void {
   if (r.ok) send(res, 200, r);
-  else send(res, STATUS_BY_CODE[r.code] ?? 409, { ok: false, code: r.code, message: r.message });
+  else send(res, STATUS_BY_CODE[r.code] ?? 409, { ok: false, code: r.code, message: r.message, ...('leader' in r && r.leader !== undefined ? { leader: r.leader } : {}) });
 }
 
 function send(res: http.ServerResponse, status: number, body: unknown): void {

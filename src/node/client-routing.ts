@@ -23,7 +23,7 @@
 import { pack } from 'msgpackr';
 import { encodeFrame, frameBytesOf, FrameKind, readHeader, type ErrorBody, type ProtocolErrorCode } from '../protocol/client-frame.js';
 import { GROUP_BROADCAST } from '../protocol/peer-wire.js';
-import { CONN_IN_PROCESS, InKind, RECORD_HEADER_BYTES } from '../ring/records.js';
+import { CONN_IN_PROCESS, CONN_INTERNAL, InKind, RECORD_HEADER_BYTES } from '../ring/records.js';
 import type { ClientConnection, ClientHandler } from '../transport/client-listener.js';
 import { META_GROUP } from '../cluster/meta-group.js';
 import { FRAME_HEADER_BYTES } from '../protocol/client-frame.js';
@@ -92,11 +92,11 @@ export class ClientRouter implements ClientHandler {
     this.responseGuessFirst = limits.responseBytesMax;
   }
 
-  /** A connection id unique among the open ones, never CONN_IN_PROCESS (the listeners' nextId). */
+  /** A connection id unique among the open ones, never CONN_IN_PROCESS or CONN_INTERNAL (the listeners' nextId). */
   nextConnId(): number {
     do {
       this.connSeq = (this.connSeq + 1) >>> 0;
-    } while (this.connSeq === CONN_IN_PROCESS || this.conns.has(this.connSeq));
+    } while (this.connSeq === CONN_IN_PROCESS || this.connSeq === CONN_INTERNAL || this.conns.has(this.connSeq));
     return this.connSeq;
   }
 

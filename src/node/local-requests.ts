@@ -37,6 +37,8 @@ export class LocalRequests {
     private readonly shards: readonly ShardSlot[],
     private readonly frameBytesMax: number,
     private readonly limits: { pendingMax: number; pendingBytesMax: number } = { pendingMax: LOCAL_PENDING_MAX, pendingBytesMax: LOCAL_PENDING_BYTES_MAX },
+    /** CONN_IN_PROCESS for the embedding API; CONN_INTERNAL for the node's own (migration) requests. */
+    private readonly conn: number = CONN_IN_PROCESS,
   ) {}
 
   /** Commands waiting and the bytes of their frames (tests, /metrics). */
@@ -71,7 +73,7 @@ export class LocalRequests {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, bytes });
       this.pendingBytes += bytes;
-      input.writeOrHold(InKind.Client, CONN_IN_PROCESS, frame);
+      input.writeOrHold(InKind.Client, this.conn, frame);
     });
   }
 

@@ -7,8 +7,9 @@ import { pack } from 'msgpackr';
 import { GROUP_BROADCAST } from '../protocol/peer-wire.js';
 import { InKind } from '../ring/records.js';
 import type { AdminReply, AdminRequest, GroupStatus, LatencySummary, MemberChangeRequest } from '../shard/task.js';
-import type { AdminBackend, NodeStatus, StatusQuery } from './admin-http.js';
+import type { AdminBackend, MapReply, NodeStatus, StatusQuery } from './admin-http.js';
 import { STATUS_GROUPS_MAX } from '../shard/admin.js';
+import type { MigrationAdmin } from './migration-admin.js';
 import type { ClientRouter } from './client-routing.js';
 import type { NodeConfig } from './config.js';
 import { NodeMetrics } from './metrics.js';
@@ -19,11 +20,14 @@ import { shardOf } from './placement.js';
 import type { ShardPool, ShardSlot } from './shard-pool.js';
 
 const ADMIN_TIMEOUT_MS = 30_000;
+const NO_MIGRATION: MapReply = { ok: false, code: 'UNAVAILABLE', message: 'this node runs no migrations (echo mode)' };
 
 export class NodeAdmin implements AdminBackend {
   private readonly pending = new Map<number, Pending<AdminReply>>();
   private seq = 0;
   private readonly metricsRegistry = new NodeMetrics();
+  /** The key map and migration routes (set by the node once its map and driver exist). */
+  migration: MigrationAdmin | null = null;
 
   constructor(
     private readonly config: NodeConfig,
@@ -52,6 +56,26 @@ export class NodeAdmin implements AdminBackend {
 
   memberChange(req: MemberChangeRequest): Promise<AdminReply> {
     return this.groupAdmin(req.group, req);
+  }
+
+  slots(): unknown {
+    return this.migration?.slots() ?? { ok: false, code: 'UNAVAILABLE', message: 'no key map on this node' };
+  }
+
+  migrations(): unknown {
+    return this.migration?.migrations() ?? { ok: false, code: 'UNAVAILABLE', message: 'no migrations on this node' };
+  }
+
+  migrate(slots: string, to: number, forwarded: boolean): Promise<MapReply> {
+    return this.migration?.migrate(slots, to, forwarded) ?? Promise.resolve(NO_MIGRATION);
+  }
+
+  abortMigration(id: number, forwarded: boolean): Promise<MapReply> {
+    return this.migration?.abort(id, forwarded) ?? Promise.resolve(NO_MIGRATION);
+  }
+
+  internalKv(group: number, body: Uint8Array, read: boolean): Promise<MapReply> {
+    return this.migration?.internalKv(group, body, read) ?? Promise.resolve(NO_MIGRATION);
   }
 
   private request(shard: ShardSlot, req: AdminRequest): Promise<AdminReply> {

@@ -26,6 +26,9 @@ import { META_GROUP } from '../cluster/meta-group.js';
 import type { KeyMap } from '../cluster/key-map.js';
 import { MapKeeper } from './map-keeper.js';
 import { NodeMap } from './node-map.js';
+import { MigrationDriver } from './migration-driver.js';
+import { MigrationAdmin } from './migration-admin.js';
+import { CONN_INTERNAL } from '../ring/records.js';
 import { ShardPool, type ShardSlot } from './shard-pool.js';
 
 export interface NodeOptions {
@@ -68,6 +71,9 @@ class Node implements FlotillaNode {
   private readonly clients: ClientRouter;
   private readonly peers: PeerRouter;
   private readonly local: LocalRequests;
+  /** The node's own requests to its groups (migration steps), on CONN_INTERNAL. */
+  private readonly internal: LocalRequests;
+  private readonly migrations: MigrationDriver;
   /** The node's copy of the key map and the keeper that keeps it current (issue 15). */
   readonly nodeMap: NodeMap;
   private readonly mapKeeper: MapKeeper;
@@ -100,9 +106,14 @@ class Node implements FlotillaNode {
     });
     this.peers = new PeerRouter(shards, this.log);
     this.local = new LocalRequests(shards, config.frameBytesMax);
+    this.internal = new LocalRequests(shards, config.frameBytesMax, undefined, CONN_INTERNAL);
     this.clients.maps = this.nodeMap;
     this.mapKeeper = new MapKeeper(config, this.nodeMap, this.local, this.log);
     this.admin = new NodeAdmin(config, this.pool, this.clients, this.peers, () => this.health());
+    const peerIds = config.peers.map((p) => p.id);
+    this.migrations = new MigrationDriver(config.nodeId, peerIds, this.internal, this.nodeMap, this.log);
+    this.admin.migration = new MigrationAdmin(config.nodeId, peerIds, this.nodeMap, this.migrations, this.internal);
+    this.nodeMap.onChange = () => this.migrations.kick();
   }
 
   async start(): Promise<void> {
@@ -115,7 +126,7 @@ class Node implements FlotillaNode {
     this.lock = DataDirLock.acquire(c.dataDir);
     fs.mkdirSync(c.dataDir, { recursive: true });
     const fresh = readNodeFile(c.dataDir, c.nodeId, c.shards) === null;
-    const drain = new OutRingDrain(this.pool, this.clients, this.local, this.admin, this.peers, (image) => this.nodeMap.offer(image));
+    const drain = new OutRingDrain(this.pool, this.clients, this.local, this.admin, this.peers, (image) => this.nodeMap.offer(image), this.internal);
     this.pool.start(fresh, (shard) => void drain.pump(shard));
     await this.pool.whenReady();
     if (fresh) writeNodeFile(c.dataDir, c.nodeId, c.shards);
@@ -161,6 +172,7 @@ class Node implements FlotillaNode {
     this.adminHttp = await startAdminHttp({ host: c.host, port: c.adminPort, log: this.log }, this.admin);
     this.ports.admin = this.adminHttp.port;
     this.mapKeeper.start(this.ports);
+    if (c.mode !== 'echo') this.migrations.start();
     if (this.phase === 'starting') this.phase = 'serving';
     this.log.info({ ports: this.ports, ws: this.wsEngine }, 'node serving');
   }
@@ -178,6 +190,7 @@ class Node implements FlotillaNode {
     // Requests still unread in the failed shard's ring will never be answered: settle the
     // in-process ones here (socket clients lose their connections when the node stops).
     this.local.rejectAll(fatal);
+    this.internal.rejectAll(fatal);
     if (this.opts.onFatal !== undefined) this.opts.onFatal(fatal);
   }
 
@@ -221,6 +234,7 @@ class Node implements FlotillaNode {
     this.phase = 'stopping';
     this.clients.accepting = false;
     await this.mapKeeper.stop();
+    await this.migrations.stop();
     this.pool.stopInput();
     const closing: Promise<unknown>[] = [];
     if (this.adminHttp !== null) closing.push(this.adminHttp.close());
@@ -232,6 +246,7 @@ class Node implements FlotillaNode {
     await this.pool.destroy();
     this.lock?.release();
     this.local.rejectAll(new NodeError('UNAVAILABLE', 'the node stopped'));
+    this.internal.rejectAll(new NodeError('UNAVAILABLE', 'the node stopped'));
     this.admin.resolveAll({ ok: false, code: 'UNAVAILABLE', message: 'the node stopped' });
     this.log.info({}, 'node stopped');
   }

@@ -5,7 +5,7 @@
 // could drain out rings, so the two directions cannot deadlock (internals.md).
 
 import { unpack } from 'msgpackr';
-import { CONN_IN_PROCESS, OutKind, RECORD_HEADER_BYTES, recordArg, recordKind } from '../ring/records.js';
+import { CONN_IN_PROCESS, CONN_INTERNAL, OutKind, RECORD_HEADER_BYTES, recordArg, recordKind } from '../ring/records.js';
 import type { ClientRouter } from './client-routing.js';
 import type { LocalRequests } from './local-requests.js';
 import type { NodeAdmin } from './node-admin.js';
@@ -24,6 +24,8 @@ export class OutRingDrain {
     private readonly peers: PeerRouter,
     /** A key map image a meta replica reported (NodeMap.offer); it copies what it keeps. */
     private readonly onMap: (image: Uint8Array) => void,
+    /** The node's internal requests (migration), answered on CONN_INTERNAL. */
+    private readonly internal: LocalRequests | null = null,
   ) {}
 
   /** Drains one shard's out ring for as long as the node runs. */
@@ -58,6 +60,7 @@ export class OutRingDrain {
     switch (kind) {
       case OutKind.Client:
         if (arg === CONN_IN_PROCESS) this.local.settleFrames(buf, from, end);
+        else if (arg === CONN_INTERNAL) this.internal?.settleFrames(buf, from, end);
         else this.clients.deliver(arg, buf, from, end);
         return;
       case OutKind.Peer:

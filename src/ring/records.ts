@@ -34,6 +34,11 @@ export enum OutKind {
 
 /** The connection id of requests made in-process through the embedding API. */
 export const CONN_IN_PROCESS = 0;
+/**
+ * The connection id of the node's own internal requests (a migration's commands to its groups,
+ * src/node/migration-driver.ts): the only one a shard takes internal KV commands from.
+ */
+export const CONN_INTERNAL = 0xffff_ffff;
 
 export function writeRecordHeader(buf: Uint8Array, at: number, kind: number, arg: number): void {
   buf[at] = kind;

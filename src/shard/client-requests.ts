@@ -22,6 +22,8 @@ import type { Outbox } from './outbox.js';
 import type { Wal } from '../storage/wal.js';
 import type { PeerInfo, ShardTask } from './task.js';
 import { SlotOwners } from './slot-owners.js';
+import { INTERNAL_TAG_MIN } from '../kv/kv-migration-command.js';
+import { CONN_INTERNAL } from '../ring/records.js';
 
 /** Requests are checked for TIMEOUT at most this often. */
 const SWEEP_INTERVAL_MS_MAX = 1000;
@@ -94,9 +96,17 @@ export class ClientRequests {
       return;
     }
     // Every key of a read, a write or a batch must be in a slot this group owns (issue 15).
-    if (this.slots !== null && f.group !== META_GROUP && this.slots.wrongOwner(f.group, body)) {
-      this.wrongGroup(conn, f.requestId, f.group, t0);
-      return;
+    // A migration's internal commands (kv-migration-command.ts) come only from the node itself.
+    if (this.slots !== null && f.group !== META_GROUP) {
+      if (body[0]! >= INTERNAL_TAG_MIN) {
+        if (conn !== CONN_INTERNAL) {
+          this.reject(conn, f.requestId, f.group, 'BAD_REQUEST', `command tag 0x${body[0]!.toString(16)} is internal to the nodes (migration); clients cannot send it`, t0);
+          return;
+        }
+      } else if (this.slots.wrongOwner(f.group, body)) {
+        this.wrongGroup(conn, f.requestId, f.group, t0);
+        return;
+      }
     }
     if (stale) {
       // Served at once, so it cannot wait for room like a linearizable read: refused instead.

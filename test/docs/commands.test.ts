@@ -216,7 +216,7 @@ export function plan(text: string): Plan {
   return { kind: 'parse', argv: [...tool, ...args], env };
 }
 
-const GROUPED: Record<string, string[]> = { kv: ['put', 'get', 'delete'], admin: ['add-group', 'remove-group', 'transfer-leader', 'members', 'add-member', 'promote', 'remove-member'] };
+const GROUPED: Record<string, string[]> = { kv: ['put', 'get', 'delete'], admin: ['add-group', 'remove-group', 'transfer-leader', 'slots', 'migrate', 'members', 'add-member', 'promote', 'remove-member'] };
 
 /** The flotilla commands a synopsis names: `kv put|get|delete` → kv put, kv get, kv delete. */
 function cliCommandsIn(args: string[]): string[][] {

@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/node/config.js';
 import { startNode, type FlotillaNode } from '../../src/node/node.js';
 import { encodeCommand } from '../../src/kv/kv-state-machine.js';
+import { slotOf } from '../../src/cluster/slots.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const APT_MS_MAX = 600_000;
@@ -57,11 +58,17 @@ async function busyNode(dir: string, flags: Record<string, string> = {}): Promis
   });
   const node = await startNode(config);
   const deadline = Date.now() + 20_000;
+  // Keys of each group's slots: once the map is made, a key another group owns is WRONG_GROUP.
+  while (node.keyMap.version === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const keyOf = (g: number, i: number): string => {
+    for (let n = 0; n < 100_000; n++) if (node.keyMap.ownerOf(slotOf(`k${i}-${n}`)) === g) return `k${i}-${n}`;
+    throw new Error(`no key of group ${g} in map version ${node.keyMap.version}`);
+  };
   for (let g = 1; g <= 4; g++) {
     for (let i = 0; i < 5; i++) {
       for (;;) {
         try {
-          await node.command(g, encodeCommand({ op: 'put', key: `k${i}`, value: `v${i}` }));
+          await node.command(g, encodeCommand({ op: 'put', key: keyOf(g, i), value: `v${i}` }));
           break;
         } catch (e) {
           // A fresh single-node group answers NOT_LEADER until it has elected itself.
@@ -70,7 +77,7 @@ async function busyNode(dir: string, flags: Record<string, string> = {}): Promis
         }
       }
     }
-    await node.command(g, encodeCommand({ op: 'get', key: 'k0' }), { read: true });
+    await node.command(g, encodeCommand({ op: 'get', key: keyOf(g, 0) }), { read: true });
   }
   return node;
 }
