@@ -61,6 +61,9 @@ function quiescable(r: RaftState): boolean {
   if (r.transferee !== NONE || !r.trk.isVoter(r.id)) return false;
   if (isJoint(r.trk.conf) || r.proposals.pendingConfIndex > log.applied) return false;
   if (r.reads.size > 0 || r.reads.roundWanted || r.reads.held.length > 0) return false;
+  // A leader asked for reads within the last ticksQuiesce ticks is in use, writes or not: gone
+  // quiet it would forfeit its lease, and the next reads would each wait for a round.
+  if (r.time.ticks - r.lease.readTick < r.cfg.ticksQuiesce) return false;
   if (r.proposals.appendWanted || r.quiet.heartbeatWanted) return false;
   for (const id of r.trk.members) {
     const pr = r.trk.progress.get(id)!;
