@@ -6,11 +6,9 @@
 import { parseMembers, parsePositiveInt, UsageError, type CommandSpec, type OptionSpecs, type ParsedCommand } from './args.js';
 import { keyMapJson, type KeyMap } from '../cluster/key-map.js';
 import { formatSlots, parseSlots, slotsOfRanges } from '../cluster/slots.js';
-import { CLIENT_OPTIONS, clientCall, withClient, type ClientTarget } from './client-target.js';
+import { CLIENT_OPTIONS, clientCall, NO_MAP, withClient, type ClientTarget } from './client-target.js';
 import { errCode } from './exit-report.js';
 
-/** Admin calls name their group: they need no key map (a cluster of `groups: 0` has none until one is made). */
-const NO_MAP = { waitForMap: false };
 /** How long admin migrate waits for its migration to end. */
 const MIGRATE_WAIT_MS = 25_000;
 /** Time one admin HTTP request of these commands may take. */

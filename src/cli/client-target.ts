@@ -47,6 +47,9 @@ export interface ClientTarget {
 type Client = Awaited<ReturnType<typeof import('../client/index.js').FlotillaClient.connect>>;
 
 /** Connects, runs `f`, closes; the whole bounded by CLIENT_COMMAND_MS_MAX. */
+/** For calls that name their group (admin): connect without waiting for a key map (a cluster of `groups: 0` has none). */
+export const NO_MAP = { waitForMap: false };
+
 export async function withClient(target: ClientTarget, f: (client: Client) => Promise<number>, opts: { waitForMap?: boolean } = {}): Promise<number> {
   const { FlotillaClient } = await import('../client/index.js');
   let timer: NodeJS.Timeout | undefined;

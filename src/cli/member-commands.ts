@@ -3,13 +3,10 @@
 // of the group's leader and answered once it has taken effect; add-member makes the node a
 // learner first and promotes it only once it has caught up.
 import { parsePositiveInt, type CommandSpec, type OptionSpecs, type ParsedCommand } from './args.js';
-import { CLIENT_OPTIONS, clientCall, withClient } from './client-target.js';
+import { CLIENT_OPTIONS, clientCall, NO_MAP, withClient } from './client-target.js';
 
 /** How long add-member waits for a new member to catch up (within the CLI's own bound on a command). */
 const CATCH_UP_MS = 20_000;
-/** Admin calls name their group: they need no key map. */
-const NO_MAP = { waitForMap: false };
-
 export const MEMBER_SPECS = {
   'admin members': {
     name: 'flotilla admin members', operands: 'G', operandsMin: 1, operandsMax: 1,

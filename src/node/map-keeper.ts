@@ -8,6 +8,7 @@
 //   ALREADY_INITIALIZED answer means another proposal won. Once the map has a version it stops.
 // - A node outside the meta group asks a meta member for the map (MapRequest with the version it
 //   holds) every POLL_MS, and at once when a client says it holds a newer version than this node.
+import { RoundTimer } from './round-timer.js';
 import { META_GROUP, metaVoters } from '../cluster/meta-group.js';
 import { decodeMetaResult, encodeMetaCommand } from '../cluster/meta-command.js';
 import { Dispatcher } from '../client/dispatcher.js';
@@ -28,7 +29,7 @@ const BEHIND_POLL_MS_MIN = 100;
 const INIT_QUIET_CODES = new Set(['NOT_LEADER', 'TIMEOUT', 'UNAVAILABLE', 'LEADER_TRANSFERRING', 'OUTCOME_UNKNOWN', 'OVERLOADED']);
 
 export class MapKeeper {
-  private timer: NodeJS.Timeout | null = null;
+  private readonly rounds = new RoundTimer(() => this.round());
   private busy = false;
   private stopped = false;
   /** When the last poll began (ms since the epoch). */
@@ -75,16 +76,7 @@ export class MapKeeper {
   }
 
   private soon(ms: number): void {
-    if (this.stopped) return;
-    if (this.timer !== null) {
-      if (ms > 0) return;
-      clearTimeout(this.timer);
-    }
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.round();
-    }, ms);
-    this.timer.unref();
+    if (!this.stopped) this.rounds.soon(ms);
   }
 
   private async round(): Promise<void> {
@@ -171,8 +163,7 @@ export class MapKeeper {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.rounds.stop();
     await this.fetcher?.close();
   }
 }

@@ -26,6 +26,7 @@
 // The hold: from the fence applied on F's leader to the accept applied on T's leader, S's
 // keys are answered MIGRATING (clients retry after a short backoff). Measured per migration
 // (MigrationRecord.holdMs) and kept for the last RECORDS_MAX migrations (GET /migrations).
+import { RoundTimer } from './round-timer.js';
 import { META_GROUP, metaVoters } from '../cluster/meta-group.js';
 import {
   decodeMetaResult, decodeVersionAnswer, encodeMetaCommand, encodeMetaQuery, type MetaCommand, type MetaResult,
@@ -89,7 +90,7 @@ export class MigrationError extends NodeError {}
 
 export class MigrationDriver {
   private readonly caller: GroupCaller;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly rounds = new RoundTimer(() => this.round());
   private stopped = false;
   private running = false;
   private lastLeadCheck = 0;
@@ -120,8 +121,7 @@ export class MigrationDriver {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.rounds.stop();
   }
 
   /** Look at the map now (a migration began, the map changed). */
@@ -130,16 +130,7 @@ export class MigrationDriver {
   }
 
   private soon(ms: number): void {
-    if (this.stopped) return;
-    if (this.timer !== null) {
-      if (ms > 0) return;
-      clearTimeout(this.timer);
-    }
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      void this.round();
-    }, ms);
-    this.timer.unref();
+    if (!this.stopped) this.rounds.soon(ms);
   }
 
   private async round(): Promise<void> {
