@@ -43,7 +43,8 @@ export async function memberCommand(name: string, p: ParsedCommand<OptionSpecs>,
   const node = name === 'admin members' ? 0 : parsePositiveInt(b, 'the node id');
   if (p.dryRun) return dry({ servers: target.servers });
   return withClient(target, async (client) => {
-    // The map names every node and its address (the new member's, the leader's); a cluster
+    // The map names every node and its address (the new member's, the leader's): add-member
+    // without --server waits for it (a new cluster makes it in its first second); a cluster
     // without one (groups: 0) is reached through --servers and --server alone.
     await client.refreshMap().catch(() => false);
     const show = (m: { voters: number[]; learners: number[] }): number => {
@@ -64,5 +65,5 @@ export async function memberCommand(name: string, p: ParsedCommand<OptionSpecs>,
       default:
         throw new Error(`no runner for ${name}`);
     }
-  }, NO_MAP);
+  }, name === 'admin add-member' && v['server'] === undefined ? {} : NO_MAP);
 }
